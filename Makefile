@@ -1,0 +1,64 @@
+# plait: run `make` for the list of targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.deps-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help install build demo test test-rust test-python bench lint format clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with the build, test and lint tools
+	@echo "venv ready: $(VENV)"
+
+build: $(STAMP) ## Build the extension (release) into .venv
+	$(VENV)/bin/maturin develop --release --quiet
+
+demo: build ## Run the tour: each model against its stdlib peer
+	$(PY) -m plait demo
+
+test-rust: ## cargo test for the pure-Rust core (debug and release)
+	cargo test -p plait-core --quiet
+	cargo test -p plait-core --release --quiet
+
+test-python: build ## Run the pytest suite (conformance included)
+	$(PY) -m pytest -q
+
+test: test-rust test-python ## Build and run every test (cargo + pytest)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[bench]" --no-build-isolation 2>/dev/null || true
+	touch $(BENCH_STAMP)
+
+bench: build ## Run the benchmarks: plait beside its peers, same run
+	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+lint: build ## clippy, rustfmt --check, ruff, mypy.stubtest
+	cargo clippy --all-targets -- -D warnings
+	cargo fmt --check
+	$(VENV)/bin/ruff check python tests benchmarks examples
+	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(PY) -m mypy.stubtest plait._plait plait.threads plait.exceptions --allowlist .stubtest-allowlist
+
+format: $(STAMP) ## Format Rust and Python sources
+	cargo fmt
+	$(VENV)/bin/ruff format python tests benchmarks examples
+	$(VENV)/bin/ruff check --fix python tests benchmarks examples
+
+clean: ## Remove build products and the venv
+	cargo clean
+	rm -rf $(VENV) python/plait/*.so

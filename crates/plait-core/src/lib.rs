@@ -1,0 +1,11 @@
+//! plait-core: the pure-Rust concurrency core of plait.
+//!
+//! Nothing here knows about Python. The binding crate (`plait-py`) wraps these types and supplies a
+//! [`Blocker`](block::Blocker) that detaches from the interpreter around every wait and checks for
+//! signals, so the same algorithms serve Rust tests and Python callers.
+
+pub mod block;
+pub mod pool;
+pub mod queue;
+pub mod sync;
+pub mod thread;

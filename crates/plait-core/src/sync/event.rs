@@ -1,0 +1,128 @@
+//! [`Event`]: `threading.Event` as one atomic word (flag bit plus a generation counter).
+//!
+//! `set()` bumps the generation, so a waiter woken by `set()` returns `true` even if `clear()` ran
+//! before it was scheduled (CPython issue 13502), without re-checking the flag.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot_core::{ParkResult, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
+
+use crate::block::{wait_loop, Blocker, Interrupted};
+
+const FLAG: u64 = 1;
+const GENERATION: u64 = 2;
+
+/// A one-bit flag threads can wait for.
+#[derive(Debug, Default)]
+pub struct Event {
+    state: AtomicU64,
+}
+
+impl Event {
+    /// A new, unset event.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the flag is set.
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.state.load(Ordering::Acquire) & FLAG != 0
+    }
+
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & FLAG != 0 {
+                return;
+            }
+            let next = (state & !FLAG).wrapping_add(GENERATION) | FLAG;
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(s) => state = s,
+            }
+        }
+        // Safety: no callback here re-enters the parking lot.
+        unsafe {
+            parking_lot_core::unpark_all(self.addr(), DEFAULT_UNPARK_TOKEN);
+        }
+    }
+
+    /// Clears the flag.
+    pub fn clear(&self) {
+        self.state.fetch_and(!FLAG, Ordering::Relaxed);
+    }
+
+    /// Waits until the flag is set or `deadline` passes; returns whether it was set (or a `set()`
+    /// happened during the wait).
+    ///
+    /// # Errors
+    /// [`Interrupted`] when the blocker abandons the wait.
+    pub fn wait<B: Blocker>(&self, deadline: Option<Instant>, blocker: &mut B) -> Result<bool, Interrupted> {
+        let start = self.state.load(Ordering::Acquire);
+        if start & FLAG != 0 {
+            return Ok(true);
+        }
+        let woken = |s: u64| s & FLAG != 0 || (s & !FLAG) != (start & !FLAG);
+        wait_loop(blocker, deadline, |until| {
+            let validate = || self.state.load(Ordering::Relaxed) == start;
+            // Safety: the callbacks neither panic nor re-enter the parking lot.
+            let result = unsafe {
+                parking_lot_core::park(self.addr(), validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, until)
+            };
+            let _: ParkResult = result;
+            woken(self.state.load(Ordering::Acquire))
+        })
+    }
+
+    /// Clears without waking anyone: for the child after `fork()`.
+    pub fn reset_after_fork(&self) {
+        self.state.store(0, Ordering::Relaxed);
+    }
+
+    fn addr(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Plain;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn set_wakes_waiters_even_if_cleared_right_after() {
+        let ev = Arc::new(Event::new());
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let ev = Arc::clone(&ev);
+                std::thread::spawn(move || ev.wait(None, &mut Plain).unwrap())
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        ev.set();
+        ev.clear();
+        for w in waiters {
+            assert!(w.join().unwrap());
+        }
+        assert!(!ev.is_set());
+    }
+
+    #[test]
+    fn wait_times_out_unset() {
+        let ev = Event::new();
+        let t0 = Instant::now();
+        assert!(!ev.wait(Some(t0 + Duration::from_millis(15)), &mut Plain).unwrap());
+        assert!(t0.elapsed() >= Duration::from_millis(15));
+    }
+}

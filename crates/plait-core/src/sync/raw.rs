@@ -1,0 +1,225 @@
+//! [`RawLock`]: a one-byte lock that parks waiters in `parking_lot_core`.
+//!
+//! The same design as `parking_lot::RawMutex` (a locked bit and a parked bit; waiters sleep in the
+//! global parking lot keyed by the lock's address; eventual fairness by direct hand-off), with two
+//! differences that Python's `threading.Lock` semantics need: any thread may release it, and an
+//! acquire takes a deadline so callers can sleep in slices and check for signals between them.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
+
+use parking_lot_core::{ParkResult, SpinWait, UnparkResult, UnparkToken, DEFAULT_PARK_TOKEN};
+
+const LOCKED: u8 = 1;
+const PARKED: u8 = 2;
+
+/// The lock was handed directly to the woken thread.
+const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
+/// The woken thread must compete for the lock again.
+const TOKEN_NORMAL: UnparkToken = UnparkToken(0);
+
+/// A lock without owner: any thread may release it. See the module docs.
+#[derive(Debug, Default)]
+pub struct RawLock {
+    state: AtomicU8,
+}
+
+/// Releasing a lock that is not locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("release unlocked lock")]
+pub struct NotLocked;
+
+impl RawLock {
+    /// A new, unlocked lock.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { state: AtomicU8::new(0) }
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED != 0 {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, state | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(s) => state = s,
+            }
+        }
+    }
+
+    /// Takes the lock, waiting until `deadline` at most (`None`: forever). Returns whether it was taken.
+    pub fn lock_until(&self, deadline: Option<Instant>) -> bool {
+        self.try_lock() || self.lock_slow(deadline)
+    }
+
+    /// Whether the lock is held by some thread.
+    #[inline]
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+
+    /// Releases the lock and wakes one waiter if there is one.
+    ///
+    /// # Errors
+    /// [`NotLocked`] when the lock was not held.
+    #[inline]
+    pub fn unlock(&self) -> Result<(), NotLocked> {
+        match self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => Ok(()),
+            Err(state) if state & LOCKED == 0 => Err(NotLocked),
+            Err(_) => {
+                self.unlock_slow();
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets every holder and waiter: the state after `fork()` in the child, where no other thread
+    /// survives.
+    pub fn reset(&self) {
+        self.state.store(0, Ordering::Relaxed);
+    }
+
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
+        let mut spin = SpinWait::new();
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                match self
+                    .state
+                    .compare_exchange_weak(state, state | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => return true,
+                    Err(s) => state = s,
+                }
+                continue;
+            }
+            if state & PARKED == 0 && spin.spin() {
+                state = self.state.load(Ordering::Relaxed);
+                continue;
+            }
+            if state & PARKED == 0 {
+                if let Err(s) =
+                    self.state
+                        .compare_exchange_weak(state, state | PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    state = s;
+                    continue;
+                }
+            }
+            let addr = self.addr();
+            let validate = || self.state.load(Ordering::Relaxed) == LOCKED | PARKED;
+            let before_sleep = || {};
+            let timed_out = |_, was_last_thread| {
+                if was_last_thread {
+                    self.state.fetch_and(!PARKED, Ordering::Relaxed);
+                }
+            };
+            // Safety: the callbacks neither panic nor call into the parking lot, as `park` requires.
+            match unsafe { parking_lot_core::park(addr, validate, before_sleep, timed_out, DEFAULT_PARK_TOKEN, deadline) }
+            {
+                ParkResult::Unparked(TOKEN_HANDOFF) => return true,
+                ParkResult::TimedOut => return false,
+                ParkResult::Unparked(_) | ParkResult::Invalid => {}
+            }
+            spin.reset();
+            state = self.state.load(Ordering::Relaxed);
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        let callback = |result: UnparkResult| {
+            if result.unparked_threads != 0 && result.be_fair {
+                if !result.have_more_threads {
+                    self.state.store(LOCKED, Ordering::Relaxed);
+                }
+                return TOKEN_HANDOFF;
+            }
+            let state = if result.have_more_threads { PARKED } else { 0 };
+            self.state.store(state, Ordering::Release);
+            TOKEN_NORMAL
+        };
+        // Safety: the callback neither panics nor calls into the parking lot.
+        unsafe {
+            parking_lot_core::unpark_one(self.addr(), callback);
+        }
+    }
+
+    fn addr(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn lock_unlock_and_double_release() {
+        let lock = RawLock::new();
+        assert!(lock.try_lock());
+        assert!(!lock.try_lock());
+        assert!(lock.is_locked());
+        assert_eq!(lock.unlock(), Ok(()));
+        assert_eq!(lock.unlock(), Err(NotLocked));
+    }
+
+    #[test]
+    fn timed_lock_times_out() {
+        let lock = RawLock::new();
+        assert!(lock.try_lock());
+        let start = Instant::now();
+        assert!(!lock.lock_until(Some(start + Duration::from_millis(20))));
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn release_from_other_thread_wakes_waiter() {
+        let lock = Arc::new(RawLock::new());
+        assert!(lock.try_lock());
+        let l2 = Arc::clone(&lock);
+        let t = std::thread::spawn(move || l2.lock_until(None));
+        std::thread::sleep(Duration::from_millis(10));
+        lock.unlock().unwrap();
+        assert!(t.join().unwrap());
+        assert!(lock.is_locked());
+    }
+
+    #[test]
+    fn mutual_exclusion_under_contention() {
+        let lock = Arc::new(RawLock::new());
+        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        assert!(lock.lock_until(None));
+                        // A non-atomic read-modify-write: lost updates would show a missing exclusion.
+                        let v = counter.load(Ordering::Relaxed);
+                        counter.store(v + 1, Ordering::Relaxed);
+                        lock.unlock().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), 40_000);
+    }
+}

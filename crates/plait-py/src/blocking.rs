@@ -1,0 +1,156 @@
+//! Blocking from Python: [`PyBlocker`] detaches from the interpreter around every wait and, in the
+//! main thread, wakes every 50 ms to run signal handlers so Ctrl-C interrupts any wait. Also the
+//! timeout conventions of `threading` (`-1` = forever) and `queue` (`None` = forever).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plait_core::block::Blocker;
+use plait_core::sync::deadlock::{self, Resource, WaitGuard};
+use plait_core::thread;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOverflowError, PyValueError};
+use pyo3::prelude::*;
+
+static MAIN_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// `threading.TIMEOUT_MAX` on 64-bit Linux.
+pub const TIMEOUT_MAX: f64 = 9_223_372_036.0;
+
+/// How often the main thread wakes from a wait to run signal handlers.
+const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+/// A [`Blocker`] for calls from Python; see the module docs.
+pub struct PyBlocker<'py> {
+    py: Python<'py>,
+    main: bool,
+    err: Option<PyErr>,
+    /// Recorded as this thread's wait (for `dump()`) the first time the call really sleeps.
+    wait_on: Option<Arc<dyn Resource>>,
+    guard: Option<WaitGuard>,
+}
+
+impl<'py> PyBlocker<'py> {
+    /// A blocker for the calling thread.
+    pub fn new(py: Python<'py>) -> Self {
+        Self {
+            py,
+            main: thread::current() == MAIN_THREAD.load(Ordering::Relaxed),
+            err: None,
+            wait_on: None,
+            guard: None,
+        }
+    }
+
+    /// A blocker that records the wait on `resource` when it first sleeps (for reports).
+    pub fn waiting_on(py: Python<'py>, resource: Arc<dyn Resource>) -> Self {
+        let mut b = Self::new(py);
+        if deadlock::mode() != deadlock::Mode::Off {
+            b.wait_on = Some(resource);
+        }
+        b
+    }
+
+    /// A blocker that never wakes for signals (for waits that must complete, such as re-taking a
+    /// condition's lock).
+    pub fn uninterruptible(py: Python<'py>) -> Self {
+        let mut b = Self::new(py);
+        b.main = false;
+        b
+    }
+
+    /// The error that interrupted the wait (`KeyboardInterrupt` if the handler left none).
+    pub fn take_err(&mut self) -> PyErr {
+        self.err
+            .take()
+            .unwrap_or_else(|| PyKeyboardInterrupt::new_err("wait interrupted"))
+    }
+}
+
+impl Blocker for PyBlocker<'_> {
+    fn block<R: Send, F: FnOnce() -> R + Send>(&mut self, f: F) -> R {
+        if let Some(resource) = self.wait_on.take() {
+            let (guard, _) = deadlock::begin_wait(thread::current(), resource, true);
+            self.guard = Some(guard);
+        }
+        self.py.detach(f)
+    }
+
+    fn slice(&self) -> Option<Duration> {
+        self.main.then_some(SIGNAL_SLICE)
+    }
+
+    fn interrupted(&mut self) -> bool {
+        match self.py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.err = Some(e);
+                true
+            }
+        }
+    }
+}
+
+/// `Instant::now() + secs`, or `None` (forever) when that is beyond the clock's range.
+pub fn deadline_after(secs: f64) -> Option<Instant> {
+    let secs = secs.max(0.0);
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| Instant::now().checked_add(d))
+}
+
+/// Parses `threading`-style `(blocking, timeout)`: `None` for a non-blocking call, else the
+/// deadline (`Some(None)` = forever).
+///
+/// # Errors
+/// `ValueError` for a timeout on a non-blocking call or a negative timeout other than -1;
+/// `OverflowError` above `TIMEOUT_MAX`.
+pub fn lock_deadline(blocking: bool, timeout: f64) -> PyResult<Option<Option<Instant>>> {
+    if !blocking {
+        if timeout != -1.0 {
+            return Err(PyValueError::new_err("can't specify a timeout for a non-blocking call"));
+        }
+        return Ok(None);
+    }
+    if timeout == -1.0 {
+        return Ok(Some(None));
+    }
+    if timeout < 0.0 || timeout.is_nan() {
+        return Err(PyValueError::new_err("timeout value must be a non-negative number"));
+    }
+    if timeout > TIMEOUT_MAX {
+        return Err(PyOverflowError::new_err("timeout value is too large"));
+    }
+    Ok(Some(deadline_after(timeout)))
+}
+
+/// Parses an optional timeout in seconds where `None` means forever and a negative value means
+/// "do not wait" (`threading.Event.wait`, `Condition.wait`, `Semaphore.acquire`).
+pub fn optional_deadline(timeout: Option<f64>) -> Option<Instant> {
+    timeout.map(|t| deadline_after(t).unwrap_or_else(far_future))
+}
+
+/// An instant so far ahead that it never comes (for timeouts beyond the clock's range).
+pub fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+/// Whether the object is truthy, with a fast path for `None` (default: `default`).
+pub fn truthy(obj: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
+    match obj {
+        None => Ok(default),
+        Some(o) => o.is_truthy(),
+    }
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let main: u64 = py
+        .import("threading")?
+        .call_method0("main_thread")?
+        .getattr("ident")?
+        .extract()?;
+    MAIN_THREAD.store(main, Ordering::Relaxed);
+    m.add("TIMEOUT_MAX", TIMEOUT_MAX)?;
+    Ok(())
+}

@@ -1,0 +1,441 @@
+//! `FutureCore`: a native `concurrent.futures.Future`.
+//!
+//! `plait._pool.Future` inherits from this class *and* from `concurrent.futures.Future`, so
+//! `isinstance` checks, `asyncio.wrap_future`, `concurrent.futures.wait` and `as_completed` all
+//! accept it, while every method runs here. The attributes those helpers reach into (`_state`,
+//! `_condition`, `_waiters`) are provided as properties; the condition and waiter list are created
+//! only when someone asks for them, so the submit path allocates neither.
+
+use parking_lot::Mutex;
+use plait_core::sync::Event;
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyString, PyType};
+
+use crate::blocking::{optional_deadline, PyBlocker};
+use crate::sync::Condition;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Running,
+    Cancelled,
+    CancelledAndNotified,
+    Finished,
+}
+
+impl State {
+    fn is_cancelled(self) -> bool {
+        matches!(self, Self::Cancelled | Self::CancelledAndNotified)
+    }
+
+    fn is_done(self) -> bool {
+        matches!(self, Self::Cancelled | Self::CancelledAndNotified | Self::Finished)
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Cancelled | Self::CancelledAndNotified => "cancelled",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Option<State>,
+    result: Option<Py<PyAny>>,
+    exception: Option<Py<PyAny>>,
+    callbacks: Vec<Py<PyAny>>,
+    condition: Option<Py<PyAny>>,
+    waiters: Option<Py<PyList>>,
+}
+
+impl Inner {
+    fn state(&self) -> State {
+        self.state.unwrap_or(State::Pending)
+    }
+}
+
+/// The outcome a worker hands to [`FutureCore::finish`].
+pub enum Outcome {
+    Ok(Py<PyAny>),
+    Err(Py<PyAny>),
+}
+
+static BASE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+static STATES: PyOnceLock<[Py<PyString>; 5]> = PyOnceLock::new();
+
+fn base(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    BASE.get_or_try_init(py, || py.import("concurrent.futures._base").map(Bound::unbind))
+        .map(|m| m.bind(py))
+}
+
+fn state_str(py: Python<'_>, state: State) -> PyResult<Py<PyString>> {
+    let states = STATES.get_or_try_init(py, || -> PyResult<_> {
+        let b = base(py)?;
+        let get = |name: &str| -> PyResult<Py<PyString>> { Ok(b.getattr(name)?.cast_into::<PyString>()?.unbind()) };
+        Ok([
+            get("PENDING")?,
+            get("RUNNING")?,
+            get("CANCELLED")?,
+            get("CANCELLED_AND_NOTIFIED")?,
+            get("FINISHED")?,
+        ])
+    })?;
+    let i = match state {
+        State::Pending => 0,
+        State::Running => 1,
+        State::Cancelled => 2,
+        State::CancelledAndNotified => 3,
+        State::Finished => 4,
+    };
+    Ok(states[i].clone_ref(py))
+}
+
+fn cancelled_error(py: Python<'_>) -> PyErr {
+    match base(py).and_then(|b| b.getattr("CancelledError")) {
+        Ok(cls) => match cls.call0() {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+/// Logs an exception raised by a done-callback, as `concurrent.futures` does.
+fn log_callback_error(py: Python<'_>, fut: &Bound<'_, PyAny>, err: PyErr) -> PyResult<()> {
+    if !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        return Err(err);
+    }
+    let logger = base(py)?.getattr("LOGGER")?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("exc_info", err.into_value(py))?;
+    logger.call_method("error", ("exception calling callback for %r", fut), Some(&kwargs))?;
+    Ok(())
+}
+
+/// The native future; see the module docs.
+#[pyclass(module = "plait._pool", frozen, subclass)]
+pub struct FutureCore {
+    inner: Mutex<Inner>,
+    done: Event,
+}
+
+impl FutureCore {
+    fn invoke_callbacks(slf: &Bound<'_, Self>, callbacks: Vec<Py<PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        for cb in callbacks {
+            if let Err(e) = cb.bind(py).call1((slf,)) {
+                log_callback_error(py, slf.as_any(), e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `each(waiter)` for every waiter of `concurrent.futures.wait`/`as_completed`, then
+    /// `notify_all`, under the condition, as the stdlib does.
+    fn notify_waiters(slf: &Bound<'_, Self>, condition: &Py<PyAny>, method: Option<&str>) -> PyResult<()> {
+        let py = slf.py();
+        let cond = condition.bind(py);
+        cond.call_method0("acquire")?;
+        let result = (|| -> PyResult<()> {
+            if let Some(method) = method {
+                let waiters = slf.get().inner.lock().waiters.as_ref().map(|w| w.clone_ref(py));
+                if let Some(waiters) = waiters {
+                    for w in waiters.bind(py).iter() {
+                        w.call_method1(method, (slf,))?;
+                    }
+                }
+            }
+            cond.call_method0("notify_all")?;
+            Ok(())
+        })();
+        cond.call_method0("release")?;
+        result
+    }
+
+    /// Completes the future with a result or an exception.
+    pub fn finish(slf: &Bound<'_, Self>, outcome: Outcome) -> PyResult<()> {
+        let py = slf.py();
+        let me = slf.get();
+        let (condition, callbacks, method) = {
+            let mut st = me.inner.lock();
+            let state = st.state();
+            if state.is_done() {
+                drop(st);
+                let exc = base(py)?.getattr("InvalidStateError")?;
+                let msg = format!("{}: {}", state_str(py, state)?, slf.repr()?);
+                return Err(PyErr::from_value(exc.call1((msg,))?));
+            }
+            let method = match outcome {
+                Outcome::Ok(v) => {
+                    st.result = Some(v);
+                    "add_result"
+                }
+                Outcome::Err(e) => {
+                    st.exception = Some(e);
+                    "add_exception"
+                }
+            };
+            st.state = Some(State::Finished);
+            let cond = st.condition.as_ref().map(|c| c.clone_ref(py));
+            (cond, std::mem::take(&mut st.callbacks), method)
+        };
+        me.done.set();
+        if let Some(cond) = condition {
+            Self::notify_waiters(slf, &cond, Some(method))?;
+        }
+        Self::invoke_callbacks(slf, callbacks)
+    }
+
+    /// `set_running_or_notify_cancel()` for workers.
+    pub fn start(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        let py = slf.py();
+        let me = slf.get();
+        let mut st = me.inner.lock();
+        match st.state() {
+            State::Pending => {
+                st.state = Some(State::Running);
+                Ok(true)
+            }
+            State::Cancelled => {
+                st.state = Some(State::CancelledAndNotified);
+                let cond = st.condition.as_ref().map(|c| c.clone_ref(py));
+                drop(st);
+                if let Some(cond) = cond {
+                    Self::notify_waiters(slf, &cond, Some("add_cancelled"))?;
+                }
+                Ok(false)
+            }
+            other => {
+                drop(st);
+                let msg = format!("Future {:#x} in unexpected state: {}", slf.as_ptr() as usize, state_str(py, other)?);
+                base(py)?.getattr("LOGGER")?.call_method1("critical", (msg,))?;
+                Err(PyRuntimeError::new_err("Future in unexpected state"))
+            }
+        }
+    }
+
+    /// `cancel()`.
+    pub fn cancel_impl(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        let py = slf.py();
+        let me = slf.get();
+        let (cond, callbacks) = {
+            let mut st = me.inner.lock();
+            match st.state() {
+                State::Running | State::Finished => return Ok(false),
+                State::Cancelled | State::CancelledAndNotified => return Ok(true),
+                State::Pending => {}
+            }
+            st.state = Some(State::Cancelled);
+            (st.condition.as_ref().map(|c| c.clone_ref(py)), std::mem::take(&mut st.callbacks))
+        };
+        me.done.set();
+        if let Some(cond) = cond {
+            Self::notify_waiters(slf, &cond, None)?;
+        }
+        Self::invoke_callbacks(slf, callbacks)?;
+        Ok(true)
+    }
+
+    /// The outcome of a finished future as a Python return or raise.
+    fn outcome(&self, py: Python<'_>) -> Option<PyResult<Py<PyAny>>> {
+        let st = self.inner.lock();
+        match st.state() {
+            State::Cancelled | State::CancelledAndNotified => Some(Err(cancelled_error(py))),
+            State::Finished => Some(match &st.exception {
+                Some(e) => Err(PyErr::from_value(e.bind(py).clone())),
+                None => Ok(st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))),
+            }),
+            _ => None,
+        }
+    }
+
+    fn wait_done(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        if timeout.is_some_and(|t| t <= 0.0) {
+            return Ok(());
+        }
+        let mut blocker = PyBlocker::new(py);
+        self.done
+            .wait(optional_deadline(timeout), &mut blocker)
+            .map(drop)
+            .map_err(|_| blocker.take_err())
+    }
+}
+
+#[pymethods]
+impl FutureCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyAny>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            done: Event::new(),
+        }
+    }
+
+    /// Cancel the future if it has not started; returns whether it is cancelled.
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Self::cancel_impl(slf)
+    }
+
+    /// Whether the future was cancelled.
+    fn cancelled(&self) -> bool {
+        self.inner.lock().state().is_cancelled()
+    }
+
+    /// Whether the call is running.
+    fn running(&self) -> bool {
+        self.inner.lock().state() == State::Running
+    }
+
+    /// Whether the future is cancelled or finished.
+    fn done(&self) -> bool {
+        self.inner.lock().state().is_done()
+    }
+
+    /// The call's result, waiting up to `timeout` seconds; re-raises the call's exception.
+    #[pyo3(signature = (timeout=None))]
+    fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        if let Some(out) = self.outcome(py) {
+            return out;
+        }
+        self.wait_done(py, timeout)?;
+        self.outcome(py).unwrap_or_else(|| Err(PyTimeoutError::new_err(())))
+    }
+
+    /// The call's exception (or None), waiting up to `timeout` seconds.
+    #[pyo3(signature = (timeout=None))]
+    fn exception(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let get = |me: &Self| -> Option<PyResult<Py<PyAny>>> {
+            let st = me.inner.lock();
+            match st.state() {
+                State::Cancelled | State::CancelledAndNotified => Some(Err(cancelled_error(py))),
+                State::Finished => Some(Ok(st.exception.as_ref().map_or_else(|| py.None(), |e| e.clone_ref(py)))),
+                _ => None,
+            }
+        };
+        if let Some(out) = get(self) {
+            return out;
+        }
+        self.wait_done(py, timeout)?;
+        get(self).unwrap_or_else(|| Err(PyTimeoutError::new_err(())))
+    }
+
+    /// Call `fn(future)` when the future is done (at once if it already is).
+    fn add_done_callback(slf: &Bound<'_, Self>, r#fn: Py<PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        {
+            let mut st = slf.get().inner.lock();
+            if !st.state().is_done() {
+                st.callbacks.push(r#fn);
+                return Ok(());
+            }
+        }
+        if let Err(e) = r#fn.bind(py).call1((slf,)) {
+            log_callback_error(py, slf.as_any(), e)?;
+        }
+        Ok(())
+    }
+
+    /// Mark the future running, or return False if it was cancelled (for executors).
+    fn set_running_or_notify_cancel(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Self::start(slf)
+    }
+
+    /// Complete the future with `result` (for executors and tests).
+    fn set_result(slf: &Bound<'_, Self>, result: Py<PyAny>) -> PyResult<()> {
+        Self::finish(slf, Outcome::Ok(result))
+    }
+
+    /// Complete the future with `exception` (for executors and tests).
+    fn set_exception(slf: &Bound<'_, Self>, exception: Py<PyAny>) -> PyResult<()> {
+        Self::finish(slf, Outcome::Err(exception))
+    }
+
+    #[getter]
+    fn _state(&self, py: Python<'_>) -> PyResult<Py<PyString>> {
+        let state = self.inner.lock().state();
+        state_str(py, state)
+    }
+
+    #[getter]
+    fn _result(&self, py: Python<'_>) -> Py<PyAny> {
+        self.inner.lock().result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))
+    }
+
+    #[getter]
+    fn _exception(&self, py: Python<'_>) -> Py<PyAny> {
+        self.inner.lock().exception.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))
+    }
+
+    /// The condition `concurrent.futures.wait` locks; created on first use.
+    #[getter]
+    fn _condition(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(c) = &self.inner.lock().condition {
+            return Ok(c.clone_ref(py));
+        }
+        let fresh = Bound::new(py, Condition::with_lock(py, None, None)?)?.into_any().unbind();
+        let mut st = self.inner.lock();
+        Ok(st.condition.get_or_insert(fresh).clone_ref(py))
+    }
+
+    /// The waiter list of `concurrent.futures.wait`; created on first use.
+    #[getter]
+    fn _waiters(&self, py: Python<'_>) -> Py<PyList> {
+        if let Some(w) = &self.inner.lock().waiters {
+            return w.clone_ref(py);
+        }
+        let fresh = PyList::empty(py).unbind();
+        let mut st = self.inner.lock();
+        st.waiters.get_or_insert(fresh).clone_ref(py)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let name = slf.get_type().name()?;
+        let at = slf.as_ptr() as usize;
+        let st = slf.get().inner.lock();
+        let state = st.state();
+        if state == State::Finished {
+            let (verb, obj) = match &st.exception {
+                Some(e) => ("raised", e.clone_ref(py)),
+                None => ("returned", st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))),
+            };
+            drop(st);
+            let cls = obj.bind(py).get_type().name()?;
+            return Ok(format!("<{name} at {at:#x} state=finished {verb} {cls}>"));
+        }
+        Ok(format!("<{name} at {at:#x} state={}>", state.description()))
+    }
+}
+
+static FUTURE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Registers the Python class (`plait._pool.Future`) that pools instantiate.
+#[pyfunction]
+fn _set_future_type(py: Python<'_>, cls: Bound<'_, PyType>) -> PyResult<()> {
+    if !cls.is_subclass_of::<FutureCore>()? {
+        return Err(pyo3::exceptions::PyTypeError::new_err("future type must subclass FutureCore"));
+    }
+    let _ = FUTURE_TYPE.set(py, cls.unbind());
+    Ok(())
+}
+
+/// A new pending future of the registered class.
+pub fn new_future(py: Python<'_>) -> PyResult<Bound<'_, FutureCore>> {
+    let cls = FUTURE_TYPE
+        .get(py)
+        .ok_or_else(|| PyRuntimeError::new_err("plait._pool was not imported"))?;
+    Ok(cls.bind(py).call0()?.cast_into::<FutureCore>()?)
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<FutureCore>()?;
+    m.add_function(wrap_pyfunction!(_set_future_type, m)?)?;
+    Ok(())
+}

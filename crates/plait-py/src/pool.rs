@@ -1,0 +1,493 @@
+//! `ThreadPoolCore`: the native half of `plait.threads.ThreadPool`.
+//!
+//! The task queue and worker bookkeeping are `plait_core::pool::TaskQueue`; workers are Python
+//! `threading.Thread`s (so names, `threading.enumerate()` and interpreter shutdown behave as with
+//! `ThreadPoolExecutor`) whose target is a native loop. `map` does not create a future per item:
+//! it publishes one job that every worker joins, claiming batches of items whose size shrinks as
+//! the job nears its end (guided self-scheduling), and results are yielded in order as they land.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use plait_core::pool::{Submitted, TaskQueue};
+use plait_core::sync::Notifier;
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+use crate::blocking::{optional_deadline, PyBlocker};
+use crate::future::{new_future, FutureCore, Outcome};
+
+/// One `submit()` call.
+struct Call {
+    future: Py<FutureCore>,
+    func: Py<PyAny>,
+    args: Py<PyTuple>,
+    kwargs: Option<Py<PyDict>>,
+}
+
+enum Task {
+    Call(Call),
+    /// A worker joins a `map` job.
+    Job(Arc<MapJob>),
+}
+
+enum Slot {
+    Pending,
+    Ok(Py<PyAny>),
+    Err(Py<PyAny>),
+    Cancelled,
+    Taken,
+}
+
+enum Args {
+    /// `map(fn, it)`: call `fn(item)`.
+    One(Vec<Py<PyAny>>),
+    /// `map(fn, it1, it2, ...)`: call `fn(*args)`.
+    Many(Vec<Py<PyTuple>>),
+}
+
+impl Args {
+    fn len(&self) -> usize {
+        match self {
+            Self::One(v) => v.len(),
+            Self::Many(v) => v.len(),
+        }
+    }
+}
+
+/// A `map` call: items, per-item results, and the claim counter workers share.
+struct MapJob {
+    func: Py<PyAny>,
+    args: Args,
+    next: AtomicUsize,
+    slots: Vec<Mutex<Slot>>,
+    progress: Notifier,
+    cancelled: AtomicBool,
+    workers: usize,
+}
+
+/// Largest batch a worker claims at once.
+const MAX_BATCH: usize = 256;
+
+impl MapJob {
+    /// Claims the next batch: a share of what is left, so batches shrink towards the end.
+    fn claim(&self) -> Option<std::ops::Range<usize>> {
+        let n = self.args.len();
+        let mut start = self.next.load(Ordering::Relaxed);
+        loop {
+            if start >= n {
+                return None;
+            }
+            let left = n - start;
+            let size = (left / (self.workers * 4)).clamp(1, MAX_BATCH);
+            match self
+                .next
+                .compare_exchange_weak(start, start + size, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(start..start + size),
+                Err(s) => start = s,
+            }
+        }
+    }
+
+    fn run(&self, py: Python<'_>) {
+        while let Some(range) = self.claim() {
+            for i in range {
+                let slot = if self.cancelled.load(Ordering::Relaxed) {
+                    Slot::Cancelled
+                } else {
+                    let result = match &self.args {
+                        Args::One(v) => self.func.bind(py).call1((v[i].bind(py),)),
+                        Args::Many(v) => self.func.bind(py).call1(v[i].bind(py)),
+                    };
+                    match result {
+                        Ok(r) => Slot::Ok(r.unbind()),
+                        Err(e) => Slot::Err(e.into_value(py).into_any()),
+                    }
+                };
+                *self.slots[i].lock() = slot;
+                self.progress.notify();
+            }
+            // Builtin functions never reach the interpreter's switch point: offer the GIL to any
+            // thread that asked for it (the consumer, a signal handler in the main thread).
+            py.detach(|| ());
+        }
+    }
+
+    /// Marks every unclaimed item cancelled.
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        let n = self.args.len();
+        let start = self.next.swap(n, Ordering::Relaxed);
+        for slot in self.slots.iter().take(n).skip(start) {
+            *slot.lock() = Slot::Cancelled;
+        }
+        self.progress.notify();
+    }
+}
+
+static BROKEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+struct Shared {
+    tasks: TaskQueue<Task>,
+    initializer: Option<Py<PyAny>>,
+    initargs: Py<PyTuple>,
+    broken: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn check_broken(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(msg) = self.broken.lock().clone() {
+            let cls = BROKEN.import(py, "plait.exceptions", "BrokenThreadPool")?;
+            return Err(PyErr::from_type(cls.clone(), msg));
+        }
+        Ok(())
+    }
+
+    fn run_task(py: Python<'_>, task: Task) {
+        match task {
+            Task::Call(call) => {
+                let future = call.future.bind(py);
+                let outcome = match FutureCore::start(future) {
+                    Ok(true) => {
+                        let result = call
+                            .func
+                            .bind(py)
+                            .call(call.args.bind(py), call.kwargs.as_ref().map(|k| k.bind(py)));
+                        match result {
+                            Ok(v) => FutureCore::finish(future, Outcome::Ok(v.unbind())),
+                            Err(e) => FutureCore::finish(future, Outcome::Err(e.into_value(py).into_any())),
+                        }
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = outcome {
+                    e.write_unraisable(py, Some(future.as_any()));
+                }
+            }
+            Task::Job(job) => job.run(py),
+        }
+    }
+
+    /// An initializer failed: the pool is broken, every queued task fails.
+    fn break_pool(&self, py: Python<'_>) -> PyResult<()> {
+        let msg = "A thread initializer failed, the thread pool is not usable anymore".to_owned();
+        *self.broken.lock() = Some(msg.clone());
+        let cls = BROKEN.import(py, "plait.exceptions", "BrokenThreadPool")?;
+        while let Some(task) = self.tasks.try_next() {
+            match task {
+                Task::Call(call) => {
+                    let exc = cls.call1((msg.as_str(),))?.unbind();
+                    let future = call.future.bind(py);
+                    if FutureCore::start(future)? {
+                        FutureCore::finish(future, Outcome::Err(exc))?;
+                    }
+                }
+                Task::Job(job) => job.cancel(),
+            }
+        }
+        Ok(())
+    }
+
+    fn worker(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(init) = &self.initializer {
+            if let Err(e) = init.bind(py).call1(self.initargs.bind(py)) {
+                let logger = py.import("concurrent.futures._base")?.getattr("LOGGER")?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("exc_info", e.into_value(py))?;
+                logger.call_method("critical", ("Exception in initializer:",), Some(&kwargs))?;
+                self.tasks.worker_exited();
+                return self.break_pool(py);
+            }
+        }
+        let mut blocker = PyBlocker::uninterruptible(py);
+        loop {
+            let task = match self.tasks.next(&mut blocker) {
+                Ok(Some(task)) => task,
+                Ok(None) | Err(_) => return Ok(()),
+            };
+            Self::run_task(py, task);
+        }
+    }
+}
+
+/// The callable a worker thread runs.
+#[pyclass(module = "plait._pool", frozen)]
+pub struct WorkerLoop {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl WorkerLoop {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        self.shared.worker(py)
+    }
+}
+
+/// Ordered results of a `map` call.
+#[pyclass(module = "plait._pool", frozen)]
+pub struct MapIterator {
+    job: Arc<MapJob>,
+    pos: AtomicUsize,
+    deadline: Option<Instant>,
+}
+
+impl Drop for MapIterator {
+    fn drop(&mut self) {
+        self.job.cancel();
+    }
+}
+
+#[pymethods]
+impl MapIterator {
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let i = self.pos.load(Ordering::Relaxed);
+        let job = &self.job;
+        if i >= job.args.len() {
+            return Ok(None);
+        }
+        let ready = || !matches!(*job.slots[i].lock(), Slot::Pending);
+        if !ready() {
+            let mut blocker = PyBlocker::new(py);
+            match job.progress.wait_until(ready, self.deadline, &mut blocker) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.finish();
+                    return Err(PyTimeoutError::new_err(()));
+                }
+                Err(_) => {
+                    self.finish();
+                    return Err(blocker.take_err());
+                }
+            }
+        }
+        self.pos.store(i + 1, Ordering::Relaxed);
+        let slot = std::mem::replace(&mut *job.slots[i].lock(), Slot::Taken);
+        match slot {
+            Slot::Ok(v) => Ok(Some(v)),
+            Slot::Err(e) => {
+                self.finish();
+                Err(PyErr::from_value(e.into_bound(py)))
+            }
+            Slot::Cancelled => {
+                self.finish();
+                let cls = py.import("concurrent.futures")?.getattr("CancelledError")?;
+                Err(PyErr::from_value(cls.call0()?))
+            }
+            Slot::Pending | Slot::Taken => Err(PyRuntimeError::new_err("map result taken twice")),
+        }
+    }
+
+    /// Stop early: unclaimed items are cancelled.
+    fn close(&self) {
+        self.finish();
+    }
+}
+
+impl MapIterator {
+    /// Ends iteration (after an error, a time-out or `close()`) and cancels what is left.
+    fn finish(&self) {
+        self.pos.store(self.job.args.len(), Ordering::Relaxed);
+        self.job.cancel();
+    }
+}
+
+/// Native base of `plait.threads.ThreadPool`.
+#[pyclass(module = "plait._pool", frozen, subclass)]
+pub struct ThreadPoolCore {
+    shared: Arc<Shared>,
+}
+
+impl Drop for ThreadPoolCore {
+    fn drop(&mut self) {
+        // An abandoned pool lets its workers finish the queue and exit, like ThreadPoolExecutor.
+        let _ = self.shared.tasks.shutdown(false);
+    }
+}
+
+fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cpus + 4).min(32)
+}
+
+impl ThreadPoolCore {
+    fn start_workers(slf: &Bound<'_, Self>, n: usize) -> PyResult<()> {
+        for _ in 0..n {
+            if let Err(e) = slf.call_method0("_start_worker") {
+                slf.get().shared.tasks.worker_exited();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl ThreadPoolCore {
+    #[new]
+    #[pyo3(signature = (max_workers=None, thread_name_prefix="", initializer=None, initargs=None))]
+    fn new(
+        py: Python<'_>,
+        max_workers: Option<i64>,
+        thread_name_prefix: &str,
+        initializer: Option<Py<PyAny>>,
+        initargs: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let _ = thread_name_prefix;
+        let max_workers = match max_workers {
+            None => default_workers(),
+            Some(n) if n <= 0 => return Err(PyValueError::new_err("max_workers must be greater than 0")),
+            Some(n) => n as usize,
+        };
+        let initializer = initializer.filter(|i| !i.is_none(py));
+        if let Some(init) = &initializer {
+            if !init.bind(py).is_callable() {
+                return Err(PyTypeError::new_err("initializer must be a callable"));
+            }
+        }
+        let initargs = match initargs {
+            None => PyTuple::empty(py).unbind(),
+            Some(a) => PyTuple::new(py, a.try_iter()?.collect::<PyResult<Vec<_>>>()?)?.unbind(),
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                tasks: TaskQueue::new(max_workers),
+                initializer,
+                initargs,
+                broken: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Schedule `fn(*args, **kwargs)`; returns its future.
+    #[pyo3(signature = (r#fn, /, *args, **kwargs))]
+    fn submit<'py>(
+        slf: &Bound<'py, Self>,
+        r#fn: Py<PyAny>,
+        args: Bound<'py, PyTuple>,
+        kwargs: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, FutureCore>> {
+        let py = slf.py();
+        let shared = &slf.get().shared;
+        shared.check_broken(py)?;
+        let future = new_future(py)?;
+        let call = Call {
+            future: future.clone().unbind(),
+            func: r#fn,
+            args: args.unbind(),
+            kwargs: kwargs.map(Bound::unbind),
+        };
+        match shared.tasks.submit(Task::Call(call)) {
+            Ok(Submitted::Queued) => {}
+            Ok(Submitted::StartWorker) => Self::start_workers(slf, 1)?,
+            Err(_) => return Err(PyRuntimeError::new_err("cannot schedule new futures after shutdown")),
+        }
+        Ok(future)
+    }
+
+    /// `fn` applied to every item (of the zipped iterables), results in order. The iterables are
+    /// consumed at once; `timeout` counts from this call. `chunksize` is accepted for
+    /// compatibility: batches are sized automatically.
+    #[pyo3(signature = (r#fn, *iterables, timeout=None, chunksize=1))]
+    fn map(
+        slf: &Bound<'_, Self>,
+        r#fn: Py<PyAny>,
+        iterables: Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        chunksize: i64,
+    ) -> PyResult<MapIterator> {
+        let py = slf.py();
+        let _ = chunksize;
+        let shared = &slf.get().shared;
+        shared.check_broken(py)?;
+        let deadline = timeout.map(|t| optional_deadline(Some(t.max(0.0))).unwrap_or_else(Instant::now));
+        let args = if iterables.len() == 1 {
+            Args::One(
+                iterables
+                    .get_item(0)?
+                    .try_iter()?
+                    .map(|x| x.map(Bound::unbind))
+                    .collect::<PyResult<_>>()?,
+            )
+        } else {
+            let zip = py.import("builtins")?.getattr("zip")?.call1(&iterables)?;
+            Args::Many(
+                zip.try_iter()?
+                    .map(|x| x.and_then(|t| Ok(t.cast_into::<PyTuple>()?.unbind())))
+                    .collect::<PyResult<_>>()?,
+            )
+        };
+        let n = args.len();
+        let workers = shared.tasks.max_workers().min(n).max(1);
+        let job = Arc::new(MapJob {
+            func: r#fn,
+            args,
+            next: AtomicUsize::new(0),
+            slots: (0..n).map(|_| Mutex::new(Slot::Pending)).collect(),
+            progress: Notifier::new(),
+            cancelled: AtomicBool::new(false),
+            workers,
+        });
+        if n > 0 {
+            let start = shared
+                .tasks
+                .submit_many((0..workers).map(|_| Task::Job(Arc::clone(&job))))
+                .map_err(|_| PyRuntimeError::new_err("cannot schedule new futures after shutdown"))?;
+            Self::start_workers(slf, start)?;
+        }
+        Ok(MapIterator {
+            job,
+            pos: AtomicUsize::new(0),
+            deadline,
+        })
+    }
+
+    /// The target for a new worker thread.
+    fn _worker_target(&self) -> WorkerLoop {
+        WorkerLoop {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Stop accepting work; with `cancel_futures`, cancel what has not started.
+    #[pyo3(signature = (cancel_futures=false))]
+    fn _shutdown_core(&self, py: Python<'_>, cancel_futures: bool) -> PyResult<()> {
+        for task in self.shared.tasks.shutdown(cancel_futures) {
+            match task {
+                Task::Call(call) => {
+                    FutureCore::cancel_impl(call.future.bind(py))?;
+                }
+                Task::Job(job) => job.cancel(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Most workers this pool will run.
+    #[getter]
+    fn _max_workers(&self) -> usize {
+        self.shared.tasks.max_workers()
+    }
+
+    /// Tasks waiting for a worker.
+    #[getter]
+    fn _pending(&self) -> usize {
+        self.shared.tasks.pending()
+    }
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ThreadPoolCore>()?;
+    m.add_class::<WorkerLoop>()?;
+    m.add_class::<MapIterator>()?;
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Deadlock and lock-order reports: acquisition sites, the deadlock check before a wait, and the
+//! snapshot behind `plait.threads.dump()`. Messages are formatted in Python (`plait._report`);
+//! this file gathers the data.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use plait_core::sync::deadlock::{self, Deadlock, Mode, Resource, WaitGuard};
+use plait_core::thread::{self, ThreadId};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::sync::site_of;
+
+unsafe extern "C" {
+    fn PyFrame_GetLasti(frame: *mut ffi::PyFrameObject) -> std::os::raw::c_int;
+}
+
+/// Where a lock was last acquired: the code object and instruction index of the caller's frame.
+/// The line number is computed only when a report needs it.
+#[derive(Default)]
+pub struct SiteCell(Mutex<Option<(Py<PyAny>, i32)>>);
+
+impl SiteCell {
+    /// Records the calling Python frame (no-op when there is none, e.g. a call from C).
+    #[inline]
+    pub fn record(&self, py: Python<'_>) {
+        // Safety: called with the thread attached; PyEval_GetFrame returns a borrowed frame (or
+        // NULL), PyFrame_GetCode a new reference that `from_owned_ptr` takes over.
+        let site = unsafe {
+            let frame = ffi::PyEval_GetFrame();
+            if frame.is_null() {
+                return;
+            }
+            let code = ffi::PyFrame_GetCode(frame);
+            let lasti = PyFrame_GetLasti(frame);
+            (Bound::from_owned_ptr(py, code.cast::<ffi::PyObject>()).unbind(), lasti)
+        };
+        let old = self.0.lock().replace(site);
+        drop(old);
+    }
+
+    /// The recorded site as `(code, lasti)`, or `(None, -1)`.
+    pub fn get(&self, py: Python<'_>) -> (Py<PyAny>, i32) {
+        match &*self.0.lock() {
+            Some((code, lasti)) => (code.clone_ref(py), *lasti),
+            None => (py.None(), -1),
+        }
+    }
+}
+
+static REPORT: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn report_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    REPORT
+        .get_or_try_init(py, || py.import("plait._report").map(Bound::unbind))
+        .map(|m| m.bind(py))
+}
+
+/// `(ident, label, kind, name, id, code, lasti)` for one resource held by `holder`.
+fn resource_tuple<'py>(py: Python<'py>, res: &dyn Resource) -> PyResult<Bound<'py, PyTuple>> {
+    let (code, lasti) = match site_of(res) {
+        Some(site) => site.get(py),
+        None => (py.None(), -1),
+    };
+    (res.label(), res.kind(), res.name(), res.id(), code, lasti).into_pyobject(py)
+}
+
+fn deadlock_error<'py>(py: Python<'py>, found: &Deadlock) -> PyResult<Bound<'py, PyAny>> {
+    let edges = PyList::empty(py);
+    for edge in &found.edges {
+        let res = resource_tuple(py, edge.waits_for.as_ref())?;
+        edges.append((edge.thread, res, edge.holders.clone()))?;
+    }
+    report_module(py)?.call_method1("deadlock_error", (edges, thread::current()))
+}
+
+/// Records that the caller is about to sleep on `resource` and checks for a deadlock. In raise
+/// mode a deadlock becomes `DeadlockError`; in warn mode a `DeadlockWarning` is emitted and the
+/// caller goes on to wait.
+pub fn before_wait(py: Python<'_>, resource: Arc<dyn Resource>, timed: bool) -> PyResult<WaitGuard> {
+    let mode = deadlock::mode();
+    if mode == Mode::Off {
+        return Ok(WaitGuard::none());
+    }
+    let (guard, found) = deadlock::begin_wait(thread::current(), resource, timed);
+    let Some(found) = found else {
+        return Ok(guard);
+    };
+    let err = deadlock_error(py, &found)?;
+    if mode == Mode::Raise {
+        drop(guard);
+        return Err(PyErr::from_value(err));
+    }
+    report_module(py)?.call_method1("warn_deadlock", (err,))?;
+    Ok(guard)
+}
+
+/// Called after a successful outermost acquire: records the site and checks the lock order.
+#[inline]
+pub fn after_acquire(py: Python<'_>, me: ThreadId, res: &dyn Resource, site: &SiteCell) -> PyResult<()> {
+    if deadlock::mode() != Mode::Off {
+        site.record(py);
+    }
+    if deadlock::order_checking() {
+        check_order(py, me, res)?;
+    }
+    Ok(())
+}
+
+#[cold]
+fn check_order(py: Python<'_>, me: ThreadId, res: &dyn Resource) -> PyResult<()> {
+    for inv in deadlock::order_acquired(me, res) {
+        report_module(py)?.call_method1("warn_lock_order", (inv.acquiring, inv.held, inv.earlier))?;
+    }
+    Ok(())
+}
+
+/// Called after a full release.
+#[inline]
+pub fn after_release(me: ThreadId, res: &dyn Resource) {
+    if deadlock::order_checking() {
+        deadlock::order_released(me, res.id());
+    }
+}
+
+/// `set_deadlock_detection("raise" | "warn" | "off")`.
+#[pyfunction]
+fn set_deadlock_detection(mode: &str) -> PyResult<()> {
+    let mode = match mode {
+        "raise" => Mode::Raise,
+        "warn" => Mode::Warn,
+        "off" => Mode::Off,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "deadlock detection mode must be 'raise', 'warn' or 'off', not {other:?}"
+            )))
+        }
+    };
+    deadlock::set_mode(mode);
+    Ok(())
+}
+
+/// The current mode as a string.
+#[pyfunction]
+fn get_deadlock_detection() -> &'static str {
+    match deadlock::mode() {
+        Mode::Raise => "raise",
+        Mode::Warn => "warn",
+        Mode::Off => "off",
+    }
+}
+
+/// `check_lock_order(enabled)`.
+#[pyfunction]
+fn check_lock_order(enabled: bool) {
+    deadlock::set_order_checking(enabled);
+}
+
+/// Whether lock-order checking is on.
+#[pyfunction]
+fn lock_order_checking() -> bool {
+    deadlock::order_checking()
+}
+
+/// `(held, waits)`: every live primitive's holders as `(ident, resource)` and every recorded
+/// wait as `(ident, resource, timed, seconds)`.
+#[pyfunction]
+fn snapshot(py: Python<'_>) -> PyResult<(Bound<'_, PyList>, Bound<'_, PyList>)> {
+    let held = PyList::empty(py);
+    let mut holders = Vec::new();
+    for res in deadlock::live_resources() {
+        holders.clear();
+        res.holders(&mut holders);
+        holders.sort_unstable();
+        holders.dedup();
+        for &h in &holders {
+            held.append((h, resource_tuple(py, res.as_ref())?))?;
+        }
+    }
+    let waits = PyList::empty(py);
+    for (t, w) in deadlock::waits() {
+        waits.append((t, resource_tuple(py, w.resource.as_ref())?, w.timed, w.since.elapsed().as_secs_f64()))?;
+    }
+    Ok((held, waits))
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(set_deadlock_detection, m)?)?;
+    m.add_function(wrap_pyfunction!(get_deadlock_detection, m)?)?;
+    m.add_function(wrap_pyfunction!(check_lock_order, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_order_checking, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+"""plait: one concurrency toolkit for threads, processes, asyncio and green threads.
+
+Each part is a drop-in replacement for what Python programmers already use, implemented in Rust,
+faster than its peers, and loud where they are silent: a deadlock raises
+:class:`DeadlockError` naming every thread involved instead of hanging.
+
+Modules:
+
+- :mod:`plait.threads`: ``threading``/``queue`` primitives, atomics and ``ThreadPool``.
+"""
+
+from __future__ import annotations
+
+from .exceptions import (
+    BrokenThreadPool,
+    DeadlockError,
+    DeadlockWarning,
+    LockOrderWarning,
+    PlaitError,
+    ShutDown,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BrokenThreadPool",
+    "DeadlockError",
+    "DeadlockWarning",
+    "LockOrderWarning",
+    "PlaitError",
+    "ShutDown",
+    "__version__",
+]

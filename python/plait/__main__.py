@@ -1,0 +1,5 @@
+"""``python -m plait``: see :mod:`plait.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""The ``plait`` command line: ``plait demo`` runs the tour; ``plait dump-demo`` shows ``dump()``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m plait`` and the ``plait`` script."""
+    parser = argparse.ArgumentParser(prog="plait", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="a short tour: each concurrency model against its stdlib peer")
+    demo.add_argument("--quick", action="store_true", help="smaller work sizes (for tests)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from .demo import run
+
+        return run(quick=args.quick)
+    return 2  # pragma: no cover - argparse rejects unknown commands

@@ -1,0 +1,51 @@
+"""Shared fixtures: every test must leave no extra threads or file descriptors behind."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import threading
+import time
+
+import pytest
+
+
+def _fds() -> set[str]:
+    try:
+        return set(os.listdir("/proc/self/fd"))
+    except FileNotFoundError:  # pragma: no cover - Linux only
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Fail a test that leaks threads or fds (after giving exiting threads a moment to finish)."""
+    threads_before = {t.ident for t in threading.enumerate()}
+    raw_before = _thread._count()
+    fds_before = _fds()
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        extra = [t for t in threading.enumerate() if t.ident not in threads_before]
+        raw_extra = _thread._count() - raw_before
+        leaked_fds = _fds() - fds_before
+        if not extra and raw_extra <= 0 and not leaked_fds:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not extra, f"leaked threads: {extra}"
+    assert raw_extra <= 0, f"leaked {raw_extra} raw threads"
+    # fds: re-read once more; lazily opened fds (e.g. /dev/urandom) would be a false alarm.
+    leaked_fds = {fd for fd in _fds() - fds_before if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not leaked_fds, f"leaked fds: {sorted(leaked_fds)}"
+
+
+@pytest.fixture
+def detection_mode():
+    """Set the deadlock detection mode for one test, restoring it after."""
+    from plait import threads
+
+    before = threads.get_deadlock_detection()
+    yield threads.set_deadlock_detection
+    threads.set_deadlock_detection(before)

@@ -1,0 +1,248 @@
+"""Deadlocks are named, not silent: DeadlockError, warn/off modes, lock-order checking, dump()."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+
+import pytest
+
+from plait import DeadlockError, DeadlockWarning, LockOrderWarning, PlaitError, _plait
+from plait import threads as pt
+
+
+def wait_until_waiting(thread: threading.Thread, timeout: float = 10.0) -> None:
+    """Block until `thread` is recorded as sleeping on a plait primitive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _held, waits = _plait.snapshot()
+        if any(ident == thread.ident for ident, *_ in waits):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"{thread.name} never started waiting")
+
+
+def test_deadlock_error_is_a_runtime_error():
+    assert issubclass(DeadlockError, PlaitError)
+    assert issubclass(DeadlockError, RuntimeError)
+
+
+def test_self_deadlock_on_lock_raises():
+    lock = pt.Lock(name="db")
+    lock.acquire()
+    with pytest.raises(DeadlockError) as info:
+        lock.acquire()
+    message = str(info.value)
+    assert "Lock 'db'" in message
+    assert "held by itself" in message
+    assert "test_deadlock.py" in message  # where it was acquired
+    assert len(info.value.cycle) == 1
+    lock.release()
+    assert not lock.locked()
+
+
+def test_timed_self_acquire_raises_too():
+    lock = pt.Lock()
+    with lock, pytest.raises(DeadlockError):
+        lock.acquire(timeout=5)
+
+
+def test_rlock_reentry_is_not_a_deadlock():
+    lock = pt.RLock()
+    with lock, lock, lock:
+        assert lock._recursion_count() == 3
+
+
+def test_two_thread_cycle_raises_in_the_thread_that_closes_it():
+    a, b = pt.Lock(name="a"), pt.Lock(name="b")
+    b_taken = threading.Event()
+    go = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first():
+        with b:
+            b_taken.set()
+            go.wait()
+            try:
+                a.acquire()
+            except DeadlockError as e:
+                outcome["error"] = e
+            else:  # pragma: no cover
+                a.release()
+
+    def second():
+        with a:
+            b_taken.wait()
+            with b:
+                outcome["second"] = "done"
+
+    t_first = threading.Thread(target=first, name="first")
+    t_second = threading.Thread(target=second, name="second")
+    t_first.start()
+    b_taken.wait()
+    t_second.start()
+    wait_until_waiting(t_second)  # second holds a and sleeps on b
+    go.set()
+    t_first.join()
+    t_second.join()
+
+    err = outcome["error"]
+    assert isinstance(err, DeadlockError)
+    assert outcome["second"] == "done"  # the cycle broke when first gave up
+    threads_in_cycle = {e.thread_name for e in err.cycle}
+    assert threads_in_cycle == {"first", "second"}
+    by_thread = {e.thread_name: e for e in err.cycle}
+    assert by_thread["first"].waits_for.label == "Lock 'a'"
+    assert [name for _, name in by_thread["first"].held_by] == ["second"]
+    assert by_thread["second"].waits_for.label == "Lock 'b'"
+    assert by_thread["second"].waits_for.acquired_at is not None
+    assert "test_deadlock.py" in by_thread["second"].waits_for.acquired_at
+    assert by_thread["second"].stack, "the other thread's stack is captured"
+    message = str(err)
+    assert "Found one deadlock (2 threads)" in message
+    assert "'first'" in message and "'second'" in message
+    json.dumps(err.to_dict())  # structured data is JSON-ready
+
+
+def test_three_thread_cycle():
+    locks = [pt.Lock(name=f"L{i}") for i in range(3)]
+    holding = [threading.Event() for _ in range(3)]
+    errors: list[DeadlockError] = []
+    threads_: list[threading.Thread] = []
+
+    def worker(i):
+        with locks[i]:
+            holding[i].set()
+            for e in holding:
+                e.wait()
+            if i == 2:
+                wait_until_waiting(threads_[0])
+                wait_until_waiting(threads_[1])
+            try:
+                with locks[(i + 1) % 3]:
+                    pass
+            except DeadlockError as e:
+                errors.append(e)
+
+    for i in range(3):
+        threads_.append(threading.Thread(target=worker, args=(i,), name=f"w{i}"))
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    assert len(errors) == 1
+    assert {e.thread_name for e in errors[0].cycle} == {"w0", "w1", "w2"}
+
+
+def test_semaphore_in_a_cycle():
+    sem = pt.Semaphore(1, name="pool")
+    lock = pt.Lock(name="l")
+    ready = threading.Event()
+    errors = []
+
+    def holder():
+        with sem:
+            ready.set()
+            with lock:  # waits for main, which holds lock
+                pass
+
+    lock.acquire()
+    t = threading.Thread(target=holder)
+    t.start()
+    ready.wait()
+    wait_until_waiting(t)
+    with pytest.raises(DeadlockError) as info:
+        sem.acquire()
+    errors.append(info.value)
+    lock.release()
+    t.join()
+    assert "Semaphore 'pool'" in str(errors[0])
+
+
+def test_semaphore_waiting_for_another_thread_to_release_is_fine():
+    sem = pt.Semaphore(1)
+    sem.acquire()
+    threading.Timer(0.05, sem.release).start()
+    assert sem.acquire(timeout=10)  # over-acquire: someone else releases
+    sem.release()
+
+
+def test_lock_released_by_another_thread_becomes_a_signal():
+    lock = pt.Lock()
+    lock.acquire()
+    t = threading.Thread(target=lock.release)
+    t.start()
+    t.join()
+    lock.acquire()
+    releaser = threading.Timer(0.05, lock.release)
+    releaser.start()
+    assert lock.acquire(timeout=10)  # not reported: this lock is used as a signal
+    releaser.join()
+    lock.release()
+
+
+def test_warn_mode_warns_then_waits(detection_mode):
+    detection_mode("warn")
+    lock = pt.Lock()
+    lock.acquire()
+    with pytest.warns(DeadlockWarning, match="held by itself"):
+        assert lock.acquire(timeout=0.05) is False
+    lock.release()
+
+
+def test_off_mode_behaves_like_threading(detection_mode):
+    detection_mode("off")
+    lock = pt.Lock()
+    lock.acquire()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lock.acquire(timeout=0.02) is False
+    lock.release()
+
+
+def test_bad_mode_is_rejected():
+    with pytest.raises(ValueError, match="'raise', 'warn' or 'off'"):
+        pt.set_deadlock_detection("loud")
+
+
+def test_lock_order_inversion_warns_once():
+    a, b = pt.Lock(name="A"), pt.Lock(name="B")
+    pt.check_lock_order(True)
+    try:
+        with a, b:
+            pass
+        with pytest.warns(LockOrderWarning, match="Lock 'A' acquired while holding Lock 'B'"):
+            with b, a:
+                pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with b, a:  # the same inversion is reported once
+                pass
+    finally:
+        pt.check_lock_order(False)
+
+
+def test_dump_shows_holders_and_waiters():
+    lock = pt.Lock(name="shared")
+    started = threading.Event()
+    lock.acquire()
+
+    def waiter():
+        started.set()
+        with lock:
+            pass
+
+    t = threading.Thread(target=waiter, name="dump-waiter")
+    t.start()
+    started.wait()
+    wait_until_waiting(t)
+    report = pt.dump()
+    lock.release()
+    t.join()
+    assert "Thread 'MainThread'" in report
+    assert "holds Lock 'shared', acquired at" in report
+    assert "Thread 'dump-waiter'" in report
+    assert "waits for Lock 'shared'" in report
+    assert "test_dump_shows_holders_and_waiters" in report
