@@ -109,14 +109,23 @@ pub fn sleep_unlocked<T: Send, B: Blocker>(
     })
 }
 
-/// Locks `mutex`, blocking through `blocker` (detached from the interpreter) only when it is
-/// contended. Use for mutexes whose holders may run interpreter code.
+/// Locks `mutex`, blocking through `blocker` only while it is contended, and taking it only in
+/// the caller's own state (for the binding: attached to the interpreter).
+///
+/// The blocking part only waits for the mutex to be free; the mutex is then taken with
+/// `try_lock` after `block` returns. So a thread never holds one of these mutexes while it waits
+/// to re-attach to the interpreter, and a thread that holds the interpreter can take the mutex
+/// with a plain `lock()` without risking a deadlock. Holders that run interpreter code under the
+/// mutex (a priority queue comparing items) are safe as long as every other taker uses this
+/// function.
 pub fn lock<'a, T: Send, B: Blocker>(
     mutex: &'a parking_lot::Mutex<T>,
     blocker: &mut B,
 ) -> parking_lot::MutexGuard<'a, T> {
-    match mutex.try_lock() {
-        Some(g) => g,
-        None => blocker.block(|| mutex.lock()),
+    loop {
+        if let Some(g) = mutex.try_lock() {
+            return g;
+        }
+        blocker.block(|| drop(mutex.lock()));
     }
 }
