@@ -44,10 +44,10 @@ threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
 class ThreadPool(_plait.ThreadPoolCore, concurrent.futures.Executor):  # type: ignore[misc]
     """A thread pool executor, drop-in for ``concurrent.futures.ThreadPoolExecutor``.
 
-    ``submit`` and ``map`` are the native methods of ``ThreadPoolCore``. ``submit`` returns a :class:`Future` that works with ``concurrent.futures.wait``,
-    ``as_completed`` and ``asyncio.wrap_future``; a task's exception re-raises from ``result()``
-    with the worker's traceback. ``map`` runs without a future per item and yields results in
-    order.
+    ``submit`` and ``map`` are the native methods of ``ThreadPoolCore``. ``submit`` returns a
+    :class:`Future` that works with ``concurrent.futures.wait``, ``as_completed`` and
+    ``asyncio.wrap_future``; a task's exception re-raises from ``result()`` with the worker's
+    traceback. ``map`` runs without a future per item and yields results in order.
 
     Example::
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BrokenThreadPool",
+    "DeadlockEdge",
     "DeadlockError",
     "DeadlockWarning",
+    "LockInfo",
     "LockOrderWarning",
     "PlaitError",
     "ShutDown",
-    "BrokenThreadPool",
-    "LockInfo",
-    "DeadlockEdge",
 ]
 
 

@@ -43,8 +43,8 @@ __all__ = [
     "set_deadlock_detection",
 ]
 
-from queue import Empty, Full  # noqa: E402  (re-exported: the exceptions plait's queues raise)
-from threading import BrokenBarrierError  # noqa: E402
+from queue import Empty, Full
+from threading import BrokenBarrierError
 
 Lock = _plait.Lock
 RLock = _plait.RLock
@@ -61,7 +61,7 @@ AtomicInt = _plait.AtomicInt
 AtomicFlag = _plait.AtomicFlag
 TIMEOUT_MAX: float = _plait.TIMEOUT_MAX
 
-__all__ += ["Empty", "Full", "TIMEOUT_MAX"]
+__all__ += ["TIMEOUT_MAX", "Empty", "Full"]
 
 
 def set_deadlock_detection(mode: str) -> None:

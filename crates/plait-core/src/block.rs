@@ -97,12 +97,11 @@ pub fn sleep_unlocked<T: Send, B: Blocker>(
 ) -> bool {
     blocker.block(move || {
         let mut guard = guard;
-        let timed_out = match until {
-            Some(d) => cv.wait_until(&mut guard, d).timed_out(),
-            None => {
-                cv.wait(&mut guard);
-                false
-            }
+        let timed_out = if let Some(d) = until {
+            cv.wait_until(&mut guard, d).timed_out()
+        } else {
+            cv.wait(&mut guard);
+            false
         };
         drop(guard);
         timed_out

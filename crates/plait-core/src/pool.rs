@@ -164,7 +164,11 @@ impl<T: Send> TaskQueue<T> {
     pub fn shutdown(&self, cancel: bool) -> Vec<T> {
         let mut st = self.state.lock();
         st.shutdown = true;
-        let cancelled = if cancel { st.tasks.drain(..).collect() } else { Vec::new() };
+        let cancelled = if cancel {
+            st.tasks.drain(..).collect()
+        } else {
+            Vec::new()
+        };
         drop(st);
         self.cv.notify_all();
         cancelled

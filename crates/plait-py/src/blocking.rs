@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plait_core::block::Blocker;
+pub use plait_core::queue::Wait;
 use plait_core::sync::deadlock::{self, Resource, WaitGuard};
 use plait_core::thread;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOverflowError, PyValueError};
@@ -99,21 +100,21 @@ pub fn deadline_after(secs: f64) -> Option<Instant> {
         .and_then(|d| Instant::now().checked_add(d))
 }
 
-/// Parses `threading`-style `(blocking, timeout)`: `None` for a non-blocking call, else the
-/// deadline (`Some(None)` = forever).
+/// Parses `threading`-style `(blocking, timeout)` (`-1` = forever).
 ///
 /// # Errors
 /// `ValueError` for a timeout on a non-blocking call or a negative timeout other than -1;
 /// `OverflowError` above `TIMEOUT_MAX`.
-pub fn lock_deadline(blocking: bool, timeout: f64) -> PyResult<Option<Option<Instant>>> {
+#[allow(clippy::float_cmp, reason = "-1 is threading's exact sentinel for 'no timeout'")]
+pub fn lock_deadline(blocking: bool, timeout: f64) -> PyResult<Wait> {
     if !blocking {
         if timeout != -1.0 {
             return Err(PyValueError::new_err("can't specify a timeout for a non-blocking call"));
         }
-        return Ok(None);
+        return Ok(Wait::No);
     }
     if timeout == -1.0 {
-        return Ok(Some(None));
+        return Ok(Wait::Until(None));
     }
     if timeout < 0.0 || timeout.is_nan() {
         return Err(PyValueError::new_err("timeout value must be a non-negative number"));
@@ -121,7 +122,7 @@ pub fn lock_deadline(blocking: bool, timeout: f64) -> PyResult<Option<Option<Ins
     if timeout > TIMEOUT_MAX {
         return Err(PyOverflowError::new_err("timeout value is too large"));
     }
-    Ok(Some(deadline_after(timeout)))
+    Ok(Wait::Until(deadline_after(timeout)))
 }
 
 /// Parses an optional timeout in seconds where `None` means forever and a negative value means

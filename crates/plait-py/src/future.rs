@@ -213,7 +213,11 @@ impl FutureCore {
             }
             other => {
                 drop(st);
-                let msg = format!("Future {:#x} in unexpected state: {}", slf.as_ptr() as usize, state_str(py, other)?);
+                let msg = format!(
+                    "Future {:#x} in unexpected state: {}",
+                    slf.as_ptr() as usize,
+                    state_str(py, other)?
+                );
                 base(py)?.getattr("LOGGER")?.call_method1("critical", (msg,))?;
                 Err(PyRuntimeError::new_err("Future in unexpected state"))
             }
@@ -232,7 +236,10 @@ impl FutureCore {
                 State::Pending => {}
             }
             st.state = Some(State::Cancelled);
-            (st.condition.as_ref().map(|c| c.clone_ref(py)), std::mem::take(&mut st.callbacks))
+            (
+                st.condition.as_ref().map(|c| c.clone_ref(py)),
+                std::mem::take(&mut st.callbacks),
+            )
         };
         me.done.set();
         if let Some(cond) = cond {
@@ -365,12 +372,20 @@ impl FutureCore {
 
     #[getter]
     fn _result(&self, py: Python<'_>) -> Py<PyAny> {
-        self.inner.lock().result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))
+        self.inner
+            .lock()
+            .result
+            .as_ref()
+            .map_or_else(|| py.None(), |r| r.clone_ref(py))
     }
 
     #[getter]
     fn _exception(&self, py: Python<'_>) -> Py<PyAny> {
-        self.inner.lock().exception.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))
+        self.inner
+            .lock()
+            .exception
+            .as_ref()
+            .map_or_else(|| py.None(), |r| r.clone_ref(py))
     }
 
     /// The condition `concurrent.futures.wait` locks; created on first use.
@@ -379,7 +394,9 @@ impl FutureCore {
         if let Some(c) = &self.inner.lock().condition {
             return Ok(c.clone_ref(py));
         }
-        let fresh = Bound::new(py, Condition::with_lock(py, None, None)?)?.into_any().unbind();
+        let fresh = Bound::new(py, Condition::with_lock(py, None, None)?)?
+            .into_any()
+            .unbind();
         let mut st = self.inner.lock();
         Ok(st.condition.get_or_insert(fresh).clone_ref(py))
     }
@@ -404,7 +421,10 @@ impl FutureCore {
         if state == State::Finished {
             let (verb, obj) = match &st.exception {
                 Some(e) => ("raised", e.clone_ref(py)),
-                None => ("returned", st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))),
+                None => (
+                    "returned",
+                    st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)),
+                ),
             };
             drop(st);
             let cls = obj.bind(py).get_type().name()?;
@@ -420,7 +440,9 @@ static FUTURE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 #[pyfunction]
 fn _set_future_type(py: Python<'_>, cls: Bound<'_, PyType>) -> PyResult<()> {
     if !cls.is_subclass_of::<FutureCore>()? {
-        return Err(pyo3::exceptions::PyTypeError::new_err("future type must subclass FutureCore"));
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "future type must subclass FutureCore",
+        ));
     }
     let _ = FUTURE_TYPE.set(py, cls.unbind());
     Ok(())

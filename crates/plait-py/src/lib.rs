@@ -1,4 +1,4 @@
-//! `plait._plait`: the thin PyO3 binding over `plait-core`.
+//! `plait._plait`: the thin `PyO3` binding over `plait-core`.
 //!
 //! One file per area, each with an `init` that adds its classes and functions to the module. The
 //! public API lives in the `plait` Python package; this module is private.

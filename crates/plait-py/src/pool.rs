@@ -207,9 +207,8 @@ impl Shared {
         }
         let mut blocker = PyBlocker::uninterruptible(py);
         loop {
-            let task = match self.tasks.next(&mut blocker) {
-                Ok(Some(task)) => task,
-                Ok(None) | Err(_) => return Ok(()),
+            let Ok(Some(task)) = self.tasks.next(&mut blocker) else {
+                return Ok(());
             };
             Self::run_task(py, task);
         }

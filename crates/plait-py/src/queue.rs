@@ -170,7 +170,9 @@ impl Queue {
 
     fn get_impl(&self, py: Python<'_>, wait: Wait) -> PyResult<Py<PyAny>> {
         let mut blocker = PyBlocker::waiting_on(py, self.marker.clone());
-        self.core.get(wait, &mut blocker).map_err(|e| queue_err(py, e, &mut blocker))
+        self.core
+            .get(wait, &mut blocker)
+            .map_err(|e| queue_err(py, e, &mut blocker))
     }
 }
 
@@ -184,7 +186,13 @@ impl Queue {
 
     /// Put an item, waiting (up to `timeout`) for a free slot if `block`.
     #[pyo3(signature = (item, block=None, timeout=None))]
-    fn put(&self, py: Python<'_>, item: Py<PyAny>, block: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<()> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        block: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         let wait = parse_wait(truthy(block, true)?, timeout)?;
         self.put_impl(py, item, wait)
     }
@@ -209,7 +217,9 @@ impl Queue {
     /// Mark one item taken with `get()` as processed.
     fn task_done(&self, py: Python<'_>) -> PyResult<()> {
         let mut blocker = PyBlocker::new(py);
-        self.core.task_done(&mut blocker).map_err(|e| queue_err(py, e, &mut blocker))
+        self.core
+            .task_done(&mut blocker)
+            .map_err(|e| queue_err(py, e, &mut blocker))
     }
 
     /// Wait until every item put has been marked done.
@@ -312,7 +322,8 @@ impl PriorityQueue {
     #[new]
     #[pyo3(signature = (maxsize=0))]
     fn new(maxsize: i64) -> PyClassInitializer<Self> {
-        PyClassInitializer::from(Queue::with_store(PyStore::Heap(Vec::new()), maxsize, "PriorityQueue")).add_subclass(Self)
+        PyClassInitializer::from(Queue::with_store(PyStore::Heap(Vec::new()), maxsize, "PriorityQueue"))
+            .add_subclass(Self)
     }
 }
 
@@ -335,7 +346,13 @@ impl SimpleQueue {
 
     /// Put an item; never blocks (`block` and `timeout` exist for compatibility).
     #[pyo3(signature = (item, block=None, timeout=None))]
-    fn put(&self, py: Python<'_>, item: Py<PyAny>, block: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<()> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        block: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         let _ = (block, timeout);
         let mut blocker = PyBlocker::new(py);
         self.core
@@ -353,13 +370,17 @@ impl SimpleQueue {
     fn get(&self, py: Python<'_>, block: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let wait = parse_wait(truthy(block, true)?, timeout)?;
         let mut blocker = PyBlocker::waiting_on(py, self.marker.clone());
-        self.core.get(wait, &mut blocker).map_err(|e| queue_err(py, e, &mut blocker))
+        self.core
+            .get(wait, &mut blocker)
+            .map_err(|e| queue_err(py, e, &mut blocker))
     }
 
     /// Remove and return an item without blocking.
     fn get_nowait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let mut blocker = PyBlocker::new(py);
-        self.core.get(Wait::No, &mut blocker).map_err(|e| queue_err(py, e, &mut blocker))
+        self.core
+            .get(Wait::No, &mut blocker)
+            .map_err(|e| queue_err(py, e, &mut blocker))
     }
 
     /// Whether the queue is empty (approximate).

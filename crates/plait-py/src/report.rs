@@ -182,7 +182,12 @@ fn snapshot(py: Python<'_>) -> PyResult<(Bound<'_, PyList>, Bound<'_, PyList>)> 
     }
     let waits = PyList::empty(py);
     for (t, w) in deadlock::waits() {
-        waits.append((t, resource_tuple(py, w.resource.as_ref())?, w.timed, w.since.elapsed().as_secs_f64()))?;
+        waits.append((
+            t,
+            resource_tuple(py, w.resource.as_ref())?,
+            w.timed,
+            w.since.elapsed().as_secs_f64(),
+        ))?;
     }
     Ok((held, waits))
 }

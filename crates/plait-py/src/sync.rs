@@ -16,7 +16,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::blocking::{lock_deadline, optional_deadline, truthy, PyBlocker};
+use crate::blocking::{lock_deadline, optional_deadline, truthy, PyBlocker, Wait};
 use crate::errors::sync_err;
 use crate::report::{after_acquire, after_release, before_wait, SiteCell};
 
@@ -69,7 +69,7 @@ pub fn site_of(res: &dyn Resource) -> Option<&SiteCell> {
     any.downcast_ref::<Tracked<core::Semaphore>>().map(|t| &t.site)
 }
 
-/// `threading`'s repr style: `module.Class` with the module's last component, as CPython's
+/// `threading`'s repr style: `module.Class` with the module's last component, as `CPython`'s
 /// tests expect one word before the class name.
 fn class_path(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let cls = obj.get_type();
@@ -83,7 +83,7 @@ fn addr(obj: &Bound<'_, PyAny>) -> usize {
 }
 
 fn name_suffix(name: Option<&str>) -> String {
-    name.map(|n| format!("name={n:?} ")).unwrap_or_default()
+    name.map(|n| format!("name='{n}' ")).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ impl Lock {
             after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
             return Ok(true);
         }
-        let Some(deadline) = deadline else {
+        let Wait::Until(deadline) = deadline else {
             return Ok(false);
         };
         self.acquire_slow(py, me, deadline)
@@ -231,7 +231,7 @@ impl RLock {
             Some(false) => return Ok(true),
             None => {}
         }
-        let Some(deadline) = deadline else {
+        let Wait::Until(deadline) = deadline else {
             return Ok(false);
         };
         self.wait_for(py, me, deadline, PyBlocker::new(py))
@@ -277,10 +277,10 @@ impl RLock {
     /// `Condition.wait` holding the lock as documented.
     pub fn acquire_restore_impl(&self, py: Python<'_>, state: RLockState) -> PyResult<()> {
         let me = thread::current();
-        if self.inner.core.try_acquire(me) != Some(true) {
-            self.wait_for(py, me, None, PyBlocker::uninterruptible(py))?;
-        } else {
+        if self.inner.core.try_acquire(me) == Some(true) {
             after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+        } else {
+            self.wait_for(py, me, None, PyBlocker::uninterruptible(py))?;
         }
         self.inner.core.restore(state);
         Ok(())
@@ -580,7 +580,9 @@ impl Condition {
         kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         if args.is_empty() && kwargs.is_none() {
-            return self.acquire_impl(py).map(|b| b.into_pyobject(py).unwrap().to_owned().into_any().unbind());
+            return self
+                .acquire_impl(py)
+                .map(|b| b.into_pyobject(py).unwrap().to_owned().into_any().unbind());
         }
         Ok(self.lock.bind(py).call_method("acquire", args, kwargs)?.unbind())
     }
@@ -614,7 +616,9 @@ impl Condition {
         while !result.is_truthy()? {
             if let Some(total) = timeout {
                 match end {
-                    None => end = Some(crate::blocking::deadline_after(total).unwrap_or_else(crate::blocking::far_future)),
+                    None => {
+                        end = Some(crate::blocking::deadline_after(total).unwrap_or_else(crate::blocking::far_future));
+                    }
                     Some(e) => {
                         waittime = Some(e.saturating_duration_since(std::time::Instant::now()).as_secs_f64());
                         if waittime.is_some_and(|w| w <= 0.0) {
@@ -656,7 +660,11 @@ impl Condition {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("<Condition({}, {})>", self.lock.bind(py).repr()?, self.waiters.len()))
+        Ok(format!(
+            "<Condition({}, {})>",
+            self.lock.bind(py).repr()?,
+            self.waiters.len()
+        ))
     }
 }
 
@@ -919,13 +927,17 @@ impl Barrier {
     /// Return the barrier to its initial state; threads waiting get `BrokenBarrierError`.
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
         let mut blocker = PyBlocker::new(py);
-        self.core.reset(&mut blocker).map_err(|e| sync_err(py, e, Some(&mut blocker)))
+        self.core
+            .reset(&mut blocker)
+            .map_err(|e| sync_err(py, e, Some(&mut blocker)))
     }
 
     /// Break the barrier: current and future waiters get `BrokenBarrierError`.
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
         let mut blocker = PyBlocker::new(py);
-        self.core.abort(&mut blocker).map_err(|e| sync_err(py, e, Some(&mut blocker)))
+        self.core
+            .abort(&mut blocker)
+            .map_err(|e| sync_err(py, e, Some(&mut blocker)))
     }
 
     #[getter]

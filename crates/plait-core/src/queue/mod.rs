@@ -96,6 +96,9 @@ pub struct Queue<S> {
     all_done: Condvar,
 }
 
+/// A failed put: the item when it was not kept, and why.
+pub type PutError<S> = (Option<<S as Store>::Item>, QueueError<<S as Store>::Error>);
+
 /// How long a put or get may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -145,12 +148,7 @@ impl<S: Store> Queue<S> {
     ///
     /// # Errors
     /// `Full` (the item is handed back), `ShutDown`, `Interrupted`, or `Store` when ordering failed.
-    pub fn put<B: Blocker>(
-        &self,
-        item: S::Item,
-        wait: Wait,
-        blocker: &mut B,
-    ) -> Result<(), (Option<S::Item>, QueueError<S::Error>)> {
+    pub fn put<B: Blocker>(&self, item: S::Item, wait: Wait, blocker: &mut B) -> Result<(), PutError<S>> {
         let mut st = self.lock(blocker);
         loop {
             if st.shutdown {
@@ -353,7 +351,10 @@ mod tests {
         let q = fifo(2);
         q.put(1, Wait::No, &mut Plain).unwrap();
         q.put(2, Wait::No, &mut Plain).unwrap();
-        assert!(matches!(q.put(3, Wait::No, &mut Plain), Err((Some(3), QueueError::Full))));
+        assert!(matches!(
+            q.put(3, Wait::No, &mut Plain),
+            Err((Some(3), QueueError::Full))
+        ));
         assert_eq!(q.get(Wait::No, &mut Plain), Ok(1));
         assert_eq!(q.get(Wait::No, &mut Plain), Ok(2));
         assert_eq!(q.get(Wait::No, &mut Plain), Err(QueueError::Empty));

@@ -1,9 +1,9 @@
 //! [`Barrier`]: `threading.Barrier`'s state machine.
 //!
-//! The same states as CPython (filling, draining, resetting, broken) plus one more, *action*: the
-//! last thread to arrive runs the action outside of any Rust lock (it is Python code) and reports
-//! back with [`Barrier::finish_action`]; meanwhile newcomers, `reset` and `abort` wait, as they
-//! would on CPython's condition lock.
+//! The same states as `CPython` (filling, draining, resetting, broken) plus one more, *action*:
+//! the last thread to arrive runs the action outside of any Rust lock (it is Python code) and
+//! reports back with [`Barrier::finish_action`]; meanwhile newcomers, `reset` and `abort` wait, as
+//! they would on `CPython`'s condition lock.
 
 use std::time::Instant;
 
@@ -114,7 +114,8 @@ impl Barrier {
     pub fn arrive<B: Blocker>(&self, deadline: Option<Instant>, blocker: &mut B) -> Result<Arrival, SyncError> {
         let st = self.lock(blocker);
         // Wait while a previous cycle drains, resets or runs its action.
-        let (mut st, entered) = self.wait_until(st, None, blocker, |s| matches!(s.phase, Phase::Filling | Phase::Broken));
+        let (mut st, entered) =
+            self.wait_until(st, None, blocker, |s| matches!(s.phase, Phase::Filling | Phase::Broken));
         entered?;
         if st.phase == Phase::Broken {
             return Err(SyncError::BrokenBarrier);
@@ -131,8 +132,9 @@ impl Barrier {
             self.leave(&mut st);
             return Ok(Arrival::Passed(index));
         }
-        let (mut st, result) =
-            self.wait_until(st, deadline, blocker, |s| !matches!(s.phase, Phase::Filling | Phase::Action));
+        let (mut st, result) = self.wait_until(st, deadline, blocker, |s| {
+            !matches!(s.phase, Phase::Filling | Phase::Action)
+        });
         let result = match result {
             Ok(true) if st.phase == Phase::Draining => Ok(Arrival::Passed(index)),
             Ok(true) => Err(SyncError::BrokenBarrier),

@@ -147,7 +147,9 @@ mod tests {
                 let (q, woke) = (Arc::clone(&q), Arc::clone(&woke));
                 let s = q.enqueue();
                 std::thread::spawn(move || {
-                    let got = q.wait(&s, Some(Instant::now() + Duration::from_millis(300)), &mut Plain).unwrap();
+                    let got = q
+                        .wait(&s, Some(Instant::now() + Duration::from_millis(300)), &mut Plain)
+                        .unwrap();
                     if got {
                         woke.fetch_add(1, Ordering::SeqCst);
                     }

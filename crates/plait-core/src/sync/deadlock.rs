@@ -150,7 +150,6 @@ pub struct WaitGuard {
 
 impl WaitGuard {
     /// A guard that records nothing (detection is off).
-    #[must_use]
     pub const fn none() -> Self {
         Self { thread: None }
     }
@@ -392,7 +391,7 @@ pub(crate) mod tests {
     }
 
     impl Fake {
-        pub fn new(holders: &[ThreadId]) -> Arc<dyn Resource> {
+        pub fn shared(holders: &[ThreadId]) -> Arc<dyn Resource> {
             Arc::new(Fake {
                 id: next_id(),
                 holders: Mutex::new(holders.to_vec()),
@@ -425,8 +424,8 @@ pub(crate) mod tests {
 
     #[test]
     fn two_thread_cycle_is_found_by_the_closer() {
-        let a = Fake::new(&[T1]);
-        let b = Fake::new(&[T2]);
+        let a = Fake::shared(&[T1]);
+        let b = Fake::shared(&[T2]);
         let (_g1, none) = begin_wait(T1, Arc::clone(&b), false);
         assert!(none.is_none());
         let (_g2, found) = begin_wait(T2, Arc::clone(&a), false);
@@ -438,19 +437,19 @@ pub(crate) mod tests {
 
     #[test]
     fn self_wait_is_a_cycle_of_one() {
-        let a = Fake::new(&[T3]);
+        let a = Fake::shared(&[T3]);
         let (_g, found) = begin_wait(T3, a, false);
         assert_eq!(found.expect("cycle").edges.len(), 1);
     }
 
     #[test]
     fn timed_waiters_and_free_resources_break_cycles() {
-        let a = Fake::new(&[1_000_011]);
-        let b = Fake::new(&[1_000_012]);
+        let a = Fake::shared(&[1_000_011]);
+        let b = Fake::shared(&[1_000_012]);
         let (_g1, _) = begin_wait(1_000_011, Arc::clone(&b), true);
         let (_g2, found) = begin_wait(1_000_012, Arc::clone(&a), false);
         assert!(found.is_none(), "the other waiter times out eventually");
-        let free = Fake::new(&[]);
+        let free = Fake::shared(&[]);
         let (_g3, found) = begin_wait(1_000_013, free, false);
         assert!(found.is_none());
     }
@@ -458,22 +457,22 @@ pub(crate) mod tests {
     #[test]
     fn all_holders_must_be_stuck() {
         // A semaphore held by two threads: one is stuck behind the caller, the other runs.
-        let sem = Fake::new(&[1_000_021, 1_000_022]);
-        let a = Fake::new(&[1_000_023]);
+        let sem = Fake::shared(&[1_000_021, 1_000_022]);
+        let a = Fake::shared(&[1_000_023]);
         let (_g1, _) = begin_wait(1_000_021, Arc::clone(&a), false);
-        let (_g2, found) = begin_wait(1_000_023, Arc::clone(&sem), false);
+        let (g2, found) = begin_wait(1_000_023, Arc::clone(&sem), false);
         assert!(found.is_none());
-        let b = Fake::new(&[1_000_023]);
+        let b = Fake::shared(&[1_000_023]);
         let (_g3, _) = begin_wait(1_000_022, b, false);
         // Re-check from the caller's side: now both holders wait on locks the caller holds.
-        drop(_g2);
+        drop(g2);
         let (_g4, found) = begin_wait(1_000_023, sem, false);
         assert_eq!(found.expect("knot").edges.len(), 3);
     }
 
     #[test]
     fn guard_drop_unrecords_the_wait() {
-        let a = Fake::new(&[1_000_031]);
+        let a = Fake::shared(&[1_000_031]);
         {
             let (_g, _) = begin_wait(1_000_032, Arc::clone(&a), false);
             assert!(waits().iter().any(|(t, _)| *t == 1_000_032));
@@ -484,8 +483,8 @@ pub(crate) mod tests {
     #[test]
     fn lock_order_inversion_is_reported_once() {
         set_order_checking(true);
-        let a = Fake::new(&[]);
-        let b = Fake::new(&[]);
+        let a = Fake::shared(&[]);
+        let b = Fake::shared(&[]);
         let t = 1_000_041;
         assert!(order_acquired(t, a.as_ref()).is_empty());
         assert!(order_acquired(t, b.as_ref()).is_empty());

@@ -1,7 +1,7 @@
 //! [`Event`]: `threading.Event` as one atomic word (flag bit plus a generation counter).
 //!
 //! `set()` bumps the generation, so a waiter woken by `set()` returns `true` even if `clear()` ran
-//! before it was scheduled (CPython issue 13502), without re-checking the flag.
+//! before it was scheduled (`CPython` issue 13502), without re-checking the flag.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -75,9 +75,8 @@ impl Event {
         wait_loop(blocker, deadline, |until| {
             let validate = || self.state.load(Ordering::Relaxed) == start;
             // Safety: the callbacks neither panic nor re-enter the parking lot.
-            let result = unsafe {
-                parking_lot_core::park(self.addr(), validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, until)
-            };
+            let result =
+                unsafe { parking_lot_core::park(self.addr(), validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, until) };
             let _: ParkResult = result;
             woken(self.state.load(Ordering::Acquire))
         })

@@ -33,7 +33,9 @@ impl RawLock {
     /// A new, unlocked lock.
     #[must_use]
     pub const fn new() -> Self {
-        Self { state: AtomicU8::new(0) }
+        Self {
+            state: AtomicU8::new(0),
+        }
     }
 
     /// Takes the lock if it is free, without waiting.
@@ -127,8 +129,9 @@ impl RawLock {
                 }
             };
             // Safety: the callbacks neither panic nor call into the parking lot, as `park` requires.
-            match unsafe { parking_lot_core::park(addr, validate, before_sleep, timed_out, DEFAULT_PARK_TOKEN, deadline) }
-            {
+            match unsafe {
+                parking_lot_core::park(addr, validate, before_sleep, timed_out, DEFAULT_PARK_TOKEN, deadline)
+            } {
                 ParkResult::Unparked(TOKEN_HANDOFF) => return true,
                 ParkResult::TimedOut => return false,
                 ParkResult::Unparked(_) | ParkResult::Invalid => {}

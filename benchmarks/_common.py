@@ -1,0 +1,271 @@
+"""Shared helpers for the plait benchmarks (threads.py, processes.py, aio.py, ...).
+
+Every benchmark script compares plait with its stdlib peer *in the same run*, on this machine:
+
+- ``parse_args`` gives every script the same flags (``--quick`` for tiny sizes, ``--repeats``).
+- ``header`` states the machine, the Python version and the work sizes before anything is timed.
+- ``Bench.compare`` warms every implementation up, then times them interleaved (run 1 of each,
+  run 2 of each, ...) so that drift in machine load hits every implementation alike, and prints
+  one line per implementation: its median throughput and the ratio to the first (the baseline).
+- ``Bench.target`` records a goal (``ratio >= x``) and ``Bench.summary`` prints them as a table,
+  MET / NOT MET, with the measured ratio.
+
+A run callable does one full unit of work and returns the seconds it took, timed with
+``time.perf_counter`` (see ``clock``) around the part that is measured, so setup such as
+starting threads or building inputs can stay outside the timed region. ``timed`` wraps a
+callable whose whole body is the measured work.
+
+Running this file directly does nothing (``make bench`` runs every ``benchmarks/*.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Bench",
+    "Impl",
+    "clock",
+    "fmt_rate",
+    "header",
+    "machine_summary",
+    "median",
+    "parse_args",
+    "timed",
+]
+
+clock = time.perf_counter
+
+DEFAULT_REPEATS = 5
+QUICK_REPEATS = 3
+NOISY_SPREAD = 0.25  # flag a line whose timed runs differ by more than this fraction of the median
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The common command line: ``--quick`` (tiny sizes, fewer repeats) and ``--repeats N``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="tiny work sizes: a smoke test, not a measurement")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"timed runs per implementation, median reported (default {DEFAULT_REPEATS}, "
+        f"{QUICK_REPEATS} with --quick)",
+    )
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    return args
+
+
+def median(xs: Iterable[float]) -> float:
+    return statistics.median(list(xs))
+
+
+def timed(fn: Callable[..., object], *args: object) -> float:
+    """Seconds taken by ``fn(*args)``."""
+    t0 = clock()
+    fn(*args)
+    return clock() - t0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_summary() -> list[str]:
+    impl = platform.python_implementation()
+    gil = ""
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if is_gil_enabled is not None:
+        gil = ", GIL " + ("enabled" if is_gil_enabled() else "disabled")
+    return [
+        f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
+        f"os.cpu_count()={os.cpu_count()}, {_cpu_model()}",
+        f"python:  {impl} {platform.python_version()}{gil}, switchinterval={sys.getswitchinterval() * 1e3:g} ms",
+    ]
+
+
+def header(title: str, args: argparse.Namespace, sizes: Iterable[str] = (), notes: Iterable[str] = ()) -> None:
+    """Print what is measured, where, and how, before any timing."""
+    print(title)
+    for line in machine_summary():
+        print(line)
+    mode = "QUICK (tiny sizes, smoke test only)" if args.quick else "full"
+    print(
+        f"method:  {mode}; warm-up run(s) first, then {args.repeats} timed runs per implementation, "
+        "interleaved; median reported; ratio = rate / stdlib rate (higher is better)"
+    )
+    sizes = list(sizes)
+    if sizes:
+        print("work:    " + "; ".join(sizes))
+    for n in notes:
+        print("note:    " + n)
+    sys.stdout.flush()
+
+
+def fmt_rate(rate: float, unit: str) -> str:
+    """``707k items/s``, ``2.50M items/s``."""
+    if rate >= 1e9:
+        s = f"{rate / 1e9:.2f}G"
+    elif rate >= 1e6:
+        s = f"{rate / 1e6:.2f}M"
+    elif rate >= 1e4:
+        s = f"{rate / 1e3:.0f}k"
+    elif rate >= 1e3:
+        s = f"{rate / 1e3:.1f}k"
+    else:
+        s = f"{rate:.0f}"
+    return f"{s} {unit}/s"
+
+
+@dataclass
+class Impl:
+    """One implementation in a comparison.
+
+    ``run()`` does the work once and returns the elapsed seconds. ``repeats`` overrides the
+    script's repeat count for this implementation (say why in ``note``); ``warmup`` is the
+    callable run (untimed) before timing, by default ``run`` itself.
+    """
+
+    name: str
+    run: Callable[[], float]
+    repeats: int | None = None
+    warmup: Callable[[], object] | None = None
+    warmups: int = 1
+    note: str = ""
+
+
+@dataclass
+class Result:
+    label: str
+    name: str
+    seconds: float
+    rate: float
+    ratio: float
+    runs: int
+    spread: float  # (max - min) / median of the timed runs
+
+
+@dataclass
+class _Target:
+    what: str
+    threshold: float
+    ratio: float | None
+    detail: str = ""
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    label_width: int = 46
+    name_width: int = 30
+    results: list[Result] = field(default_factory=list)
+    targets: list[_Target] = field(default_factory=list)
+
+    def compare(
+        self,
+        label: str,
+        n: int,
+        unit: str,
+        impls: Sequence[Impl],
+    ) -> dict[str, Result]:
+        """Time ``impls`` (the first is the baseline), print one line each, return them by name.
+
+        ``n`` is the number of ``unit`` of work one run does; the rate is ``n / median(seconds)``.
+        """
+        for impl in impls:  # warm-up: imports, thread starts, caches, the allocator
+            for _ in range(impl.warmups):
+                gc.collect()
+                (impl.warmup or impl.run)()
+        times: dict[str, list[float]] = {impl.name: [] for impl in impls}
+        reps = {impl.name: impl.repeats or self.args.repeats for impl in impls}
+        for r in range(max(reps.values())):
+            for impl in impls:
+                if r < reps[impl.name]:
+                    gc.collect()
+                    times[impl.name].append(impl.run())
+        out: dict[str, Result] = {}
+        base_rate: float | None = None
+        for impl in impls:
+            ts = times[impl.name]
+            med = median(ts)
+            rate = n / med if med > 0 else float("inf")
+            if base_rate is None:
+                base_rate = rate
+            res = Result(
+                label=label,
+                name=impl.name,
+                seconds=med,
+                rate=rate,
+                ratio=rate / base_rate,
+                runs=len(ts),
+                spread=(max(ts) - min(ts)) / med if med > 0 else 0.0,
+            )
+            self.results.append(res)
+            out[impl.name] = res
+            self._print(res, unit, impl.note)
+        sys.stdout.flush()
+        return out
+
+    def _print(self, res: Result, unit: str, note: str) -> None:
+        extra = []
+        if res.runs != self.args.repeats:
+            extra.append(f"{res.runs} run" + ("s" if res.runs != 1 else ""))
+        if note:
+            extra.append(note)
+        if res.runs > 1 and res.spread > NOISY_SPREAD:
+            extra.append(f"noisy: runs spread {res.spread:.0%} of median")
+        tail = f"   ({'; '.join(extra)})" if extra else ""
+        print(
+            f"{res.label:<{self.label_width}} {res.name:<{self.name_width}} "
+            f"{fmt_rate(res.rate, unit):>16} {res.ratio:6.2f}x{tail}"
+        )
+
+    def section(self, title: str) -> None:
+        print()
+        print(f"-- {title}")
+
+    def target(self, what: str, threshold: float, result: Result | None, detail: str = "") -> None:
+        """Record a goal: ``result.ratio >= threshold``."""
+        self.targets.append(_Target(what, threshold, None if result is None else result.ratio, detail))
+
+    def summary(self) -> None:
+        if not self.targets:
+            return
+        print()
+        print("targets" + (" (QUICK sizes: indicative only)" if self.args.quick else ""))
+        w = max(len(t.what) for t in self.targets)
+        for t in self.targets:
+            if t.ratio is None:
+                status, measured = "NOT RUN", "   -  "
+            else:
+                status = "MET" if t.ratio >= t.threshold else "NOT MET"
+                measured = f"{t.ratio:5.2f}x"
+            detail = f"  {t.detail}" if t.detail else ""
+            need = f">= {t.threshold:g}x"
+            print(f"  {t.what:<{w}}  {need:>8}  measured {measured:>7}  {status}{detail}")
+        met = sum(1 for t in self.targets if t.ratio is not None and t.ratio >= t.threshold)
+        print(f"  {met}/{len(self.targets)} met")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    pass  # a library for the benchmark scripts; nothing to run

@@ -1,0 +1,151 @@
+"""The tour behind ``make demo``: each concurrency model against its stdlib peer, timed here.
+
+Later models (processes, asyncio, green threads) add their own sections.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import platform
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from . import DeadlockError
+from . import threads as pt
+
+
+def _best_of(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _row(label: str, stdlib: float, plait: float, unit: str, n: int) -> None:
+    print(
+        f"  {label:<44} stdlib {n / stdlib:>12,.0f} {unit}/s   plait {n / plait:>12,.0f} {unit}/s   "
+        f"{stdlib / plait:5.1f}x"
+    )
+
+
+def _pipeline(make_queue: Callable[[int], object], n: int) -> None:
+    """Two-stage pipeline: producer -> transformer -> consumer over bounded queues."""
+    q1 = make_queue(1024)
+    q2 = make_queue(1024)
+    stop = object()
+
+    def produce() -> None:
+        put = q1.put  # type: ignore[attr-defined]
+        for i in range(n):
+            put(i)
+        put(stop)
+
+    def transform() -> None:
+        get, put = q1.get, q2.put  # type: ignore[attr-defined]
+        while (item := get()) is not stop:
+            put(item * 2)
+        put(stop)
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=transform)]
+    for t in threads:
+        t.start()
+    get = q2.get  # type: ignore[attr-defined]
+    total = 0
+    while (item := get()) is not stop:
+        total += item
+    for t in threads:
+        t.join()
+    assert total == n * (n - 1)
+
+
+def _tiny(x: int) -> int:
+    return x
+
+
+def _submit_all(pool: concurrent.futures.Executor, n: int) -> None:
+    futures = [pool.submit(_tiny, i) for i in range(n)]
+    assert sum(f.result() for f in futures) == n * (n - 1) // 2
+
+
+def _map_all(pool: concurrent.futures.Executor, n: int) -> None:
+    assert sum(pool.map(_tiny, range(n))) == n * (n - 1) // 2
+
+
+def _deadlock() -> None:
+    accounts = pt.Lock(name="accounts")
+    ledger = pt.Lock(name="ledger")
+    a_ready, b_ready = threading.Event(), threading.Event()
+    caught: list[DeadlockError] = []
+
+    def transfer() -> None:  # takes accounts, then ledger
+        with accounts:
+            a_ready.set()
+            b_ready.wait()
+            with ledger:
+                pass
+
+    def audit() -> None:  # takes ledger, then accounts: the classic inversion
+        with ledger:
+            b_ready.set()
+            a_ready.wait()
+            # Let transfer() block on the ledger first, so the audit closes the cycle.
+            while not any(ident == t1.ident for ident, *_ in pt._plait.snapshot()[1]):
+                time.sleep(0.001)
+            try:
+                with accounts:
+                    pass
+            except DeadlockError as e:
+                caught.append(e)
+
+    t1 = threading.Thread(target=transfer, name="transfer")
+    t2 = threading.Thread(target=audit, name="audit")
+    t1.start()
+    t2.start()
+    t1.join()
+    t2.join()
+    err = caught[0]
+    print("  Two threads take two locks in opposite orders. threading would hang forever;")
+    print("  plait raises DeadlockError in the thread that closes the cycle:\n")
+    for line in str(err).splitlines():
+        print("    | " + line)
+    print(
+        f"\n  err.cycle holds the same data for tools: "
+        f"{[(e.thread_name, e.waits_for.label) for e in err.cycle]}"
+    )
+
+
+def run(quick: bool = False) -> int:
+    """Run the tour; ``quick`` shrinks the work sizes (used by the test suite)."""
+    scale = 0.05 if quick else 1.0
+    repeat = 1 if quick else 3
+    print(
+        f"plait tour on {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores\n"
+    )
+
+    print("1. Threads: producer -> transformer -> consumer over bounded queues")
+    n = int(200_000 * scale)
+    std = _best_of(lambda: _pipeline(queue.Queue, n), repeat)
+    ours = _best_of(lambda: _pipeline(pt.Queue, n), repeat)
+    _row(f"pipeline, {n:,} items, 2 hops", std, ours, "items", n)
+
+    print("\n2. Threads: a pool of 4 workers, tiny tasks")
+    n = int(50_000 * scale)
+    with concurrent.futures.ThreadPoolExecutor(4) as a, pt.ThreadPool(4) as b:
+        std = _best_of(lambda: _submit_all(a, n), repeat)
+        ours = _best_of(lambda: _submit_all(b, n), repeat)
+        _row(f"submit + result, {n:,} tasks", std, ours, "tasks", n)
+        n = int(200_000 * scale)
+        std = _best_of(lambda: _map_all(a, n), 1)
+        ours = _best_of(lambda: _map_all(b, n), repeat)
+        _row(f"map, {n:,} items", std, ours, "items", n)
+
+    print("\n3. Threads: a deadlock, named instead of silent\n")
+    _deadlock()
+    print("\nDone. `make bench` measures every case against all peers.")
+    return 0

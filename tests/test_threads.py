@@ -1,0 +1,327 @@
+"""plait.threads primitives beyond CPython's conformance suites: names, reprs, 3.13 queue
+shutdown, atomics, fork re-init, and Ctrl-C interrupting every kind of blocking call."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import weakref
+
+import pytest
+
+from plait import ShutDown
+from plait import threads as pt
+
+# --- names, reprs, types ----------------------------------------------------------------------
+
+
+def test_named_lock_repr_and_name():
+    lock = pt.Lock(name="db")
+    assert lock.name == "db"
+    assert "name='db'" in repr(lock)
+    assert pt.Lock().name is None
+
+
+def test_bounded_semaphore_is_a_semaphore():
+    sem = pt.BoundedSemaphore(2)
+    assert isinstance(sem, pt.Semaphore)
+    sem.acquire()
+    sem.release()
+    with pytest.raises(ValueError):
+        sem.release()
+
+
+def test_queue_subclasses_and_generic_alias():
+    assert issubclass(pt.LifoQueue, pt.Queue)
+    assert issubclass(pt.PriorityQueue, pt.Queue)
+    assert pt.Queue[int].__origin__ is pt.Queue
+    assert pt.SimpleQueue[str].__origin__ is pt.SimpleQueue
+
+
+def test_priority_queue_matches_heapq_order_for_equal_keys():
+    import heapq
+
+    items = [(i % 3, i) for i in range(30)]
+    q = pt.PriorityQueue()
+    heap: list = []
+    for it in items:
+        q.put(it)
+        heapq.heappush(heap, it)
+    assert [q.get() for _ in items] == [heapq.heappop(heap) for _ in items]
+
+
+def test_priority_queue_comparison_error_keeps_items():
+    q = pt.PriorityQueue()
+    q.put(1)
+    with pytest.raises(TypeError):
+        q.put("x")
+    # Like heapq, the item stays (the heap is not corrupted): both come out.
+    got = {q.get_nowait() for _ in range(q.qsize())}
+    assert got == {1, "x"}
+
+
+def test_event_fork_reinit_clears():
+    ev = pt.Event()
+    ev.set()
+    ev._at_fork_reinit()
+    assert not ev.is_set()
+
+
+def test_lock_and_rlock_are_weakly_referenceable():
+    lock = pt.Lock()
+    ref = weakref.ref(lock)
+    del lock
+    assert ref() is None
+
+
+# --- queue shutdown (Python 3.13 semantics) ---------------------------------------------------
+
+
+def test_shutdown_blocks_puts_and_drains_gets():
+    q = pt.Queue()
+    q.put(1)
+    q.shutdown()
+    assert q.is_shutdown
+    with pytest.raises(ShutDown):
+        q.put(2)
+    assert q.get() == 1
+    with pytest.raises(ShutDown):
+        q.get()
+
+
+def test_shutdown_wakes_blocked_getter():
+    q = pt.Queue()
+    errors = []
+    started = threading.Event()
+
+    def getter():
+        started.set()
+        try:
+            q.get()
+        except ShutDown as e:
+            errors.append(e)
+
+    t = threading.Thread(target=getter)
+    t.start()
+    started.wait()
+    q.shutdown()
+    t.join()
+    assert len(errors) == 1
+
+
+def test_shutdown_wakes_blocked_putter():
+    q = pt.Queue(maxsize=1)
+    q.put(0)
+    errors = []
+    started = threading.Event()
+
+    def putter():
+        started.set()
+        try:
+            q.put(1)
+        except ShutDown as e:
+            errors.append(e)
+
+    t = threading.Thread(target=putter)
+    t.start()
+    started.wait()
+    q.shutdown()
+    t.join()
+    assert len(errors) == 1
+
+
+def test_immediate_shutdown_empties_and_releases_join():
+    q = pt.Queue()
+    for i in range(3):
+        q.put(i)
+    joined = threading.Event()
+    t = threading.Thread(target=lambda: (q.join(), joined.set()))
+    t.start()
+    q.shutdown(immediate=True)
+    t.join()
+    assert joined.is_set()
+    assert q.qsize() == 0
+    with pytest.raises(ShutDown):
+        q.get_nowait()
+
+
+def test_shutdown_is_a_plait_error():
+    from plait import PlaitError
+
+    assert issubclass(ShutDown, PlaitError)
+    if hasattr(queue, "ShutDown"):  # pragma: no cover - Python 3.13+
+        assert issubclass(ShutDown, queue.ShutDown)
+
+
+def test_queue_errors_are_the_stdlib_ones():
+    q = pt.Queue(1)
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    q.put(1)
+    with pytest.raises(queue.Full):
+        q.put_nowait(2)
+    with pytest.raises(ValueError):
+        q.get(timeout=-1)
+
+
+def test_snapshot_lists_items_in_get_order():
+    q = pt.LifoQueue()
+    for i in range(3):
+        q.put(i)
+    assert q.snapshot() == [2, 1, 0]
+
+
+# --- atomics ----------------------------------------------------------------------------------
+
+
+def test_atomic_int_operations():
+    a = pt.AtomicInt(5)
+    assert a.load() == 5
+    assert a.fetch_add(3) == 5
+    assert a.add(2) == 10
+    assert a.sub(4) == 6
+    assert a.fetch_sub() == 6
+    assert a.swap(100) == 5
+    assert a.compare_exchange(1, 2) == (False, 100)
+    assert a.compare_exchange(100, 7) == (True, 100)
+    a += 3
+    assert int(a) == 10
+    assert list(range(a)) == list(range(10))  # __index__
+    assert repr(a) == "AtomicInt(10)"
+
+
+def test_atomic_int_overflow_raises_and_keeps_value():
+    a = pt.AtomicInt(2**63 - 1)
+    with pytest.raises(OverflowError):
+        a.add(1)
+    assert a.load() == 2**63 - 1
+
+
+def test_atomic_int_is_exact_under_contention():
+    a = pt.AtomicInt()
+    n, k = 4, 20_000
+    barrier = threading.Barrier(n)
+
+    def work():
+        barrier.wait()
+        for _ in range(k):
+            a.fetch_add(1)
+
+    ts = [threading.Thread(target=work) for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert a.load() == n * k
+
+
+def test_atomic_flag():
+    f = pt.AtomicFlag()
+    assert not f
+    assert f.test_and_set() is False
+    assert f.test_and_set() is True
+    assert f.is_set()
+    f.clear()
+    assert f.compare_exchange(False, True) == (True, False)
+    assert repr(f) == "AtomicFlag(True)"
+
+
+# --- Ctrl-C interrupts every blocking call in the main thread ---------------------------------
+
+
+def _interrupt_soon(started: threading.Event | None = None) -> threading.Thread:
+    """Send SIGINT to this process once the main thread is (about to be) blocked."""
+
+    def fire():
+        if started is not None:
+            started.wait()
+        # Give the main thread time to enter the native wait; the wait itself polls for signals,
+        # so the exact moment does not matter for correctness.
+        threading.Event().wait(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=fire)
+    t.start()
+    return t
+
+
+def _held_by_other_thread(lock):
+    """(target, ready, release): a thread that holds `lock` until `release` is set."""
+    ready, release = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            ready.set()
+            release.wait()
+
+    return hold, ready, release
+
+
+def _blocked_calls():
+    lock = pt.Lock()
+    rlock = pt.RLock()
+
+    cond = pt.Condition()
+    sem = pt.Semaphore(0)
+    q = pt.Queue()
+    jq = pt.Queue()
+    jq.put(1)
+    bar = pt.Barrier(2)
+    sq = pt.SimpleQueue()
+    return {
+        "Lock.acquire": (lambda: lock.acquire(), _held_by_other_thread(lock)),
+        "RLock.acquire": (lambda: rlock.acquire(), _held_by_other_thread(rlock)),
+        "Condition.wait": (lambda: (cond.acquire(), cond.wait()), None),
+        "Semaphore.acquire": (lambda: sem.acquire(), None),
+        "Event.wait": (lambda: pt.Event().wait(), None),
+        "Queue.get": (lambda: q.get(), None),
+        "Queue.join": (lambda: jq.join(), None),
+        "SimpleQueue.get": (lambda: sq.get(), None),
+        "Barrier.wait": (lambda: bar.wait(), None),
+    }
+
+
+@pytest.mark.parametrize("name", list(_blocked_calls()))
+def test_ctrl_c_interrupts_blocking_call(name):
+    call, helper = _blocked_calls()[name]
+    holder = None
+    if helper is not None:
+        target, ready, release = helper
+        holder = threading.Thread(target=target)
+        holder.start()
+        ready.wait()
+    killer = _interrupt_soon()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        killer.join()
+        if helper is not None:
+            release.set()
+            holder.join()
+
+
+def test_ctrl_c_interrupts_future_result():
+    gate = threading.Event()
+    with pt.ThreadPool(1) as pool:
+        fut = pool.submit(gate.wait)
+        killer = _interrupt_soon()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                fut.result()
+        finally:
+            killer.join()
+            gate.set()
+
+
+def test_condition_holds_lock_after_interrupted_wait():
+    cond = pt.Condition(pt.Lock())
+    killer = _interrupt_soon()
+    with cond:
+        with pytest.raises(KeyboardInterrupt):
+            cond.wait()
+        # The lock is held again, so leaving the with-block releases it cleanly.
+        assert cond._is_owned()
+    killer.join()
