@@ -27,7 +27,7 @@ pub struct PyBlocker<'py> {
     main: bool,
     err: Option<PyErr>,
     /// Recorded as this thread's wait (for `dump()`) the first time the call really sleeps.
-    wait_on: Option<Arc<dyn Resource>>,
+    wait_on: Option<(Arc<dyn Resource>, bool)>,
     guard: Option<WaitGuard>,
 }
 
@@ -43,11 +43,12 @@ impl<'py> PyBlocker<'py> {
         }
     }
 
-    /// A blocker that records the wait on `resource` when it first sleeps (for reports).
-    pub fn waiting_on(py: Python<'py>, resource: Arc<dyn Resource>) -> Self {
+    /// A blocker that records the wait on `resource` when it first sleeps (for reports);
+    /// `timed` says whether the wait has a deadline.
+    pub fn waiting_on(py: Python<'py>, resource: Arc<dyn Resource>, timed: bool) -> Self {
         let mut b = Self::new(py);
         if deadlock::mode() != deadlock::Mode::Off {
-            b.wait_on = Some(resource);
+            b.wait_on = Some((resource, timed));
         }
         b
     }
@@ -70,8 +71,8 @@ impl<'py> PyBlocker<'py> {
 
 impl Blocker for PyBlocker<'_> {
     fn block<R: Send, F: FnOnce() -> R + Send>(&mut self, f: F) -> R {
-        if let Some(resource) = self.wait_on.take() {
-            let (guard, _) = deadlock::begin_wait(thread::current(), resource, true);
+        if let Some((resource, timed)) = self.wait_on.take() {
+            let (guard, _) = deadlock::begin_wait(thread::current(), resource, timed);
             self.guard = Some(guard);
         }
         self.py.detach(f)

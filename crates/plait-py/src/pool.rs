@@ -249,9 +249,11 @@ impl MapIterator {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let i = self.pos.load(Ordering::Relaxed);
         let job = &self.job;
+        // Claim the position first, so two threads iterating at once never take the same item.
+        let i = self.pos.fetch_add(1, Ordering::Relaxed);
         if i >= job.args.len() {
+            self.pos.store(job.args.len(), Ordering::Relaxed);
             return Ok(None);
         }
         let ready = || !matches!(*job.slots[i].lock(), Slot::Pending);
@@ -269,7 +271,6 @@ impl MapIterator {
                 }
             }
         }
-        self.pos.store(i + 1, Ordering::Relaxed);
         let slot = std::mem::replace(&mut *job.slots[i].lock(), Slot::Taken);
         match slot {
             Slot::Ok(v) => Ok(Some(v)),

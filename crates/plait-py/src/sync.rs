@@ -526,7 +526,7 @@ impl Condition {
             }
         };
         let deadline = optional_deadline(timeout);
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone());
+        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), deadline.is_some());
         let result = self.waiters.wait(&signal, deadline, &mut blocker);
         let err = result.is_err().then(|| blocker.take_err());
         drop(blocker);
@@ -851,7 +851,7 @@ impl Event {
         if timeout.is_some_and(|t| t <= 0.0) {
             return Ok(false);
         }
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone());
+        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), timeout.is_some());
         self.core
             .wait(optional_deadline(timeout), &mut blocker)
             .map_err(|_| blocker.take_err())
@@ -908,7 +908,7 @@ impl Barrier {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<usize> {
         let timeout = timeout.or(self.timeout);
         let deadline = optional_deadline(timeout);
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone());
+        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), deadline.is_some());
         match self.core.arrive(deadline, &mut blocker) {
             Ok(Arrival::Passed(i)) => Ok(i),
             Ok(Arrival::RunAction(i)) => {
