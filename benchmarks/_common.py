@@ -99,11 +99,14 @@ def machine_summary() -> list[str]:
     return [
         f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
         f"os.cpu_count()={os.cpu_count()}, {_cpu_model()}",
-        f"python:  {impl} {platform.python_version()}{gil}, switchinterval={sys.getswitchinterval() * 1e3:g} ms",
+        f"python:  {impl} {platform.python_version()}{gil}, "
+        f"switchinterval={sys.getswitchinterval() * 1e3:g} ms",
     ]
 
 
-def header(title: str, args: argparse.Namespace, sizes: Iterable[str] = (), notes: Iterable[str] = ()) -> None:
+def header(
+    title: str, args: argparse.Namespace, sizes: Iterable[str] = (), notes: Iterable[str] = ()
+) -> None:
     """Print what is measured, where, and how, before any timing."""
     print(title)
     for line in machine_summary():

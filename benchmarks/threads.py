@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import repeat
 from typing import Any
 
-import plait.threads as pt
 from _common import Bench, Impl, clock, header, parse_args
+
+import plait.threads as pt
 
 
 def ident(x: Any) -> Any:
@@ -254,7 +255,7 @@ def main() -> int:
     N_ATOMIC = 100_000 if quick else 1_000_000
     THREADS = 4
     WORKERS = 4
-    # ThreadPoolExecutor.map over 1M items takes ~15 s a run: time it once at full size.
+    # ThreadPoolExecutor.map over 1M items takes 15-25 s a run here: time it once at full size.
     map_std_repeats = None if quick else 1
 
     header(
@@ -270,7 +271,8 @@ def main() -> int:
             f"atomic {N_ATOMIC:,} increments",
         ],
         notes=[
-            f"plait deadlock detection: {pt.get_deadlock_detection()!r} (the default) unless a line says otherwise",
+            f"plait deadlock detection: {pt.get_deadlock_detection()!r} (the default) "
+            "unless a line says otherwise",
             "task function is `def ident(x): return x`; results are checked after each timed run",
         ],
     )
@@ -382,7 +384,7 @@ def main() -> int:
                     pool_map(tpe, N_MAP),
                     repeats=map_std_repeats,
                     warmup=pool_map(tpe, N_MAP_WARM),
-                    note="" if quick else f"~15 s a run; warm-up at {N_MAP_WARM // 1000}k items",
+                    note="" if quick else f"slow; warm-up at {N_MAP_WARM // 1000}k items",
                 ),
                 Impl("plait.threads.ThreadPool.map", pool_map(tp, N_MAP)),
             ],

@@ -22,16 +22,16 @@ pub const TIMEOUT_MAX: f64 = 9_223_372_036.0;
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
 /// A [`Blocker`] for calls from Python; see the module docs.
-pub struct PyBlocker<'py> {
+pub struct PyBlocker<'py, 'r> {
     py: Python<'py>,
     main: bool,
     err: Option<PyErr>,
     /// Recorded as this thread's wait (for `dump()`) the first time the call really sleeps.
-    wait_on: Option<(Arc<dyn Resource>, bool)>,
+    wait_on: Option<(&'r Arc<dyn Resource>, bool)>,
     guard: Option<WaitGuard>,
 }
 
-impl<'py> PyBlocker<'py> {
+impl<'py, 'r> PyBlocker<'py, 'r> {
     /// A blocker for the calling thread.
     pub fn new(py: Python<'py>) -> Self {
         Self {
@@ -45,7 +45,7 @@ impl<'py> PyBlocker<'py> {
 
     /// A blocker that records the wait on `resource` when it first sleeps (for reports);
     /// `timed` says whether the wait has a deadline.
-    pub fn waiting_on(py: Python<'py>, resource: Arc<dyn Resource>, timed: bool) -> Self {
+    pub fn waiting_on(py: Python<'py>, resource: &'r Arc<dyn Resource>, timed: bool) -> Self {
         let mut b = Self::new(py);
         if deadlock::mode() != deadlock::Mode::Off {
             b.wait_on = Some((resource, timed));
@@ -69,10 +69,10 @@ impl<'py> PyBlocker<'py> {
     }
 }
 
-impl Blocker for PyBlocker<'_> {
+impl Blocker for PyBlocker<'_, '_> {
     fn block<R: Send, F: FnOnce() -> R + Send>(&mut self, f: F) -> R {
         if let Some((resource, timed)) = self.wait_on.take() {
-            let (guard, _) = deadlock::begin_wait(thread::current(), resource, timed);
+            let (guard, _) = deadlock::begin_wait(thread::current(), Arc::clone(resource), timed);
             self.guard = Some(guard);
         }
         self.py.detach(f)

@@ -35,7 +35,7 @@ fn raise(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, module: &str, na
 }
 
 /// Maps a synchronisation error; `Interrupted` takes the blocker's pending error.
-pub fn sync_err(py: Python<'_>, err: SyncError, blocker: Option<&mut PyBlocker<'_>>) -> PyErr {
+pub fn sync_err(py: Python<'_>, err: SyncError, blocker: Option<&mut PyBlocker<'_, '_>>) -> PyErr {
     match err {
         SyncError::NotLocked | SyncError::NotOwned => PyRuntimeError::new_err(err.to_string()),
         SyncError::TooManyReleases => PyValueError::new_err(err.to_string()),
@@ -48,7 +48,7 @@ pub fn sync_err(py: Python<'_>, err: SyncError, blocker: Option<&mut PyBlocker<'
 }
 
 /// Maps a queue error; `Store` errors carry the Python exception already.
-pub fn queue_err(py: Python<'_>, err: QueueError<PyErr>, blocker: &mut PyBlocker<'_>) -> PyErr {
+pub fn queue_err(py: Python<'_>, err: QueueError<PyErr>, blocker: &mut PyBlocker<'_, '_>) -> PyErr {
     match err {
         QueueError::Empty => raise(py, &EMPTY, "queue", "Empty", ""),
         QueueError::Full => raise(py, &FULL, "queue", "Full", ""),

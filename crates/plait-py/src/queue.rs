@@ -161,7 +161,7 @@ impl Queue {
     }
 
     fn put_impl(&self, py: Python<'_>, item: Py<PyAny>, wait: Wait) -> PyResult<()> {
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), wait != Wait::Until(None));
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, wait != Wait::Until(None));
         match self.core.put(item, wait, &mut blocker) {
             Ok(()) => Ok(()),
             Err((_item, e)) => Err(queue_err(py, e, &mut blocker)),
@@ -169,7 +169,7 @@ impl Queue {
     }
 
     fn get_impl(&self, py: Python<'_>, wait: Wait) -> PyResult<Py<PyAny>> {
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), wait != Wait::Until(None));
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, wait != Wait::Until(None));
         self.core
             .get(wait, &mut blocker)
             .map_err(|e| queue_err(py, e, &mut blocker))
@@ -224,7 +224,7 @@ impl Queue {
 
     /// Wait until every item put has been marked done.
     fn join(&self, py: Python<'_>) -> PyResult<()> {
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), false);
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, false);
         self.core.join(&mut blocker).map_err(|e| queue_err(py, e, &mut blocker))
     }
 
@@ -369,7 +369,7 @@ impl SimpleQueue {
     #[pyo3(signature = (block=None, timeout=None))]
     fn get(&self, py: Python<'_>, block: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let wait = parse_wait(truthy(block, true)?, timeout)?;
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), wait != Wait::Until(None));
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, wait != Wait::Until(None));
         self.core
             .get(wait, &mut blocker)
             .map_err(|e| queue_err(py, e, &mut blocker))

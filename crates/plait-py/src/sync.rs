@@ -243,7 +243,7 @@ impl RLock {
         py: Python<'_>,
         me: ThreadId,
         deadline: Option<std::time::Instant>,
-        mut blocker: PyBlocker<'_>,
+        mut blocker: PyBlocker<'_, '_>,
     ) -> PyResult<bool> {
         let guard = before_wait(py, self.inner.clone(), deadline.is_some())?;
         let got = self.inner.core.acquire_slow(me, deadline, &mut blocker);
@@ -401,7 +401,7 @@ pub struct Condition {
     kind: CondLock,
     waiters: core::WaitQueue,
     /// Stands for this condition in `dump()` while threads wait on it.
-    marker: Arc<ConditionMarker>,
+    marker: Arc<dyn Resource>,
 }
 
 struct ConditionMarker {
@@ -526,7 +526,7 @@ impl Condition {
             }
         };
         let deadline = optional_deadline(timeout);
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), deadline.is_some());
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, deadline.is_some());
         let result = self.waiters.wait(&signal, deadline, &mut blocker);
         let err = result.is_err().then(|| blocker.take_err());
         drop(blocker);
@@ -805,7 +805,7 @@ impl BoundedSemaphore {
 #[pyclass(module = "plait.threads", frozen, weakref, subclass)]
 pub struct Event {
     core: core::Event,
-    marker: Arc<ConditionMarker>,
+    marker: Arc<dyn Resource>,
 }
 
 #[pymethods]
@@ -851,7 +851,7 @@ impl Event {
         if timeout.is_some_and(|t| t <= 0.0) {
             return Ok(false);
         }
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), timeout.is_some());
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, timeout.is_some());
         self.core
             .wait(optional_deadline(timeout), &mut blocker)
             .map_err(|_| blocker.take_err())
@@ -880,7 +880,7 @@ pub struct Barrier {
     core: core::Barrier,
     action: Option<Py<PyAny>>,
     timeout: Option<f64>,
-    marker: Arc<ConditionMarker>,
+    marker: Arc<dyn Resource>,
 }
 
 #[pymethods]
@@ -908,7 +908,7 @@ impl Barrier {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<usize> {
         let timeout = timeout.or(self.timeout);
         let deadline = optional_deadline(timeout);
-        let mut blocker = PyBlocker::waiting_on(py, self.marker.clone(), deadline.is_some());
+        let mut blocker = PyBlocker::waiting_on(py, &self.marker, deadline.is_some());
         match self.core.arrive(deadline, &mut blocker) {
             Ok(Arrival::Passed(i)) => Ok(i),
             Ok(Arrival::RunAction(i)) => {
