@@ -246,3 +246,32 @@ def test_dump_shows_holders_and_waiters():
     assert "Thread 'dump-waiter'" in report
     assert "waits for Lock 'shared'" in report
     assert "test_dump_shows_holders_and_waiters" in report
+
+
+def test_fork_child_forgets_other_threads_waits():
+    import os
+
+    lock = pt.Lock(name="forked")
+    lock.acquire()
+    started = threading.Event()
+
+    def waiter():
+        started.set()
+        with lock:
+            pass
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    started.wait()
+    wait_until_waiting(t)
+    with warnings.catch_warnings():
+        # Forking a process with threads warns on 3.12+; the child only checks plait's tables.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        ok = not _plait.snapshot()[1]
+        os._exit(0 if ok else 1)
+    lock.release()
+    t.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -30,6 +30,7 @@ __all__ = [
     "SimpleQueue",
     "ThreadPoolCore",
     "WorkerLoop",
+    "_after_fork_in_child",
     "_set_future_type",
     "check_lock_order",
     "get_deadlock_detection",
@@ -47,6 +48,7 @@ def lock_order_checking() -> bool: ...
 
 _Resource = tuple[str, str, str | None, int, types.CodeType | None, int]
 
+def _after_fork_in_child() -> None: ...
 def snapshot() -> tuple[list[tuple[int, _Resource]], list[tuple[int, _Resource, bool, float]]]: ...
 
 # --- locks --------------------------------------------------------------------------------------

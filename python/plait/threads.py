@@ -13,6 +13,8 @@ it waits for, who holds it and where that lock was acquired. See
 
 from __future__ import annotations
 
+import os as _os
+
 from . import _plait, _report
 from ._pool import ThreadPool
 from .exceptions import BrokenThreadPool, DeadlockError, LockOrderWarning, ShutDown
@@ -60,6 +62,9 @@ SimpleQueue = _plait.SimpleQueue
 AtomicInt = _plait.AtomicInt
 AtomicFlag = _plait.AtomicFlag
 TIMEOUT_MAX: float = _plait.TIMEOUT_MAX
+
+# After fork() only the forking thread exists: forget the waits and held locks of the others.
+_os.register_at_fork(after_in_child=_plait._after_fork_in_child)
 
 __all__ += ["TIMEOUT_MAX", "Empty", "Full"]
 

@@ -192,7 +192,14 @@ fn snapshot(py: Python<'_>) -> PyResult<(Bound<'_, PyList>, Bound<'_, PyList>)> 
     Ok((held, waits))
 }
 
+/// Called in the child after `os.fork()` (registered by `plait.threads`).
+#[pyfunction]
+fn _after_fork_in_child() {
+    deadlock::after_fork_in_child(thread::current());
+}
+
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(set_deadlock_detection, m)?)?;
     m.add_function(wrap_pyfunction!(get_deadlock_detection, m)?)?;
     m.add_function(wrap_pyfunction!(check_lock_order, m)?)?;

@@ -375,6 +375,27 @@ pub fn order_released(thread: ThreadId, id: u64) {
     }
 }
 
+/// Resets the global tables in the child after `fork()`: only the forking thread survives, so
+/// every recorded wait and every other thread's held-lock list is stale, and a table mutex held by
+/// a thread that no longer exists is released.
+pub fn after_fork_in_child(survivor: ThreadId) {
+    if WAITS.is_locked() {
+        // Safety: after fork() only the calling thread exists, and it does not hold the mutex
+        // (it was running Python's os.fork), so the holder is gone for good.
+        unsafe { WAITS.force_unlock() };
+    }
+    WAITS.lock().clear();
+    if REGISTRY.is_locked() {
+        // Safety: as above.
+        unsafe { REGISTRY.force_unlock() };
+    }
+    if ORDER.is_locked() {
+        // Safety: as above.
+        unsafe { ORDER.force_unlock() };
+    }
+    ORDER.lock().held.retain(|t, _| *t == survivor);
+}
+
 /// Forgets everything about `thread` (it exited).
 pub fn forget_thread(thread: ThreadId) {
     ORDER.lock().held.remove(&thread);
