@@ -325,3 +325,35 @@ def test_condition_holds_lock_after_interrupted_wait():
         # The lock is held again, so leaving the with-block releases it cleanly.
         assert cond._is_owned()
     killer.join()
+
+
+# --- cyclic garbage ---------------------------------------------------------------------------
+
+
+def test_queue_holding_itself_is_collected():
+    import gc
+
+    for cls in (pt.Queue, pt.SimpleQueue, pt.PriorityQueue):
+        q = cls()
+        q.put(q)
+        ref = weakref.ref(q)
+        del q
+        gc.collect()
+        assert ref() is None, cls
+
+
+def test_barrier_whose_action_refers_back_is_collected():
+    import gc
+
+    class Stage:
+        def __init__(self):
+            self.barrier = pt.Barrier(1, action=self.done)
+
+        def done(self):
+            pass
+
+    stage = Stage()
+    ref = weakref.ref(stage)
+    del stage
+    gc.collect()
+    assert ref() is None

@@ -12,6 +12,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{optional_deadline, PyBlocker};
 use crate::sync::Condition;
@@ -276,6 +277,28 @@ impl FutureCore {
 
 #[pymethods]
 impl FutureCore {
+    /// Lets the cycle collector see the result, exception, callbacks and waiters: a future whose
+    /// exception's traceback refers back to it (a frame holding the future) is a common cycle.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Never block in the collector: a busy future is simply not traversed this round.
+        let Some(st) = self.inner.try_lock() else {
+            return Ok(());
+        };
+        visit.call(st.result.as_ref())?;
+        visit.call(st.exception.as_ref())?;
+        for cb in &st.callbacks {
+            visit.call(cb)?;
+        }
+        visit.call(st.condition.as_ref())?;
+        visit.call(st.waiters.as_ref())?;
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let taken = std::mem::take(&mut *self.inner.lock());
+        drop(taken);
+    }
+
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyAny>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {

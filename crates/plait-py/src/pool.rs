@@ -5,6 +5,9 @@
 //! `ThreadPoolExecutor`) whose target is a native loop. `map` does not create a future per item:
 //! it publishes one job that every worker joins, claiming batches of items whose size shrinks as
 //! the job nears its end (guided self-scheduling), and results are yielded in order as they land.
+//! Each item is still started individually (an atomic flag), and a worker that runs out of batches
+//! steals items not yet started from the others' batches, so an item blocked waiting on a later
+//! one never starves it: as with `ThreadPoolExecutor`, items only wait for a free worker.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -64,6 +67,10 @@ struct MapJob {
     func: Py<PyAny>,
     args: Args,
     next: AtomicUsize,
+    /// Per item: set by the worker that starts it (its batch owner or a thief).
+    started: Vec<AtomicBool>,
+    /// Items before this index are all started (where thieves resume scanning).
+    steal_from: AtomicUsize,
     slots: Vec<Mutex<Slot>>,
     progress: Notifier,
     cancelled: AtomicBool,
@@ -94,37 +101,58 @@ impl MapJob {
         }
     }
 
+    /// Runs item `i` unless another worker started it already.
+    fn run_item(&self, py: Python<'_>, i: usize) {
+        if self.started[i].swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let slot = if self.cancelled.load(Ordering::Relaxed) {
+            Slot::Cancelled
+        } else {
+            let result = match &self.args {
+                Args::One(v) => self.func.bind(py).call1((v[i].bind(py),)),
+                Args::Many(v) => self.func.bind(py).call1(v[i].bind(py)),
+            };
+            match result {
+                Ok(r) => Slot::Ok(r.unbind()),
+                Err(e) => Slot::Err(e.into_value(py).into_any()),
+            }
+        };
+        *self.slots[i].lock() = slot;
+        self.progress.notify();
+    }
+
     fn run(&self, py: Python<'_>) {
         while let Some(range) = self.claim() {
             for i in range {
-                let slot = if self.cancelled.load(Ordering::Relaxed) {
-                    Slot::Cancelled
-                } else {
-                    let result = match &self.args {
-                        Args::One(v) => self.func.bind(py).call1((v[i].bind(py),)),
-                        Args::Many(v) => self.func.bind(py).call1(v[i].bind(py)),
-                    };
-                    match result {
-                        Ok(r) => Slot::Ok(r.unbind()),
-                        Err(e) => Slot::Err(e.into_value(py).into_any()),
-                    }
-                };
-                *self.slots[i].lock() = slot;
-                self.progress.notify();
+                self.run_item(py, i);
             }
             // Builtin functions never reach the interpreter's switch point: offer the GIL to any
             // thread that asked for it (the consumer, a signal handler in the main thread).
             py.detach(|| ());
         }
+        // No batch left: help with items other workers claimed but have not started (one of
+        // them may be blocked on an item further along in its own batch).
+        let n = self.args.len();
+        let mut i = self.steal_from.load(Ordering::Relaxed);
+        while i < n {
+            if !self.started[i].load(Ordering::Relaxed) {
+                self.run_item(py, i);
+            }
+            i += 1;
+            self.steal_from.fetch_max(i, Ordering::Relaxed);
+        }
     }
 
-    /// Marks every unclaimed item cancelled.
+    /// Cancels every item not started yet (workers skip them; their results read as cancelled).
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
         let n = self.args.len();
-        let start = self.next.swap(n, Ordering::Relaxed);
-        for slot in self.slots.iter().take(n).skip(start) {
-            *slot.lock() = Slot::Cancelled;
+        self.next.store(n, Ordering::Relaxed);
+        for i in 0..n {
+            if !self.started[i].swap(true, Ordering::AcqRel) {
+                *self.slots[i].lock() = Slot::Cancelled;
+            }
         }
         self.progress.notify();
     }
@@ -234,11 +262,16 @@ pub struct MapIterator {
     job: Arc<MapJob>,
     pos: AtomicUsize,
     deadline: Option<Instant>,
+    /// Whether iteration began. Like `Executor.map`'s generator, an iterator dropped or closed
+    /// before its first `next()` lets every item run; after that, the rest is cancelled.
+    iterating: AtomicBool,
 }
 
 impl Drop for MapIterator {
     fn drop(&mut self) {
-        self.job.cancel();
+        if self.iterating.load(Ordering::Relaxed) {
+            self.job.cancel();
+        }
     }
 }
 
@@ -250,6 +283,7 @@ impl MapIterator {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let job = &self.job;
+        self.iterating.store(true, Ordering::Relaxed);
         // Claim the position first, so two threads iterating at once never take the same item.
         let i = self.pos.fetch_add(1, Ordering::Relaxed);
         if i >= job.args.len() {
@@ -287,14 +321,17 @@ impl MapIterator {
         }
     }
 
-    /// Stop early: unclaimed items are cancelled.
+    /// Stop early: once iteration has begun, items not started yet are cancelled.
     fn close(&self) {
-        self.finish();
+        self.pos.store(self.job.args.len(), Ordering::Relaxed);
+        if self.iterating.load(Ordering::Relaxed) {
+            self.job.cancel();
+        }
     }
 }
 
 impl MapIterator {
-    /// Ends iteration (after an error, a time-out or `close()`) and cancels what is left.
+    /// Ends iteration (after an error or a time-out) and cancels what is left.
     fn finish(&self) {
         self.pos.store(self.job.args.len(), Ordering::Relaxed);
         self.job.cancel();
@@ -432,6 +469,8 @@ impl ThreadPoolCore {
             func: r#fn,
             args,
             next: AtomicUsize::new(0),
+            started: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            steal_from: AtomicUsize::new(0),
             slots: (0..n).map(|_| Mutex::new(Slot::Pending)).collect(),
             progress: Notifier::new(),
             cancelled: AtomicBool::new(false),
@@ -448,6 +487,7 @@ impl ThreadPoolCore {
             job,
             pos: AtomicUsize::new(0),
             deadline,
+            iterating: AtomicBool::new(false),
         })
     }
 

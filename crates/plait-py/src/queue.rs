@@ -13,6 +13,7 @@ use plait_core::thread::ThreadId;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{deadline_after, far_future, truthy, PyBlocker};
 use crate::errors::queue_err;
@@ -100,6 +101,21 @@ impl Store for PyStore {
     }
 }
 
+impl PyStore {
+    /// Reports every item to the cycle collector.
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Self::Fifo(q) => q.iter().try_for_each(|x| visit.call(x)),
+            Self::Lifo(v) | Self::Heap(v) => v.iter().try_for_each(|x| visit.call(x)),
+        }
+    }
+}
+
+fn traverse_queue(core: &CoreQueue<PyStore>, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+    // Never block in the collector: a busy queue is simply not traversed this round.
+    core.try_with_store(|s| s.traverse(visit)).unwrap_or(Ok(()))
+}
+
 /// A queue's identity in `dump()` reports (queues have no owner, so they never close a cycle).
 struct QueueMarker {
     id: u64,
@@ -178,6 +194,15 @@ impl Queue {
 
 #[pymethods]
 impl Queue {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        traverse_queue(&self.core, &visit)
+    }
+
+    fn __clear__(&self) {
+        let items = Python::attach(|py| self.core.take_all(&mut PyBlocker::new(py)));
+        drop(items);
+    }
+
     #[new]
     #[pyo3(signature = (maxsize=0))]
     fn new(maxsize: i64) -> Self {
@@ -336,6 +361,15 @@ pub struct SimpleQueue {
 
 #[pymethods]
 impl SimpleQueue {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        traverse_queue(&self.core, &visit)
+    }
+
+    fn __clear__(&self) {
+        let items = Python::attach(|py| self.core.take_all(&mut PyBlocker::new(py)));
+        drop(items);
+    }
+
     #[new]
     fn new() -> Self {
         Self {

@@ -15,6 +15,7 @@ use plait_core::thread::{self, ThreadId};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{lock_deadline, optional_deadline, truthy, PyBlocker, Wait};
 use crate::errors::sync_err;
@@ -565,6 +566,15 @@ impl Condition {
 
 #[pymethods]
 impl Condition {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.lock)?;
+        match &self.kind {
+            CondLock::Lock(l) => visit.call(l),
+            CondLock::RLock(l) => visit.call(l),
+            CondLock::Foreign => Ok(()),
+        }
+    }
+
     #[new]
     #[pyo3(signature = (lock=None, *, name=None))]
     fn new(py: Python<'_>, lock: Option<Bound<'_, PyAny>>, name: Option<String>) -> PyResult<Self> {
@@ -885,6 +895,11 @@ pub struct Barrier {
 
 #[pymethods]
 impl Barrier {
+    /// The action is often a bound method of an object that holds the barrier: a cycle.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.action.as_ref())
+    }
+
     #[new]
     #[pyo3(signature = (parties, action=None, timeout=None, *, name=None))]
     fn new(parties: i64, action: Option<Py<PyAny>>, timeout: Option<f64>, name: Option<String>) -> PyResult<Self> {

@@ -329,6 +329,25 @@ impl<S: Store> Queue<S> {
         self.lock(blocker).shutdown
     }
 
+    /// Runs `f` on the store if the lock is free right now (for garbage-collector traversal,
+    /// which must never block).
+    pub fn try_with_store<R>(&self, f: impl FnOnce(&S) -> R) -> Option<R> {
+        self.state.try_lock().map(|st| f(&st.store))
+    }
+
+    /// Removes every item (for breaking reference cycles); returned for dropping outside the lock.
+    pub fn take_all<B: Blocker>(&self, blocker: &mut B) -> Vec<S::Item> {
+        let mut st = self.lock(blocker);
+        let mut out = Vec::with_capacity(st.store.len());
+        while !st.store.is_empty() {
+            match st.store.pop() {
+                Ok(item) => out.push(item),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
     /// Runs `f` on the store under the lock (for snapshots).
     pub fn with_store<R, B: Blocker>(&self, blocker: &mut B, f: impl FnOnce(&S) -> R) -> R {
         f(&self.lock(blocker).store)
