@@ -5,7 +5,9 @@
 //! signals, so the same algorithms serve Rust tests and Python callers.
 
 pub mod block;
+pub mod ipc;
 pub mod pool;
 pub mod queue;
+pub mod supervise;
 pub mod sync;
 pub mod thread;

@@ -1,0 +1,287 @@
+//! Child processes: spawn with chosen file descriptors inherited, watch through a pidfd, kill
+//! without pid-reuse races, reap. Knows nothing of what the children run or say; the process
+//! pool's dispatcher uses it to keep a set of workers alive.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "signal {s} ({})", signal_name(*s)),
+        }
+    }
+}
+
+/// The conventional name of a signal number (`SIGKILL`), or `"unknown"`.
+#[must_use]
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        _ => "unknown",
+    }
+}
+
+/// A child process to start; see [`Spawn::spawn`].
+#[derive(Debug)]
+pub struct Spawn {
+    command: Command,
+    keep: Vec<RawFd>,
+}
+
+impl Spawn {
+    /// Runs `program` with `args`; stdin is `/dev/null`, stdout and stderr are inherited.
+    pub fn new(program: impl Into<OsString>, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+        let mut command = Command::new(program.into());
+        command.args(args.into_iter().map(Into::into));
+        command.stdin(Stdio::null());
+        Self {
+            command,
+            keep: Vec::new(),
+        }
+    }
+
+    /// Lets the child inherit `fd` under the same number (it stays close-on-exec in the parent).
+    #[must_use]
+    pub fn keep_fd(mut self, fd: RawFd) -> Self {
+        self.keep.push(fd);
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.command.env(key.into(), value.into());
+        self
+    }
+
+    /// Starts the child.
+    ///
+    /// # Errors
+    /// The OS error from `fork`/`exec` or `pidfd_open`.
+    pub fn spawn(mut self) -> io::Result<Child> {
+        let keep = self.keep.clone();
+        // Safety: the closure runs in the forked child before exec and only calls fcntl, which
+        // is async-signal-safe, on descriptors the parent keeps open until spawn returns.
+        unsafe {
+            self.command.pre_exec(move || {
+                for &fd in &keep {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = self.command.spawn()?;
+        let pid = libc::pid_t::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+        let pidfd = pidfd_open(pid)?;
+        Ok(Child {
+            inner: child,
+            pid,
+            pidfd,
+            exit: None,
+        })
+    }
+}
+
+fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // Safety: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: the syscall returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A running (or finished, not yet reaped) child.
+#[derive(Debug)]
+pub struct Child {
+    inner: std::process::Child,
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    exit: Option<Exit>,
+}
+
+impl Child {
+    /// The process id.
+    #[must_use]
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// A descriptor that becomes readable when the child exits (register it with a poller).
+    #[must_use]
+    pub fn pidfd(&self) -> RawFd {
+        self.pidfd.as_raw_fd()
+    }
+
+    /// Sends `signal` through the pidfd, so a recycled pid can never be hit. Signalling a child
+    /// that already exited is not an error.
+    ///
+    /// # Errors
+    /// The OS error from `pidfd_send_signal`.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        // Safety: the pidfd is open; a null siginfo and zero flags are valid.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(());
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Kills the child with `SIGKILL`.
+    ///
+    /// # Errors
+    /// See [`Child::signal`].
+    pub fn kill(&self) -> io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+
+    /// Reaps the child if it has exited.
+    ///
+    /// # Errors
+    /// The OS error from `waitpid`.
+    pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
+        if let Some(exit) = self.exit {
+            return Ok(Some(exit));
+        }
+        Ok(self.inner.try_wait()?.map(|status| self.record(status)))
+    }
+
+    /// Waits for the child to exit and reaps it.
+    ///
+    /// # Errors
+    /// The OS error from `waitpid`.
+    pub fn wait(&mut self) -> io::Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        let status = self.inner.wait()?;
+        Ok(self.record(status))
+    }
+
+    fn record(&mut self, status: std::process::ExitStatus) -> Exit {
+        let exit = match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(sig)) => Exit::Signal(sig),
+            (None, None) => Exit::Code(-1),
+        };
+        self.exit = Some(exit);
+        exit
+    }
+}
+
+impl Drop for Child {
+    /// A child is never left behind: dropping a live one kills and reaps it (no zombie).
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.kill();
+            let _ = self.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::socket;
+    use std::io::Read;
+
+    fn readable(fd: RawFd, timeout_ms: i32) -> bool {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // Safety: one valid pollfd.
+        let n = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+        n == 1
+    }
+
+    #[test]
+    fn exit_code_is_reported_and_pidfd_fires() {
+        let mut child = Spawn::new("/bin/sh", ["-c", "exit 3"]).spawn().unwrap();
+        assert!(readable(child.pidfd(), 5000));
+        assert_eq!(child.wait().unwrap(), Exit::Code(3));
+        assert_eq!(child.try_wait().unwrap(), Some(Exit::Code(3)));
+    }
+
+    #[test]
+    fn kill_reports_the_signal() {
+        let mut child = Spawn::new("/bin/sleep", ["30"]).spawn().unwrap();
+        assert_eq!(child.try_wait().unwrap(), None);
+        child.kill().unwrap();
+        let exit = child.wait().unwrap();
+        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
+        assert_eq!(exit.to_string(), "signal 9 (SIGKILL)");
+        child.kill().unwrap(); // already dead: not an error
+    }
+
+    #[test]
+    fn kept_fd_is_inherited_under_the_same_number() {
+        let (mut ours, theirs) = socket::pair().unwrap();
+        let fd = theirs.as_raw_fd();
+        let script = format!("printf hello >&{fd}");
+        let mut child = Spawn::new("/bin/sh", ["-c", script.as_str()])
+            .keep_fd(fd)
+            .spawn()
+            .unwrap();
+        drop(theirs);
+        let mut got = String::new();
+        ours.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello");
+        assert_eq!(child.wait().unwrap(), Exit::Code(0));
+    }
+
+    #[test]
+    fn dropping_a_live_child_kills_and_reaps_it() {
+        let child = Spawn::new("/bin/sleep", ["30"]).spawn().unwrap();
+        let pid = child.pid();
+        drop(child);
+        // Safety: kill with signal 0 only checks existence.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(!alive, "the child was reaped, so its pid no longer exists");
+    }
+}
