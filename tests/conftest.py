@@ -17,10 +17,24 @@ def _fds() -> set[str]:
         return set()
 
 
+def _children() -> set[int]:
+    """Pids of this process's children (live or zombie), from /proc."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                found.update(int(p) for p in f.read().split())
+    except FileNotFoundError:  # pragma: no cover - Linux only
+        pass
+    return found
+
+
 @pytest.fixture(autouse=True)
 def no_leaks():
-    """Fail a test that leaks threads or fds (after giving exiting threads a moment to finish)."""
+    """Fail a test that leaks threads, fds or child processes (zombies included), after giving
+    exiting threads and processes a moment to finish."""
     threads_before = {t.ident for t in threading.enumerate()}
+    children_before = _children()
     raw_before = _thread._count()
     fds_before = _fds()
     yield
@@ -29,12 +43,14 @@ def no_leaks():
         extra = [t for t in threading.enumerate() if t.ident not in threads_before]
         raw_extra = _thread._count() - raw_before
         leaked_fds = _fds() - fds_before
-        if not extra and raw_extra <= 0 and not leaked_fds:
+        children = _children() - children_before
+        if not extra and raw_extra <= 0 and not leaked_fds and not children:
             return
         if time.monotonic() > deadline:
             break
         time.sleep(0.01)
     assert not extra, f"leaked threads: {extra}"
+    assert not children, f"leaked child processes: {sorted(children)}"
     assert raw_extra <= 0, f"leaked {raw_extra} raw threads"
     # fds: re-read once more; lazily opened fds (e.g. /dev/urandom) would be a false alarm.
     leaked_fds = {fd for fd in _fds() - fds_before if os.path.exists(f"/proc/self/fd/{fd}")}

@@ -7,27 +7,34 @@ faster than its peers, and loud where they are silent: a deadlock raises
 Modules:
 
 - :mod:`plait.threads`: ``threading``/``queue`` primitives, atomics and ``ThreadPool``.
+- :mod:`plait.processes`: ``ProcessPool``, a process pool that survives crashes.
 """
 
 from __future__ import annotations
 
 from .exceptions import (
+    BrokenProcessPool,
     BrokenThreadPool,
     DeadlockError,
     DeadlockWarning,
     LockOrderWarning,
     PlaitError,
     ShutDown,
+    TaskTimeout,
+    WorkerCrashed,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BrokenProcessPool",
     "BrokenThreadPool",
     "DeadlockError",
     "DeadlockWarning",
     "LockOrderWarning",
     "PlaitError",
     "ShutDown",
+    "TaskTimeout",
+    "WorkerCrashed",
     "__version__",
 ]

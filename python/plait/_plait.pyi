@@ -12,6 +12,8 @@ _R = TypeVar("_R")
 TIMEOUT_MAX: float
 
 __all__ = [
+    "DONE_KINDS",
+    "PROTOCOL",
     "TIMEOUT_MAX",
     "AtomicFlag",
     "AtomicInt",
@@ -19,11 +21,13 @@ __all__ = [
     "BoundedSemaphore",
     "Condition",
     "Event",
+    "FrameChannel",
     "FutureCore",
     "LifoQueue",
     "Lock",
     "MapIterator",
     "PriorityQueue",
+    "ProcessPoolCore",
     "Queue",
     "RLock",
     "Semaphore",
@@ -277,3 +281,33 @@ class ThreadPoolCore:
     def _max_workers(self) -> int: ...
     @property
     def _pending(self) -> int: ...
+
+# --- process pool -------------------------------------------------------------------------------
+
+PROTOCOL: tuple[int, int, int, int, int, int, int, int]
+DONE_KINDS: tuple[int, int, int, int, int, int]
+
+@final
+class ProcessPoolCore:
+    def __new__(
+        cls,
+        workers: int,
+        command: list[str],
+        hello: bytes,
+        complete: Callable[[FutureCore[Any], int, Any], None],
+        max_tasks_per_worker: int | None = None,
+    ) -> ProcessPoolCore: ...
+    def submit(
+        self, func: int, definition: bytes | None, body: bytes, timeout: float | None = None
+    ) -> tuple[FutureCore[Any], int]: ...
+    def cancel_running(self, task_id: int) -> None: ...
+    def shutdown(self, cancel: bool = False) -> None: ...
+    def run_dispatcher(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+@final
+class FrameChannel:
+    def __new__(cls, fd: int) -> FrameChannel: ...
+    def recv(self) -> tuple[int, int, bytes]: ...
+    def send(self, kind: int, id: int, payload: bytes) -> None: ...

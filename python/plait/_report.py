@@ -17,7 +17,7 @@ ResourceTuple = tuple[str, str, "str | None", int, "CodeType | None", int]
 def _site(code: CodeType | None, lasti: int) -> str | None:
     if code is None or lasti < 0:
         return None
-    offset = lasti * 2
+    offset = lasti  # PyFrame_GetLasti is already a byte offset
     line = code.co_firstlineno
     for start, end, lineno in code.co_lines():
         if start <= offset < end and lineno is not None:

@@ -116,3 +116,43 @@ except ImportError:  # pragma: no cover - always present on 3.11+
 
 class BrokenThreadPool(PlaitError, _BrokenThreadPool):
     """A worker's initializer failed; the pool cannot run tasks any more."""
+
+
+from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool  # noqa: E402
+
+
+class BrokenProcessPool(PlaitError, _BrokenProcessPool):
+    """The process pool cannot run tasks: its workers fail to start or its initializer failed."""
+
+
+class WorkerCrashed(PlaitError, RuntimeError):
+    """The worker process running a task died (crash, signal, ``os._exit``, OOM kill).
+
+    Only that task fails; the pool starts a replacement worker and goes on.
+    """
+
+    def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+        """The worker's exit code, if it exited."""
+        self.signal = signal
+        """The signal that killed the worker, if one did."""
+
+
+class TaskTimeout(PlaitError, TimeoutError):
+    """A task ran longer than its timeout; its worker was killed and replaced."""
+
+    def __init__(self, message: str, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class RemoteTraceback(Exception):
+    """Attached as ``__cause__`` of an exception raised in a worker: the worker's traceback."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb

@@ -93,6 +93,12 @@ impl Blocker for PyBlocker<'_, '_> {
     }
 }
 
+/// Records which thread runs Python's signal handlers (the main thread; after `fork()`, the
+/// thread that forked).
+pub fn set_main_thread(thread: u64) {
+    MAIN_THREAD.store(thread, Ordering::Relaxed);
+}
+
 /// `Instant::now() + secs`, or `None` (forever) when that is beyond the clock's range.
 pub fn deadline_after(secs: f64) -> Option<Instant> {
     let secs = secs.max(0.0);
@@ -116,6 +122,10 @@ pub fn lock_deadline(blocking: bool, timeout: f64) -> PyResult<Wait> {
     }
     if timeout == -1.0 {
         return Ok(Wait::Until(None));
+    }
+    if timeout == 0.0 {
+        // Nothing to wait for: a try, which takes no part in deadlock detection.
+        return Ok(Wait::No);
     }
     if timeout < 0.0 || timeout.is_nan() {
         return Err(PyValueError::new_err("timeout value must be a non-negative number"));

@@ -39,6 +39,7 @@ pub fn sync_err(py: Python<'_>, err: SyncError, blocker: Option<&mut PyBlocker<'
     match err {
         SyncError::NotLocked | SyncError::NotOwned => PyRuntimeError::new_err(err.to_string()),
         SyncError::TooManyReleases => PyValueError::new_err(err.to_string()),
+        SyncError::Overflow => pyo3::exceptions::PyOverflowError::new_err(err.to_string()),
         SyncError::BrokenBarrier => raise(py, &BROKEN_BARRIER, "threading", "BrokenBarrierError", ""),
         SyncError::Interrupted => match blocker {
             Some(b) => b.take_err(),

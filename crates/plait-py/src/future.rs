@@ -193,6 +193,30 @@ impl FutureCore {
         Self::invoke_callbacks(slf, callbacks)
     }
 
+    /// The Pending to Running transition without the interpreter (for the process pool's
+    /// dispatcher thread). Returns `Some(true)` when started, `Some(false)` when the future was
+    /// cancelled and nobody waits on it, `None` when it was cancelled and waiters must be told
+    /// (call [`FutureCore::start`] with the interpreter attached).
+    pub fn try_start_detached(&self) -> Option<bool> {
+        let mut st = self.inner.lock();
+        match st.state() {
+            State::Pending => {
+                st.state = Some(State::Running);
+                Some(true)
+            }
+            State::Cancelled if st.condition.is_none() => {
+                st.state = Some(State::CancelledAndNotified);
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the future is still pending or running (not finished or cancelled).
+    pub fn is_live(&self) -> bool {
+        !self.inner.lock().state().is_done()
+    }
+
     /// `set_running_or_notify_cancel()` for workers.
     pub fn start(slf: &Bound<'_, Self>) -> PyResult<bool> {
         let py = slf.py();
@@ -250,17 +274,30 @@ impl FutureCore {
         Ok(true)
     }
 
-    /// The outcome of a finished future as a Python return or raise.
+    /// The outcome of a finished future as a Python return or raise. Python objects are built
+    /// only after the mutex is released (building one can run arbitrary code through the GC).
     fn outcome(&self, py: Python<'_>) -> Option<PyResult<Py<PyAny>>> {
-        let st = self.inner.lock();
-        match st.state() {
-            State::Cancelled | State::CancelledAndNotified => Some(Err(cancelled_error(py))),
-            State::Finished => Some(match &st.exception {
-                Some(e) => Err(PyErr::from_value(e.bind(py).clone())),
-                None => Ok(st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py))),
-            }),
-            _ => None,
+        enum Seen {
+            Cancelled,
+            Raised(Py<PyAny>),
+            Returned(Option<Py<PyAny>>),
         }
+        let seen = {
+            let st = self.inner.lock();
+            match st.state() {
+                State::Cancelled | State::CancelledAndNotified => Seen::Cancelled,
+                State::Finished => match &st.exception {
+                    Some(e) => Seen::Raised(e.clone_ref(py)),
+                    None => Seen::Returned(st.result.as_ref().map(|r| r.clone_ref(py))),
+                },
+                _ => return None,
+            }
+        };
+        Some(match seen {
+            Seen::Cancelled => Err(cancelled_error(py)),
+            Seen::Raised(e) => Err(PyErr::from_value(e.into_bound(py))),
+            Seen::Returned(r) => Ok(r.unwrap_or_else(|| py.None())),
+        })
     }
 
     fn wait_done(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
@@ -342,12 +379,18 @@ impl FutureCore {
     #[pyo3(signature = (timeout=None))]
     fn exception(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let get = |me: &Self| -> Option<PyResult<Py<PyAny>>> {
-            let st = me.inner.lock();
-            match st.state() {
-                State::Cancelled | State::CancelledAndNotified => Some(Err(cancelled_error(py))),
-                State::Finished => Some(Ok(st.exception.as_ref().map_or_else(|| py.None(), |e| e.clone_ref(py)))),
-                _ => None,
-            }
+            let seen = {
+                let st = me.inner.lock();
+                match st.state() {
+                    State::Cancelled | State::CancelledAndNotified => None,
+                    State::Finished => Some(st.exception.as_ref().map(|e| e.clone_ref(py))),
+                    _ => return None,
+                }
+            };
+            Some(match seen {
+                None => Err(cancelled_error(py)),
+                Some(e) => Ok(e.unwrap_or_else(|| py.None())),
+            })
         };
         if let Some(out) = get(self) {
             return out;

@@ -10,6 +10,7 @@ mod blocking;
 mod errors;
 mod future;
 mod pool;
+mod processes;
 mod queue;
 mod report;
 mod sync;
@@ -25,5 +26,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     queue::init(m)?;
     future::init(m)?;
     pool::init(m)?;
+    processes::init(m)?;
     Ok(())
 }

@@ -169,7 +169,8 @@ struct Shared {
 
 impl Shared {
     fn check_broken(&self, py: Python<'_>) -> PyResult<()> {
-        if let Some(msg) = self.broken.lock().clone() {
+        let broken = self.broken.lock().clone();
+        if let Some(msg) = broken {
             let cls = BROKEN.import(py, "plait.exceptions", "BrokenThreadPool")?;
             return Err(PyErr::from_type(cls.clone(), msg));
         }
@@ -358,9 +359,12 @@ fn default_workers() -> usize {
 
 impl ThreadPoolCore {
     fn start_workers(slf: &Bound<'_, Self>, n: usize) -> PyResult<()> {
-        for _ in 0..n {
+        for started in 0..n {
             if let Err(e) = slf.call_method0("_start_worker") {
-                slf.get().shared.tasks.worker_exited();
+                // Un-count this worker and every one after it: none of them exists.
+                for _ in started..n {
+                    slf.get().shared.tasks.worker_exited();
+                }
                 return Err(e);
             }
         }
@@ -501,15 +505,19 @@ impl ThreadPoolCore {
     /// Stop accepting work; with `cancel_futures`, cancel what has not started.
     #[pyo3(signature = (cancel_futures=false))]
     fn _shutdown_core(&self, py: Python<'_>, cancel_futures: bool) -> PyResult<()> {
+        let mut first_error = None;
         for task in self.shared.tasks.shutdown(cancel_futures) {
             match task {
+                // Cancel every one even if a done-callback raises; report the first error after.
                 Task::Call(call) => {
-                    FutureCore::cancel_impl(call.future.bind(py))?;
+                    if let Err(e) = FutureCore::cancel_impl(call.future.bind(py)) {
+                        first_error.get_or_insert(e);
+                    }
                 }
                 Task::Job(job) => job.cancel(),
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Most workers this pool will run.

@@ -98,6 +98,25 @@ pub fn before_wait(py: Python<'_>, resource: Arc<dyn Resource>, timed: bool) -> 
     Ok(guard)
 }
 
+/// The deadlock check for re-taking a condition's lock at the end of `Condition.wait`. It never
+/// raises: `wait()` must return holding the lock (the caller's `with` block releases it), so a
+/// deadlock found here is reported as a `DeadlockWarning` (or an unraisable error if warnings
+/// are errors) and the thread goes on waiting.
+pub fn before_wait_reacquire(py: Python<'_>, resource: Arc<dyn Resource>) -> WaitGuard {
+    if deadlock::mode() == Mode::Off {
+        return WaitGuard::none();
+    }
+    let (guard, found) = deadlock::begin_wait(thread::current(), resource, false);
+    if let Some(found) = found {
+        let reported = deadlock_error(py, &found)
+            .and_then(|err| report_module(py)?.call_method1("warn_deadlock", (err,)).map(drop));
+        if let Err(e) = reported {
+            e.write_unraisable(py, None);
+        }
+    }
+    guard
+}
+
 /// Called after a successful outermost acquire: records the site and checks the lock order.
 #[inline]
 pub fn after_acquire(py: Python<'_>, me: ThreadId, res: &dyn Resource, site: &SiteCell) -> PyResult<()> {
@@ -196,6 +215,8 @@ fn snapshot(py: Python<'_>) -> PyResult<(Bound<'_, PyList>, Bound<'_, PyList>)> 
 #[pyfunction]
 fn _after_fork_in_child() {
     deadlock::after_fork_in_child(thread::current());
+    // The forking thread is the child's main thread: it is the one that gets signals now.
+    crate::blocking::set_main_thread(thread::current());
 }
 
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -19,7 +19,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{lock_deadline, optional_deadline, truthy, PyBlocker, Wait};
 use crate::errors::sync_err;
-use crate::report::{after_acquire, after_release, before_wait, SiteCell};
+use crate::report::{after_acquire, after_release, before_wait, before_wait_reacquire, SiteCell};
 
 /// A core primitive plus its acquisition site; the unit the deadlock graph sees.
 pub struct Tracked<T> {
@@ -107,7 +107,7 @@ impl Lock {
         let deadline = lock_deadline(blocking, timeout)?;
         let me = thread::current();
         if self.inner.core.try_acquire(me) {
-            after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+            self.acquired(py, me)?;
             return Ok(true);
         }
         let Wait::Until(deadline) = deadline else {
@@ -124,12 +124,21 @@ impl Lock {
         drop(guard);
         match got {
             Ok(true) => {
-                after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+                self.acquired(py, me)?;
                 Ok(true)
             }
             Ok(false) => Ok(false),
             Err(e) => Err(sync_err(py, e, Some(&mut blocker))),
         }
+    }
+
+    /// Bookkeeping after taking the lock; if it fails (a lock-order warning turned into an
+    /// error), the lock is released again so the failed acquire leaves nothing held.
+    fn acquired(&self, py: Python<'_>, me: ThreadId) -> PyResult<()> {
+        after_acquire(py, me, self.inner.as_ref(), &self.inner.site).inspect_err(|_| {
+            let _ = self.inner.core.release(me);
+            after_release(me, self.inner.as_ref());
+        })
     }
 
     pub fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
@@ -226,7 +235,7 @@ impl RLock {
         let me = thread::current();
         match self.inner.core.try_acquire(me) {
             Some(true) => {
-                after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+                self.acquired(py, me)?;
                 return Ok(true);
             }
             Some(false) => return Ok(true),
@@ -251,12 +260,20 @@ impl RLock {
         drop(guard);
         match got {
             Ok(true) => {
-                after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+                self.acquired(py, me)?;
                 Ok(true)
             }
             Ok(false) => Ok(false),
             Err(e) => Err(sync_err(py, e, Some(&mut blocker))),
         }
+    }
+
+    /// As `Lock::acquired`: a failed bookkeeping step gives the lock back.
+    fn acquired(&self, py: Python<'_>, me: ThreadId) -> PyResult<()> {
+        after_acquire(py, me, self.inner.as_ref(), &self.inner.site).inspect_err(|_| {
+            let _ = self.inner.core.release(me);
+            after_release(me, self.inner.as_ref());
+        })
     }
 
     pub fn release_impl(&self, py: Python<'_>) -> PyResult<()> {
@@ -278,13 +295,19 @@ impl RLock {
     /// `Condition.wait` holding the lock as documented.
     pub fn acquire_restore_impl(&self, py: Python<'_>, state: RLockState) -> PyResult<()> {
         let me = thread::current();
-        if self.inner.core.try_acquire(me) == Some(true) {
-            after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
-        } else {
-            self.wait_for(py, me, None, PyBlocker::uninterruptible(py))?;
+        if self.inner.core.try_acquire(me) != Some(true) {
+            let guard = before_wait_reacquire(py, self.inner.clone());
+            let got = self
+                .inner
+                .core
+                .acquire_slow(me, None, &mut PyBlocker::uninterruptible(py));
+            drop(guard);
+            got.map_err(|e| sync_err(py, e, None))?;
         }
         self.inner.core.restore(state);
-        Ok(())
+        // Held again, at its old depth: an error from here on leaves it held, so the caller's
+        // `with` block releases exactly what it owns.
+        after_acquire(py, me, self.inner.as_ref(), &self.inner.site)
     }
 
     pub fn is_owned(&self) -> bool {
@@ -489,16 +512,16 @@ impl Condition {
             (CondLock::Lock(l), _) => {
                 let l = l.get();
                 let me = thread::current();
-                if l.inner.core.try_acquire(me) {
-                    after_acquire(py, me, l.inner.as_ref(), &l.inner.site)
-                } else {
-                    let guard = before_wait(py, l.inner.clone(), false)?;
+                if !l.inner.core.try_acquire(me) {
+                    let guard = before_wait_reacquire(py, l.inner.clone());
                     let mut blocker = PyBlocker::uninterruptible(py);
                     let got = l.inner.core.acquire_slow(me, None, &mut blocker);
                     drop(guard);
                     got.map_err(|e| sync_err(py, e, Some(&mut blocker)))?;
-                    after_acquire(py, me, l.inner.as_ref(), &l.inner.site)
                 }
+                // Held again: an error from here on (a warning raised as error) leaves it held,
+                // so `with cond:` releases exactly what it owns.
+                after_acquire(py, me, l.inner.as_ref(), &l.inner.site)
             }
             (CondLock::RLock(l), Saved::RLock(state)) => l.get().acquire_restore_impl(py, state),
             (_, Saved::Foreign(state)) => {
@@ -709,7 +732,7 @@ impl Semaphore {
         }
         let me = thread::current();
         if self.inner.core.try_acquire(me) {
-            after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+            self.acquired(py, me)?;
             return Ok(true);
         }
         if !blocking || timeout.is_some_and(|t| t <= 0.0) {
@@ -722,9 +745,17 @@ impl Semaphore {
         drop(guard);
         let got = got.map_err(|e| sync_err(py, e, Some(&mut blocker)))?;
         if got {
-            after_acquire(py, me, self.inner.as_ref(), &self.inner.site)?;
+            self.acquired(py, me)?;
         }
         Ok(got)
+    }
+
+    /// As `Lock::acquired`: a failed bookkeeping step gives the permit back.
+    fn acquired(&self, py: Python<'_>, me: ThreadId) -> PyResult<()> {
+        after_acquire(py, me, self.inner.as_ref(), &self.inner.site).inspect_err(|_| {
+            let _ = self.inner.core.release(me, 1);
+            after_release(me, self.inner.as_ref());
+        })
     }
 
     fn release_impl(&self, py: Python<'_>, n: i64) -> PyResult<()> {

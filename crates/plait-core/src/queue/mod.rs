@@ -139,6 +139,8 @@ impl<S: Store> Queue<S> {
         let until = next_deadline(deadline, blocker.slice());
         sleep_unlocked(cv, st, until, blocker);
         if blocker.slice().is_some() && blocker.interrupted() {
+            // A put or get may have picked this waiter: pass its wake-up on.
+            cv.notify_one();
             return Err(());
         }
         Ok(self.lock(blocker))

@@ -132,9 +132,16 @@ impl Barrier {
             self.leave(&mut st);
             return Ok(Arrival::Passed(index));
         }
-        let (mut st, result) = self.wait_until(st, deadline, blocker, |s| {
+        let (st, result) = self.wait_until(st, deadline, blocker, |s| {
             !matches!(s.phase, Phase::Filling | Phase::Action)
         });
+        // A timeout while the last party runs the action does not count: in CPython the action
+        // runs under the barrier's lock, so no waiter can time out meanwhile.
+        let (mut st, result) = if result == Ok(false) && st.phase == Phase::Action {
+            self.wait_until(st, None, blocker, |s| s.phase != Phase::Action)
+        } else {
+            (st, result)
+        };
         let result = match result {
             Ok(true) if st.phase == Phase::Draining => Ok(Arrival::Passed(index)),
             Ok(true) => Err(SyncError::BrokenBarrier),
@@ -152,11 +159,13 @@ impl Barrier {
     /// otherwise the barrier breaks.
     pub fn finish_action(&self, ok: bool) {
         let mut st = self.state.lock();
-        if ok {
-            st.phase = Phase::Draining;
-            self.cv.notify_all();
-        } else {
-            self.break_locked(&mut st);
+        if st.phase == Phase::Action {
+            if ok {
+                st.phase = Phase::Draining;
+                self.cv.notify_all();
+            } else {
+                self.break_locked(&mut st);
+            }
         }
         self.leave(&mut st);
     }

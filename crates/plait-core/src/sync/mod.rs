@@ -32,6 +32,9 @@ pub enum SyncError {
     /// Releasing a bounded semaphore above its initial value (`ValueError`).
     #[error("Semaphore released too many times")]
     TooManyReleases,
+    /// A count would exceed 64 bits (`OverflowError`).
+    #[error("semaphore value would exceed 2**64 - 1")]
+    Overflow,
     /// The barrier is broken (`threading.BrokenBarrierError`).
     #[error("barrier is broken")]
     BrokenBarrier,

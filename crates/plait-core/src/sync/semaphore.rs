@@ -90,6 +90,8 @@ impl Semaphore {
             let until = next_deadline(deadline, blocker.slice());
             sleep_unlocked(&self.cv, st, until, blocker);
             if blocker.slice().is_some() && blocker.interrupted() {
+                // A release may have picked this waiter: pass its wake-up on.
+                self.cv.notify_one();
                 return Err(SyncError::Interrupted);
             }
         }
@@ -102,12 +104,13 @@ impl Semaphore {
     /// (nothing is changed then).
     pub fn release(&self, me: ThreadId, n: u64) -> Result<(), SyncError> {
         let mut st = self.state.lock();
-        if let Some(bound) = self.bound {
-            if st.value + n > bound {
-                return Err(SyncError::TooManyReleases);
-            }
+        let Some(value) = st.value.checked_add(n) else {
+            return Err(SyncError::Overflow);
+        };
+        if self.bound.is_some_and(|bound| value > bound) {
+            return Err(SyncError::TooManyReleases);
         }
-        st.value += n;
+        st.value = value;
         if !st.signal_style {
             let mut left = n;
             if let Some(pos) = st.holders.iter().position(|(t, _)| *t == me) {

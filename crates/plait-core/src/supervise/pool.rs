@@ -1,0 +1,800 @@
+//! The process pool's dispatcher: one Rust thread that owns the worker processes.
+//!
+//! It polls (mio) every worker's socket and pidfd plus a command channel; sends each task to a
+//! worker as a frame, preceded once per worker by the definition (pickled function) it needs;
+//! collects result frames; and answers every fault for the one task it concerns:
+//!
+//! - a worker that dies (crash, signal, OOM kill) fails the task it was running with
+//!   [`Outcome::Crashed`]; tasks it had received but not started go back to the queue; a
+//!   replacement starts;
+//! - a task running past its timeout gets its worker killed and [`Outcome::TimedOut`];
+//! - [`Pool::cancel_running`] kills the worker of a running task: [`Outcome::Cancelled`];
+//! - workers that die before saying they are ready, several times in a row, or whose initializer
+//!   fails, break the pool: queued and later tasks get [`Outcome::Broken`].
+//!
+//! Payloads are opaque bytes and each task carries a caller-chosen *ticket* (the binding's
+//! future) handed back with its outcome; the dispatcher knows nothing of pickling or Python.
+//!
+//! Wire protocol (frames from [`crate::ipc::frame`]): parent to worker `HELLO` (opaque setup
+//! payload, first frame), `DEFINE` (id = definition id), `TASK` (id = task id; payload = the
+//! definition id as 8 little-endian bytes, then the task body), `SHUTDOWN`; worker to parent
+//! `READY`, `OK` / `ERR` (id = task id; results arrive in the order tasks were sent),
+//! `INIT_FAILED` (payload = UTF-8 text).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+
+use super::{Child, Exit, Spawn};
+use crate::ipc::frame::{encode_into, Decoder};
+use crate::ipc::socket;
+
+/// Parent to worker: setup payload (first frame).
+pub const HELLO: u8 = 1;
+/// Parent to worker: a definition (id = definition id).
+pub const DEFINE: u8 = 2;
+/// Parent to worker: run a task (id = task id).
+pub const TASK: u8 = 3;
+/// Parent to worker: exit after the tasks already sent.
+pub const SHUTDOWN: u8 = 4;
+/// Worker to parent: setup done, ready for tasks.
+pub const READY: u8 = 16;
+/// Worker to parent: a task's result.
+pub const OK: u8 = 17;
+/// Worker to parent: a task's error.
+pub const ERR: u8 = 18;
+/// Worker to parent: setup failed (payload: UTF-8 text).
+pub const INIT_FAILED: u8 = 19;
+
+/// Consecutive deaths before `READY` after which the pool stops restarting workers.
+const MAX_STARTUP_FAILURES: u32 = 3;
+/// How long workers get to exit after `SHUTDOWN` before they are killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Tasks a fast worker may hold beyond the one it runs (one frame write carries many).
+const MAX_PREFETCH: usize = 8;
+/// Below this mean service time a worker gets prefetched tasks.
+const PREFETCH_BELOW: Duration = Duration::from_millis(2);
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The worker returned this result payload.
+    Ok(Vec<u8>),
+    /// The worker reported this error payload.
+    Err(Vec<u8>),
+    /// The worker died while running the task.
+    Crashed(Exit),
+    /// The task ran longer than its timeout; its worker was killed.
+    TimedOut(Duration),
+    /// Cancelled while running (its worker was killed) or before it started.
+    Cancelled,
+    /// The pool cannot run tasks (workers fail to start, or the initializer failed).
+    Broken(String),
+}
+
+/// Receives the dispatcher's decisions and outcomes (called on the dispatcher thread).
+pub trait Sink<T>: Send + 'static {
+    /// Called just before a task is sent to a worker; `false` drops it (cancelled meanwhile).
+    fn start(&mut self, ticket: &T) -> bool;
+    /// Delivers finished tasks, in batches.
+    fn finish(&mut self, done: Vec<(T, Outcome)>);
+}
+
+/// How to run workers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Number of worker processes.
+    pub workers: usize,
+    /// Program and arguments; the worker's socket fd number is appended as the last argument.
+    pub command: Vec<OsString>,
+    /// Payload of the `HELLO` frame.
+    pub hello: Vec<u8>,
+    /// Restart a worker after it ran this many tasks.
+    pub max_tasks_per_worker: Option<u64>,
+}
+
+/// Submitting to a pool that was shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot schedule new tasks after shutdown")]
+pub struct PoolClosed;
+
+struct Submit<T> {
+    id: u64,
+    func: u64,
+    definition: Option<Arc<Vec<u8>>>,
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+    ticket: T,
+}
+
+enum Command<T> {
+    Submit(Submit<T>),
+    CancelRunning(u64),
+    Shutdown { cancel: bool },
+}
+
+/// The dispatcher loop, to run once on some thread; it returns when the pool has shut down and
+/// every worker has exited.
+pub struct Runner(Box<dyn FnOnce() + Send>);
+
+impl Runner {
+    /// Runs the dispatcher until shutdown.
+    pub fn run(self) {
+        (self.0)();
+    }
+}
+
+/// Handle to a running dispatcher; see the module docs.
+pub struct Pool<T> {
+    /// The command channel and the poller's waker; released by [`Pool::join`] (the waker is an
+    /// eventfd, which must not outlive a pool that was shut down).
+    link: Mutex<Option<(mpsc::Sender<Command<T>>, Waker)>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl<T: Send + 'static> Pool<T> {
+    /// Creates the pool and the dispatcher loop without running it: the caller runs
+    /// [`Runner::run`] on a thread of its choice (the binding uses a Python thread, so the
+    /// dispatcher is visible to `threading` and joined like any thread).
+    ///
+    /// # Errors
+    /// When the poller cannot be created.
+    pub fn new(config: Config, sink: impl Sink<T>) -> io::Result<(Self, Runner)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (commands, inbox) = mpsc::channel();
+        let mut dispatcher = Dispatcher::new(config, poll, inbox, sink);
+        let handle = Self {
+            link: Mutex::new(Some((commands, waker))),
+            thread: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+        };
+        Ok((handle, Runner(Box::new(move || dispatcher.run()))))
+    }
+
+    /// Starts the dispatcher on a thread of its own, then the workers.
+    ///
+    /// # Errors
+    /// When the poller or the thread cannot be created.
+    pub fn start(config: Config, sink: impl Sink<T>) -> io::Result<Self> {
+        let (pool, runner) = Self::new(config, sink)?;
+        let thread = std::thread::Builder::new()
+            .name("plait-dispatcher".into())
+            .spawn(move || runner.run())?;
+        *pool.thread.lock() = Some(thread);
+        Ok(pool)
+    }
+
+    /// Releases the command channel once the dispatcher has exited (after [`Runner::run`]
+    /// returned on the caller's thread).
+    pub fn release(&self) {
+        drop(self.link.lock().take());
+    }
+
+    fn send(&self, cmd: Command<T>) -> Result<(), Command<T>> {
+        let link = self.link.lock();
+        let Some((tx, waker)) = link.as_ref() else {
+            return Err(cmd);
+        };
+        tx.send(cmd).map_err(|mpsc::SendError(cmd)| cmd)?;
+        let _ = waker.wake();
+        Ok(())
+    }
+
+    /// Queues a task; returns its id. `definition` must be given the first time `func` is used.
+    ///
+    /// # Errors
+    /// [`PoolClosed`] after [`Pool::shutdown`] (the ticket is handed back).
+    pub fn submit(
+        &self,
+        func: u64,
+        definition: Option<Arc<Vec<u8>>>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+        ticket: T,
+    ) -> Result<u64, (T, PoolClosed)> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err((ticket, PoolClosed));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cmd = Command::Submit(Submit {
+            id,
+            func,
+            definition,
+            body,
+            timeout,
+            ticket,
+        });
+        match self.send(cmd) {
+            Ok(()) => Ok(id),
+            Err(Command::Submit(s)) => Err((s.ticket, PoolClosed)),
+            Err(_) => unreachable!("a submit command comes back as a submit"),
+        }
+    }
+
+    /// Kills the worker running task `id` (if it is running); the task ends as cancelled.
+    pub fn cancel_running(&self, id: u64) {
+        let _ = self.send(Command::CancelRunning(id));
+    }
+
+    /// Stops accepting tasks; the dispatcher exits once the queue drains (or at once with
+    /// `cancel`, queued tasks ending as cancelled) and every worker has exited.
+    pub fn shutdown(&self, cancel: bool) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.send(Command::Shutdown { cancel });
+    }
+
+    /// Waits for the dispatcher thread to exit (after [`Pool::shutdown`]) and releases the
+    /// command channel.
+    pub fn join(&self) {
+        let handle = self.thread.lock().take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        if self.closed.load(Ordering::Acquire) {
+            drop(self.link.lock().take());
+        }
+    }
+
+    /// Whether [`Pool::shutdown`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Drop for Pool<T> {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some((tx, waker)) = self.link.lock().take() {
+            let _ = tx.send(Command::Shutdown { cancel: false });
+            let _ = waker.wake();
+        }
+    }
+}
+
+const WAKER: Token = Token(usize::MAX);
+
+struct Running<T> {
+    id: u64,
+    func: u64,
+    /// Kept until the task finishes, so a task its worker never started can be sent again.
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+    ticket: T,
+}
+
+struct Queued<T> {
+    id: u64,
+    func: u64,
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+    ticket: T,
+}
+
+/// Why the dispatcher killed a worker, so its death is not reported as a crash.
+#[derive(Clone, Copy)]
+enum Kill {
+    TimedOut(Duration),
+    Cancelled,
+    Shutdown,
+}
+
+struct Worker<T> {
+    child: Child,
+    stream: mio::net::UnixStream,
+    decoder: Decoder,
+    out: Vec<u8>,
+    ready: bool,
+    in_flight: VecDeque<Running<T>>,
+    /// When the head of `in_flight` started running.
+    head_started: Instant,
+    known: HashSet<u64>,
+    tasks_done: u64,
+    retiring: bool,
+    killed: Option<Kill>,
+    /// Socket closed or pidfd fired: reap and replace.
+    dead: bool,
+}
+
+struct Dispatcher<T, S> {
+    config: Config,
+    poll: Poll,
+    rx: mpsc::Receiver<Command<T>>,
+    sink: S,
+    workers: Vec<Option<Worker<T>>>,
+    queue: VecDeque<Queued<T>>,
+    definitions: HashMap<u64, Arc<Vec<u8>>>,
+    done: Vec<(T, Outcome)>,
+    /// Ids cancelled while prefetched in a worker: their results are dropped.
+    discard: HashSet<u64>,
+    shutting_down: bool,
+    startup_failures: u32,
+    broken: Option<String>,
+    /// Mean service time of recent tasks (for prefetch decisions).
+    mean_service: Option<Duration>,
+    read_buf: Vec<u8>,
+}
+
+fn slot_of(token: Token) -> (usize, bool) {
+    (token.0 / 2, token.0 % 2 == 1)
+}
+
+impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
+    fn new(config: Config, poll: Poll, rx: mpsc::Receiver<Command<T>>, sink: S) -> Self {
+        let n = config.workers;
+        Self {
+            config,
+            poll,
+            rx,
+            sink,
+            workers: (0..n).map(|_| None).collect(),
+            queue: VecDeque::new(),
+            definitions: HashMap::new(),
+            done: Vec::new(),
+            discard: HashSet::new(),
+            shutting_down: false,
+            startup_failures: 0,
+            broken: None,
+            mean_service: None,
+            read_buf: vec![0; 64 * 1024],
+        }
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut exit_deadline: Option<Instant> = None;
+        loop {
+            self.fill_slots();
+            self.dispatch();
+            self.flush_all();
+            self.deliver();
+            if self.shutting_down && self.queue.is_empty() && self.all_idle() {
+                let deadline = *exit_deadline.get_or_insert_with(|| {
+                    self.retire_all();
+                    Instant::now() + EXIT_GRACE
+                });
+                self.flush_all();
+                if self.workers.iter().all(Option::is_none) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    self.kill_all(Kill::Shutdown);
+                }
+            }
+            let timeout = self.next_timeout(exit_deadline);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The poller itself failed: nothing can be supervised any more.
+                self.break_pool(format!("the dispatcher's poller failed: {e}"));
+                self.kill_all(Kill::Shutdown);
+                self.reap_dead();
+                self.deliver();
+                break;
+            }
+            for event in &events {
+                if event.token() == WAKER {
+                    continue;
+                }
+                let (slot, is_pidfd) = slot_of(event.token());
+                if is_pidfd {
+                    if let Some(w) = self.workers[slot].as_mut() {
+                        w.dead = true;
+                    }
+                } else {
+                    self.read_worker(slot);
+                }
+            }
+            self.drain_commands();
+            self.check_timeouts();
+            self.reap_dead();
+        }
+        self.deliver();
+    }
+
+    fn all_idle(&self) -> bool {
+        self.workers.iter().flatten().all(|w| w.in_flight.is_empty())
+    }
+
+    fn next_timeout(&self, exit_deadline: Option<Instant>) -> Option<Duration> {
+        let now = Instant::now();
+        let mut next = exit_deadline;
+        for w in self.workers.iter().flatten() {
+            if let Some(head) = w.in_flight.front() {
+                if let Some(t) = head.timeout {
+                    let d = w.head_started + t;
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
+            }
+        }
+        next.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn drain_commands(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Submit(s) => {
+                    if let Some(def) = s.definition {
+                        self.definitions.entry(s.func).or_insert(def);
+                    }
+                    if let Some(reason) = &self.broken {
+                        self.done.push((s.ticket, Outcome::Broken(reason.clone())));
+                        continue;
+                    }
+                    self.queue.push_back(Queued {
+                        id: s.id,
+                        func: s.func,
+                        body: s.body,
+                        timeout: s.timeout,
+                        ticket: s.ticket,
+                    });
+                }
+                Command::CancelRunning(id) => self.cancel_running(id),
+                Command::Shutdown { cancel } => {
+                    self.shutting_down = true;
+                    if cancel {
+                        for q in self.queue.drain(..) {
+                            self.done.push((q.ticket, Outcome::Cancelled));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn cancel_running(&mut self, id: u64) {
+        for w in self.workers.iter_mut().flatten() {
+            match w.in_flight.iter().position(|r| r.id == id) {
+                Some(0) => {
+                    w.killed = Some(Kill::Cancelled);
+                    let _ = w.child.kill();
+                    return;
+                }
+                Some(_) => {
+                    // Already sent but not started: report it now, drop its result later.
+                    self.discard.insert(id);
+                    return;
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn fill_slots(&mut self) {
+        if self.broken.is_some() || (self.shutting_down && self.queue.is_empty()) {
+            return;
+        }
+        for slot in 0..self.workers.len() {
+            if self.workers[slot].is_none() {
+                match self.spawn(slot) {
+                    Ok(w) => self.workers[slot] = Some(w),
+                    Err(e) => {
+                        self.break_pool(format!("cannot start a worker process: {e}"));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, slot: usize) -> io::Result<Worker<T>> {
+        let (ours, theirs) = socket::pair()?;
+        let fd = theirs.as_raw_fd();
+        let (program, args) = self
+            .config
+            .command
+            .split_first()
+            .ok_or_else(|| io::Error::other("empty worker command"))?;
+        let mut args: Vec<OsString> = args.to_vec();
+        args.push(fd.to_string().into());
+        let child = Spawn::new(program.clone(), args).keep_fd(fd).spawn()?;
+        drop(theirs);
+        ours.set_nonblocking(true)?;
+        let mut stream = mio::net::UnixStream::from_std(ours);
+        let registry = self.poll.registry();
+        registry.register(&mut stream, Token(slot * 2), Interest::READABLE)?;
+        registry.register(&mut SourceFd(&child.pidfd()), Token(slot * 2 + 1), Interest::READABLE)?;
+        let mut out = Vec::new();
+        encode_into(&mut out, HELLO, 0, &self.config.hello).map_err(io::Error::other)?;
+        Ok(Worker {
+            child,
+            stream,
+            decoder: Decoder::default(),
+            out,
+            ready: false,
+            in_flight: VecDeque::new(),
+            head_started: Instant::now(),
+            known: HashSet::new(),
+            tasks_done: 0,
+            retiring: false,
+            killed: None,
+            dead: false,
+        })
+    }
+
+    fn capacity(&self, w: &Worker<T>) -> usize {
+        if !w.ready || w.dead || w.retiring || w.killed.is_some() {
+            return 0;
+        }
+        let limit = match self.mean_service {
+            Some(m) if m < PREFETCH_BELOW => 1 + MAX_PREFETCH,
+            _ => 1,
+        };
+        let limit = match self.config.max_tasks_per_worker {
+            Some(max) => limit.min(usize::try_from(max.saturating_sub(w.tasks_done)).unwrap_or(usize::MAX)),
+            None => limit,
+        };
+        limit.saturating_sub(w.in_flight.len())
+    }
+
+    fn dispatch(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        for slot in 0..self.workers.len() {
+            let Some(w) = self.workers[slot].as_ref() else { continue };
+            let mut room = self.capacity(w);
+            while room > 0 {
+                let Some(task) = self.queue.pop_front() else { return };
+                if !self.sink.start(&task.ticket) {
+                    continue;
+                }
+                let w = self.workers[slot].as_mut().expect("slot checked above");
+                if !w.known.contains(&task.func) {
+                    if let Some(def) = self.definitions.get(&task.func) {
+                        let _ = encode_into(&mut w.out, DEFINE, task.func, def);
+                        w.known.insert(task.func);
+                    }
+                }
+                let mut frame_body = Vec::with_capacity(8 + task.body.len());
+                frame_body.extend_from_slice(&task.func.to_le_bytes());
+                frame_body.extend_from_slice(&task.body);
+                if let Err(e) = encode_into(&mut w.out, TASK, task.id, &frame_body) {
+                    self.done.push((task.ticket, Outcome::Err(e.to_string().into_bytes())));
+                    continue;
+                }
+                if w.in_flight.is_empty() {
+                    w.head_started = Instant::now();
+                }
+                w.in_flight.push_back(Running {
+                    id: task.id,
+                    func: task.func,
+                    body: task.body,
+                    timeout: task.timeout,
+                    ticket: task.ticket,
+                });
+                room -= 1;
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for slot in 0..self.workers.len() {
+            self.flush(slot);
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(w) = self.workers[slot].as_mut() else { return };
+        if w.out.is_empty() || w.dead {
+            return;
+        }
+        let mut written = 0;
+        while written < w.out.len() {
+            match w.stream.write(&w.out[written..]) {
+                Ok(0) => {
+                    w.dead = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    w.dead = true;
+                    break;
+                }
+            }
+        }
+        w.out.drain(..written);
+        let interest = if w.out.is_empty() {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
+        let _ = self
+            .poll
+            .registry()
+            .reregister(&mut w.stream, Token(slot * 2), interest);
+    }
+
+    fn read_worker(&mut self, slot: usize) {
+        let Some(w) = self.workers[slot].as_mut() else { return };
+        let buf = &mut self.read_buf;
+        loop {
+            match w.stream.read(buf) {
+                Ok(0) => {
+                    w.dead = true;
+                    break;
+                }
+                Ok(n) => w.decoder.feed(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    w.dead = true;
+                    break;
+                }
+            }
+        }
+        self.handle_frames(slot);
+        self.flush(slot);
+    }
+
+    fn handle_frames(&mut self, slot: usize) {
+        loop {
+            let Some(w) = self.workers[slot].as_mut() else { return };
+            let frame = match w.decoder.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(_) => {
+                    // A corrupt stream: the worker cannot be trusted any more.
+                    w.dead = true;
+                    let _ = w.child.kill();
+                    return;
+                }
+            };
+            match frame.kind {
+                READY => {
+                    w.ready = true;
+                    self.startup_failures = 0;
+                }
+                OK | ERR => {
+                    let Some(head) = w.in_flight.pop_front() else { continue };
+                    let now = Instant::now();
+                    let took = now.saturating_duration_since(w.head_started);
+                    w.head_started = now;
+                    w.tasks_done += 1;
+                    if self.config.max_tasks_per_worker.is_some_and(|max| w.tasks_done >= max) {
+                        w.retiring = true;
+                    }
+                    if w.retiring && w.in_flight.is_empty() {
+                        let _ = encode_into(&mut w.out, SHUTDOWN, 0, &[]);
+                    }
+                    self.mean_service = Some(match self.mean_service {
+                        None => took,
+                        Some(m) => (m * 7 + took) / 8,
+                    });
+                    if self.discard.remove(&head.id) {
+                        self.done.push((head.ticket, Outcome::Cancelled));
+                        continue;
+                    }
+                    let outcome = if frame.kind == OK {
+                        Outcome::Ok(frame.payload)
+                    } else {
+                        Outcome::Err(frame.payload)
+                    };
+                    self.done.push((head.ticket, outcome));
+                }
+                INIT_FAILED => {
+                    let text = String::from_utf8_lossy(&frame.payload).into_owned();
+                    self.break_pool(format!("the worker initializer failed:\n{text}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn check_timeouts(&mut self) {
+        let now = Instant::now();
+        for w in self.workers.iter_mut().flatten() {
+            if w.killed.is_some() {
+                continue;
+            }
+            if let Some(head) = w.in_flight.front() {
+                if let Some(t) = head.timeout {
+                    if now >= w.head_started + t {
+                        w.killed = Some(Kill::TimedOut(t));
+                        let _ = w.child.kill();
+                    }
+                }
+            }
+        }
+    }
+
+    fn reap_dead(&mut self) {
+        for slot in 0..self.workers.len() {
+            let dead = self.workers[slot].as_ref().is_some_and(|w| w.dead);
+            if !dead {
+                continue;
+            }
+            // Results written before the worker died are still in the socket: take them first.
+            self.read_worker(slot);
+            let mut w = self.workers[slot].take().expect("checked above");
+            let _ = self.poll.registry().deregister(&mut w.stream);
+            let _ = self.poll.registry().deregister(&mut SourceFd(&w.child.pidfd()));
+            let _ = w.child.kill();
+            let exit = w.child.wait().unwrap_or(Exit::Code(-1));
+            if !w.ready && w.killed.is_none() && !self.shutting_down {
+                self.startup_failures += 1;
+                if self.startup_failures >= MAX_STARTUP_FAILURES {
+                    self.break_pool(format!(
+                        "worker processes exit before they are ready ({exit}, {MAX_STARTUP_FAILURES} times in a row)"
+                    ));
+                }
+            }
+            let mut in_flight = std::mem::take(&mut w.in_flight);
+            if let Some(head) = in_flight.pop_front() {
+                let outcome = match w.killed {
+                    Some(Kill::TimedOut(t)) => Outcome::TimedOut(t),
+                    Some(Kill::Cancelled) => Outcome::Cancelled,
+                    Some(Kill::Shutdown) | None => Outcome::Crashed(exit),
+                };
+                self.discard.remove(&head.id);
+                self.done.push((head.ticket, outcome));
+            }
+            // Sent but never started: run them elsewhere, in their original order.
+            for r in in_flight.into_iter().rev() {
+                if self.discard.remove(&r.id) {
+                    self.done.push((r.ticket, Outcome::Cancelled));
+                    continue;
+                }
+                if let Some(reason) = &self.broken {
+                    self.done.push((r.ticket, Outcome::Broken(reason.clone())));
+                    continue;
+                }
+                self.queue.push_front(Queued {
+                    id: r.id,
+                    func: r.func,
+                    body: r.body,
+                    timeout: r.timeout,
+                    ticket: r.ticket,
+                });
+            }
+        }
+    }
+
+    fn retire_all(&mut self) {
+        for w in self.workers.iter_mut().flatten() {
+            if !w.retiring {
+                w.retiring = true;
+                let _ = encode_into(&mut w.out, SHUTDOWN, 0, &[]);
+            }
+        }
+    }
+
+    fn kill_all(&mut self, why: Kill) {
+        for w in self.workers.iter_mut().flatten() {
+            w.killed.get_or_insert(why);
+            let _ = w.child.kill();
+        }
+    }
+
+    fn break_pool(&mut self, reason: String) {
+        if self.broken.is_some() {
+            return;
+        }
+        for q in self.queue.drain(..) {
+            self.done.push((q.ticket, Outcome::Broken(reason.clone())));
+        }
+        self.broken = Some(reason);
+    }
+
+    fn deliver(&mut self) {
+        if !self.done.is_empty() {
+            let batch = std::mem::take(&mut self.done);
+            self.sink.finish(batch);
+        }
+    }
+}

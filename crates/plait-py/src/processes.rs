@@ -1,0 +1,288 @@
+//! `ProcessPoolCore` and `FrameChannel`: the native halves of `plait.processes`.
+//!
+//! `ProcessPoolCore` wraps `plait_core::supervise::pool::Pool` with the pool's futures as tickets;
+//! its sink completes them on the dispatcher thread, turning payloads back into Python objects
+//! with two decoders supplied by `plait.processes` (pickle lives in Python). `FrameChannel` is the
+//! worker's end of the wire: blocking frame reads and writes on a socket, detached from the
+//! interpreter while they wait.
+
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use plait_core::ipc::frame::{encode_into, Decoder};
+use plait_core::supervise::pool::{Config, Outcome, Pool, Runner, Sink};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::future::{new_future, FutureCore, Outcome as FutureOutcome};
+
+/// Turns dispatcher outcomes into future completions (on the dispatcher thread).
+struct FutureSink {
+    /// `plait.processes._complete(future, kind, payload)`: decodes and completes in Python.
+    complete: Py<PyAny>,
+}
+
+/// What `_complete` receives as `kind`.
+const DONE_OK: u8 = 0;
+const DONE_ERR: u8 = 1;
+const DONE_CRASHED: u8 = 2;
+const DONE_TIMED_OUT: u8 = 3;
+const DONE_CANCELLED: u8 = 4;
+const DONE_BROKEN: u8 = 5;
+
+impl Sink<Py<FutureCore>> for FutureSink {
+    fn start(&mut self, ticket: &Py<FutureCore>) -> bool {
+        match ticket.get().try_start_detached() {
+            Some(started) => started,
+            None => Python::attach(|py| FutureCore::start(ticket.bind(py)).unwrap_or(false)),
+        }
+    }
+
+    fn finish(&mut self, done: Vec<(Py<FutureCore>, Outcome)>) {
+        Python::attach(|py| {
+            let complete = self.complete.bind(py);
+            for (future, outcome) in done {
+                let (kind, payload): (u8, Bound<'_, PyAny>) = match outcome {
+                    Outcome::Ok(bytes) => (DONE_OK, PyBytes::new(py, &bytes).into_any()),
+                    Outcome::Err(bytes) => (DONE_ERR, PyBytes::new(py, &bytes).into_any()),
+                    Outcome::Crashed(exit) => (
+                        DONE_CRASHED,
+                        (exit.to_string(), exit_code(exit), exit_signal(exit))
+                            .into_pyobject(py)
+                            .map_or_else(|_| py.None().into_bound(py), Bound::into_any),
+                    ),
+                    Outcome::TimedOut(t) => (
+                        DONE_TIMED_OUT,
+                        t.as_secs_f64()
+                            .into_pyobject(py)
+                            .map_or_else(|_| py.None().into_bound(py), Bound::into_any),
+                    ),
+                    Outcome::Cancelled => (DONE_CANCELLED, py.None().into_bound(py)),
+                    Outcome::Broken(reason) => (
+                        DONE_BROKEN,
+                        reason
+                            .into_pyobject(py)
+                            .map_or_else(|_| py.None().into_bound(py), Bound::into_any),
+                    ),
+                };
+                if let Err(e) = complete.call1((future.bind(py), kind, payload)) {
+                    // The decoder itself failed: fail the future rather than leave it pending.
+                    let value = e.into_value(py).into_any();
+                    if future.get().is_live() {
+                        if let Err(e2) = FutureCore::finish(future.bind(py), FutureOutcome::Err(value)) {
+                            e2.write_unraisable(py, Some(future.bind(py).as_any()));
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn exit_code(exit: plait_core::supervise::Exit) -> Option<i32> {
+    match exit {
+        plait_core::supervise::Exit::Code(c) => Some(c),
+        plait_core::supervise::Exit::Signal(_) => None,
+    }
+}
+
+fn exit_signal(exit: plait_core::supervise::Exit) -> Option<i32> {
+    match exit {
+        plait_core::supervise::Exit::Signal(s) => Some(s),
+        plait_core::supervise::Exit::Code(_) => None,
+    }
+}
+
+/// Native half of `plait.processes.ProcessPool`.
+#[pyclass(module = "plait.processes", frozen)]
+pub struct ProcessPoolCore {
+    pool: Pool<Py<FutureCore>>,
+    runner: Mutex<Option<Runner>>,
+}
+
+#[pymethods]
+impl ProcessPoolCore {
+    /// Starts `workers` processes running `command + [fd]`, each sent `hello` first.
+    #[new]
+    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None))]
+    fn new(
+        workers: usize,
+        command: Vec<std::ffi::OsString>,
+        hello: Vec<u8>,
+        complete: Py<PyAny>,
+        max_tasks_per_worker: Option<u64>,
+    ) -> PyResult<Self> {
+        if workers == 0 {
+            return Err(PyValueError::new_err("max_workers must be greater than 0"));
+        }
+        if max_tasks_per_worker == Some(0) {
+            return Err(PyValueError::new_err("max_tasks_per_worker must be at least 1"));
+        }
+        let config = Config {
+            workers,
+            command,
+            hello,
+            max_tasks_per_worker,
+        };
+        let (pool, runner) = Pool::new(config, FutureSink { complete })
+            .map_err(|e| PyOSError::new_err(format!("cannot start the process pool: {e}")))?;
+        Ok(Self {
+            pool,
+            runner: Mutex::new(Some(runner)),
+        })
+    }
+
+    /// Queues a task; returns `(future, task_id)`. `definition` is the pickled function the
+    /// first time `func` is used.
+    #[pyo3(signature = (func, definition, body, timeout=None))]
+    fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        func: u64,
+        definition: Option<Vec<u8>>,
+        body: Vec<u8>,
+        timeout: Option<f64>,
+    ) -> PyResult<(Bound<'py, FutureCore>, u64)> {
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout must be a positive number, not {t}"
+                )))
+            }
+        };
+        let future = new_future(py)?;
+        let ticket = future.clone().unbind();
+        match self.pool.submit(func, definition.map(Arc::new), body, timeout, ticket) {
+            Ok(id) => Ok((future, id)),
+            Err(_) => Err(PyRuntimeError::new_err("cannot schedule new futures after shutdown")),
+        }
+    }
+
+    /// Kills the worker running task `task_id`; the task fails with `CancelledError`.
+    fn cancel_running(&self, task_id: u64) {
+        self.pool.cancel_running(task_id);
+    }
+
+    /// Stops accepting tasks; with `cancel`, queued tasks are cancelled.
+    #[pyo3(signature = (cancel=false))]
+    fn shutdown(&self, cancel: bool) {
+        self.pool.shutdown(cancel);
+    }
+
+    /// Runs the dispatcher (the target of the pool's dispatcher thread) until the pool has shut
+    /// down and every worker has exited.
+    fn run_dispatcher(&self, py: Python<'_>) -> PyResult<()> {
+        let runner = self
+            .runner
+            .lock()
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the dispatcher already ran"))?;
+        py.detach(|| runner.run());
+        self.pool.release();
+        Ok(())
+    }
+
+    /// Whether `shutdown` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+}
+
+/// The worker's end of the wire: frames over a socket fd it owns.
+#[pyclass(module = "plait.processes", frozen)]
+pub struct FrameChannel {
+    stream: UnixStream,
+    decoder: Mutex<Decoder>,
+    write: Mutex<Vec<u8>>,
+}
+
+#[pymethods]
+impl FrameChannel {
+    /// Takes ownership of `fd` (a connected Unix stream socket).
+    #[new]
+    fn new(fd: i32) -> PyResult<Self> {
+        if fd < 0 {
+            return Err(PyValueError::new_err("fd must be a non-negative file descriptor"));
+        }
+        // Safety: the caller hands over an open socket fd it will not use again.
+        let stream = unsafe { UnixStream::from_raw_fd(fd) };
+        Ok(Self {
+            stream,
+            decoder: Mutex::new(Decoder::default()),
+            write: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The next frame as `(kind, id, payload)`; `(0, 0, b"")` once the peer closed the socket.
+    fn recv<'py>(&self, py: Python<'py>) -> PyResult<(u8, u64, Bound<'py, PyBytes>)> {
+        let got = py.detach(|| -> std::io::Result<Option<plait_core::ipc::frame::Frame>> {
+            let mut decoder = self.decoder.lock();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                if let Some(frame) = decoder.next_frame().map_err(std::io::Error::other)? {
+                    return Ok(Some(frame));
+                }
+                match (&self.stream).read(&mut buf) {
+                    Ok(0) => return Ok(None),
+                    Ok(n) => decoder.feed(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        match got {
+            Ok(Some(f)) => Ok((f.kind, f.id, PyBytes::new(py, &f.payload))),
+            Ok(None) => Ok((0, 0, PyBytes::new(py, b""))),
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        }
+    }
+
+    /// Sends one frame.
+    fn send(&self, py: Python<'_>, kind: u8, id: u64, payload: &[u8]) -> PyResult<()> {
+        let mut out = Vec::new();
+        encode_into(&mut out, kind, id, payload).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        py.detach(|| {
+            let _serial = self.write.lock();
+            (&self.stream).write_all(&out)
+        })
+        .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ProcessPoolCore>()?;
+    m.add_class::<FrameChannel>()?;
+    m.add("PROTOCOL", {
+        use plait_core::supervise::pool as p;
+        (
+            p::HELLO,
+            p::DEFINE,
+            p::TASK,
+            p::SHUTDOWN,
+            p::READY,
+            p::OK,
+            p::ERR,
+            p::INIT_FAILED,
+        )
+    })?;
+    m.add(
+        "DONE_KINDS",
+        (
+            DONE_OK,
+            DONE_ERR,
+            DONE_CRASHED,
+            DONE_TIMED_OUT,
+            DONE_CANCELLED,
+            DONE_BROKEN,
+        ),
+    )?;
+    Ok(())
+}

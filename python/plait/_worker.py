@@ -1,0 +1,94 @@
+"""Worker process of :class:`plait.processes.ProcessPool`: ``python -m plait._worker FD``.
+
+It speaks the frame protocol of ``plait_core::supervise::pool`` on socket ``FD``: receives the
+setup (``HELLO``), pickled functions (``DEFINE``) and tasks (``TASK``), and answers with ``READY``,
+``OK``/``ERR`` per task in order, or ``INIT_FAILED``. Every exception a task raises, including
+``SystemExit``, is sent back for that task alone. The worker ignores SIGINT: Ctrl-C is the parent's
+to handle.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+
+from . import _plait
+
+HELLO, DEFINE, TASK, SHUTDOWN, READY, OK, ERR, INIT_FAILED = _plait.PROTOCOL
+
+
+def _error_payload(exc: BaseException) -> bytes:
+    tb = "".join(traceback.format_exception(exc))
+    try:
+        return pickle.dumps((exc, tb), protocol=5)
+    except Exception as pickling_error:
+        substitute = RuntimeError(
+            f"{type(exc).__qualname__}: {exc} (the exception could not be pickled: {pickling_error!r})"
+        )
+        return pickle.dumps((substitute, tb), protocol=5)
+
+
+def serve(channel: _plait.FrameChannel) -> int:
+    """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code."""
+    kind, _, payload = channel.recv()
+    if kind != HELLO:
+        return 2
+    try:
+        hello = pickle.loads(payload)
+        sys.path[:] = hello["sys_path"]
+        initializer = hello.get("initializer")
+        if initializer is not None:
+            initializer = pickle.loads(initializer)
+            initializer(*hello.get("initargs", ()))
+    except BaseException:
+        channel.send(INIT_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
+        return 1
+    channel.send(READY, 0, b"")
+    functions: dict[int, object] = {}
+    recv, send, loads, dumps = channel.recv, channel.send, pickle.loads, pickle.dumps
+    while True:
+        kind, ident, payload = recv()
+        if kind == TASK:
+            view = memoryview(payload)
+            try:
+                fid = int.from_bytes(view[:8], "little")
+                fn = functions[fid]
+                if isinstance(fn, bytes):  # loaded on first use, so a bad definition fails its tasks
+                    fn = loads(fn)
+                    functions[fid] = fn
+                args, kwargs = loads(view[8:])
+                result = fn(*args, **kwargs)  # type: ignore[operator]
+            except BaseException as exc:
+                send(ERR, ident, _error_payload(exc))
+                continue
+            try:
+                data = dumps(result, protocol=5)
+            except BaseException as exc:
+                wrapped = TypeError(f"the task's result could not be pickled: {exc!r}")
+                send(ERR, ident, _error_payload(wrapped))
+                continue
+            send(OK, ident, data)
+        elif kind == DEFINE:
+            functions[ident] = payload
+        elif kind in (SHUTDOWN, 0):
+            return 0
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fd = int(argv[-1])
+    channel = _plait.FrameChannel(fd)
+    try:
+        return serve(channel)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    code = main(sys.argv)
+    # Skip interpreter teardown (atexit of user code, GC of everything): the pool wants the exit.
+    os._exit(code)

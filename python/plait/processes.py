@@ -1,0 +1,376 @@
+"""plait.processes: a process pool that survives crashes, enforces timeouts and cancels.
+
+``ProcessPool`` is a ``concurrent.futures.Executor`` (``submit``, ``map``, ``shutdown``, context
+manager) with ``multiprocessing.Pool``'s ``imap``, ``imap_unordered`` and ``starmap``. A worker that
+dies fails only the task it was running (:class:`~plait.WorkerCrashed`); a task past its timeout
+gets :class:`~plait.TaskTimeout` and its worker is replaced; ``pool.cancel_running(future)`` stops
+a running task. Functions defined in ``__main__``, lambdas and closures work (they travel by value
+with cloudpickle). The dispatcher (task queue, worker supervision, result collection) is Rust.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import itertools
+import os
+import pickle
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import cloudpickle
+
+from . import _plait
+from ._pool import Future
+from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
+
+__all__ = ["ProcessPool"]
+
+DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN = _plait.DONE_KINDS
+_START_METHODS = ("spawn", "forkserver", "fork")
+
+
+def _dumps(obj: Any) -> bytes:
+    """Pickle (protocol 5); objects plain pickle cannot handle (lambdas, closures) go by value."""
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        try:
+            return cloudpickle.dumps(obj, protocol=5)
+        except Exception as exc:
+            raise TypeError(
+                f"cannot send {type(obj).__qualname__} object to a worker process: {exc}"
+            ) from exc
+
+
+def _dumps_function(fn: Callable[..., Any]) -> bytes:
+    # Functions of __main__ do not exist under that name in a worker: send them by value.
+    if getattr(fn, "__module__", None) == "__main__":
+        try:
+            return cloudpickle.dumps(fn, protocol=5)
+        except Exception as exc:
+            raise TypeError(f"cannot send function {fn!r} to a worker process: {exc}") from exc
+    return _dumps(fn)
+
+
+def _complete(future: Future, kind: int, payload: Any) -> None:
+    """Called on the dispatcher thread with each finished task (see processes.rs)."""
+    if not future.running() and kind != DONE_CANCELLED:
+        # Cancelled before it started (or already completed): nothing to report.
+        if future.done():
+            return
+    if kind == DONE_OK:
+        future.set_result(pickle.loads(payload))
+    elif kind == DONE_ERR:
+        exc, tb = pickle.loads(payload)
+        exc.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+        future.set_exception(exc)
+    elif kind == DONE_CRASHED:
+        text, code, sig = payload
+        future.set_exception(
+            WorkerCrashed(
+                f"the worker process running this task died ({text}); the pool replaced it",
+                exitcode=code,
+                signal=sig,
+            )
+        )
+    elif kind == DONE_TIMED_OUT:
+        future.set_exception(
+            TaskTimeout(
+                f"the task ran longer than its timeout of {payload:g} s; its worker was killed and replaced",
+                timeout=payload,
+            )
+        )
+    elif kind == DONE_CANCELLED:
+        if future.running():
+            future.set_exception(concurrent.futures.CancelledError("the task was cancelled while running"))
+        else:
+            future.cancel()
+    elif kind == DONE_BROKEN:
+        if not future.done():
+            if not future.running():
+                future.set_running_or_notify_cancel()
+            future.set_exception(BrokenProcessPool(f"the process pool is not usable: {payload}"))
+
+
+_live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+_pool_ids = itertools.count()
+
+
+@atexit.register
+def _python_exit() -> None:
+    # The dispatcher threads call into Python: stop them before the interpreter goes away.
+    for pool in list(_live_pools):
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Options:
+    """``pool.options(timeout=...)``: the same pool with per-task settings."""
+
+    def __init__(self, pool: ProcessPool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self._pool._submit(fn, args, kwargs, self._timeout)
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        return self._pool._map(fn, iterables, timeout, chunksize, self._timeout)
+
+
+class ProcessPool(concurrent.futures.Executor):
+    """A process pool executor where a crash, a timeout or a cancel affects one task only.
+
+    Example::
+
+        with ProcessPool(max_workers=4, task_timeout=60) as pool:
+            results = list(pool.map(simulate, seeds))
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+        task_timeout: float | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        if max_workers is None:
+            max_workers = os.cpu_count() or 1
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_worker is not None and max_tasks_per_worker < 1:
+            raise ValueError("max_tasks_per_worker must be at least 1")
+        if task_timeout is not None and not task_timeout > 0:
+            raise ValueError("task_timeout must be a positive number of seconds")
+        start_method = start_method or "spawn"
+        if start_method not in _START_METHODS:
+            raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
+        if start_method != "spawn":
+            raise NotImplementedError(
+                f"start_method={start_method!r} is not implemented yet; use 'spawn' (the default), "
+                "which also runs functions from __main__, lambdas and closures"
+            )
+        hello = {
+            "sys_path": list(sys.path),
+            "initializer": None if initializer is None else _dumps_function(initializer),
+            "initargs": tuple(initargs),
+        }
+        self._max_workers = max_workers
+        self._task_timeout = task_timeout
+        self._functions: dict[Any, int] = {}
+        self._function_ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._core = _plait.ProcessPoolCore(
+            max_workers,
+            [sys.executable, "-m", "plait._worker"],
+            _dumps(hello),
+            _complete,
+            max_tasks_per_worker,
+        )
+        self._dispatcher = threading.Thread(
+            target=self._core.run_dispatcher, name=f"plait-dispatcher-{next(_pool_ids)}", daemon=True
+        )
+        self._dispatcher.start()
+        _live_pools.add(self)
+
+    # --- submitting -------------------------------------------------------------------------
+
+    def _submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Future:
+        if not callable(fn):
+            raise TypeError(f"{fn!r} is not callable")
+        body = _dumps((args, kwargs))
+        try:
+            fid = self._functions.get(fn)
+        except TypeError:  # an unhashable callable: send it with every task
+            fid, cacheable = None, False
+        else:
+            cacheable = True
+        if fid is not None:
+            future, task_id = self._core.submit(fid, None, body, timeout)
+        else:
+            # The first task using a function carries its definition. Registering it and queueing
+            # that task under one lock keeps any later task from overtaking the definition.
+            with self._lock:
+                fid = self._functions.get(fn) if cacheable else None
+                if fid is not None:
+                    future, task_id = self._core.submit(fid, None, body, timeout)
+                else:
+                    fid = next(self._function_ids)
+                    future, task_id = self._core.submit(fid, _dumps_function(fn), body, timeout)
+                    if cacheable and len(self._functions) < 4096:
+                        self._functions[fn] = fid
+        future._plait_task_id = task_id
+        return future  # type: ignore[no-any-return]
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
+        """Schedule ``fn(*args, **kwargs)`` in a worker process; returns its future."""
+        return self._submit(fn, args, kwargs, self._task_timeout)
+
+    def options(self, *, timeout: float | None = None) -> _Options:
+        """Per-task settings that cannot collide with the function's own keyword arguments::
+
+        pool.options(timeout=5).submit(fn, x)
+        """
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        return _Options(self, timeout)
+
+    def cancel_running(self, future: concurrent.futures.Future[Any]) -> bool:
+        """Stop ``future``'s task: cancel it if queued, else kill its worker (the task then fails
+        with ``CancelledError`` and the worker is replaced). Returns whether it was stopped."""
+        if future.cancel():
+            return True
+        task_id = getattr(future, "_plait_task_id", None)
+        if task_id is None or future.done():
+            return False
+        self._core.cancel_running(task_id)
+        return True
+
+    # --- mapping ----------------------------------------------------------------------------
+
+    def _chunks(self, n_items: int | None, chunksize: int | None) -> int:
+        if chunksize is not None:
+            if chunksize < 1:
+                raise ValueError("chunksize must be >= 1")
+            return chunksize
+        if n_items is None:
+            return 1
+        return max(1, min(n_items // (self._max_workers * 4), 100_000)) if n_items else 1
+
+    def _map(
+        self,
+        fn: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None,
+        chunksize: int | None,
+        task_timeout: float | None,
+        star: bool = True,
+    ) -> Iterator[Any]:
+        # star: zip the iterables into argument tuples; otherwise the one iterable holds them.
+        items = list(zip(*iterables, strict=False)) if star else [tuple(args) for args in iterables[0]]
+        size = self._chunks(len(items), chunksize)
+        futures = [
+            self._submit(_run_chunk, (fn, items[i : i + size]), {}, task_timeout)
+            for i in range(0, len(items), size)
+        ]
+        return _ordered(futures, timeout)
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,  # type: ignore[override]
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        """Like ``Executor.map``; ``chunksize`` defaults to an automatic size."""
+        return self._map(fn, iterables, timeout, chunksize, self._task_timeout)
+
+    def starmap(
+        self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]], chunksize: int | None = None
+    ) -> list[Any]:
+        """Like ``multiprocessing.Pool.starmap``: ``fn(*args)`` for each ``args``, as a list."""
+        return list(self._map(fn, (iterable,), None, chunksize, self._task_timeout, star=False))
+
+    def imap(
+        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None
+    ) -> Iterator[Any]:
+        """Like ``multiprocessing.Pool.imap``: lazy over the input, results in order."""
+        return self._imap(fn, iterable, chunksize or 1, ordered=True)
+
+    def imap_unordered(
+        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None
+    ) -> Iterator[Any]:
+        """Like ``multiprocessing.Pool.imap_unordered``: results as they finish."""
+        return self._imap(fn, iterable, chunksize or 1, ordered=False)
+
+    def _imap(
+        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int, ordered: bool
+    ) -> Iterator[Any]:
+        window = self._max_workers * 4
+        source = iter(iterable)
+        pending: list[Future] = []
+
+        def fill() -> None:
+            while len(pending) < window:
+                chunk = [(x,) for x in itertools.islice(source, chunksize)]
+                if not chunk:
+                    return
+                pending.append(self._submit(_run_chunk, (fn, chunk), {}, self._task_timeout))
+
+        fill()
+        try:
+            while pending:
+                if ordered:
+                    future = pending.pop(0)
+                else:
+                    done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                    future = next(iter(done))
+                    pending.remove(future)
+                results, error = future.result()
+                fill()
+                yield from results
+                if error is not None:
+                    raise error
+        finally:
+            for f in pending:
+                f.cancel()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting tasks; with ``wait``, return once every worker has exited."""
+        self._core.shutdown(cancel_futures)
+        if wait and self._dispatcher is not threading.current_thread():
+            self._dispatcher.join()
+        _live_pools.discard(self)
+
+
+def _run_chunk(
+    fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
+) -> tuple[list[Any], BaseException | None]:
+    """Runs in the worker: ``fn(*args)`` for each item, stopping at the first exception."""
+    results = []
+    for args in chunk:
+        try:
+            results.append(fn(*args))
+        except Exception as exc:
+            return results, exc
+    return results, None
+
+
+def _ordered(futures: list[Future], timeout: float | None) -> Iterator[Any]:
+    import time
+
+    end = None if timeout is None else time.monotonic() + timeout
+
+    def results() -> Iterator[Any]:
+        try:
+            for i, future in enumerate(futures):
+                remaining = None if end is None else max(0.0, end - time.monotonic())
+                chunk, error = future.result(remaining)
+                futures[i] = None  # type: ignore[call-overload]
+                yield from chunk
+                if error is not None:
+                    raise error
+        finally:
+            for f in futures:
+                if f is not None:
+                    f.cancel()
+
+    return results()

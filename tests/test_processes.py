@@ -1,0 +1,289 @@
+"""plait.processes.ProcessPool: results, faults that fail one task only, timeouts, cancels."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+from plait import BrokenProcessPool, TaskTimeout, WorkerCrashed
+from plait.exceptions import (
+    PlaitError,
+    RemoteTraceback,
+)
+from plait.processes import ProcessPool
+
+HANG = 60
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0):
+    return a + b
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+def die(code):
+    os._exit(code)
+
+
+def kill_self(sig):
+    os.kill(os.getpid(), sig)
+    time.sleep(HANG)
+
+
+def segfault():
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def exit_task():
+    sys.exit(3)
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def pid(_=None):
+    return os.getpid()
+
+
+_state = {}
+
+
+def remember(value):
+    _state["value"] = value
+
+
+def recall():
+    return _state.get("value")
+
+
+def broken_init():
+    raise RuntimeError("init went wrong")
+
+
+def unpicklable_result():
+    return threading.Lock()
+
+
+def maybe_fail(i):
+    if i % 2:
+        raise ValueError(i)
+    return i
+
+
+@pytest.fixture
+def pool():
+    with ProcessPool(max_workers=2) as p:
+        yield p
+
+
+def test_submit_result_and_kwargs(pool):
+    assert pool.submit(square, 7).result(HANG) == 49
+    assert pool.submit(add, 1, b=2).result(HANG) == 3
+
+
+def test_futures_are_concurrent_futures(pool):
+    fs = [pool.submit(square, i) for i in range(10)]
+    assert all(isinstance(f, concurrent.futures.Future) for f in fs)
+    done, _ = concurrent.futures.wait(fs, timeout=HANG)
+    assert len(done) == 10
+    assert sorted(f.result() for f in concurrent.futures.as_completed(fs)) == [i * i for i in range(10)]
+
+
+def test_exception_carries_the_worker_traceback(pool):
+    with pytest.raises(ValueError, match="boom") as info:
+        pool.submit(fail, "boom").result(HANG)
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "in fail" in str(cause)
+
+
+def test_lambdas_and_closures_travel_by_value(pool):
+    k = 5
+    assert pool.submit(lambda x: x + k, 1).result(HANG) == 6
+    assert list(pool.map(lambda x: x * k, range(4))) == [0, 5, 10, 15]
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "check"),
+    [
+        (die, (7,), lambda e: e.exitcode == 7),
+        (kill_self, (signal.SIGKILL,), lambda e: e.signal == signal.SIGKILL),
+        (segfault, (), lambda e: e.signal == signal.SIGSEGV),
+    ],
+    ids=["os._exit", "SIGKILL", "segfault"],
+)
+def test_a_crash_fails_only_its_task(pool, fn, args, check):
+    good = [pool.submit(sleep_then, 0.05, i) for i in range(6)]
+    bad = pool.submit(fn, *args)
+    more = [pool.submit(square, i) for i in range(6)]
+    with pytest.raises(WorkerCrashed) as info:
+        bad.result(HANG)
+    assert isinstance(info.value, PlaitError)
+    assert check(info.value), str(info.value)
+    assert [f.result(HANG) for f in good] == list(range(6))
+    assert [f.result(HANG) for f in more] == [i * i for i in range(6)]
+    assert pool.submit(square, 3).result(HANG) == 9  # the pool replaced the worker
+
+
+def test_sys_exit_in_a_task_fails_that_task_only(pool):
+    with pytest.raises(SystemExit):
+        pool.submit(exit_task).result(HANG)
+    assert pool.submit(square, 2).result(HANG) == 4
+
+
+def test_task_timeout_kills_and_replaces_the_worker():
+    with ProcessPool(max_workers=1, task_timeout=0.5) as pool:
+        slow = pool.submit(sleep_then, HANG, "never")
+        fast = pool.submit(square, 4)
+        with pytest.raises(TaskTimeout) as info:
+            slow.result(HANG)
+        assert isinstance(info.value, TimeoutError)
+        assert info.value.timeout == 0.5
+        assert fast.result(HANG) == 16
+
+
+def test_per_task_timeout_through_options(pool):
+    with pytest.raises(TaskTimeout):
+        pool.options(timeout=0.3).submit(sleep_then, HANG, 1).result(HANG)
+    assert pool.options(timeout=30).submit(add, 1, b=1).result(HANG) == 2
+
+
+def test_cancel_queued_and_running():
+    with ProcessPool(max_workers=1) as pool:
+        running = pool.submit(sleep_then, HANG, "slow")
+        queued = pool.submit(square, 3)
+        assert queued.cancel()
+        while not running.running():
+            time.sleep(0.01)
+        assert pool.cancel_running(running)
+        with pytest.raises(concurrent.futures.CancelledError):
+            running.result(HANG)
+        assert queued.cancelled()
+        assert pool.submit(square, 5).result(HANG) == 25
+
+
+def test_unpicklable_argument_raises_in_the_caller(pool):
+    with pytest.raises(TypeError, match="cannot send"):
+        pool.submit(square, threading.Lock())
+    assert pool.submit(square, 2).result(HANG) == 4
+
+
+def test_unpicklable_result_fails_that_task(pool):
+    with pytest.raises(TypeError, match="could not be pickled"):
+        pool.submit(unpicklable_result).result(HANG)
+
+
+def test_function_missing_in_the_worker_fails_that_task(pool):
+    ghost = types.ModuleType("plait_ghost_module")
+    exec("def f(x):\n    return x\n", ghost.__dict__)
+    sys.modules["plait_ghost_module"] = ghost
+    try:
+        with pytest.raises(ModuleNotFoundError, match="plait_ghost_module"):
+            pool.submit(ghost.f, 1).result(HANG)
+    finally:
+        del sys.modules["plait_ghost_module"]
+    assert pool.submit(square, 2).result(HANG) == 4
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="max_workers"):
+        ProcessPool(max_workers=0)
+    with pytest.raises(TypeError, match="initializer"):
+        ProcessPool(initializer=5)
+    with pytest.raises(ValueError, match="start_method"):
+        ProcessPool(start_method="teleport")
+    with pytest.raises(NotImplementedError, match="spawn"):
+        ProcessPool(start_method="fork")
+
+
+def test_use_after_shutdown_raises():
+    pool = ProcessPool(max_workers=1)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(square, 1)
+
+
+def test_initializer_runs_in_every_worker():
+    with ProcessPool(max_workers=2, initializer=remember, initargs=("ready",)) as pool:
+        assert {pool.submit(recall).result(HANG) for _ in range(6)} == {"ready"}
+
+
+def test_failing_initializer_breaks_the_pool():
+    with ProcessPool(max_workers=1, initializer=broken_init) as pool:
+        with pytest.raises(BrokenProcessPool, match="init went wrong"):
+            pool.submit(square, 1).result(HANG)
+
+
+def test_max_tasks_per_worker_recycles_workers():
+    with ProcessPool(max_workers=1, max_tasks_per_worker=2) as pool:
+        pids = [pool.submit(pid).result(HANG) for _ in range(6)]
+    assert len(set(pids)) == 3
+
+
+def test_hundred_failures_among_hundred_successes(pool):
+    futures = [pool.submit(maybe_fail, i) for i in range(200)]
+    errors = [f for f in futures if f.exception(HANG) is not None]
+    results = [f.result() for f in futures if f.exception() is None]
+    assert len(errors) == 100
+    assert results == list(range(0, 200, 2))
+    assert pool.submit(square, 9).result(HANG) == 81
+
+
+def test_raising_done_callback_does_not_break_the_pool(pool, caplog):
+    fut = pool.submit(square, 2)
+    fut.add_done_callback(lambda f: 1 / 0)
+    assert fut.result(HANG) == 4
+    assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_map_generator_that_raises_leaves_the_pool_usable(pool):
+    def items():
+        yield 1
+        raise KeyError("bad input")
+
+    with pytest.raises(KeyError):
+        pool.map(square, items())
+    assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_map_order_chunks_and_errors(pool):
+    assert list(pool.map(square, range(1000))) == [i * i for i in range(1000)]
+    assert list(pool.map(add, range(5), range(5), chunksize=2)) == [0, 2, 4, 6, 8]
+    it = pool.map(maybe_fail, range(4), chunksize=1)
+    assert next(it) == 0
+    with pytest.raises(ValueError):
+        next(it)
+
+
+def test_imap_imap_unordered_starmap(pool):
+    assert list(pool.imap(square, iter(range(50)), chunksize=3)) == [i * i for i in range(50)]
+    assert sorted(pool.imap_unordered(square, range(50))) == sorted(i * i for i in range(50))
+    assert pool.starmap(add, [(1, 2), (3, 4)]) == [3, 7]
+
+
+def test_shutdown_cancel_futures_cancels_queued():
+    pool = ProcessPool(max_workers=1)
+    first = pool.submit(sleep_then, 0.5, "first")
+    queued = [pool.submit(square, i) for i in range(5)]
+    while not first.running():  # it must have started, or it would be cancelled too
+        time.sleep(0.01)
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert first.result(HANG) == "first"
+    assert all(f.cancelled() for f in queued)
