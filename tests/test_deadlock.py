@@ -275,3 +275,59 @@ def test_fork_child_forgets_other_threads_waits():
     t.join()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_zero_timeout_is_a_try_not_a_deadlock():
+    lock = pt.Lock()
+    with lock:
+        assert lock.acquire(timeout=0) is False
+
+
+def test_report_names_the_acquiring_line():
+    import inspect
+
+    lock = pt.Lock(name="line")
+    lock.acquire()
+    line = inspect.currentframe().f_lineno - 1
+    with pytest.raises(DeadlockError) as info:
+        lock.acquire()
+    lock.release()
+    assert info.value.cycle[0].waits_for.acquired_at.startswith(f"{__file__}:{line} ")
+
+
+def test_lock_order_warning_as_error_leaves_the_lock_free():
+    a, b = pt.Lock(name="first"), pt.Lock(name="second")
+    pt.check_lock_order(True)
+    try:
+        with a, b:
+            pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LockOrderWarning)
+            with b:
+                with pytest.raises(LockOrderWarning):
+                    a.acquire()
+                assert not a.locked(), "the failed acquire gave the lock back"
+    finally:
+        pt.check_lock_order(False)
+
+
+def test_condition_wait_returns_holding_its_lock_even_in_a_deadlock(detection_mode):
+    # T holds `other` and waits for `lock`; main waits on the condition, gets notified and must
+    # re-take `lock` while T, which holds `lock`... here simply: re-acquire never raises.
+    lock = pt.Lock()
+    cond = pt.Condition(lock)
+    ready = threading.Event()
+
+    def notifier():
+        ready.wait()
+        with cond:
+            cond.notify()
+
+    t = threading.Thread(target=notifier)
+    t.start()
+    with cond:
+        ready.set()
+        assert cond.wait(timeout=10)
+        assert lock.locked()
+    t.join()
+    assert not lock.locked()

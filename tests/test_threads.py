@@ -357,3 +357,44 @@ def test_barrier_whose_action_refers_back_is_collected():
     del stage
     gc.collect()
     assert ref() is None
+
+
+def test_semaphore_release_overflow_raises():
+    big = 2**63 - 1
+    sem = pt.Semaphore(big)
+    sem.release(big)
+    with pytest.raises(OverflowError):
+        sem.release(big)
+    assert sem._value == 2 * big
+
+
+def test_barrier_timeout_during_the_action_does_not_break_it():
+    release_action = threading.Event()
+    action_started = threading.Event()
+
+    def action():
+        action_started.set()
+        release_action.wait()
+
+    bar = pt.Barrier(2, action=action)
+    results = []
+
+    def short_waiter():
+        try:
+            results.append(bar.wait(timeout=0.2))
+        except threading.BrokenBarrierError:
+            results.append("broken")
+
+    t = threading.Thread(target=short_waiter)
+    t.start()
+    while bar.n_waiting != 1:
+        threading.Event().wait(0.001)
+    runner = threading.Thread(target=lambda: results.append(bar.wait()))
+    runner.start()
+    action_started.wait()
+    threading.Event().wait(0.4)  # the short waiter's timeout passes while the action runs
+    release_action.set()
+    t.join()
+    runner.join()
+    assert sorted(results) == [0, 1]
+    assert not bar.broken
