@@ -287,3 +287,19 @@ def test_shutdown_cancel_futures_cancels_queued():
     pool.shutdown(wait=True, cancel_futures=True)
     assert first.result(HANG) == "first"
     assert all(f.cancelled() for f in queued)
+
+
+def test_functions_from_main_work_in_submit_and_map(tmp_path):
+    import subprocess
+
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        "from plait.processes import ProcessPool\n"
+        "def triple(x):\n"
+        "    return 3 * x\n"
+        "if __name__ == '__main__':\n"
+        "    with ProcessPool(2) as pool:\n"
+        "        print(pool.submit(triple, 2).result(60), list(pool.map(triple, range(4))))\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "6 [0, 3, 6, 9]"

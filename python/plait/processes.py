@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import functools
 import itertools
 import os
 import pickle
@@ -34,9 +35,13 @@ _START_METHODS = ("spawn", "forkserver", "fork")
 
 
 def _dumps(obj: Any) -> bytes:
-    """Pickle (protocol 5); objects plain pickle cannot handle (lambdas, closures) go by value."""
+    """Pickle (protocol 5); what plain pickle cannot send (lambdas, closures, anything from
+    ``__main__``, which workers do not import under that name) goes by value with cloudpickle."""
     try:
-        return pickle.dumps(obj, protocol=5)
+        data = pickle.dumps(obj, protocol=5)
+        if b"__main__" not in data:
+            return data
+        return cloudpickle.dumps(obj, protocol=5)
     except (pickle.PicklingError, AttributeError, TypeError):
         try:
             return cloudpickle.dumps(obj, protocol=5)
@@ -172,6 +177,7 @@ class ProcessPool(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
+        self._runners: dict[Any, Callable[..., Any]] = {}
         self._function_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._core = _plait.ProcessPoolCore(
@@ -244,6 +250,19 @@ class ProcessPool(concurrent.futures.Executor):
 
     # --- mapping ----------------------------------------------------------------------------
 
+    def _chunk_runner(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``_run_chunk`` bound to ``fn``, one per function, so ``fn`` is sent to each worker once
+        (as the definition of the runner) and chunks carry only their items."""
+        try:
+            runner = self._runners.get(fn)
+        except TypeError:  # unhashable callable
+            return functools.partial(_run_chunk, fn)
+        if runner is None:
+            runner = functools.partial(_run_chunk, fn)
+            if len(self._runners) < 1024:
+                self._runners[fn] = runner
+        return runner
+
     def _chunks(self, n_items: int | None, chunksize: int | None) -> int:
         if chunksize is not None:
             if chunksize < 1:
@@ -265,9 +284,9 @@ class ProcessPool(concurrent.futures.Executor):
         # star: zip the iterables into argument tuples; otherwise the one iterable holds them.
         items = list(zip(*iterables, strict=False)) if star else [tuple(args) for args in iterables[0]]
         size = self._chunks(len(items), chunksize)
+        runner = self._chunk_runner(fn)
         futures = [
-            self._submit(_run_chunk, (fn, items[i : i + size]), {}, task_timeout)
-            for i in range(0, len(items), size)
+            self._submit(runner, (items[i : i + size],), {}, task_timeout) for i in range(0, len(items), size)
         ]
         return _ordered(futures, timeout)
 
@@ -304,6 +323,7 @@ class ProcessPool(concurrent.futures.Executor):
     ) -> Iterator[Any]:
         window = self._max_workers * 4
         source = iter(iterable)
+        runner = self._chunk_runner(fn)
         pending: list[Future] = []
 
         def fill() -> None:
@@ -311,7 +331,7 @@ class ProcessPool(concurrent.futures.Executor):
                 chunk = [(x,) for x in itertools.islice(source, chunksize)]
                 if not chunk:
                     return
-                pending.append(self._submit(_run_chunk, (fn, chunk), {}, self._task_timeout))
+                pending.append(self._submit(runner, (chunk,), {}, self._task_timeout))
 
         fill()
         try:
