@@ -40,11 +40,15 @@ test-python: build ## Run the pytest suite (conformance included)
 
 test: test-rust test-python ## Build and run every test (cargo + pytest)
 
-$(BENCH_STAMP): $(STAMP)
-	$(PIP) install --quiet -e ".[bench]" --no-build-isolation 2>/dev/null || true
+# The peers the benchmarks compare against (pyproject's `bench` extra), installed by name: plait
+# itself is already in the venv, editable, from `maturin develop`.
+BENCH_PEERS = $(shell $(PY) -c 'import tomllib; print(" ".join(repr(d) for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))')
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install --quiet $(BENCH_PEERS)
 	touch $(BENCH_STAMP)
 
-bench: build ## Run the benchmarks: plait beside its peers, same run
+bench: build $(BENCH_STAMP) ## Run the benchmarks: plait beside its peers, same run
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: build ## clippy, rustfmt --check, ruff, mypy.stubtest

@@ -17,6 +17,8 @@ def test_demo_quick_runs_the_tour():
     assert "1. Threads" in out
     assert "Found one deadlock (2 threads)" in out
     assert "Lock 'accounts'" in out and "Lock 'ledger'" in out
+    assert "4. Processes" in out
+    assert "victim: WorkerCrashed" in out
 
 
 def test_unknown_command_is_rejected():

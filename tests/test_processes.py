@@ -301,5 +301,44 @@ def test_functions_from_main_work_in_submit_and_map(tmp_path):
         "    with ProcessPool(2) as pool:\n"
         "        print(pool.submit(triple, 2).result(60), list(pool.map(triple, range(4))))\n"
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "6 [0, 3, 6, 9]"
+
+
+def test_ctrl_c_during_map_stops_the_running_tasks(tmp_path):
+    import subprocess
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import os, signal, sys, threading, time\n"
+        "from plait.processes import ProcessPool\n"
+        "def slow(directory):\n"
+        "    open(os.path.join(directory, str(os.getpid())), 'w').close()\n"
+        "    time.sleep(3600)\n"
+        "if __name__ == '__main__':\n"
+        "    directory = sys.argv[1]\n"
+        "    pool = ProcessPool(2)\n"
+        "    def interrupt_when_both_run():\n"
+        "        while len(os.listdir(directory)) < 2:\n"
+        "            time.sleep(0.01)\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    threading.Thread(target=interrupt_when_both_run, daemon=True).start()\n"
+        "    try:\n"
+        "        with pool:\n"
+        "            list(pool.map(slow, [directory] * 8, chunksize=1))\n"
+        "    except KeyboardInterrupt:\n"
+        "        alive = [p for p in os.listdir(directory) if os.path.exists(f'/proc/{p}')]\n"
+        "        print('alive', len(alive))\n"
+        "        sys.exit(0)\n"
+        "    sys.exit(1)\n"
+    )
+    marks = tmp_path / "pids"
+    marks.mkdir()
+    # The 3600 s tasks must be stopped, not waited for: a hang fails through this timeout.
+    out = subprocess.run(
+        [sys.executable, str(script), str(marks)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["alive", "0"]

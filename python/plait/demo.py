@@ -119,6 +119,57 @@ def _deadlock() -> None:
     )
 
 
+def _count_primes(limit: int) -> int:
+    """Deliberately naive CPU-bound work."""
+    count = 0
+    for n in range(2, limit):
+        for d in range(2, int(n**0.5) + 1):
+            if n % d == 0:
+                break
+        else:
+            count += 1
+    return count
+
+
+def _die_now() -> None:
+    os.kill(os.getpid(), 9)
+
+
+def _processes_demo(quick: bool) -> None:
+    from . import WorkerCrashed
+    from .processes import ProcessPool
+
+    jobs = [20_000 if quick else 60_000] * 8
+    workers = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    serial = [_count_primes(n) for n in jobs]
+    t_serial = time.perf_counter() - t0
+    with pt.ThreadPool(workers) as tp:
+        t0 = time.perf_counter()
+        threaded = list(tp.map(_count_primes, jobs))
+        t_threads = time.perf_counter() - t0
+    with ProcessPool(workers) as pool:
+        pool.submit(_tiny, 0).result()  # workers started
+        t0 = time.perf_counter()
+        parallel = list(pool.map(_count_primes, jobs, chunksize=1))
+        t_procs = time.perf_counter() - t0
+        assert serial == threaded == parallel
+        print(
+            f"  {len(jobs)} jobs: serial {t_serial:.2f} s, {workers} threads {t_threads:.2f} s "
+            f"(the GIL: {t_serial / t_threads:.1f}x), {workers} processes {t_procs:.2f} s "
+            f"({t_serial / t_procs:.1f}x)"
+        )
+        print("\n  A worker is killed (SIGKILL) mid-run. Only its task fails; the rest complete:")
+        futures = [pool.submit(_count_primes, 5_000) for _ in range(3)]
+        victim = pool.submit(_die_now)
+        futures += [pool.submit(_count_primes, 5_000) for _ in range(3)]
+        try:
+            victim.result()
+        except WorkerCrashed as err:
+            print(f"    victim: WorkerCrashed: {err}")
+        print(f"    the other {len(futures)} tasks: {[f.result() for f in futures]}")
+
+
 def run(quick: bool = False) -> int:
     """Run the tour; ``quick`` shrinks the work sizes (used by the test suite)."""
     scale = 0.05 if quick else 1.0
@@ -147,5 +198,7 @@ def run(quick: bool = False) -> int:
 
     print("\n3. Threads: a deadlock, named instead of silent\n")
     _deadlock()
+    print("\n4. Processes: counting primes, CPU-bound")
+    _processes_demo(quick)
     print("\nDone. `make bench` measures every case against all peers.")
     return 0

@@ -288,7 +288,7 @@ class ProcessPool(concurrent.futures.Executor):
         futures = [
             self._submit(runner, (items[i : i + size],), {}, task_timeout) for i in range(0, len(items), size)
         ]
-        return _ordered(futures, timeout)
+        return _ordered(self, futures, timeout)
 
     def map(
         self,
@@ -348,8 +348,12 @@ class ProcessPool(concurrent.futures.Executor):
                 if error is not None:
                     raise error
         finally:
-            for f in pending:
-                f.cancel()
+            self._stop(pending)
+
+    def _stop(self, futures: list[Future]) -> None:
+        for f in futures:
+            if not f.cancel() and not f.done():
+                self.cancel_running(f)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -374,7 +378,7 @@ def _run_chunk(
     return results, None
 
 
-def _ordered(futures: list[Future], timeout: float | None) -> Iterator[Any]:
+def _ordered(pool: ProcessPool, futures: list[Future], timeout: float | None) -> Iterator[Any]:
     import time
 
     end = None if timeout is None else time.monotonic() + timeout
@@ -389,8 +393,8 @@ def _ordered(futures: list[Future], timeout: float | None) -> Iterator[Any]:
                 if error is not None:
                     raise error
         finally:
-            for f in futures:
-                if f is not None:
-                    f.cancel()
+            # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
+            # cancelled and running ones stopped, so their workers are free at once.
+            pool._stop([f for f in futures if f is not None])
 
     return results()
