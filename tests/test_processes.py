@@ -342,3 +342,13 @@ def test_ctrl_c_during_map_stops_the_running_tasks(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["alive", "0"]
+
+
+def test_a_crash_among_prefetched_fast_tasks_fails_only_itself(pool):
+    before = [pool.submit(square, i) for i in range(300)]
+    bad = pool.submit(die, 3)
+    after = [pool.submit(square, i) for i in range(300)]
+    with pytest.raises(WorkerCrashed):
+        bad.result(HANG)
+    assert [f.result(HANG) for f in before] == [i * i for i in range(300)]
+    assert [f.result(HANG) for f in after] == [i * i for i in range(300)]

@@ -45,10 +45,12 @@ def serve(channel: _plait.FrameChannel) -> int:
             initializer(*hello.get("initargs", ()))
     except BaseException:
         channel.send(INIT_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
+        channel.flush()
         return 1
     channel.send(READY, 0, b"")
     functions: dict[int, object] = {}
-    recv, send, loads, dumps = channel.recv, channel.send, pickle.loads, pickle.dumps
+    recv, send, flush = channel.recv, channel.send, channel.flush
+    loads, dumps = pickle.loads, pickle.dumps
     while True:
         kind, ident, payload = recv()
         if kind == TASK:
@@ -60,6 +62,9 @@ def serve(channel: _plait.FrameChannel) -> int:
                     fn = loads(fn)
                     functions[fid] = fn
                 args, kwargs = loads(view[8:])
+                # Earlier results must be out before this task runs: if it kills the worker, the
+                # parent attributes the crash to the first task without a result.
+                flush()
                 result = fn(*args, **kwargs)  # type: ignore[operator]
             except BaseException as exc:
                 send(ERR, ident, _error_payload(exc))
@@ -74,6 +79,7 @@ def serve(channel: _plait.FrameChannel) -> int:
         elif kind == DEFINE:
             functions[ident] = payload
         elif kind in (SHUTDOWN, 0):
+            channel.flush()
             return 0
 
 

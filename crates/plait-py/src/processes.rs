@@ -222,8 +222,17 @@ impl FrameChannel {
     }
 
     /// The next frame as `(kind, id, payload)`; `(0, 0, b"")` once the peer closed the socket.
+    /// Frames queued by `send` go out before this blocks, so replies to a batch of requests
+    /// leave in one write.
     fn recv<'py>(&self, py: Python<'py>) -> PyResult<(u8, u64, Bound<'py, PyBytes>)> {
+        {
+            let mut decoder = self.decoder.lock();
+            if let Some(f) = decoder.next_frame().map_err(|e| PyOSError::new_err(e.to_string()))? {
+                return Ok((f.kind, f.id, PyBytes::new(py, &f.payload)));
+            }
+        }
         let got = py.detach(|| -> std::io::Result<Option<plait_core::ipc::frame::Frame>> {
+            self.flush_pending()?;
             let mut decoder = self.decoder.lock();
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -245,15 +254,26 @@ impl FrameChannel {
         }
     }
 
-    /// Sends one frame.
-    fn send(&self, py: Python<'_>, kind: u8, id: u64, payload: &[u8]) -> PyResult<()> {
-        let mut out = Vec::new();
-        encode_into(&mut out, kind, id, payload).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        py.detach(|| {
-            let _serial = self.write.lock();
-            (&self.stream).write_all(&out)
-        })
-        .map_err(|e| PyOSError::new_err(e.to_string()))
+    /// Queues one frame; it is written by the next `recv` that has to wait, or by `flush`.
+    fn send(&self, kind: u8, id: u64, payload: &[u8]) -> PyResult<()> {
+        encode_into(&mut self.write.lock(), kind, id, payload).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Writes every queued frame now.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.flush_pending())
+            .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+}
+
+impl FrameChannel {
+    fn flush_pending(&self) -> std::io::Result<()> {
+        let mut out = self.write.lock();
+        if !out.is_empty() {
+            (&self.stream).write_all(&out)?;
+            out.clear();
+        }
+        Ok(())
     }
 }
 

@@ -122,6 +122,14 @@ enum Command<T> {
     Shutdown { cancel: bool },
 }
 
+/// The dispatcher's sleep state, shared with senders.
+#[derive(Default)]
+struct Idle {
+    sleeping: AtomicBool,
+    /// Commands sent and not yet taken by the dispatcher.
+    pending: AtomicU64,
+}
+
 /// The dispatcher loop, to run once on some thread; it returns when the pool has shut down and
 /// every worker has exited.
 pub struct Runner(Box<dyn FnOnce() + Send>);
@@ -138,6 +146,9 @@ pub struct Pool<T> {
     /// The command channel and the poller's waker; released by [`Pool::join`] (the waker is an
     /// eventfd, which must not outlive a pool that was shut down).
     link: Mutex<Option<(mpsc::Sender<Command<T>>, Waker)>>,
+    /// Shared with the dispatcher: whether it is (about to be) asleep in the poller, so senders
+    /// only pay for a wake-up (an eventfd write) when one is needed.
+    idle: Arc<Idle>,
     thread: Mutex<Option<JoinHandle<()>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -154,9 +165,11 @@ impl<T: Send + 'static> Pool<T> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let (commands, inbox) = mpsc::channel();
-        let mut dispatcher = Dispatcher::new(config, poll, inbox, sink);
+        let idle = Arc::new(Idle::default());
+        let mut dispatcher = Dispatcher::new(config, poll, inbox, sink, Arc::clone(&idle));
         let handle = Self {
             link: Mutex::new(Some((commands, waker))),
+            idle,
             thread: Mutex::new(None),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -188,8 +201,16 @@ impl<T: Send + 'static> Pool<T> {
         let Some((tx, waker)) = link.as_ref() else {
             return Err(cmd);
         };
-        tx.send(cmd).map_err(|mpsc::SendError(cmd)| cmd)?;
-        let _ = waker.wake();
+        self.idle.pending.fetch_add(1, Ordering::SeqCst);
+        if let Err(mpsc::SendError(cmd)) = tx.send(cmd) {
+            self.idle.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(cmd);
+        }
+        // The dispatcher checks `pending` after announcing it sleeps: either it sees this
+        // command, or this sender sees it sleeping and wakes it.
+        if self.idle.sleeping.load(Ordering::SeqCst) {
+            let _ = waker.wake();
+        }
         Ok(())
     }
 
@@ -281,6 +302,8 @@ struct Queued<T> {
     body: Vec<u8>,
     timeout: Option<Duration>,
     ticket: T,
+    /// Already handed to [`Sink::start`] (sent once to a worker that died before starting it).
+    started: bool,
 }
 
 /// Why the dispatcher killed a worker, so its death is not reported as a crash.
@@ -325,6 +348,7 @@ struct Dispatcher<T, S> {
     /// Mean service time of recent tasks (for prefetch decisions).
     mean_service: Option<Duration>,
     read_buf: Vec<u8>,
+    idle: Arc<Idle>,
 }
 
 fn slot_of(token: Token) -> (usize, bool) {
@@ -332,7 +356,7 @@ fn slot_of(token: Token) -> (usize, bool) {
 }
 
 impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
-    fn new(config: Config, poll: Poll, rx: mpsc::Receiver<Command<T>>, sink: S) -> Self {
+    fn new(config: Config, poll: Poll, rx: mpsc::Receiver<Command<T>>, sink: S, idle: Arc<Idle>) -> Self {
         let n = config.workers;
         Self {
             config,
@@ -349,6 +373,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             broken: None,
             mean_service: None,
             read_buf: vec![0; 64 * 1024],
+            idle,
         }
     }
 
@@ -373,8 +398,14 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                     self.kill_all(Kill::Shutdown);
                 }
             }
-            let timeout = self.next_timeout(exit_deadline);
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let mut timeout = self.next_timeout(exit_deadline);
+            self.idle.sleeping.store(true, Ordering::SeqCst);
+            if self.idle.pending.load(Ordering::SeqCst) > 0 {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            self.idle.sleeping.store(false, Ordering::SeqCst);
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -425,6 +456,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
 
     fn drain_commands(&mut self) {
         while let Ok(cmd) = self.rx.try_recv() {
+            self.idle.pending.fetch_sub(1, Ordering::SeqCst);
             match cmd {
                 Command::Submit(s) => {
                     if let Some(def) = s.definition {
@@ -440,6 +472,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                         body: s.body,
                         timeout: s.timeout,
                         ticket: s.ticket,
+                        started: false,
                     });
                 }
                 Command::CancelRunning(id) => self.cancel_running(id),
@@ -549,7 +582,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             let mut room = self.capacity(w);
             while room > 0 {
                 let Some(task) = self.queue.pop_front() else { return };
-                if !self.sink.start(&task.ticket) {
+                if !task.started && !self.sink.start(&task.ticket) {
                     continue;
                 }
                 let w = self.workers[slot].as_mut().expect("slot checked above");
@@ -760,6 +793,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                     body: r.body,
                     timeout: r.timeout,
                     ticket: r.ticket,
+                    started: true,
                 });
             }
         }

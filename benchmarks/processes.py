@@ -1,0 +1,438 @@
+"""plait.processes.ProcessPool against multiprocessing, concurrent.futures, loky, mpire and joblib, same run.
+
+Run::
+
+    .venv/bin/python benchmarks/processes.py            # full sizes (a few minutes)
+    .venv/bin/python benchmarks/processes.py --quick    # tiny sizes: a smoke test
+
+Every pool has 2 workers. The stdlib pools and mpire use the "spawn" start method, as plait does;
+loky and joblib (whose default backend is loky) start workers with loky's own fork+exec, which is
+spawn-like. Pools are created, and warmed up with one task, before anything is timed; a timed run
+covers the work only, except in case 4, which times pool creation up to the first result.
+
+The peers get their task functions from ``_tasks.py`` (importable, so every peer sends them by
+reference, its fastest path). plait gets identical copies defined here, in ``__main__``, which it
+sends by value with cloudpickle (once per worker). loky, mpire and joblib are optional: a peer
+that is not installed is skipped, with a line saying so (``make bench`` installs them).
+
+This module's top level runs again in every worker the spawn-started pools create (as
+``__mp_main__``), so it stays light: plait and the peers are imported in ``main()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from importlib.metadata import version
+from typing import Any
+
+import _tasks
+from _common import Bench, Impl, clock, header, parse_args, timed
+
+WORKERS = 2
+
+
+def ident(x: Any) -> Any:
+    return x
+
+
+def spin(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+# -- case builders: each returns a run() -> seconds --------------------------------------------------
+
+
+def futures_submit(pool: Any, fn: Callable[[Any], Any], n: int) -> Callable[[], float]:
+    """``pool.submit(fn, i)`` for each i, then ``.result()`` of each (concurrent.futures style)."""
+
+    def run() -> float:
+        submit = pool.submit
+        t0 = clock()
+        futs = [submit(fn, i) for i in range(n)]
+        results = [f.result() for f in futs]
+        dt = clock() - t0
+        assert results == list(range(n))
+        return dt
+
+    return run
+
+
+def apply_async(pool: Any, fn: Callable[[Any], Any], n: int) -> Callable[[], float]:
+    """``pool.apply_async(fn, (i,))`` for each i, then ``.get()`` of each (multiprocessing style)."""
+
+    def run() -> float:
+        apply = pool.apply_async
+        t0 = clock()
+        handles = [apply(fn, (i,)) for i in range(n)]
+        results = [h.get() for h in handles]
+        dt = clock() - t0
+        assert results == list(range(n))
+        return dt
+
+    return run
+
+
+def collect(produce: Callable[[], Iterable[Any]], n: int, last: Any) -> Callable[[], float]:
+    """Time ``list(produce())``; check it has ``n`` results ending with ``last``."""
+
+    def run() -> float:
+        t0 = clock()
+        results = list(produce())
+        dt = clock() - t0
+        assert len(results) == n and results[-1] == last, (len(results), results[-1:])
+        return dt
+
+    return run
+
+
+def start_to_first_result(
+    make: Callable[[], Any], first: Callable[[Any], Any], close: Callable[[Any], object]
+) -> Callable[[], float]:
+    """Create a pool and get one task's result, timed; close the pool after the clock stops."""
+
+    def run() -> float:
+        t0 = clock()
+        pool = make()
+        result = first(pool)
+        dt = clock() - t0
+        close(pool)
+        assert result == 1
+        return dt
+
+    return run
+
+
+def calibrate_spin(seconds: float) -> int:
+    """The loop length ``n`` for which ``spin(n)`` takes about ``seconds`` here."""
+    n = 10_000
+    while True:
+        t = min(timed(_tasks.spin, n) for _ in range(5))
+        if t >= 0.02:
+            break
+        n *= 2
+    return max(1, round(n * seconds / t))
+
+
+def optional(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def kilo(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return f"{n:,}"
+
+
+# -- the benchmark -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    args = parse_args(__doc__.splitlines()[0])
+    quick = args.quick
+    N_SUBMIT = 500 if quick else 20_000
+    N_MAP = 20_000 if quick else 1_000_000
+    N_MAP_DEFAULT = 2_000 if quick else 20_000  # map at each peer's *default* chunksize (1 for PPE/loky)
+    CPU_TASKS = 16 if quick else 64
+    CPU_TASK_S = 0.002 if quick else 0.010
+    CPU_REPEATS = None if quick else 9  # ~0.35 s a run; a 3% target wants a steadier median
+    START_REPEATS = None if quick else 9
+    CHUNK = 10_000
+
+    from plait.processes import ProcessPool
+
+    loky = optional("loky")
+    mpire = optional("mpire")
+    joblib = optional("joblib")
+    missing = [name for name, mod in (("loky", loky), ("mpire", mpire), ("joblib", joblib)) if mod is None]
+
+    spin_n = calibrate_spin(CPU_TASK_S)
+    t_spin = min(timed(_tasks.spin, spin_n) for _ in range(5))
+
+    versions = ", ".join(
+        f"{name} {version(name)}"
+        for name, mod in (("loky", loky), ("mpire", mpire), ("joblib", joblib))
+        if mod
+    )
+    header(
+        "plait.processes.ProcessPool vs multiprocessing.Pool / ProcessPoolExecutor / loky / mpire / joblib",
+        args,
+        sizes=[
+            f"submit+result {N_SUBMIT:,} tiny tasks",
+            f"map {N_MAP:,} tiny items (and {N_MAP_DEFAULT:,} at default chunksizes)",
+            f"CPU-bound map {CPU_TASKS} tasks x spin({spin_n:,}) = {t_spin * 1e3:.1f} ms each here",
+            "pool start to first result",
+        ],
+        notes=[
+            f"{WORKERS} workers everywhere; start method spawn for multiprocessing, ProcessPoolExecutor, "
+            "mpire and plait; loky's own (fork+exec) for loky and joblib",
+            "pools are created and warmed up (one task) before timing; tasks are `ident(x): return x` "
+            "unless a line says otherwise; results are checked after each timed run",
+            "peers use the functions of benchmarks/_tasks.py (by reference); plait uses copies "
+            "defined in __main__ (sent by value)",
+            f"peers: {versions or 'only the stdlib'}",
+            *[f"{name} skipped: not installed (`make bench` installs it)" for name in missing],
+        ],
+    )
+    bench = Bench(args, label_width=34, name_width=44)
+
+    def skipped() -> None:
+        for name in missing:
+            print(f"{'':<{bench.label_width}} {name + ':':<{bench.name_width}} skipped (not installed)")
+
+    spawn = multiprocessing.get_context("spawn")
+    with ExitStack() as stack:
+        # -- the pools, created and warmed up before anything is timed --
+        mp_pool = spawn.Pool(WORKERS)
+        stack.callback(mp_pool.join)
+        stack.callback(mp_pool.close)
+        ppe = stack.enter_context(ProcessPoolExecutor(WORKERS, mp_context=spawn))
+        plait = stack.enter_context(ProcessPool(WORKERS))
+        warm = [
+            mp_pool.apply_async(_tasks.ident, (0,)).get(),
+            ppe.submit(_tasks.ident, 0).result(),
+            plait.submit(ident, 0).result(),
+        ]
+        loky_ex = mpire_apply = mpire_pool = par = delayed_ident = delayed_spin = None
+        if loky is not None:
+            # timeout: idle workers would otherwise exit after 10 s, e.g. while other pools are timed.
+            loky_ex = loky.get_reusable_executor(max_workers=WORKERS, timeout=3600)
+            stack.callback(loky_ex.shutdown)
+            warm.append(loky_ex.submit(_tasks.ident, 0).result())
+        if mpire is not None:
+            # keep_alive: the workers survive from one map to the next, as a pool's do. A pool that
+            # ran apply_async then calls map's function with (index, item): one pool for each.
+            mpire_apply = mpire.WorkerPool(n_jobs=WORKERS, start_method="spawn", keep_alive=True)
+            stack.callback(mpire_apply.terminate)
+            warm.append(mpire_apply.apply_async(_tasks.ident, (0,)).get())
+            mpire_pool = mpire.WorkerPool(n_jobs=WORKERS, start_method="spawn", keep_alive=True)
+            stack.callback(mpire_pool.terminate)
+            warm.extend(mpire_pool.map(_tasks.ident, range(1)))
+        if joblib is not None:
+            par = stack.enter_context(joblib.Parallel(n_jobs=WORKERS, idle_worker_timeout=3600))
+            delayed_ident, delayed_spin = joblib.delayed(_tasks.ident), joblib.delayed(_tasks.spin)
+            warm.extend(par(delayed_ident(i) for i in range(1)))
+        assert warm == [0] * len(warm), warm
+
+        def impls(*candidates: Impl | None) -> list[Impl]:
+            return [impl for impl in candidates if impl is not None]
+
+        # 1. submit + result
+        bench.section(f"1. submit+result of {N_SUBMIT:,} tiny tasks, one result per task")
+        label = f"submit+result ({kilo(N_SUBMIT)} tasks)"
+        r = bench.compare(
+            label,
+            N_SUBMIT,
+            "tasks",
+            impls(
+                Impl("multiprocessing.Pool.apply_async", apply_async(mp_pool, _tasks.ident, N_SUBMIT)),
+                Impl("ProcessPoolExecutor.submit", futures_submit(ppe, _tasks.ident, N_SUBMIT)),
+                loky_ex
+                and Impl("loky reusable executor .submit", futures_submit(loky_ex, _tasks.ident, N_SUBMIT)),
+                mpire_apply
+                and Impl("mpire.WorkerPool.apply_async", apply_async(mpire_apply, _tasks.ident, N_SUBMIT)),
+                par
+                and Impl(
+                    "joblib.Parallel(delayed(ident)(i) ...)",
+                    collect(lambda: par(delayed_ident(i) for i in range(N_SUBMIT)), N_SUBMIT, N_SUBMIT - 1),
+                    note="batches tasks itself",
+                ),
+                Impl("plait ProcessPool.submit", futures_submit(plait, ident, N_SUBMIT)),
+                Impl(
+                    "plait ProcessPool.submit [_tasks.ident]",
+                    futures_submit(plait, _tasks.ident, N_SUBMIT),
+                    note="informational: by reference",
+                ),
+            ),
+        )
+        skipped()
+        r_submit = r["plait ProcessPool.submit"]
+
+        # 2. map over many tiny items
+        bench.section(f"2. map over {N_MAP:,} tiny items, each peer at its best documented chunksize")
+        n = N_MAP
+        r = bench.compare(
+            f"map ({kilo(n)} items)",
+            n,
+            "items",
+            impls(
+                Impl(
+                    "multiprocessing.Pool.map",
+                    collect(lambda: mp_pool.map(_tasks.ident, range(n)), n, n - 1),
+                    note="default chunksize: n/(4*workers)",
+                ),
+                Impl(
+                    f"ProcessPoolExecutor.map(chunksize={CHUNK:,})",
+                    collect(lambda: ppe.map(_tasks.ident, range(n), chunksize=CHUNK), n, n - 1),
+                ),
+                loky_ex
+                and Impl(
+                    f"loky .map(chunksize={CHUNK:,})",
+                    collect(lambda: loky_ex.map(_tasks.ident, range(n), chunksize=CHUNK), n, n - 1),
+                ),
+                mpire_pool
+                and Impl(
+                    "mpire.WorkerPool.map",
+                    collect(lambda: mpire_pool.map(_tasks.ident, range(n)), n, n - 1),
+                    note="default chunk_size: n/(4*workers)",
+                ),
+                par
+                and Impl(
+                    "joblib.Parallel(delayed(ident)(i) ...)",
+                    collect(lambda: par(delayed_ident(i) for i in range(n)), n, n - 1),
+                    note="batch_size='auto'",
+                ),
+                Impl(
+                    "plait list(ProcessPool.map(ident, range(n)))",
+                    collect(lambda: plait.map(ident, range(n)), n, n - 1),
+                ),
+            ),
+        )
+        skipped()
+        r_map = r["plait list(ProcessPool.map(ident, range(n)))"]
+        m = N_MAP_DEFAULT
+        bench.compare(
+            f"map, default chunksize ({kilo(m)} items)",
+            m,
+            "items",
+            impls(
+                Impl(
+                    "multiprocessing.Pool.map", collect(lambda: mp_pool.map(_tasks.ident, range(m)), m, m - 1)
+                ),
+                Impl(
+                    "ProcessPoolExecutor.map",
+                    collect(lambda: ppe.map(_tasks.ident, range(m)), m, m - 1),
+                    note="chunksize=1",
+                ),
+                loky_ex
+                and Impl(
+                    "loky .map",
+                    collect(lambda: loky_ex.map(_tasks.ident, range(m)), m, m - 1),
+                    note="chunksize=1",
+                ),
+                Impl("plait ProcessPool.map", collect(lambda: plait.map(ident, range(m)), m, m - 1)),
+            ),
+        )
+
+        # 3. CPU-bound map
+        bench.section(
+            f"3. CPU-bound map: {CPU_TASKS} tasks of ~{CPU_TASK_S * 1e3:g} ms (pure-Python loop), "
+            f"ideal {CPU_TASKS * t_spin / WORKERS:.2f} s on {WORKERS} workers"
+        )
+        k, c = spin_n, CPU_TASKS
+        want = _tasks.spin(k)
+        work = [k] * c
+        r = bench.compare(
+            f"CPU-bound map ({c} x {CPU_TASK_S * 1e3:g} ms)",
+            c,
+            "tasks",
+            [
+                Impl(
+                    "multiprocessing.Pool.map",
+                    collect(lambda: mp_pool.map(_tasks.spin, work), c, want),
+                    repeats=CPU_REPEATS,
+                ),
+                Impl(
+                    "ProcessPoolExecutor.map",
+                    collect(lambda: ppe.map(_tasks.spin, work), c, want),
+                    repeats=CPU_REPEATS,
+                ),
+                *impls(
+                    loky_ex
+                    and Impl(
+                        "loky .map",
+                        collect(lambda: loky_ex.map(_tasks.spin, work), c, want),
+                        repeats=CPU_REPEATS,
+                    ),
+                    mpire_pool
+                    and Impl(
+                        "mpire.WorkerPool.map",
+                        collect(lambda: mpire_pool.map(_tasks.spin, work), c, want),
+                        repeats=CPU_REPEATS,
+                    ),
+                    par
+                    and Impl(
+                        "joblib.Parallel(delayed(spin)(n) ...)",
+                        collect(lambda: par(delayed_spin(x) for x in work), c, want),
+                        repeats=CPU_REPEATS,
+                    ),
+                ),
+                Impl(
+                    "plait ProcessPool.map",
+                    collect(lambda: plait.map(spin, work), c, want),
+                    repeats=CPU_REPEATS,
+                ),
+            ],
+        )
+        skipped()
+        r_cpu = r["plait ProcessPool.map"]
+        best = max((res for name, res in r.items() if not name.startswith("plait")), key=lambda res: res.rate)
+        r_cpu_best = dataclasses.replace(r_cpu, ratio=r_cpu.rate / best.rate)
+        print(f"plait vs the best peer ({best.name}): {r_cpu_best.ratio:.3f}x")
+
+    # 4. start to first result (the pools above are shut down: nothing else is running)
+    bench.section("4. pool start to first result: create the pool, submit one task, get its result")
+    r = bench.compare(
+        "start -> first result",
+        1,
+        "starts",
+        [
+            Impl(
+                "multiprocessing.Pool(spawn)",
+                start_to_first_result(
+                    lambda: spawn.Pool(WORKERS),
+                    lambda p: p.apply_async(_tasks.ident, (1,)).get(),
+                    lambda p: (p.close(), p.join()),
+                ),
+                repeats=START_REPEATS,
+            ),
+            Impl(
+                "ProcessPoolExecutor(spawn)",
+                start_to_first_result(
+                    lambda: ProcessPoolExecutor(WORKERS, mp_context=spawn),
+                    lambda p: p.submit(_tasks.ident, 1).result(),
+                    lambda p: p.shutdown(),
+                ),
+                repeats=START_REPEATS,
+                note="informational",
+            ),
+            Impl(
+                "plait ProcessPool",
+                start_to_first_result(
+                    lambda: ProcessPool(WORKERS),
+                    lambda p: p.submit(ident, 1).result(),
+                    lambda p: p.shutdown(),
+                ),
+                repeats=START_REPEATS,
+            ),
+        ],
+    )
+    print("(shutdown and joining the workers happen after the clock stops, for every pool)")
+    r_start = r["plait ProcessPool"]
+
+    # 5. large numpy arrays
+    bench.section("5. 100 MB numpy array to a worker and back (zero-copy)")
+    print("skipped: zero-copy transfer of large buffers is not implemented yet in plait")
+
+    bench.target(f"submit+result of {kilo(N_SUBMIT)} tasks vs multiprocessing.Pool", 5, r_submit)
+    bench.target(f"map over {kilo(N_MAP)} items vs multiprocessing.Pool.map", 2, r_map)
+    bench.target("CPU-bound map vs the best peer", 0.97, r_cpu_best, detail=f"best peer: {best.name}")
+    bench.target("pool start to first result vs multiprocessing.Pool", 1, r_start)
+    bench.summary()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
