@@ -832,3 +832,147 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A worker speaking the protocol with raw frames: replies to a task with its body reversed,
+    /// exits with code 5 on `crash`, sleeps on `sleep`.
+    const WORKER: &str = r#"
+import os, struct, sys, time
+fd = int(sys.argv[-1])
+def read_exact(n):
+    b = b""
+    while len(b) < n:
+        c = os.read(fd, n - len(b))
+        if not c:
+            sys.exit(0)
+        b += c
+    return b
+def send(kind, ident, payload):
+    os.write(fd, struct.pack("<IB3xQ", len(payload), kind, ident) + payload)
+while True:
+    n, kind, ident = struct.unpack("<IB3xQ", read_exact(16))
+    payload = read_exact(n)
+    if kind == 1:
+        send(16, 0, b"")
+    elif kind == 3:
+        body = payload[8:]
+        if body == b"crash":
+            os._exit(5)
+        if body == b"sleep":
+            time.sleep(30)
+        send(17, ident, body[::-1])
+    elif kind == 4:
+        sys.exit(0)
+"#;
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<(parking_lot::Mutex<Vec<(u32, Outcome)>>, parking_lot::Condvar)>);
+
+    impl Sink<u32> for Collect {
+        fn start(&mut self, _ticket: &u32) -> bool {
+            true
+        }
+        fn finish(&mut self, done: Vec<(u32, Outcome)>) {
+            let (lock, cv) = &*self.0;
+            lock.lock().extend(done);
+            cv.notify_all();
+        }
+    }
+
+    impl Collect {
+        fn wait_for(&self, n: usize) -> Vec<(u32, Outcome)> {
+            let (lock, cv) = &*self.0;
+            let mut got = lock.lock();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while got.len() < n {
+                assert!(
+                    !cv.wait_until(&mut got, deadline).timed_out(),
+                    "outcomes did not arrive"
+                );
+            }
+            let mut out = got.clone();
+            out.sort_by_key(|(t, _)| *t);
+            out
+        }
+    }
+
+    fn pool(workers: usize, sink: Collect) -> Pool<u32> {
+        let config = Config {
+            workers,
+            command: vec!["python3".into(), "-c".into(), WORKER.into()],
+            hello: Vec::new(),
+            max_tasks_per_worker: None,
+        };
+        Pool::start(config, sink).unwrap()
+    }
+
+    fn def() -> Option<Arc<Vec<u8>>> {
+        Some(Arc::new(Vec::new()))
+    }
+
+    #[test]
+    fn results_come_back_for_every_task() {
+        let sink = Collect::default();
+        let p = pool(2, sink.clone());
+        for t in 0..50u32 {
+            p.submit(1, def(), format!("task{t}").into_bytes(), None, t).unwrap();
+        }
+        let got = sink.wait_for(50);
+        for (t, outcome) in got {
+            let want: Vec<u8> = format!("task{t}").into_bytes().into_iter().rev().collect();
+            assert_eq!(outcome, Outcome::Ok(want));
+        }
+        p.shutdown(false);
+        p.join();
+    }
+
+    #[test]
+    fn a_crash_fails_only_its_task() {
+        let sink = Collect::default();
+        let p = pool(1, sink.clone());
+        p.submit(1, def(), b"ab".to_vec(), None, 0).unwrap();
+        p.submit(1, None, b"crash".to_vec(), None, 1).unwrap();
+        p.submit(1, None, b"cd".to_vec(), None, 2).unwrap();
+        let got = sink.wait_for(3);
+        assert_eq!(got[0].1, Outcome::Ok(b"ba".to_vec()));
+        assert_eq!(got[1].1, Outcome::Crashed(Exit::Code(5)));
+        assert_eq!(got[2].1, Outcome::Ok(b"dc".to_vec()), "runs on the replacement worker");
+        p.shutdown(false);
+        p.join();
+    }
+
+    #[test]
+    fn a_timeout_kills_the_worker_and_the_pool_goes_on() {
+        let sink = Collect::default();
+        let p = pool(1, sink.clone());
+        let t = Some(Duration::from_millis(200));
+        p.submit(1, def(), b"sleep".to_vec(), t, 0).unwrap();
+        p.submit(1, None, b"xy".to_vec(), t, 1).unwrap();
+        let got = sink.wait_for(2);
+        assert_eq!(got[0].1, Outcome::TimedOut(Duration::from_millis(200)));
+        assert_eq!(got[1].1, Outcome::Ok(b"yx".to_vec()));
+        p.shutdown(false);
+        p.join();
+    }
+
+    #[test]
+    fn shutdown_with_cancel_cancels_the_queue_and_submit_fails_after() {
+        let sink = Collect::default();
+        let p = pool(1, sink.clone());
+        p.submit(1, def(), b"sleep".to_vec(), Some(Duration::from_millis(300)), 0)
+            .unwrap();
+        for t in 1..5 {
+            p.submit(1, None, b"z".to_vec(), None, t).unwrap();
+        }
+        p.shutdown(true);
+        assert!(p.submit(1, None, b"late".to_vec(), None, 99).is_err());
+        p.join();
+        let got = sink.wait_for(5);
+        assert!(matches!(got[0].1, Outcome::TimedOut(_) | Outcome::Cancelled));
+        assert!(got[1..].iter().all(|(_, o)| *o == Outcome::Cancelled));
+    }
+}
