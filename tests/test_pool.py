@@ -653,3 +653,26 @@ def test_future_in_a_reference_cycle_is_collected():
     ref = catch_and_drop()
     gc.collect()
     assert ref() is None
+
+
+def test_wait_all_completed_under_rapid_thread_switching():
+    """concurrent.futures.wait reads _state twice while holding each future's condition; a
+    completion must never change the state between those reads (it once did: wait returned
+    early with a running future in not_done)."""
+    import concurrent.futures as cf
+    import sys
+
+    old = sys.getswitchinterval()
+    try:
+        for _ in range(100):
+            with ThreadPool(5) as pool:
+                event = threading.Event()
+                sys.setswitchinterval(1e-6)
+                fs = {pool.submit(event.wait) for _ in range(100)}
+                event.set()
+                done, not_done = cf.wait(fs, return_when=cf.ALL_COMPLETED)
+                sys.setswitchinterval(old)
+                assert not not_done
+                assert done == fs
+    finally:
+        sys.setswitchinterval(old)

@@ -137,60 +137,91 @@ impl FutureCore {
         Ok(())
     }
 
-    /// Runs `each(waiter)` for every waiter of `concurrent.futures.wait`/`as_completed`, then
-    /// `notify_all`, under the condition, as the stdlib does.
-    fn notify_waiters(slf: &Bound<'_, Self>, condition: &Py<PyAny>, method: Option<&str>) -> PyResult<()> {
+    /// Applies `change` to the state the way `concurrent.futures` does: while holding the
+    /// future's condition when one exists (`concurrent.futures.wait` and `as_completed` read
+    /// `_state` and install waiters while holding it), else under the inner mutex alone (then no
+    /// such reader can exist: the condition is created under that mutex). `notify` runs with the
+    /// condition still held, after the change.
+    fn transition<R>(
+        slf: &Bound<'_, Self>,
+        change: impl FnOnce(&mut Inner) -> R,
+        notify: impl FnOnce(&Bound<'_, PyAny>, &R) -> PyResult<()>,
+    ) -> PyResult<R> {
         let py = slf.py();
+        let me = slf.get();
+        let mut change = Some(change);
+        let condition = {
+            let mut st = me.inner.lock();
+            match &st.condition {
+                None => return Ok((change.take().expect("not yet run"))(&mut st)),
+                Some(c) => c.clone_ref(py),
+            }
+        };
         let cond = condition.bind(py);
         cond.call_method0("acquire")?;
-        let result = (|| -> PyResult<()> {
-            if let Some(method) = method {
-                let waiters = slf.get().inner.lock().waiters.as_ref().map(|w| w.clone_ref(py));
-                if let Some(waiters) = waiters {
-                    for w in waiters.bind(py).iter() {
-                        w.call_method1(method, (slf,))?;
-                    }
+        let result = (change.take().expect("not yet run"))(&mut me.inner.lock());
+        let notified = notify(cond, &result);
+        cond.call_method0("release")?;
+        notified.map(|()| result)
+    }
+
+    /// Calls `method(future)` on every waiter of `concurrent.futures.wait`/`as_completed`, then
+    /// `notify_all`; the caller holds the condition.
+    fn notify_waiters(slf: &Bound<'_, Self>, cond: &Bound<'_, PyAny>, method: Option<&str>) -> PyResult<()> {
+        let py = slf.py();
+        if let Some(method) = method {
+            let waiters = slf.get().inner.lock().waiters.as_ref().map(|w| w.clone_ref(py));
+            if let Some(waiters) = waiters {
+                for w in waiters.bind(py).iter() {
+                    w.call_method1(method, (slf,))?;
                 }
             }
-            cond.call_method0("notify_all")?;
-            Ok(())
-        })();
-        cond.call_method0("release")?;
-        result
+        }
+        cond.call_method0("notify_all")?;
+        Ok(())
     }
 
     /// Completes the future with a result or an exception.
     pub fn finish(slf: &Bound<'_, Self>, outcome: Outcome) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
-        let (condition, callbacks, method) = {
-            let mut st = me.inner.lock();
-            let state = st.state();
-            if state.is_done() {
-                drop(st);
+        let changed = Self::transition(
+            slf,
+            |st| {
+                let state = st.state();
+                if state.is_done() {
+                    return Err((state, outcome));
+                }
+                let method = match outcome {
+                    Outcome::Ok(v) => {
+                        st.result = Some(v);
+                        "add_result"
+                    }
+                    Outcome::Err(e) => {
+                        st.exception = Some(e);
+                        "add_exception"
+                    }
+                };
+                st.state = Some(State::Finished);
+                Ok((std::mem::take(&mut st.callbacks), method))
+            },
+            |cond, changed| match changed {
+                Ok((_, method)) => Self::notify_waiters(slf, cond, Some(method)),
+                Err(_) => Ok(()),
+            },
+        )?;
+        match changed {
+            Ok((callbacks, _)) => {
+                me.done.set();
+                Self::invoke_callbacks(slf, callbacks)
+            }
+            Err((state, outcome)) => {
+                drop(outcome);
                 let exc = base(py)?.getattr("InvalidStateError")?;
                 let msg = format!("{}: {}", state_str(py, state)?, slf.repr()?);
-                return Err(PyErr::from_value(exc.call1((msg,))?));
+                Err(PyErr::from_value(exc.call1((msg,))?))
             }
-            let method = match outcome {
-                Outcome::Ok(v) => {
-                    st.result = Some(v);
-                    "add_result"
-                }
-                Outcome::Err(e) => {
-                    st.exception = Some(e);
-                    "add_exception"
-                }
-            };
-            st.state = Some(State::Finished);
-            let cond = st.condition.as_ref().map(|c| c.clone_ref(py));
-            (cond, std::mem::take(&mut st.callbacks), method)
-        };
-        me.done.set();
-        if let Some(cond) = condition {
-            Self::notify_waiters(slf, &cond, Some(method))?;
         }
-        Self::invoke_callbacks(slf, callbacks)
     }
 
     /// The Pending to Running transition without the interpreter (for the process pool's
@@ -220,24 +251,36 @@ impl FutureCore {
     /// `set_running_or_notify_cancel()` for workers.
     pub fn start(slf: &Bound<'_, Self>) -> PyResult<bool> {
         let py = slf.py();
-        let me = slf.get();
-        let mut st = me.inner.lock();
-        match st.state() {
-            State::Pending => {
-                st.state = Some(State::Running);
-                Ok(true)
-            }
-            State::Cancelled => {
-                st.state = Some(State::CancelledAndNotified);
-                let cond = st.condition.as_ref().map(|c| c.clone_ref(py));
-                drop(st);
-                if let Some(cond) = cond {
-                    Self::notify_waiters(slf, &cond, Some("add_cancelled"))?;
+        let seen = Self::transition(
+            slf,
+            |st| {
+                let state = st.state();
+                match state {
+                    State::Pending => st.state = Some(State::Running),
+                    State::Cancelled => st.state = Some(State::CancelledAndNotified),
+                    _ => {}
                 }
-                Ok(false)
-            }
+                state
+            },
+            |cond, state| {
+                if *state == State::Cancelled {
+                    // notify_all is not needed here: cancel() already notified.
+                    let py = slf.py();
+                    let waiters = slf.get().inner.lock().waiters.as_ref().map(|w| w.clone_ref(py));
+                    if let Some(waiters) = waiters {
+                        for w in waiters.bind(py).iter() {
+                            w.call_method1("add_cancelled", (slf,))?;
+                        }
+                    }
+                }
+                let _ = cond;
+                Ok(())
+            },
+        )?;
+        match seen {
+            State::Pending => Ok(true),
+            State::Cancelled => Ok(false),
             other => {
-                drop(st);
                 let msg = format!(
                     "Future {:#x} in unexpected state: {}",
                     slf.as_ptr() as usize,
@@ -251,27 +294,33 @@ impl FutureCore {
 
     /// `cancel()`.
     pub fn cancel_impl(slf: &Bound<'_, Self>) -> PyResult<bool> {
-        let py = slf.py();
         let me = slf.get();
-        let (cond, callbacks) = {
-            let mut st = me.inner.lock();
-            match st.state() {
-                State::Running | State::Finished => return Ok(false),
-                State::Cancelled | State::CancelledAndNotified => return Ok(true),
-                State::Pending => {}
+        let outcome = Self::transition(
+            slf,
+            |st| match st.state() {
+                State::Running | State::Finished => None,
+                State::Cancelled | State::CancelledAndNotified => Some(None),
+                State::Pending => {
+                    st.state = Some(State::Cancelled);
+                    Some(Some(std::mem::take(&mut st.callbacks)))
+                }
+            },
+            |cond, outcome| {
+                if matches!(outcome, Some(Some(_))) {
+                    cond.call_method0("notify_all")?;
+                }
+                Ok(())
+            },
+        )?;
+        match outcome {
+            None => Ok(false),
+            Some(None) => Ok(true),
+            Some(Some(callbacks)) => {
+                me.done.set();
+                Self::invoke_callbacks(slf, callbacks)?;
+                Ok(true)
             }
-            st.state = Some(State::Cancelled);
-            (
-                st.condition.as_ref().map(|c| c.clone_ref(py)),
-                std::mem::take(&mut st.callbacks),
-            )
-        };
-        me.done.set();
-        if let Some(cond) = cond {
-            Self::notify_waiters(slf, &cond, None)?;
         }
-        Self::invoke_callbacks(slf, callbacks)?;
-        Ok(true)
     }
 
     /// The outcome of a finished future as a Python return or raise. Python objects are built

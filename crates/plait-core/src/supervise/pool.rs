@@ -869,8 +869,10 @@ while True:
         sys.exit(0)
 "#;
 
+    type Outcomes = parking_lot::Mutex<Vec<(u32, Outcome)>>;
+
     #[derive(Clone, Default)]
-    struct Collect(Arc<(parking_lot::Mutex<Vec<(u32, Outcome)>>, parking_lot::Condvar)>);
+    struct Collect(Arc<(Outcomes, parking_lot::Condvar)>);
 
     impl Sink<u32> for Collect {
         fn start(&mut self, _ticket: &u32) -> bool {
@@ -910,8 +912,8 @@ while True:
         Pool::start(config, sink).unwrap()
     }
 
-    fn def() -> Option<Arc<Vec<u8>>> {
-        Some(Arc::new(Vec::new()))
+    fn def() -> Arc<Vec<u8>> {
+        Arc::new(Vec::new())
     }
 
     #[test]
@@ -919,7 +921,8 @@ while True:
         let sink = Collect::default();
         let p = pool(2, sink.clone());
         for t in 0..50u32 {
-            p.submit(1, def(), format!("task{t}").into_bytes(), None, t).unwrap();
+            p.submit(1, Some(def()), format!("task{t}").into_bytes(), None, t)
+                .unwrap();
         }
         let got = sink.wait_for(50);
         for (t, outcome) in got {
@@ -934,7 +937,7 @@ while True:
     fn a_crash_fails_only_its_task() {
         let sink = Collect::default();
         let p = pool(1, sink.clone());
-        p.submit(1, def(), b"ab".to_vec(), None, 0).unwrap();
+        p.submit(1, Some(def()), b"ab".to_vec(), None, 0).unwrap();
         p.submit(1, None, b"crash".to_vec(), None, 1).unwrap();
         p.submit(1, None, b"cd".to_vec(), None, 2).unwrap();
         let got = sink.wait_for(3);
@@ -950,7 +953,7 @@ while True:
         let sink = Collect::default();
         let p = pool(1, sink.clone());
         let t = Some(Duration::from_millis(200));
-        p.submit(1, def(), b"sleep".to_vec(), t, 0).unwrap();
+        p.submit(1, Some(def()), b"sleep".to_vec(), t, 0).unwrap();
         p.submit(1, None, b"xy".to_vec(), t, 1).unwrap();
         let got = sink.wait_for(2);
         assert_eq!(got[0].1, Outcome::TimedOut(Duration::from_millis(200)));
@@ -963,7 +966,7 @@ while True:
     fn shutdown_with_cancel_cancels_the_queue_and_submit_fails_after() {
         let sink = Collect::default();
         let p = pool(1, sink.clone());
-        p.submit(1, def(), b"sleep".to_vec(), Some(Duration::from_millis(300)), 0)
+        p.submit(1, Some(def()), b"sleep".to_vec(), Some(Duration::from_millis(300)), 0)
             .unwrap();
         for t in 1..5 {
             p.submit(1, None, b"z".to_vec(), None, t).unwrap();
