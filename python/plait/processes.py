@@ -250,17 +250,17 @@ class ProcessPool(concurrent.futures.Executor):
 
     # --- mapping ----------------------------------------------------------------------------
 
-    def _chunk_runner(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def _chunk_runner(self, fn: Callable[..., Any], unpack: bool) -> Callable[..., Any]:
         """``_run_chunk`` bound to ``fn``, one per function, so ``fn`` is sent to each worker once
         (as the definition of the runner) and chunks carry only their items."""
         try:
-            runner = self._runners.get(fn)
+            runner = self._runners.get((fn, unpack))
         except TypeError:  # unhashable callable
-            return functools.partial(_run_chunk, fn)
+            return functools.partial(_run_chunk if unpack else _run_chunk1, fn)
         if runner is None:
-            runner = functools.partial(_run_chunk, fn)
+            runner = functools.partial(_run_chunk if unpack else _run_chunk1, fn)
             if len(self._runners) < 1024:
-                self._runners[fn] = runner
+                self._runners[(fn, unpack)] = runner
         return runner
 
     def _chunks(self, n_items: int | None, chunksize: int | None) -> int:
@@ -281,10 +281,15 @@ class ProcessPool(concurrent.futures.Executor):
         task_timeout: float | None,
         star: bool = True,
     ) -> Iterator[Any]:
-        # star: zip the iterables into argument tuples; otherwise the one iterable holds them.
-        items = list(zip(*iterables, strict=False)) if star else [tuple(args) for args in iterables[0]]
+        # One iterable: items go as they are and the worker calls fn(item). Several: zipped into
+        # argument tuples. star=False: the one iterable already holds argument tuples (starmap).
+        if star and len(iterables) == 1:
+            items: list[Any] = list(iterables[0])
+            runner = self._chunk_runner(fn, unpack=False)
+        else:
+            items = list(zip(*iterables, strict=False)) if star else [tuple(args) for args in iterables[0]]
+            runner = self._chunk_runner(fn, unpack=True)
         size = self._chunks(len(items), chunksize)
-        runner = self._chunk_runner(fn)
         futures = [
             self._submit(runner, (items[i : i + size],), {}, task_timeout) for i in range(0, len(items), size)
         ]
@@ -323,12 +328,12 @@ class ProcessPool(concurrent.futures.Executor):
     ) -> Iterator[Any]:
         window = self._max_workers * 4
         source = iter(iterable)
-        runner = self._chunk_runner(fn)
+        runner = self._chunk_runner(fn, unpack=False)
         pending: list[Future] = []
 
         def fill() -> None:
             while len(pending) < window:
-                chunk = [(x,) for x in itertools.islice(source, chunksize)]
+                chunk = list(itertools.islice(source, chunksize))
                 if not chunk:
                     return
                 pending.append(self._submit(runner, (chunk,), {}, self._task_timeout))
@@ -363,6 +368,18 @@ class ProcessPool(concurrent.futures.Executor):
         if wait and self._dispatcher is not threading.current_thread():
             self._dispatcher.join()
         _live_pools.discard(self)
+
+
+def _run_chunk1(fn: Callable[..., Any], chunk: list[Any]) -> tuple[list[Any], BaseException | None]:
+    """Runs in the worker: ``fn(item)`` for each item, stopping at the first exception."""
+    results: list[Any] = []
+    append = results.append
+    try:
+        for item in chunk:
+            append(fn(item))
+    except Exception as exc:
+        return results, exc
+    return results, None
 
 
 def _run_chunk(
