@@ -352,3 +352,19 @@ def test_a_crash_among_prefetched_fast_tasks_fails_only_itself(pool):
         bad.result(HANG)
     assert [f.result(HANG) for f in before] == [i * i for i in range(300)]
     assert [f.result(HANG) for f in after] == [i * i for i in range(300)]
+
+
+def test_progress_bar_on_stderr(pool, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the built-in bar, whether or not tqdm exists
+    assert list(pool.map(square, range(100), progress="always")) == [i * i for i in range(100)]
+    assert list(pool.imap(square, range(10), progress="always")) == [i * i for i in range(10)]
+    err = capsys.readouterr().err
+    assert "100/100 100%" in err
+    assert "10/10 100%" in err
+
+
+def test_progress_true_is_silent_when_stderr_is_not_a_terminal(pool, capsys):
+    assert sorted(pool.imap_unordered(square, range(20), progress=True)) == sorted(i * i for i in range(20))
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress"):
+        pool.map(square, range(3), progress="loud")

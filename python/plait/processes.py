@@ -280,6 +280,7 @@ class ProcessPool(concurrent.futures.Executor):
         chunksize: int | None,
         task_timeout: float | None,
         star: bool = True,
+        progress: bool | str = False,
     ) -> Iterator[Any]:
         # One iterable: items go as they are and the worker calls fn(item). Several: zipped into
         # argument tuples. star=False: the one iterable already holds argument tuples (starmap).
@@ -293,7 +294,7 @@ class ProcessPool(concurrent.futures.Executor):
         futures = [
             self._submit(runner, (items[i : i + size],), {}, task_timeout) for i in range(0, len(items), size)
         ]
-        return _ordered(self, futures, timeout)
+        return _ordered(self, futures, timeout, _progress_bar(progress, len(items)))
 
     def map(
         self,
@@ -301,9 +302,14 @@ class ProcessPool(concurrent.futures.Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,  # type: ignore[override]
         chunksize: int | None = None,
+        progress: bool | str = False,
     ) -> Iterator[Any]:
-        """Like ``Executor.map``; ``chunksize`` defaults to an automatic size."""
-        return self._map(fn, iterables, timeout, chunksize, self._task_timeout)
+        """Like ``Executor.map``; ``chunksize`` defaults to an automatic size.
+
+        ``progress=True`` shows a progress bar on stderr when it is a terminal (tqdm when
+        installed, a built-in bar otherwise); ``progress="always"`` shows it anyway.
+        """
+        return self._map(fn, iterables, timeout, chunksize, self._task_timeout, progress=progress)
 
     def starmap(
         self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]], chunksize: int | None = None
@@ -312,20 +318,35 @@ class ProcessPool(concurrent.futures.Executor):
         return list(self._map(fn, (iterable,), None, chunksize, self._task_timeout, star=False))
 
     def imap(
-        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        progress: bool | str = False,
     ) -> Iterator[Any]:
         """Like ``multiprocessing.Pool.imap``: lazy over the input, results in order."""
-        return self._imap(fn, iterable, chunksize or 1, ordered=True)
+        return self._imap(fn, iterable, chunksize or 1, ordered=True, progress=progress)
 
     def imap_unordered(
-        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None = None
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        progress: bool | str = False,
     ) -> Iterator[Any]:
         """Like ``multiprocessing.Pool.imap_unordered``: results as they finish."""
-        return self._imap(fn, iterable, chunksize or 1, ordered=False)
+        return self._imap(fn, iterable, chunksize or 1, ordered=False, progress=progress)
 
     def _imap(
-        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int, ordered: bool
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int,
+        ordered: bool,
+        progress: bool | str = False,
     ) -> Iterator[Any]:
+        total = len(iterable) if hasattr(iterable, "__len__") else None
+        bar = _progress_bar(progress, total)
         window = self._max_workers * 4
         source = iter(iterable)
         runner = self._chunk_runner(fn, unpack=False)
@@ -349,10 +370,14 @@ class ProcessPool(concurrent.futures.Executor):
                     pending.remove(future)
                 results, error = future.result()
                 fill()
+                if bar is not None:
+                    bar.update(len(results))
                 yield from results
                 if error is not None:
                     raise error
         finally:
+            if bar is not None:
+                bar.close()
             self._stop(pending)
 
     def _stop(self, futures: list[Future]) -> None:
@@ -395,7 +420,9 @@ def _run_chunk(
     return results, None
 
 
-def _ordered(pool: ProcessPool, futures: list[Future], timeout: float | None) -> Iterator[Any]:
+def _ordered(
+    pool: ProcessPool, futures: list[Future], timeout: float | None, bar: _Bar | None = None
+) -> Iterator[Any]:
     import time
 
     end = None if timeout is None else time.monotonic() + timeout
@@ -406,12 +433,74 @@ def _ordered(pool: ProcessPool, futures: list[Future], timeout: float | None) ->
                 remaining = None if end is None else max(0.0, end - time.monotonic())
                 chunk, error = future.result(remaining)
                 futures[i] = None  # type: ignore[call-overload]
+                if bar is not None:
+                    bar.update(len(chunk))
                 yield from chunk
                 if error is not None:
                     raise error
         finally:
+            if bar is not None:
+                bar.close()
             # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
             # cancelled and running ones stopped, so their workers are free at once.
             pool._stop([f for f in futures if f is not None])
 
     return results()
+
+
+class _Bar:
+    """A minimal progress bar on stderr, for when tqdm is not installed."""
+
+    def __init__(self, total: int | None) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.total = total
+        self.done = 0
+        self._start = self._clock()
+        self._shown = 0.0
+        self._closed = False
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = self._clock()
+        if now - self._shown >= 0.1 or (self.total is not None and self.done >= self.total):
+            self._shown = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            filled = int(frac * 30)
+            line = (
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {frac:4.0%} {rate:,.0f}/s"
+            )
+        else:
+            line = f"\r{self.done} done {rate:,.0f}/s"
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._draw(self._clock())
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _progress_bar(progress: bool | str, total: int | None) -> Any:
+    """The bar for ``progress``: False/None -> none; True -> only when stderr is a terminal;
+    "always" -> always. tqdm is used when installed."""
+    if progress in (False, None):
+        return None
+    if progress not in (True, "always"):
+        raise ValueError(f"progress must be True, False or 'always', not {progress!r}")
+    if progress is True and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _Bar(total)
+    return tqdm(total=total, file=sys.stderr)
