@@ -7,6 +7,8 @@ processes.py itself, which runs as ``__main__`` and whose functions plait sends 
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 
@@ -20,3 +22,9 @@ def spin(n: int) -> int:
     for i in range(n):
         s += i
     return s
+
+
+def pid_after(seconds: float) -> int:
+    """Sleep, then return this worker's pid: warming a pool up until every worker has run a task."""
+    time.sleep(seconds)
+    return os.getpid()

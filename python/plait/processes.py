@@ -208,20 +208,19 @@ class ProcessPool(concurrent.futures.Executor):
         else:
             cacheable = True
         if fid is not None:
-            future, task_id = self._core.submit(fid, None, body, timeout)
+            future, _ = self._core.submit(fid, None, body, timeout)
         else:
             # The first task using a function carries its definition. Registering it and queueing
             # that task under one lock keeps any later task from overtaking the definition.
             with self._lock:
                 fid = self._functions.get(fn) if cacheable else None
                 if fid is not None:
-                    future, task_id = self._core.submit(fid, None, body, timeout)
+                    future, _ = self._core.submit(fid, None, body, timeout)
                 else:
                     fid = next(self._function_ids)
-                    future, task_id = self._core.submit(fid, _dumps_function(fn), body, timeout)
+                    future, _ = self._core.submit(fid, _dumps_function(fn), body, timeout)
                     if cacheable and len(self._functions) < 4096:
                         self._functions[fn] = fid
-        future._plait_task_id = task_id
         return future  # type: ignore[no-any-return]
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
@@ -242,8 +241,8 @@ class ProcessPool(concurrent.futures.Executor):
         with ``CancelledError`` and the worker is replaced). Returns whether it was stopped."""
         if future.cancel():
             return True
-        task_id = getattr(future, "_plait_task_id", None)
-        if task_id is None or future.done():
+        task_id = getattr(future, "_task_id", 0)
+        if not task_id or future.done():
             return False
         self._core.cancel_running(task_id)
         return True

@@ -124,6 +124,8 @@ fn log_callback_error(py: Python<'_>, fut: &Bound<'_, PyAny>, err: PyErr) -> PyR
 pub struct FutureCore {
     inner: Mutex<Inner>,
     done: Event,
+    /// The process pool's id for the task (0 when not a process-pool task).
+    task_id: std::sync::atomic::AtomicU64,
 }
 
 impl FutureCore {
@@ -241,6 +243,16 @@ impl FutureCore {
             }
             _ => None,
         }
+    }
+
+    /// Records the process pool's id for this future's task.
+    pub fn set_task_id(&self, id: u64) {
+        self.task_id.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the future is running.
+    pub fn is_running(&self) -> bool {
+        self.inner.lock().state() == State::Running
     }
 
     /// Whether the future is still pending or running (not finished or cancelled).
@@ -391,7 +403,14 @@ impl FutureCore {
         Self {
             inner: Mutex::new(Inner::default()),
             done: Event::new(),
+            task_id: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The process pool's id for this future's task (0 when not a process-pool task).
+    #[getter]
+    fn _task_id(&self) -> u64 {
+        self.task_id.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Cancel the future if it has not started; returns whether it is cancelled.

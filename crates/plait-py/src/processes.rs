@@ -25,6 +25,8 @@ use crate::future::{new_future, FutureCore, Outcome as FutureOutcome};
 struct FutureSink {
     /// `plait.processes._complete(future, kind, payload)`: decodes and completes in Python.
     complete: Py<PyAny>,
+    /// `pickle.loads`, for the common case (a result) handled here.
+    loads: Option<Py<PyAny>>,
 }
 
 /// What `_complete` receives as `kind`.
@@ -46,7 +48,30 @@ impl Sink<Py<FutureCore>> for FutureSink {
     fn finish(&mut self, done: Vec<(Py<FutureCore>, Outcome)>) {
         Python::attach(|py| {
             let complete = self.complete.bind(py);
+            if self.loads.is_none() {
+                self.loads = py
+                    .import("pickle")
+                    .and_then(|m| m.getattr("loads"))
+                    .ok()
+                    .map(Bound::unbind);
+            }
             for (future, outcome) in done {
+                // The hot path: a running future and its pickled result.
+                let outcome = match (outcome, &self.loads) {
+                    (Outcome::Ok(bytes), Some(loads)) if future.get().is_running() => {
+                        let finished = loads
+                            .bind(py)
+                            .call1((PyBytes::new(py, &bytes),))
+                            .map(Bound::unbind)
+                            .map_err(|e| e.into_value(py).into_any())
+                            .map_or_else(FutureOutcome::Err, FutureOutcome::Ok);
+                        if let Err(e) = FutureCore::finish(future.bind(py), finished) {
+                            e.write_unraisable(py, Some(future.bind(py).as_any()));
+                        }
+                        continue;
+                    }
+                    (outcome, _) => outcome,
+                };
                 let (kind, payload): (u8, Bound<'_, PyAny>) = match outcome {
                     Outcome::Ok(bytes) => (DONE_OK, PyBytes::new(py, &bytes).into_any()),
                     Outcome::Err(bytes) => (DONE_ERR, PyBytes::new(py, &bytes).into_any()),
@@ -129,7 +154,7 @@ impl ProcessPoolCore {
             hello,
             max_tasks_per_worker,
         };
-        let (pool, runner) = Pool::new(config, FutureSink { complete })
+        let (pool, runner) = Pool::new(config, FutureSink { complete, loads: None })
             .map_err(|e| PyOSError::new_err(format!("cannot start the process pool: {e}")))?;
         Ok(Self {
             pool,
@@ -160,7 +185,10 @@ impl ProcessPoolCore {
         let future = new_future(py)?;
         let ticket = future.clone().unbind();
         match self.pool.submit(func, definition.map(Arc::new), body, timeout, ticket) {
-            Ok(id) => Ok((future, id)),
+            Ok(id) => {
+                future.get().set_task_id(id);
+                Ok((future, id))
+            }
             Err(_) => Err(PyRuntimeError::new_err("cannot schedule new futures after shutdown")),
         }
     }
