@@ -368,3 +368,94 @@ def test_progress_true_is_silent_when_stderr_is_not_a_terminal(pool, capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="progress"):
         pool.map(square, range(3), progress="loud")
+
+
+# --- faults while pickling and unpickling (loky's and CPython's executor deadlock scenarios) ---
+
+PARENT = os.getpid()
+
+
+# The parent's pid travels inside the pickle: a worker importing this module gets its own PARENT.
+
+
+def _raise_unless_parent(message, parent):
+    if os.getpid() != parent:
+        raise RuntimeError(message)
+    return message
+
+
+def _raise_in_parent(message, parent):
+    if os.getpid() == parent:
+        raise RuntimeError(message)
+    return message
+
+
+def _crash_unless_parent(parent):
+    if os.getpid() != parent:
+        os._exit(11)
+    return "parent"
+
+
+class FailsInWorkerOnLoad:
+    """Unpickling it in a worker raises."""
+
+    def __reduce__(self):
+        return (_raise_unless_parent, ("cannot unpickle in the worker", PARENT))
+
+
+class CrashesWorkerOnLoad:
+    """Unpickling it in a worker kills the worker."""
+
+    def __reduce__(self):
+        return (_crash_unless_parent, (PARENT,))
+
+
+class FailsInParentOnLoad:
+    """Unpickling it in the parent raises (made in the worker from the parent's pid)."""
+
+    def __init__(self, parent):
+        self.parent = parent
+
+    def __reduce__(self):
+        return (_raise_in_parent, ("cannot unpickle in the parent", self.parent))
+
+
+class CrashesWhenPickled:
+    """Pickling it (in the worker, as a result) kills the worker."""
+
+    def __reduce__(self):
+        os._exit(12)
+
+
+def identity(x):
+    return x
+
+
+def make(cls_name, *args):
+    return globals()[cls_name](*args)
+
+
+def test_error_unpickling_arguments_in_the_worker_fails_that_task(pool):
+    with pytest.raises(RuntimeError, match="cannot unpickle in the worker"):
+        pool.submit(identity, FailsInWorkerOnLoad()).result(HANG)
+    assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_crash_unpickling_arguments_in_the_worker_fails_that_task(pool):
+    with pytest.raises(WorkerCrashed) as info:
+        pool.submit(identity, CrashesWorkerOnLoad()).result(HANG)
+    assert info.value.exitcode == 11
+    assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_error_unpickling_the_result_in_the_parent_fails_that_task(pool):
+    with pytest.raises(RuntimeError, match="cannot unpickle in the parent"):
+        pool.submit(make, "FailsInParentOnLoad", os.getpid()).result(HANG)
+    assert [f.result(HANG) for f in [pool.submit(square, i) for i in range(5)]] == [0, 1, 4, 9, 16]
+
+
+def test_crash_pickling_the_result_in_the_worker_fails_that_task(pool):
+    with pytest.raises(WorkerCrashed) as info:
+        pool.submit(make, "CrashesWhenPickled").result(HANG)
+    assert info.value.exitcode == 12
+    assert pool.submit(square, 3).result(HANG) == 9
