@@ -459,3 +459,15 @@ def test_crash_pickling_the_result_in_the_worker_fails_that_task(pool):
         pool.submit(make, "CrashesWhenPickled").result(HANG)
     assert info.value.exitcode == 12
     assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_a_pool_dropped_without_shutdown_stops_its_workers():
+    import gc
+
+    pool = ProcessPool(max_workers=1)
+    assert pool.submit(square, 2).result(HANG) == 4
+    dispatcher = pool._dispatcher
+    del pool
+    gc.collect()
+    dispatcher.join(HANG)
+    assert not dispatcher.is_alive()

@@ -101,15 +101,35 @@ def _complete(future: Future, kind: int, payload: Any) -> None:
             future.set_exception(BrokenProcessPool(f"the process pool is not usable: {payload}"))
 
 
-_live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+# Every dispatcher still running, with its thread. Held strongly: a pool object may be gone
+# (garbage-collected without shutdown) while its dispatcher still runs and calls into Python.
+_dispatchers: dict[int, tuple[Any, threading.Thread]] = {}
 _pool_ids = itertools.count()
+
+
+def _run_dispatcher(key: int, core: Any) -> None:
+    try:
+        core.run_dispatcher()
+    finally:
+        _dispatchers.pop(key, None)
+
+
+def _stop_dispatcher(key: int, cancel: bool, wait: bool) -> None:
+    entry = _dispatchers.get(key)
+    if entry is None:
+        return
+    core, thread = entry
+    core.shutdown(cancel)
+    if wait and thread is not threading.current_thread():
+        thread.join()
+        _dispatchers.pop(key, None)
 
 
 @atexit.register
 def _python_exit() -> None:
     # The dispatcher threads call into Python: stop them before the interpreter goes away.
-    for pool in list(_live_pools):
-        pool.shutdown(wait=True, cancel_futures=True)
+    for key in list(_dispatchers):
+        _stop_dispatcher(key, cancel=True, wait=True)
 
 
 class _Options:
@@ -187,11 +207,15 @@ class ProcessPool(concurrent.futures.Executor):
             _complete,
             max_tasks_per_worker,
         )
+        key = next(_pool_ids)
         self._dispatcher = threading.Thread(
-            target=self._core.run_dispatcher, name=f"plait-dispatcher-{next(_pool_ids)}", daemon=True
+            target=_run_dispatcher, args=(key, self._core), name=f"plait-dispatcher-{key}", daemon=True
         )
+        self._key = key
+        _dispatchers[key] = (self._core, self._dispatcher)
         self._dispatcher.start()
-        _live_pools.add(self)
+        # A pool dropped without shutdown() still stops its workers (after the queue drains).
+        self._finalizer = weakref.finalize(self, _stop_dispatcher, key, False, False)
 
     # --- submitting -------------------------------------------------------------------------
 
@@ -388,10 +412,7 @@ class ProcessPool(concurrent.futures.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks; with ``wait``, return once every worker has exited."""
-        self._core.shutdown(cancel_futures)
-        if wait and self._dispatcher is not threading.current_thread():
-            self._dispatcher.join()
-        _live_pools.discard(self)
+        _stop_dispatcher(self._key, cancel_futures, wait)
 
 
 def _run_chunk1(fn: Callable[..., Any], chunk: list[Any]) -> tuple[list[Any], BaseException | None]:
