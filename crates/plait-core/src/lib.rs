@@ -3,6 +3,12 @@
 //! Nothing here knows about Python. The binding crate (`plait-py`) wraps these types and supplies a
 //! [`Blocker`](block::Blocker) that detaches from the interpreter around every wait and checks for
 //! signals, so the same algorithms serve Rust tests and Python callers.
+//!
+//! - [`sync`]: locks, conditions, semaphores, events, barriers, and the deadlock detector.
+//! - [`queue`]: the blocking queue behind `queue.Queue` and friends.
+//! - [`pool`]: the thread pool's task queue and worker bookkeeping.
+//! - [`ipc`]: frames over byte streams, Unix socket pairs.
+//! - [`supervise`]: child processes (spawn, watch, kill, reap) and the process pool's dispatcher.
 
 pub mod block;
 pub mod ipc;
