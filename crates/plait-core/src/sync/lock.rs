@@ -137,7 +137,7 @@ pub struct RLock {
     name: Option<Box<str>>,
 }
 
-/// What [`RLock::release_save`] returns and [`RLock::acquire_restore`] takes back.
+/// What [`RLock::release_save`] returns and [`RLock::restore`] puts back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RLockState {
     /// Recursion depth at the time of saving.
