@@ -166,17 +166,29 @@ fn maxsize_of(maxsize: i64) -> usize {
 pub struct Queue {
     core: CoreQueue<PyStore>,
     marker: Arc<dyn Resource>,
+    /// FIFO and LIFO stores never fail, so they may use the lock-free-when-uncontended fast paths.
+    fast: bool,
 }
 
 impl Queue {
     fn with_store(store: PyStore, maxsize: i64, kind: &'static str) -> Self {
+        let fast = !matches!(store, PyStore::Heap(_));
         Self {
+            fast,
             core: CoreQueue::new(store, maxsize_of(maxsize)),
             marker: marker(kind),
         }
     }
 
     fn put_impl(&self, py: Python<'_>, item: Py<PyAny>, wait: Wait) -> PyResult<()> {
+        let item = if self.fast {
+            match self.core.try_put_fast(item) {
+                Ok(()) => return Ok(()),
+                Err(item) => item,
+            }
+        } else {
+            item
+        };
         let mut blocker = PyBlocker::waiting_on(py, &self.marker, wait != Wait::Until(None));
         match self.core.put(item, wait, &mut blocker) {
             Ok(()) => Ok(()),
@@ -185,6 +197,11 @@ impl Queue {
     }
 
     fn get_impl(&self, py: Python<'_>, wait: Wait) -> PyResult<Py<PyAny>> {
+        if self.fast {
+            if let Some(item) = self.core.try_get_fast() {
+                return Ok(item);
+            }
+        }
         let mut blocker = PyBlocker::waiting_on(py, &self.marker, wait != Wait::Until(None));
         self.core
             .get(wait, &mut blocker)
@@ -388,6 +405,9 @@ impl SimpleQueue {
         timeout: Option<f64>,
     ) -> PyResult<()> {
         let _ = (block, timeout);
+        let Err(item) = self.core.try_put_fast(item) else {
+            return Ok(());
+        };
         let mut blocker = PyBlocker::new(py);
         self.core
             .put(item, Wait::No, &mut blocker)
@@ -402,6 +422,11 @@ impl SimpleQueue {
     /// Remove and return an item, waiting (up to `timeout`) if `block`.
     #[pyo3(signature = (block=None, timeout=None))]
     fn get(&self, py: Python<'_>, block: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        if block.is_none() && timeout.is_none() {
+            if let Some(item) = self.core.try_get_fast() {
+                return Ok(item);
+            }
+        }
         let wait = parse_wait(truthy(block, true)?, timeout)?;
         let mut blocker = PyBlocker::waiting_on(py, &self.marker, wait != Wait::Until(None));
         self.core

@@ -240,6 +240,43 @@ impl<S: Store> Queue<S> {
         Ok(item)
     }
 
+    /// The next item if one is there and the lock is free right now: the uncontended fast path
+    /// of a blocking `get` (which falls back to [`Queue::get`] on `None`).
+    #[inline]
+    pub fn try_get_fast(&self) -> Option<S::Item> {
+        let mut st = self.state.try_lock()?;
+        if st.store.is_empty() {
+            return None;
+        }
+        let item = st.store.pop().ok()?;
+        let bounded = st.maxsize > 0;
+        drop(st);
+        if bounded {
+            self.not_full.notify_one();
+        }
+        Some(item)
+    }
+
+    /// Puts `item` if the lock is free right now and there is room; hands it back otherwise
+    /// (the caller then takes the general path).
+    #[inline]
+    pub fn try_put_fast(&self, item: S::Item) -> Result<(), S::Item> {
+        let Some(mut st) = self.state.try_lock() else {
+            return Err(item);
+        };
+        if st.shutdown || (st.maxsize > 0 && st.store.len() >= st.maxsize) {
+            return Err(item);
+        }
+        if st.store.push(item).is_err() {
+            // Only fallible stores (a heap) can fail, and they do not use this path.
+            return Ok(());
+        }
+        st.unfinished += 1;
+        drop(st);
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
     /// Marks one item as processed.
     ///
     /// # Errors
