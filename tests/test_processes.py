@@ -471,3 +471,31 @@ def test_a_pool_dropped_without_shutdown_stops_its_workers():
     gc.collect()
     dispatcher.join(HANG)
     assert not dispatcher.is_alive()
+
+
+class Counter:
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+def test_bound_methods_and_closures_see_their_current_state(pool):
+    c = Counter(1)
+    assert pool.submit(c.get).result(HANG) == 1
+    c.value = 2
+    assert pool.submit(c.get).result(HANG) == 2, "not a stale copy from the first submit"
+    box = [10]
+    assert pool.submit(lambda: box[0]).result(HANG) == 10
+    box[0] = 20
+    assert pool.submit(lambda: box[0]).result(HANG) == 20
+
+
+def test_cancel_running_stops_queued_and_running_tasks(pool):
+    # Queued tasks are cancelled in place; running ones have their workers killed.
+    futures = [pool.submit(sleep_then, 0.2, i) for i in range(4)]
+    assert all(pool.cancel_running(f) or f.done() for f in futures)
+    for f in futures:
+        with pytest.raises(concurrent.futures.CancelledError):
+            f.result(HANG)

@@ -57,11 +57,14 @@ def serve(channel: _plait.FrameChannel) -> int:
             view = memoryview(payload)
             try:
                 fid = int.from_bytes(view[:8], "little")
-                fn = functions[fid]
-                if isinstance(fn, bytes):  # loaded on first use, so a bad definition fails its tasks
-                    fn = loads(fn)
-                    functions[fid] = fn
-                args, kwargs = loads(view[8:])
+                if fid == 0:  # the callable travels with the task
+                    fn, args, kwargs = loads(view[8:])
+                else:
+                    fn = functions[fid]
+                    if isinstance(fn, bytes):  # loaded on first use: a bad definition fails its tasks
+                        fn = loads(fn)
+                        functions[fid] = fn
+                    args, kwargs = loads(view[8:])
                 # Earlier results must be out before this task runs: if it kills the worker, the
                 # parent attributes the crash to the first task without a result.
                 flush()

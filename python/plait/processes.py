@@ -18,6 +18,7 @@ import os
 import pickle
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -59,6 +60,23 @@ def _dumps_function(fn: Callable[..., Any]) -> bytes:
         except Exception as exc:
             raise TypeError(f"cannot send function {fn!r} to a worker process: {exc}") from exc
     return _dumps(fn)
+
+
+_CACHEABLE = (types.FunctionType, types.BuiltinFunctionType)
+
+
+def _by_reference(fn: Callable[..., Any]) -> bytes | None:
+    """The pickle of a plain function that workers import by name, or None for anything that
+    carries state of its own (and must be sent with each task)."""
+    if type(fn) not in _CACHEABLE or getattr(fn, "__module__", None) == "__main__":
+        return None
+    if getattr(fn, "__closure__", None):
+        return None
+    try:
+        data = pickle.dumps(fn, protocol=5)
+    except Exception:
+        return None
+    return None if b"__main__" in data else data
 
 
 def _complete(future: Future, kind: int, payload: Any) -> None:
@@ -224,27 +242,29 @@ class ProcessPool(concurrent.futures.Executor):
     ) -> Future:
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
-        body = _dumps((args, kwargs))
-        try:
-            fid = self._functions.get(fn)
-        except TypeError:  # an unhashable callable: send it with every task
-            fid, cacheable = None, False
-        else:
-            cacheable = True
+        fid = self._functions.get(fn) if type(fn) in _CACHEABLE else None
         if fid is not None:
-            future, _ = self._core.submit(fid, None, body, timeout)
-        else:
-            # The first task using a function carries its definition. Registering it and queueing
-            # that task under one lock keeps any later task from overtaking the definition.
-            with self._lock:
-                fid = self._functions.get(fn) if cacheable else None
-                if fid is not None:
-                    future, _ = self._core.submit(fid, None, body, timeout)
-                else:
-                    fid = next(self._function_ids)
-                    future, _ = self._core.submit(fid, _dumps_function(fn), body, timeout)
-                    if cacheable and len(self._functions) < 4096:
-                        self._functions[fn] = fid
+            future, _ = self._core.submit(fid, None, _dumps((args, kwargs)), timeout)
+            return future  # type: ignore[no-any-return]
+        definition = _by_reference(fn)
+        if definition is None:
+            # Bound methods, partials, closures, lambdas, __main__ functions: their state may
+            # change between calls, so (as with the stdlib pools) they travel with every task.
+            future, _ = self._core.submit(0, None, _dumps((fn, args, kwargs)), timeout)
+            return future  # type: ignore[no-any-return]
+        body = _dumps((args, kwargs))
+        # A module-level function, sent by reference once per worker. Registering it and queueing
+        # the task that carries its definition under one lock keeps any later task from
+        # overtaking the definition.
+        with self._lock:
+            fid = self._functions.get(fn)
+            if fid is not None:
+                future, _ = self._core.submit(fid, None, body, timeout)
+            else:
+                fid = next(self._function_ids)
+                future, _ = self._core.submit(fid, definition, body, timeout)
+                if len(self._functions) < 4096:
+                    self._functions[fn] = fid
         return future  # type: ignore[no-any-return]
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]

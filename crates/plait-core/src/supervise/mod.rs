@@ -100,9 +100,19 @@ impl Spawn {
                 Ok(())
             });
         }
-        let child = self.command.spawn()?;
-        let pid = libc::pid_t::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
-        let pidfd = pidfd_open(pid)?;
+        let mut child = self.command.spawn()?;
+        let opened = libc::pid_t::try_from(child.id())
+            .map_err(|_| io::Error::other("pid out of range"))
+            .and_then(|pid| Ok((pid, pidfd_open(pid)?)));
+        let (pid, pidfd) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                // Never leave a child behind, not even a zombie.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         Ok(Child {
             inner: child,
             pid,

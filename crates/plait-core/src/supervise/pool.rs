@@ -122,6 +122,10 @@ enum Command<T> {
     Shutdown { cancel: bool },
 }
 
+/// The command channel and the poller's waker, shared with the dispatcher, which closes it
+/// before its final drain so no command can slip in after it stopped listening.
+type Link<T> = Mutex<Option<(mpsc::Sender<Command<T>>, Waker)>>;
+
 /// The dispatcher's sleep state, shared with senders.
 #[derive(Default)]
 struct Idle {
@@ -145,7 +149,7 @@ impl Runner {
 pub struct Pool<T> {
     /// The command channel and the poller's waker; released by [`Pool::join`] (the waker is an
     /// eventfd, which must not outlive a pool that was shut down).
-    link: Mutex<Option<(mpsc::Sender<Command<T>>, Waker)>>,
+    link: Arc<Link<T>>,
     /// Shared with the dispatcher: whether it is (about to be) asleep in the poller, so senders
     /// only pay for a wake-up (an eventfd write) when one is needed.
     idle: Arc<Idle>,
@@ -166,9 +170,10 @@ impl<T: Send + 'static> Pool<T> {
         let waker = Waker::new(poll.registry(), WAKER)?;
         let (commands, inbox) = mpsc::channel();
         let idle = Arc::new(Idle::default());
-        let mut dispatcher = Dispatcher::new(config, poll, inbox, sink, Arc::clone(&idle));
+        let link: Arc<Link<T>> = Arc::new(Mutex::new(Some((commands, waker))));
+        let mut dispatcher = Dispatcher::new(config, poll, inbox, sink, Arc::clone(&idle), Arc::clone(&link));
         let handle = Self {
-            link: Mutex::new(Some((commands, waker))),
+            link,
             idle,
             thread: Mutex::new(None),
             next_id: AtomicU64::new(1),
@@ -309,8 +314,10 @@ struct Queued<T> {
 /// Why the dispatcher killed a worker, so its death is not reported as a crash.
 #[derive(Clone, Copy)]
 enum Kill {
-    TimedOut(Duration),
-    Cancelled,
+    /// The task with this id ran past this timeout.
+    TimedOut(u64, Duration),
+    /// The task with this id was cancelled while running.
+    Cancelled(u64),
     Shutdown,
 }
 
@@ -349,6 +356,7 @@ struct Dispatcher<T, S> {
     mean_service: Option<Duration>,
     read_buf: Vec<u8>,
     idle: Arc<Idle>,
+    link: Arc<Link<T>>,
 }
 
 fn slot_of(token: Token) -> (usize, bool) {
@@ -356,7 +364,14 @@ fn slot_of(token: Token) -> (usize, bool) {
 }
 
 impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
-    fn new(config: Config, poll: Poll, rx: mpsc::Receiver<Command<T>>, sink: S, idle: Arc<Idle>) -> Self {
+    fn new(
+        config: Config,
+        poll: Poll,
+        rx: mpsc::Receiver<Command<T>>,
+        sink: S,
+        idle: Arc<Idle>,
+        link: Arc<Link<T>>,
+    ) -> Self {
         let n = config.workers;
         Self {
             config,
@@ -374,6 +389,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             mean_service: None,
             read_buf: vec![0; 64 * 1024],
             idle,
+            link,
         }
     }
 
@@ -433,6 +449,17 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             self.check_timeouts();
             self.reap_dead();
         }
+        // Stop listening, then answer whatever was sent meanwhile: nothing is left pending.
+        drop(self.link.lock().take());
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Command::Submit(s) = cmd {
+                let outcome = match &self.broken {
+                    Some(reason) => Outcome::Broken(reason.clone()),
+                    None => Outcome::Cancelled,
+                };
+                self.done.push((s.ticket, outcome));
+            }
+        }
         self.deliver();
     }
 
@@ -489,15 +516,22 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
     }
 
     fn cancel_running(&mut self, id: u64) {
+        if let Some(pos) = self.queue.iter().position(|q| q.id == id) {
+            // Back in the queue after its worker died: cancel it there.
+            let q = self.queue.remove(pos).expect("position is in range");
+            self.done.push((q.ticket, Outcome::Cancelled));
+            return;
+        }
         for w in self.workers.iter_mut().flatten() {
             match w.in_flight.iter().position(|r| r.id == id) {
                 Some(0) => {
-                    w.killed = Some(Kill::Cancelled);
+                    w.killed = Some(Kill::Cancelled(id));
                     let _ = w.child.kill();
                     return;
                 }
                 Some(_) => {
-                    // Already sent but not started: report it now, drop its result later.
+                    // Sent but not started: it still runs; its result is dropped and the task
+                    // reported as cancelled when that result (or the worker's death) arrives.
                     self.discard.insert(id);
                     return;
                 }
@@ -738,7 +772,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             if let Some(head) = w.in_flight.front() {
                 if let Some(t) = head.timeout {
                     if now >= w.head_started + t {
-                        w.killed = Some(Kill::TimedOut(t));
+                        w.killed = Some(Kill::TimedOut(head.id, t));
                         let _ = w.child.kill();
                     }
                 }
@@ -770,12 +804,20 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             let mut in_flight = std::mem::take(&mut w.in_flight);
             if let Some(head) = in_flight.pop_front() {
                 let outcome = match w.killed {
-                    Some(Kill::TimedOut(t)) => Outcome::TimedOut(t),
-                    Some(Kill::Cancelled) => Outcome::Cancelled,
-                    Some(Kill::Shutdown) | None => Outcome::Crashed(exit),
+                    Some(Kill::TimedOut(id, t)) if id == head.id => Some(Outcome::TimedOut(t)),
+                    Some(Kill::Cancelled(id)) if id == head.id => Some(Outcome::Cancelled),
+                    // Killed for a task that finished just before the kill landed: this one is
+                    // innocent, so it runs again elsewhere.
+                    Some(Kill::TimedOut(..) | Kill::Cancelled(_)) => None,
+                    Some(Kill::Shutdown) | None => Some(Outcome::Crashed(exit)),
                 };
-                self.discard.remove(&head.id);
-                self.done.push((head.ticket, outcome));
+                match outcome {
+                    Some(outcome) => {
+                        self.discard.remove(&head.id);
+                        self.done.push((head.ticket, outcome));
+                    }
+                    None => in_flight.push_front(head),
+                }
             }
             // Sent but never started: run them elsewhere, in their original order.
             for r in in_flight.into_iter().rev() {
