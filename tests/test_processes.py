@@ -209,8 +209,8 @@ def test_bad_arguments():
         ProcessPool(initializer=5)
     with pytest.raises(ValueError, match="start_method"):
         ProcessPool(start_method="teleport")
-    with pytest.raises(NotImplementedError, match="spawn"):
-        ProcessPool(start_method="fork")
+    with pytest.raises(NotImplementedError, match="forkserver"):
+        ProcessPool(start_method="forkserver")
 
 
 def test_use_after_shutdown_raises():
@@ -499,3 +499,13 @@ def test_cancel_running_stops_queued_and_running_tasks(pool):
     for f in futures:
         with pytest.raises(concurrent.futures.CancelledError):
             f.result(HANG)
+
+
+def test_fork_start_method_runs_tasks_and_survives_crashes():
+    with ProcessPool(max_workers=2, start_method="fork") as pool:
+        assert pool.submit(square, 6).result(HANG) == 36
+        assert pool.submit(lambda x: x + 1, 1).result(HANG) == 2
+        with pytest.raises(WorkerCrashed):
+            pool.submit(die, 4).result(HANG)
+        assert list(pool.map(square, range(10))) == [i * i for i in range(10)]
+        assert pool.submit(pid).result(HANG) != os.getpid()

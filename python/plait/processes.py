@@ -16,6 +16,7 @@ import functools
 import itertools
 import os
 import pickle
+import signal
 import sys
 import threading
 import types
@@ -60,6 +61,28 @@ def _dumps_function(fn: Callable[..., Any]) -> bytes:
         except Exception as exc:
             raise TypeError(f"cannot send function {fn!r} to a worker process: {exc}") from exc
     return _dumps(fn)
+
+
+def _fork_worker(fd: int) -> int:
+    """start_method="fork": called by the dispatcher with the new worker's socket fd; the child
+    serves that socket (a copy of this interpreter, as multiprocessing's fork does) and exits."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            from . import _worker
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            code = _worker.serve(_plait.FrameChannel(fd))
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
 
 
 _CACHEABLE = (types.FunctionType, types.BuiltinFunctionType)
@@ -202,10 +225,9 @@ class ProcessPool(concurrent.futures.Executor):
         start_method = start_method or "spawn"
         if start_method not in _START_METHODS:
             raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
-        if start_method != "spawn":
+        if start_method == "forkserver":
             raise NotImplementedError(
-                f"start_method={start_method!r} is not implemented yet; use 'spawn' (the default), "
-                "which also runs functions from __main__, lambdas and closures"
+                "start_method='forkserver' is not implemented yet; use 'spawn' (the default) or 'fork'"
             )
         hello = {
             "sys_path": list(sys.path),
@@ -224,6 +246,7 @@ class ProcessPool(concurrent.futures.Executor):
             _dumps(hello),
             _complete,
             max_tasks_per_worker,
+            _fork_worker if start_method == "fork" else None,
         )
         key = next(_pool_ids)
         self._dispatcher = threading.Thread(

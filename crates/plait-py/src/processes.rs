@@ -134,13 +134,14 @@ pub struct ProcessPoolCore {
 impl ProcessPoolCore {
     /// Starts `workers` processes running `command + [fd]`, each sent `hello` first.
     #[new]
-    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None))]
+    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None))]
     fn new(
         workers: usize,
         command: Vec<std::ffi::OsString>,
         hello: Vec<u8>,
         complete: Py<PyAny>,
         max_tasks_per_worker: Option<u64>,
+        fork: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if workers == 0 {
             return Err(PyValueError::new_err("max_workers must be greater than 0"));
@@ -148,8 +149,16 @@ impl ProcessPoolCore {
         if max_tasks_per_worker == Some(0) {
             return Err(PyValueError::new_err("max_tasks_per_worker must be at least 1"));
         }
+        // `fork(fd) -> pid` starts a worker by forking this interpreter (start_method="fork").
+        let launch = fork.map(|fork| -> plait_core::supervise::pool::Launch {
+            Box::new(move |fd| {
+                Python::attach(|py| fork.bind(py).call1((fd,))?.extract::<i32>())
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+        });
         let config = Config {
             workers,
+            launch,
             command,
             hello,
             max_tasks_per_worker,

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 pub mod pool;
@@ -101,24 +101,15 @@ impl Spawn {
             });
         }
         let mut child = self.command.spawn()?;
-        let opened = libc::pid_t::try_from(child.id())
-            .map_err(|_| io::Error::other("pid out of range"))
-            .and_then(|pid| Ok((pid, pidfd_open(pid)?)));
-        let (pid, pidfd) = match opened {
-            Ok(x) => x,
-            Err(e) => {
-                // Never leave a child behind, not even a zombie.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
-        Ok(Child {
-            inner: child,
-            pid,
-            pidfd,
-            exit: None,
-        })
+        // The std handle owns no pipes (stdin is /dev/null, the rest inherited): from here on the
+        // child is watched and reaped through its pid.
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            Child::adopt(pid)
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(io::Error::other("pid out of range"))
+        }
     }
 }
 
@@ -135,13 +126,59 @@ fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 /// A running (or finished, not yet reaped) child.
 #[derive(Debug)]
 pub struct Child {
-    inner: std::process::Child,
     pid: libc::pid_t,
     pidfd: OwnedFd,
     exit: Option<Exit>,
 }
 
 impl Child {
+    /// Takes charge of `pid`, a child of this process started some other way (e.g. `fork()`):
+    /// it will be watched, signalled and reaped like a spawned one.
+    ///
+    /// # Errors
+    /// The OS error from `pidfd_open`; the child is then killed and reaped before returning.
+    pub fn adopt(pid: i32) -> io::Result<Self> {
+        match pidfd_open(pid) {
+            Ok(pidfd) => Ok(Self { pid, pidfd, exit: None }),
+            Err(e) => {
+                // Never leave a child behind, not even a zombie.
+                // Safety: kill and waitpid on our own child's pid, which is not reaped yet.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn waitpid(&mut self, flags: i32) -> io::Result<Option<Exit>> {
+        loop {
+            let mut status = 0;
+            // Safety: `status` is a valid out-pointer; `pid` is our unreaped child.
+            let rc = unsafe { libc::waitpid(self.pid, &raw mut status, flags) };
+            if rc == 0 {
+                return Ok(None);
+            }
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            let exit = if libc::WIFEXITED(status) {
+                Exit::Code(libc::WEXITSTATUS(status))
+            } else if libc::WIFSIGNALED(status) {
+                Exit::Signal(libc::WTERMSIG(status))
+            } else {
+                continue; // stopped or continued: not an exit
+            };
+            self.exit = Some(exit);
+            return Ok(Some(exit));
+        }
+    }
+
     /// The process id.
     #[must_use]
     pub fn pid(&self) -> i32 {
@@ -199,7 +236,7 @@ impl Child {
         if let Some(exit) = self.exit {
             return Ok(Some(exit));
         }
-        Ok(self.inner.try_wait()?.map(|status| self.record(status)))
+        self.waitpid(libc::WNOHANG)
     }
 
     /// Waits for the child to exit and reaps it.
@@ -210,18 +247,11 @@ impl Child {
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
-        let status = self.inner.wait()?;
-        Ok(self.record(status))
-    }
-
-    fn record(&mut self, status: std::process::ExitStatus) -> Exit {
-        let exit = match (status.code(), status.signal()) {
-            (Some(code), _) => Exit::Code(code),
-            (None, Some(sig)) => Exit::Signal(sig),
-            (None, None) => Exit::Code(-1),
-        };
-        self.exit = Some(exit);
-        exit
+        loop {
+            if let Some(exit) = self.waitpid(0)? {
+                return Ok(exit);
+            }
+        }
     }
 }
 

@@ -89,13 +89,18 @@ pub trait Sink<T>: Send + 'static {
     fn finish(&mut self, done: Vec<(T, Outcome)>);
 }
 
+/// Starts a worker some other way than `exec` (the binding forks the interpreter): given the
+/// worker's socket fd, returns the child's pid.
+pub type Launch = Box<dyn FnMut(std::os::fd::RawFd) -> io::Result<i32> + Send>;
+
 /// How to run workers.
-#[derive(Debug, Clone)]
 pub struct Config {
     /// Number of worker processes.
     pub workers: usize,
     /// Program and arguments; the worker's socket fd number is appended as the last argument.
     pub command: Vec<OsString>,
+    /// When set, used instead of `command` to start each worker.
+    pub launch: Option<Launch>,
     /// Payload of the `HELLO` frame.
     pub hello: Vec<u8>,
     /// Restart a worker after it ran this many tasks.
@@ -560,14 +565,18 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
     fn spawn(&mut self, slot: usize) -> io::Result<Worker<T>> {
         let (ours, theirs) = socket::pair()?;
         let fd = theirs.as_raw_fd();
-        let (program, args) = self
-            .config
-            .command
-            .split_first()
-            .ok_or_else(|| io::Error::other("empty worker command"))?;
-        let mut args: Vec<OsString> = args.to_vec();
-        args.push(fd.to_string().into());
-        let child = Spawn::new(program.clone(), args).keep_fd(fd).spawn()?;
+        let child = if let Some(launch) = self.config.launch.as_mut() {
+            Child::adopt(launch(fd)?)?
+        } else {
+            let (program, args) = self
+                .config
+                .command
+                .split_first()
+                .ok_or_else(|| io::Error::other("empty worker command"))?;
+            let mut args: Vec<OsString> = args.to_vec();
+            args.push(fd.to_string().into());
+            Spawn::new(program.clone(), args).keep_fd(fd).spawn()?
+        };
         drop(theirs);
         ours.set_nonblocking(true)?;
         let mut stream = mio::net::UnixStream::from_std(ours);
@@ -947,6 +956,7 @@ while True:
     fn pool(workers: usize, sink: Collect) -> Pool<u32> {
         let config = Config {
             workers,
+            launch: None,
             command: vec!["python3".into(), "-c".into(), WORKER.into()],
             hello: Vec::new(),
             max_tasks_per_worker: None,
