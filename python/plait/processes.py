@@ -88,18 +88,16 @@ def _fork_worker(fd: int) -> int:
 _CACHEABLE = (types.FunctionType, types.BuiltinFunctionType)
 
 
-def _by_reference(fn: Callable[..., Any]) -> bytes | None:
-    """The pickle of a plain function that workers import by name, or None for anything that
-    carries state of its own (and must be sent with each task)."""
-    if type(fn) not in _CACHEABLE or getattr(fn, "__module__", None) == "__main__":
-        return None
-    if getattr(fn, "__closure__", None):
+def _definition(fn: Callable[..., Any]) -> bytes | None:
+    """The pickle of a plain function (module-level, ``__main__`` or a lambda without free
+    variables), sent once per worker; None for callables that carry state of their own (bound
+    methods, partials, closures, callable objects), which travel with every task instead."""
+    if type(fn) not in _CACHEABLE or getattr(fn, "__closure__", None):
         return None
     try:
-        data = pickle.dumps(fn, protocol=5)
-    except Exception:
+        return _dumps_function(fn)
+    except TypeError:
         return None
-    return None if b"__main__" in data else data
 
 
 def _complete(future: Future, kind: int, payload: Any) -> None:
@@ -269,14 +267,14 @@ class ProcessPool(concurrent.futures.Executor):
         if fid is not None:
             future, _ = self._core.submit(fid, None, _dumps((args, kwargs)), timeout)
             return future  # type: ignore[no-any-return]
-        definition = _by_reference(fn)
+        definition = _definition(fn)
         if definition is None:
-            # Bound methods, partials, closures, lambdas, __main__ functions: their state may
-            # change between calls, so (as with the stdlib pools) they travel with every task.
+            # Bound methods, partials, closures, callable objects: their state may change between
+            # calls, so (as with the stdlib pools) they travel with every task.
             future, _ = self._core.submit(0, None, _dumps((fn, args, kwargs)), timeout)
             return future  # type: ignore[no-any-return]
         body = _dumps((args, kwargs))
-        # A module-level function, sent by reference once per worker. Registering it and queueing
+        # A plain function, sent once per worker. Registering it and queueing
         # the task that carries its definition under one lock keeps any later task from
         # overtaking the definition.
         with self._lock:
