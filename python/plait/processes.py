@@ -235,7 +235,6 @@ class ProcessPool(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
-        self._runners: dict[Any, Callable[..., Any]] = {}
         self._function_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._core = _plait.ProcessPoolCore(
@@ -315,17 +314,10 @@ class ProcessPool(concurrent.futures.Executor):
     # --- mapping ----------------------------------------------------------------------------
 
     def _chunk_runner(self, fn: Callable[..., Any], unpack: bool) -> Callable[..., Any]:
-        """``_run_chunk`` bound to ``fn``, one per function, so ``fn`` is sent to each worker once
-        (as the definition of the runner) and chunks carry only their items."""
-        try:
-            runner = self._runners.get((fn, unpack))
-        except TypeError:  # unhashable callable
-            return functools.partial(_run_chunk if unpack else _run_chunk1, fn)
-        if runner is None:
-            runner = functools.partial(_run_chunk if unpack else _run_chunk1, fn)
-            if len(self._runners) < 1024:
-                self._runners[(fn, unpack)] = runner
-        return runner
+        """``fn`` bound into the chunk loop that runs in the worker: ``fn(*args)`` per item when
+        ``unpack``, else ``fn(item)``. A partial is a stateful callable, so it (and ``fn`` inside
+        it) travels with each chunk; a map has few chunks."""
+        return functools.partial(_run_chunk if unpack else _run_chunk1, fn)
 
     def _chunks(self, n_items: int | None, chunksize: int | None) -> int:
         if chunksize is not None:
