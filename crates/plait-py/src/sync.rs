@@ -48,6 +48,18 @@ impl<T: Resource> Resource for Tracked<T> {
     }
 }
 
+impl<T: Resource> Tracked<T> {
+    /// Bookkeeping after a fresh acquire (site, lock order). If it fails (a lock-order warning
+    /// turned into an error), `undo` gives back what was taken, so the failed acquire leaves
+    /// nothing held.
+    fn acquired(&self, py: Python<'_>, me: ThreadId, undo: impl FnOnce(&T)) -> PyResult<()> {
+        after_acquire(py, me, self, &self.site).inspect_err(|_| {
+            undo(&self.core);
+            after_release(me, self);
+        })
+    }
+}
+
 fn tracked<T: Resource>(core: T) -> Arc<Tracked<T>> {
     let arc = Arc::new(Tracked {
         core,
@@ -132,12 +144,9 @@ impl Lock {
         }
     }
 
-    /// Bookkeeping after taking the lock; if it fails (a lock-order warning turned into an
-    /// error), the lock is released again so the failed acquire leaves nothing held.
     fn acquired(&self, py: Python<'_>, me: ThreadId) -> PyResult<()> {
-        after_acquire(py, me, self.inner.as_ref(), &self.inner.site).inspect_err(|_| {
-            let _ = self.inner.core.release(me);
-            after_release(me, self.inner.as_ref());
+        self.inner.acquired(py, me, |lock| {
+            let _ = lock.release(me);
         })
     }
 
@@ -268,11 +277,9 @@ impl RLock {
         }
     }
 
-    /// As `Lock::acquired`: a failed bookkeeping step gives the lock back.
     fn acquired(&self, py: Python<'_>, me: ThreadId) -> PyResult<()> {
-        after_acquire(py, me, self.inner.as_ref(), &self.inner.site).inspect_err(|_| {
-            let _ = self.inner.core.release(me);
-            after_release(me, self.inner.as_ref());
+        self.inner.acquired(py, me, |lock| {
+            let _ = lock.release(me);
         })
     }
 
@@ -750,11 +757,9 @@ impl Semaphore {
         Ok(got)
     }
 
-    /// As `Lock::acquired`: a failed bookkeeping step gives the permit back.
     fn acquired(&self, py: Python<'_>, me: ThreadId) -> PyResult<()> {
-        after_acquire(py, me, self.inner.as_ref(), &self.inner.site).inspect_err(|_| {
-            let _ = self.inner.core.release(me, 1);
-            after_release(me, self.inner.as_ref());
+        self.inner.acquired(py, me, |sem| {
+            let _ = sem.release(me, 1);
         })
     }
 
