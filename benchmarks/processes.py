@@ -168,6 +168,84 @@ def kilo(n: int) -> str:
     return f"{n:,}"
 
 
+def big_arrays(bench: Bench, quick: bool, loky: Any, joblib: Any) -> Any:
+    """Case 5: a large numpy array to 2 tasks (one per worker) that return it, and 2 tasks that
+    each return a new array of that size. Returns plait's result of the first, or None."""
+    mb = 8 if quick else 100
+    bench.section(f"5. a {mb} MB numpy array to 2 tasks and back (plait: through shared memory)")
+    np = optional("numpy")
+    if np is None:
+        print("skipped: numpy is not installed (`make bench` installs it)")
+        return None
+    from plait.processes import ProcessPool
+
+    big = np.ones(mb * 1_000_000 // 8)
+    n = big.shape[0]
+
+    def futures(pool: Any, fn: Any, arg: Any) -> Callable[[], list[Any]]:
+        return lambda: [f.result() for f in [pool.submit(fn, arg) for _ in range(2)]]
+
+    def handles(pool: Any, fn: Any, arg: Any) -> Callable[[], list[Any]]:
+        return lambda: [h.get() for h in [pool.apply_async(fn, (arg,)) for _ in range(2)]]
+
+    spawn = multiprocessing.get_context("spawn")
+    with ExitStack() as stack:
+        mp_pool = spawn.Pool(WORKERS)
+        stack.callback(mp_pool.join)
+        stack.callback(mp_pool.close)
+        ppe = stack.enter_context(ProcessPoolExecutor(WORKERS, mp_context=spawn))
+        plait = stack.enter_context(ProcessPool(WORKERS))
+        runs = {
+            "multiprocessing.Pool.apply_async": handles(mp_pool, _tasks.ident, big),
+            "ProcessPoolExecutor.submit": futures(ppe, _tasks.ident, big),
+            "plait ProcessPool.submit": futures(plait, ident, big),
+        }
+        if loky is not None:
+            loky_ex = loky.get_reusable_executor(max_workers=WORKERS, timeout=3600)
+            stack.callback(loky_ex.shutdown)
+            runs["loky reusable executor .submit"] = futures(loky_ex, _tasks.ident, big)
+        if joblib is not None:
+            par = stack.enter_context(joblib.Parallel(n_jobs=WORKERS, idle_worker_timeout=3600))
+            delayed = joblib.delayed(_tasks.ident)
+            runs["joblib.Parallel (memmaps large arrays)"] = lambda: par(delayed(big) for _ in range(2))
+        for run in runs.values():  # every worker started, numpy imported in it
+            run()
+        order = [name for name in runs if not name.startswith("plait")] + ["plait ProcessPool.submit"]
+        r = bench.compare(
+            f"{mb} MB array to 2 tasks and back",
+            2,
+            "tasks",
+            [Impl(name, collect_arrays(runs[name], big)) for name in order],
+        )
+        bench.compare(
+            f"new {mb} MB array from 2 tasks",
+            2,
+            "tasks",
+            [
+                Impl("multiprocessing.Pool.apply_async", collect_arrays(handles(mp_pool, np.ones, n), big)),
+                Impl(
+                    "plait ProcessPool.submit",
+                    collect_arrays(futures(plait, np.ones, n), big),
+                    note="informational",
+                ),
+            ],
+        )
+    return r["plait ProcessPool.submit"]
+
+
+def collect_arrays(produce: Callable[[], list[Any]], like: Any) -> Callable[[], float]:
+    """Time ``produce()`` (2 arrays); check them after the clock stops."""
+
+    def run() -> float:
+        t0 = clock()
+        results = produce()
+        dt = clock() - t0
+        assert len(results) == 2 and all(r.shape == like.shape and r[-1] == 1 for r in results)
+        return dt
+
+    return run
+
+
 # -- the benchmark -----------------------------------------------------------------------------------
 
 
@@ -455,13 +533,13 @@ def main() -> int:
     r_start = r["plait ProcessPool"]
 
     # 5. large numpy arrays
-    bench.section("5. 100 MB numpy array to a worker and back (zero-copy)")
-    print("skipped: zero-copy transfer of large buffers is not implemented yet in plait")
+    r_big = big_arrays(bench, quick, loky, joblib)
 
     bench.target(f"submit+result of {kilo(N_SUBMIT)} tasks vs multiprocessing.Pool", 5, r_submit)
     bench.target(f"map over {kilo(N_MAP)} items vs multiprocessing.Pool.map", 2, r_map)
     bench.target("CPU-bound map vs the best peer", 0.97, r_cpu_best, detail=f"best peer: {best.name}")
     bench.target("pool start to first result vs multiprocessing.Pool", 1, r_start)
+    bench.target("100 MB array to 2 tasks and back vs multiprocessing.Pool", 5, r_big)
     bench.summary()
     return 0
 

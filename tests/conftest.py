@@ -1,4 +1,5 @@
-"""Shared fixtures: every test must leave no extra threads or file descriptors behind."""
+"""Shared fixtures: every test must leave no extra threads, file descriptors, child processes or
+/dev/shm segments behind."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ def _fds() -> set[str]:
         return set()
 
 
+def _shm() -> set[str]:
+    try:
+        return set(os.listdir("/dev/shm"))
+    except FileNotFoundError:  # pragma: no cover - Linux only
+        return set()
+
+
 def _children() -> set[int]:
     """Pids of this process's children (live or zombie), from /proc."""
     found: set[int] = set()
@@ -31,12 +39,13 @@ def _children() -> set[int]:
 
 @pytest.fixture(autouse=True)
 def no_leaks():
-    """Fail a test that leaks threads, fds or child processes (zombies included), after giving
-    exiting threads and processes a moment to finish."""
+    """Fail a test that leaks threads, fds, child processes (zombies included) or /dev/shm
+    entries, after giving exiting threads and processes a moment to finish."""
     threads_before = {t.ident for t in threading.enumerate()}
     children_before = _children()
     raw_before = _thread._count()
     fds_before = _fds()
+    shm_before = _shm()
     yield
     deadline = time.monotonic() + 5.0
     while True:
@@ -44,7 +53,8 @@ def no_leaks():
         raw_extra = _thread._count() - raw_before
         leaked_fds = _fds() - fds_before
         children = _children() - children_before
-        if not extra and raw_extra <= 0 and not leaked_fds and not children:
+        shm = _shm() - shm_before
+        if not extra and raw_extra <= 0 and not leaked_fds and not children and not shm:
             return
         if time.monotonic() > deadline:
             break
@@ -52,6 +62,7 @@ def no_leaks():
     assert not extra, f"leaked threads: {extra}"
     assert not children, f"leaked child processes: {sorted(children)}"
     assert raw_extra <= 0, f"leaked {raw_extra} raw threads"
+    assert not shm, f"leaked /dev/shm entries: {sorted(shm)}"
     # fds: re-read once more; lazily opened fds (e.g. /dev/urandom) would be a false alarm.
     leaked_fds = {fd for fd in _fds() - fds_before if os.path.exists(f"/proc/self/fd/{fd}")}
     assert not leaked_fds, f"leaked fds: {sorted(leaked_fds)}"

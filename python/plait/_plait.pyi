@@ -30,6 +30,7 @@ __all__ = [
     "ProcessPoolCore",
     "Queue",
     "RLock",
+    "Segment",
     "Semaphore",
     "SimpleQueue",
     "ThreadPoolCore",
@@ -296,12 +297,17 @@ class ProcessPoolCore:
         workers: int,
         command: list[str],
         hello: bytes,
-        complete: Callable[[FutureCore[Any], int, Any], None],
+        complete: Callable[[FutureCore[Any], int, Any, list[Segment] | None], None],
         max_tasks_per_worker: int | None = None,
         fork: Callable[[int], int] | None = None,
     ) -> ProcessPoolCore: ...
     def submit(
-        self, func: int, definition: bytes | None, body: bytes, timeout: float | None = None
+        self,
+        func: int,
+        definition: bytes | None,
+        body: bytes,
+        timeout: float | None = None,
+        segments: list[Segment] | None = None,
     ) -> tuple[FutureCore[Any], int]: ...
     def cancel_running(self, task_id: int) -> None: ...
     def shutdown(self, cancel: bool = False) -> None: ...
@@ -312,6 +318,16 @@ class ProcessPoolCore:
 @final
 class FrameChannel:
     def __new__(cls, fd: int) -> FrameChannel: ...
-    def recv(self) -> tuple[int, int, bytes]: ...
-    def send(self, kind: int, id: int, payload: bytes) -> None: ...
+    def recv(self) -> tuple[int, int, bytes, list[Segment] | None]: ...
+    def send(self, kind: int, id: int, payload: bytes, segments: list[Segment] | None = None) -> None: ...
     def flush(self) -> None: ...
+
+@final
+class Segment:
+    """A shared-memory segment (anonymous memfd); a read-write buffer."""
+
+    def __new__(cls, size: int) -> Segment: ...
+    @staticmethod
+    def pack(buffers: list[Any]) -> tuple[Segment, list[tuple[int, int]]]: ...
+    def locate(self, buffer: Any) -> int | None: ...
+    def __len__(self) -> int: ...

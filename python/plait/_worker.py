@@ -15,7 +15,7 @@ import signal
 import sys
 import traceback
 
-from . import _plait
+from . import _plait, _wire
 
 HELLO, DEFINE, TASK, SHUTDOWN, READY, OK, ERR, INIT_FAILED = _plait.PROTOCOL
 
@@ -33,7 +33,7 @@ def _error_payload(exc: BaseException) -> bytes:
 
 def serve(channel: _plait.FrameChannel) -> int:
     """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code."""
-    kind, _, payload = channel.recv()
+    kind, _, payload, _ = channel.recv()
     if kind != HELLO:
         return 2
     try:
@@ -50,21 +50,22 @@ def serve(channel: _plait.FrameChannel) -> int:
     channel.send(READY, 0, b"")
     functions: dict[int, object] = {}
     recv, send, flush = channel.recv, channel.send, channel.flush
-    loads, dumps = pickle.loads, pickle.dumps
+    loads, wire_loads, wire_dumps = pickle.loads, _wire.loads, _wire.dumps
     while True:
-        kind, ident, payload = recv()
+        kind, ident, payload, segments = recv()
         if kind == TASK:
             view = memoryview(payload)
             try:
                 fid = int.from_bytes(view[:8], "little")
                 if fid == 0:  # the callable travels with the task
-                    fn, args, kwargs = loads(view[8:])
+                    fn, args, kwargs = wire_loads(view[8:], segments)
                 else:
                     fn = functions[fid]
                     if isinstance(fn, bytes):  # loaded on first use: a bad definition fails its tasks
                         fn = loads(fn)
                         functions[fid] = fn
-                    args, kwargs = loads(view[8:])
+                    args, kwargs = wire_loads(view[8:], segments)
+                del view
                 # Earlier results must be out before this task runs: if it kills the worker, the
                 # parent attributes the crash to the first task without a result.
                 flush()
@@ -73,12 +74,14 @@ def serve(channel: _plait.FrameChannel) -> int:
                 send(ERR, ident, _error_payload(exc))
                 continue
             try:
-                data = dumps(result, protocol=5)
+                data, out_segments = wire_dumps(result, segments)
             except BaseException as exc:
                 wrapped = TypeError(f"the task's result could not be pickled: {exc!r}")
                 send(ERR, ident, _error_payload(wrapped))
                 continue
-            send(OK, ident, data)
+            del result, args, kwargs, segments
+            send(OK, ident, data, out_segments)
+            del out_segments
         elif kind == DEFINE:
             functions[ident] = payload
         elif kind in (SHUTDOWN, 0):

@@ -26,11 +26,12 @@ from typing import Any
 
 import cloudpickle
 
-from . import _plait
+from . import _plait, _wire
 from ._pool import Future
+from ._wire import Shared, share
 from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
 
-__all__ = ["ProcessPool"]
+__all__ = ["ProcessPool", "Shared", "share"]
 
 DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN = _plait.DONE_KINDS
 _START_METHODS = ("spawn", "forkserver", "fork")
@@ -100,14 +101,15 @@ def _definition(fn: Callable[..., Any]) -> bytes | None:
         return None
 
 
-def _complete(future: Future, kind: int, payload: Any) -> None:
-    """Called on the dispatcher thread with each finished task (see processes.rs)."""
+def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | None = None) -> None:
+    """Called on the dispatcher thread with each finished task (see processes.rs); ``segments``
+    hold a result's large buffers."""
     if not future.running() and kind != DONE_CANCELLED:
         # Cancelled before it started (or already completed): nothing to report.
         if future.done():
             return
     if kind == DONE_OK:
-        future.set_result(pickle.loads(payload))
+        future.set_result(_wire.loads(payload, segments))
     elif kind == DONE_ERR:
         exc, tb = pickle.loads(payload)
         exc.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
@@ -264,25 +266,27 @@ class ProcessPool(concurrent.futures.Executor):
             raise TypeError(f"{fn!r} is not callable")
         fid = self._functions.get(fn) if type(fn) in _CACHEABLE else None
         if fid is not None:
-            future, _ = self._core.submit(fid, None, _dumps((args, kwargs)), timeout)
+            body, segments = _wire.dumps((args, kwargs))
+            future, _ = self._core.submit(fid, None, body, timeout, segments)
             return future  # type: ignore[no-any-return]
         definition = _definition(fn)
         if definition is None:
             # Bound methods, partials, closures, callable objects: their state may change between
             # calls, so (as with the stdlib pools) they travel with every task.
-            future, _ = self._core.submit(0, None, _dumps((fn, args, kwargs)), timeout)
+            body, segments = _wire.dumps((fn, args, kwargs))
+            future, _ = self._core.submit(0, None, body, timeout, segments)
             return future  # type: ignore[no-any-return]
-        body = _dumps((args, kwargs))
+        body, segments = _wire.dumps((args, kwargs))
         # A plain function, sent once per worker. Registering it and queueing
         # the task that carries its definition under one lock keeps any later task from
         # overtaking the definition.
         with self._lock:
             fid = self._functions.get(fn)
             if fid is not None:
-                future, _ = self._core.submit(fid, None, body, timeout)
+                future, _ = self._core.submit(fid, None, body, timeout, segments)
             else:
                 fid = next(self._function_ids)
-                future, _ = self._core.submit(fid, definition, body, timeout)
+                future, _ = self._core.submit(fid, definition, body, timeout, segments)
                 if len(self._functions) < 4096:
                     self._functions[fn] = fid
         return future  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ mod pool;
 mod processes;
 mod queue;
 mod report;
+mod shm;
 mod sync;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
@@ -27,5 +28,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     future::init(m)?;
     pool::init(m)?;
     processes::init(m)?;
+    shm::init(m)?;
     Ok(())
 }

@@ -6,20 +6,31 @@
 //! worker's end of the wire: blocking frame reads and writes on a socket, detached from the
 //! interpreter while they wait.
 
-use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use plait_core::ipc::frame::{encode_into, Decoder};
+use plait_core::ipc::fdpass;
+use plait_core::ipc::frame::{encode_with_fds, Decoder};
 use plait_core::supervise::pool::{Config, Outcome, Pool, Runner, Sink};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 use crate::future::{new_future, FutureCore, Outcome as FutureOutcome};
+use crate::shm::Segment;
+
+/// Maps received segment descriptors as a list of `Segment`s (see `Segment::open`).
+fn segments(py: Python<'_>, fds: Vec<OwnedFd>, keep_fds: bool) -> PyResult<Bound<'_, PyList>> {
+    let mapped = fds
+        .into_iter()
+        .map(|fd| Segment::open(fd, keep_fds))
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, mapped)
+}
 
 /// Turns dispatcher outcomes into future completions (on the dispatcher thread).
 struct FutureSink {
@@ -58,7 +69,7 @@ impl Sink<Py<FutureCore>> for FutureSink {
             for (future, outcome) in done {
                 // The hot path: a running future and its pickled result.
                 let outcome = match (outcome, &self.loads) {
-                    (Outcome::Ok(bytes), Some(loads)) if future.get().is_running() => {
+                    (Outcome::Ok(bytes, fds), Some(loads)) if fds.is_empty() && future.get().is_running() => {
                         let finished = loads
                             .bind(py)
                             .call1((PyBytes::new(py, &bytes),))
@@ -72,8 +83,24 @@ impl Sink<Py<FutureCore>> for FutureSink {
                     }
                     (outcome, _) => outcome,
                 };
+                let mut extra = None;
                 let (kind, payload): (u8, Bound<'_, PyAny>) = match outcome {
-                    Outcome::Ok(bytes) => (DONE_OK, PyBytes::new(py, &bytes).into_any()),
+                    Outcome::Ok(bytes, fds) => {
+                        if !fds.is_empty() {
+                            // The result's large buffers, in shared memory.
+                            match segments(py, fds, false) {
+                                Ok(list) => extra = Some(list),
+                                Err(e) => {
+                                    let value = e.into_value(py).into_any();
+                                    if let Err(e2) = FutureCore::finish(future.bind(py), FutureOutcome::Err(value)) {
+                                        e2.write_unraisable(py, Some(future.bind(py).as_any()));
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                        (DONE_OK, PyBytes::new(py, &bytes).into_any())
+                    }
                     Outcome::Err(bytes) => (DONE_ERR, PyBytes::new(py, &bytes).into_any()),
                     Outcome::Crashed(exit) => (
                         DONE_CRASHED,
@@ -95,7 +122,7 @@ impl Sink<Py<FutureCore>> for FutureSink {
                             .map_or_else(|_| py.None().into_bound(py), Bound::into_any),
                     ),
                 };
-                if let Err(e) = complete.call1((future.bind(py), kind, payload)) {
+                if let Err(e) = complete.call1((future.bind(py), kind, payload, extra)) {
                     // The decoder itself failed: fail the future rather than leave it pending.
                     let value = e.into_value(py).into_any();
                     if future.get().is_live() {
@@ -172,8 +199,9 @@ impl ProcessPoolCore {
     }
 
     /// Queues a task; returns `(future, task_id)`. `definition` is the pickled function the
-    /// first time `func` is used.
-    #[pyo3(signature = (func, definition, body, timeout=None))]
+    /// first time `func` is used; `segments` (shared memory holding the arguments' large
+    /// buffers) are sent to the worker with the task.
+    #[pyo3(signature = (func, definition, body, timeout=None, segments=None))]
     fn submit<'py>(
         &self,
         py: Python<'py>,
@@ -181,6 +209,7 @@ impl ProcessPoolCore {
         definition: Option<Vec<u8>>,
         body: Vec<u8>,
         timeout: Option<f64>,
+        segments: Option<Vec<Py<Segment>>>,
     ) -> PyResult<(Bound<'py, FutureCore>, u64)> {
         let timeout = match timeout {
             None => None,
@@ -191,9 +220,17 @@ impl ProcessPoolCore {
                 )))
             }
         };
+        let fds = segments
+            .iter()
+            .flatten()
+            .map(|s| s.get().dup_fd())
+            .collect::<PyResult<Vec<_>>>()?;
         let future = new_future(py)?;
         let ticket = future.clone().unbind();
-        match self.pool.submit(func, definition.map(Arc::new), body, timeout, ticket) {
+        match self
+            .pool
+            .submit(func, definition.map(Arc::new), body, fds, timeout, ticket)
+        {
             Ok(id) => {
                 future.get().set_task_id(id);
                 Ok((future, id))
@@ -238,7 +275,7 @@ impl ProcessPoolCore {
 pub struct FrameChannel {
     stream: UnixStream,
     decoder: Mutex<Decoder>,
-    write: Mutex<Vec<u8>>,
+    write: Mutex<(Vec<u8>, VecDeque<OwnedFd>)>,
 }
 
 #[pymethods]
@@ -254,19 +291,23 @@ impl FrameChannel {
         Ok(Self {
             stream,
             decoder: Mutex::new(Decoder::default()),
-            write: Mutex::new(Vec::new()),
+            write: Mutex::new((Vec::new(), VecDeque::new())),
         })
     }
 
-    /// The next frame as `(kind, id, payload)`; `(0, 0, b"")` once the peer closed the socket.
-    /// Frames queued by `send` go out before this blocks, so replies to a batch of requests
-    /// leave in one write.
-    fn recv<'py>(&self, py: Python<'py>) -> PyResult<(u8, u64, Bound<'py, PyBytes>)> {
-        {
-            let mut decoder = self.decoder.lock();
-            if let Some(f) = decoder.next_frame().map_err(|e| PyOSError::new_err(e.to_string()))? {
-                return Ok((f.kind, f.id, PyBytes::new(py, &f.payload)));
-            }
+    /// The next frame as `(kind, id, payload, segments)` (`segments`: None, or the list of
+    /// shared-memory segments sent with the frame); `(0, 0, b"", None)` once the peer closed the
+    /// socket. Frames queued by `send` go out before this blocks, so replies to a batch of
+    /// requests leave in one write.
+    #[allow(clippy::type_complexity)]
+    fn recv<'py>(&self, py: Python<'py>) -> PyResult<(u8, u64, Bound<'py, PyBytes>, Option<Bound<'py, PyList>>)> {
+        let ready = self
+            .decoder
+            .lock()
+            .next_frame()
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        if let Some(f) = ready {
+            return frame_tuple(py, f);
         }
         let got = py.detach(|| -> std::io::Result<Option<plait_core::ipc::frame::Frame>> {
             self.flush_pending()?;
@@ -276,7 +317,7 @@ impl FrameChannel {
                 if let Some(frame) = decoder.next_frame().map_err(std::io::Error::other)? {
                     return Ok(Some(frame));
                 }
-                match (&self.stream).read(&mut buf) {
+                match fdpass::recv(self.stream.as_raw_fd(), &mut buf, decoder.push_fds()) {
                     Ok(0) => return Ok(None),
                     Ok(n) => decoder.feed(&buf[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -285,15 +326,26 @@ impl FrameChannel {
             }
         });
         match got {
-            Ok(Some(f)) => Ok((f.kind, f.id, PyBytes::new(py, &f.payload))),
-            Ok(None) => Ok((0, 0, PyBytes::new(py, b""))),
+            Ok(Some(f)) => frame_tuple(py, f),
+            Ok(None) => Ok((0, 0, PyBytes::new(py, b""), None)),
             Err(e) => Err(PyOSError::new_err(e.to_string())),
         }
     }
 
-    /// Queues one frame; it is written by the next `recv` that has to wait, or by `flush`.
-    fn send(&self, kind: u8, id: u64, payload: &[u8]) -> PyResult<()> {
-        encode_into(&mut self.write.lock(), kind, id, payload).map_err(|e| PyValueError::new_err(e.to_string()))
+    /// Queues one frame, with `segments` (shared memory created here) sent beside it; it is
+    /// written by the next `recv` that has to wait, or by `flush`.
+    #[pyo3(signature = (kind, id, payload, segments=None))]
+    fn send(&self, kind: u8, id: u64, payload: &[u8], segments: Option<Vec<Py<Segment>>>) -> PyResult<()> {
+        let fds = segments
+            .iter()
+            .flatten()
+            .map(|s| s.get().dup_fd())
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut write = self.write.lock();
+        let (out, pending) = &mut *write;
+        encode_with_fds(out, kind, id, payload, fds.len()).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        pending.extend(fds);
+        Ok(())
     }
 
     /// Writes every queued frame now.
@@ -305,13 +357,36 @@ impl FrameChannel {
 
 impl FrameChannel {
     fn flush_pending(&self) -> std::io::Result<()> {
-        let mut out = self.write.lock();
-        if !out.is_empty() {
-            (&self.stream).write_all(&out)?;
-            out.clear();
+        let mut write = self.write.lock();
+        let (out, fds) = &mut *write;
+        let mut written = 0;
+        while written < out.len() {
+            let attach = fds.len().min(fdpass::MAX_FDS_PER_SEND);
+            let raw: Vec<_> = fds.iter().take(attach).map(AsRawFd::as_raw_fd).collect();
+            let n = fdpass::send(self.stream.as_raw_fd(), &out[written..], &raw)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            fds.drain(..attach);
+            written += n;
         }
+        out.clear();
         Ok(())
     }
+}
+
+#[allow(clippy::type_complexity)]
+fn frame_tuple(
+    py: Python<'_>,
+    f: plait_core::ipc::frame::Frame,
+) -> PyResult<(u8, u64, Bound<'_, PyBytes>, Option<Bound<'_, PyList>>)> {
+    let segs = if f.fds.is_empty() {
+        None
+    } else {
+        // A worker keeps the descriptors: a result may be a view of its arguments, sent back.
+        Some(segments(py, f.fds, true)?)
+    };
+    Ok((f.kind, f.id, PyBytes::new(py, &f.payload), segs))
 }
 
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,9 +1,14 @@
 //! Length-prefixed frames over a byte stream.
 //!
-//! A frame is a 16-byte header — payload length (`u32`, little-endian), kind (`u8`), three
-//! reserved bytes, an id (`u64`) — followed by the payload. The kind and id are opaque here: the
-//! process pool uses them for "run task N", "result of task N", and so on. [`Decoder`] accepts
-//! bytes in arbitrary chunks (as `read` returns them) and yields whole frames.
+//! A frame is a 16-byte header — payload length (`u32`, little-endian), kind (`u8`), the number
+//! of file descriptors that belong to the frame (`u8`), two reserved bytes, an id (`u64`) —
+//! followed by the payload. The kind and id are opaque here: the process pool uses them for "run
+//! task N", "result of task N", and so on. [`Decoder`] accepts bytes in arbitrary chunks (as
+//! `read` returns them) and yields whole frames; descriptors received beside the bytes (see
+//! [`crate::ipc::fdpass`]) are handed to [`Decoder::push_fds`] and given to their frames in order.
+
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 16;
@@ -11,8 +16,11 @@ pub const HEADER_LEN: usize = 16;
 /// Largest payload a frame can carry (its length field is 32 bits).
 pub const MAX_PAYLOAD: usize = u32::MAX as usize;
 
+/// Most descriptors one frame can carry.
+pub const MAX_FDS: usize = u8::MAX as usize;
+
 /// A decoded frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Frame {
     /// What the frame means (defined by the protocol using it).
     pub kind: u8,
@@ -20,6 +28,8 @@ pub struct Frame {
     pub id: u64,
     /// The body.
     pub payload: Vec<u8>,
+    /// Descriptors sent with the frame.
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Framing errors.
@@ -41,6 +51,17 @@ pub enum FrameError {
         /// The decoder's limit.
         max: usize,
     },
+    /// More descriptors than a frame can carry.
+    #[error("{0} file descriptors exceed the frame limit of 255")]
+    TooManyFds(usize),
+    /// A frame announced descriptors that did not arrive before it.
+    #[error("frame announces {announced} file descriptors but only {received} arrived")]
+    MissingFds {
+        /// Announced count.
+        announced: usize,
+        /// Descriptors available.
+        received: usize,
+    },
 }
 
 /// Appends one frame to `out`.
@@ -48,6 +69,17 @@ pub enum FrameError {
 /// # Errors
 /// [`FrameError::TooLarge`] when `payload` exceeds [`MAX_PAYLOAD`].
 pub fn encode_into(out: &mut Vec<u8>, kind: u8, id: u64, payload: &[u8]) -> Result<(), FrameError> {
+    encode_with_fds(out, kind, id, payload, 0)
+}
+
+/// Appends one frame that announces `fds` descriptors; the caller sends them with (or before)
+/// the frame's first byte.
+///
+/// # Errors
+/// [`FrameError::TooLarge`] when `payload` exceeds [`MAX_PAYLOAD`]; [`FrameError::TooManyFds`]
+/// above [`MAX_FDS`] descriptors.
+pub fn encode_with_fds(out: &mut Vec<u8>, kind: u8, id: u64, payload: &[u8], fds: usize) -> Result<(), FrameError> {
+    let nfds = u8::try_from(fds).map_err(|_| FrameError::TooManyFds(fds))?;
     let len = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
         len: payload.len(),
         max: MAX_PAYLOAD,
@@ -55,7 +87,7 @@ pub fn encode_into(out: &mut Vec<u8>, kind: u8, id: u64, payload: &[u8]) -> Resu
     out.reserve(HEADER_LEN + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.push(kind);
-    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&[nfds, 0, 0]);
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(payload);
     Ok(())
@@ -67,6 +99,7 @@ pub struct Decoder {
     buf: Vec<u8>,
     start: usize,
     max_payload: usize,
+    fds: VecDeque<OwnedFd>,
 }
 
 impl Default for Decoder {
@@ -83,6 +116,7 @@ impl Decoder {
             buf: Vec::new(),
             start: 0,
             max_payload,
+            fds: VecDeque::new(),
         }
     }
 
@@ -95,6 +129,11 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
+    /// Where received descriptors go (in arrival order) until their frames are decoded.
+    pub fn push_fds(&mut self) -> &mut VecDeque<OwnedFd> {
+        &mut self.fds
+    }
+
     /// Bytes received but not yet returned as frames.
     #[must_use]
     pub fn pending(&self) -> usize {
@@ -104,8 +143,9 @@ impl Decoder {
     /// The next whole frame, if one has arrived.
     ///
     /// # Errors
-    /// [`FrameError::Oversized`] when a header announces more than the limit; the stream is
-    /// unusable after that.
+    /// [`FrameError::Oversized`] when a header announces more than the limit, or
+    /// [`FrameError::MissingFds`] when its descriptors did not arrive; the stream is unusable
+    /// after that.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let avail = &self.buf[self.start..];
         if avail.len() < HEADER_LEN {
@@ -124,10 +164,18 @@ impl Decoder {
             return Ok(None);
         }
         let kind = avail[4];
+        let nfds = usize::from(avail[5]);
+        if nfds > self.fds.len() {
+            return Err(FrameError::MissingFds {
+                announced: nfds,
+                received: self.fds.len(),
+            });
+        }
         let id = u64::from_le_bytes(avail[8..16].try_into().expect("8 bytes"));
         let payload = avail[HEADER_LEN..HEADER_LEN + len].to_vec();
         self.start += HEADER_LEN + len;
-        Ok(Some(Frame { kind, id, payload }))
+        let fds = self.fds.drain(..nfds).collect();
+        Ok(Some(Frame { kind, id, payload, fds }))
     }
 
     /// Moves the unread tail to the front once the consumed prefix dominates the buffer.
@@ -159,14 +207,9 @@ mod tests {
                 }
             }
             assert_eq!(frames.len(), 3, "chunk size {chunk}");
-            assert_eq!(
-                frames[0],
-                Frame {
-                    kind: 3,
-                    id: 42,
-                    payload: b"hello".to_vec()
-                }
-            );
+            assert_eq!((frames[0].kind, frames[0].id), (3, 42));
+            assert_eq!(frames[0].payload, b"hello");
+            assert!(frames[0].fds.is_empty());
             assert_eq!(frames[1].id, u64::MAX);
             assert!(frames[1].payload.is_empty());
             assert_eq!(frames[2].payload.len(), 1000);
@@ -180,6 +223,38 @@ mod tests {
         encode_into(&mut wire, 1, 1, &[0u8; 64]).unwrap();
         let mut dec = Decoder::new(32);
         dec.feed(&wire);
-        assert_eq!(dec.next_frame(), Err(FrameError::Oversized { len: 64, max: 32 }));
+        assert_eq!(
+            dec.next_frame().unwrap_err(),
+            FrameError::Oversized { len: 64, max: 32 }
+        );
+    }
+
+    #[test]
+    fn descriptors_are_handed_to_their_frames() {
+        let mut wire = Vec::new();
+        encode_with_fds(&mut wire, 1, 1, b"a", 2).unwrap();
+        encode_into(&mut wire, 1, 2, b"b").unwrap();
+        encode_with_fds(&mut wire, 1, 3, b"c", 1).unwrap();
+        assert_eq!(
+            encode_with_fds(&mut wire, 1, 4, b"", 256).unwrap_err(),
+            FrameError::TooManyFds(256)
+        );
+        let mut dec = Decoder::default();
+        dec.feed(&wire);
+        assert_eq!(
+            dec.next_frame().unwrap_err(),
+            FrameError::MissingFds {
+                announced: 2,
+                received: 0
+            }
+        );
+        for _ in 0..3 {
+            let (a, _) = crate::ipc::socket::pair().unwrap();
+            dec.push_fds().push_back(OwnedFd::from(a));
+        }
+        let counts: Vec<usize> = std::iter::from_fn(|| dec.next_frame().unwrap())
+            .map(|f| f.fds.len())
+            .collect();
+        assert_eq!(counts, [2, 0, 1]);
     }
 }

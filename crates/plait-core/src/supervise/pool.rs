@@ -23,8 +23,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -35,7 +35,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
 use super::{Child, Exit, Spawn};
-use crate::ipc::frame::{encode_into, Decoder};
+use crate::ipc::fdpass;
+use crate::ipc::frame::{encode_into, encode_with_fds, Decoder, MAX_FDS};
 use crate::ipc::socket;
 
 /// Parent to worker: setup payload (first frame).
@@ -65,10 +66,11 @@ const MAX_PREFETCH: usize = 8;
 const PREFETCH_BELOW: Duration = Duration::from_millis(2);
 
 /// How a task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
-    /// The worker returned this result payload.
-    Ok(Vec<u8>),
+    /// The worker returned this result payload, with the descriptors it sent beside it
+    /// (shared-memory segments holding the result's large buffers).
+    Ok(Vec<u8>, Vec<OwnedFd>),
     /// The worker reported this error payload.
     Err(Vec<u8>),
     /// The worker died while running the task.
@@ -79,6 +81,21 @@ pub enum Outcome {
     Cancelled,
     /// The pool cannot run tasks (workers fail to start, or the initializer failed).
     Broken(String),
+}
+
+impl PartialEq for Outcome {
+    /// Descriptors compare by count (the same segment arrives under different numbers).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Ok(a, fa), Self::Ok(b, fb)) => a == b && fa.len() == fb.len(),
+            (Self::Err(a), Self::Err(b)) => a == b,
+            (Self::Crashed(a), Self::Crashed(b)) => a == b,
+            (Self::TimedOut(a), Self::TimedOut(b)) => a == b,
+            (Self::Cancelled, Self::Cancelled) => true,
+            (Self::Broken(a), Self::Broken(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// Receives the dispatcher's decisions and outcomes (called on the dispatcher thread).
@@ -117,6 +134,7 @@ struct Submit<T> {
     func: u64,
     definition: Option<Arc<Vec<u8>>>,
     body: Vec<u8>,
+    fds: Vec<OwnedFd>,
     timeout: Option<Duration>,
     ticket: T,
 }
@@ -225,6 +243,8 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// Queues a task; returns its id. `definition` must be given the first time `func` is used.
+    /// `fds` (at most 255, e.g. shared-memory segments holding the arguments' large buffers)
+    /// are sent to the worker with the task and closed once the task has finished.
     ///
     /// # Errors
     /// [`PoolClosed`] after [`Pool::shutdown`] (the ticket is handed back).
@@ -233,6 +253,7 @@ impl<T: Send + 'static> Pool<T> {
         func: u64,
         definition: Option<Arc<Vec<u8>>>,
         body: Vec<u8>,
+        fds: Vec<OwnedFd>,
         timeout: Option<Duration>,
         ticket: T,
     ) -> Result<u64, (T, PoolClosed)> {
@@ -245,6 +266,7 @@ impl<T: Send + 'static> Pool<T> {
             func,
             definition,
             body,
+            fds,
             timeout,
             ticket,
         });
@@ -302,6 +324,7 @@ struct Running<T> {
     func: u64,
     /// Kept until the task finishes, so a task its worker never started can be sent again.
     body: Vec<u8>,
+    fds: Vec<OwnedFd>,
     timeout: Option<Duration>,
     ticket: T,
 }
@@ -310,6 +333,7 @@ struct Queued<T> {
     id: u64,
     func: u64,
     body: Vec<u8>,
+    fds: Vec<OwnedFd>,
     timeout: Option<Duration>,
     ticket: T,
     /// Already handed to [`Sink::start`] (sent once to a worker that died before starting it).
@@ -331,6 +355,9 @@ struct Worker<T> {
     stream: mio::net::UnixStream,
     decoder: Decoder,
     out: Vec<u8>,
+    /// Descriptors of frames in `out`, to attach to the next write (duplicates, closed once
+    /// sent: the tasks keep their own).
+    out_fds: VecDeque<OwnedFd>,
     ready: bool,
     in_flight: VecDeque<Running<T>>,
     /// When the head of `in_flight` started running.
@@ -502,6 +529,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                         id: s.id,
                         func: s.func,
                         body: s.body,
+                        fds: s.fds,
                         timeout: s.timeout,
                         ticket: s.ticket,
                         started: false,
@@ -590,6 +618,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             stream,
             decoder: Decoder::default(),
             out,
+            out_fds: VecDeque::new(),
             ready: false,
             in_flight: VecDeque::new(),
             head_started: Instant::now(),
@@ -638,8 +667,21 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                 let mut frame_body = Vec::with_capacity(8 + task.body.len());
                 frame_body.extend_from_slice(&task.func.to_le_bytes());
                 frame_body.extend_from_slice(&task.body);
-                if let Err(e) = encode_into(&mut w.out, TASK, task.id, &frame_body) {
-                    self.done.push((task.ticket, Outcome::Err(e.to_string().into_bytes())));
+                let dups: io::Result<Vec<OwnedFd>> = task.fds.iter().map(OwnedFd::try_clone).collect();
+                let encoded = match dups {
+                    Ok(dups) if dups.len() <= MAX_FDS => {
+                        encode_with_fds(&mut w.out, TASK, task.id, &frame_body, dups.len())
+                            .map(|()| w.out_fds.extend(dups))
+                            .map_err(|e| e.to_string())
+                    }
+                    Ok(dups) => Err(format!(
+                        "{} file descriptors exceed the limit of {MAX_FDS} per task",
+                        dups.len()
+                    )),
+                    Err(e) => Err(format!("cannot pass the task's shared memory to a worker: {e}")),
+                };
+                if let Err(e) = encoded {
+                    self.done.push((task.ticket, Outcome::Broken(e)));
                     continue;
                 }
                 if w.in_flight.is_empty() {
@@ -649,6 +691,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                     id: task.id,
                     func: task.func,
                     body: task.body,
+                    fds: task.fds,
                     timeout: task.timeout,
                     ticket: task.ticket,
                 });
@@ -670,12 +713,18 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         }
         let mut written = 0;
         while written < w.out.len() {
-            match w.stream.write(&w.out[written..]) {
+            let attach = w.out_fds.len().min(fdpass::MAX_FDS_PER_SEND);
+            let raw: Vec<_> = w.out_fds.iter().take(attach).map(AsRawFd::as_raw_fd).collect();
+            match fdpass::send(w.stream.as_raw_fd(), &w.out[written..], &raw) {
                 Ok(0) => {
                     w.dead = true;
                     break;
                 }
-                Ok(n) => written += n,
+                Ok(n) => {
+                    // The kernel holds the sent descriptors now (they ride with the first byte).
+                    w.out_fds.drain(..attach);
+                    written += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -700,7 +749,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         let Some(w) = self.workers[slot].as_mut() else { return };
         let buf = &mut self.read_buf;
         loop {
-            match w.stream.read(buf) {
+            match fdpass::recv(w.stream.as_raw_fd(), buf, w.decoder.push_fds()) {
                 Ok(0) => {
                     w.dead = true;
                     break;
@@ -757,7 +806,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                         continue;
                     }
                     let outcome = if frame.kind == OK {
-                        Outcome::Ok(frame.payload)
+                        Outcome::Ok(frame.payload, frame.fds)
                     } else {
                         Outcome::Err(frame.payload)
                     };
@@ -842,6 +891,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                     id: r.id,
                     func: r.func,
                     body: r.body,
+                    fds: r.fds,
                     timeout: r.timeout,
                     ticket: r.ticket,
                     started: true,
@@ -947,7 +997,7 @@ while True:
                     "outcomes did not arrive"
                 );
             }
-            let mut out = got.clone();
+            let mut out = std::mem::take(&mut *got);
             out.sort_by_key(|(t, _)| *t);
             out
         }
@@ -973,13 +1023,13 @@ while True:
         let sink = Collect::default();
         let p = pool(2, sink.clone());
         for t in 0..50u32 {
-            p.submit(1, Some(def()), format!("task{t}").into_bytes(), None, t)
+            p.submit(1, Some(def()), format!("task{t}").into_bytes(), Vec::new(), None, t)
                 .unwrap();
         }
         let got = sink.wait_for(50);
         for (t, outcome) in got {
             let want: Vec<u8> = format!("task{t}").into_bytes().into_iter().rev().collect();
-            assert_eq!(outcome, Outcome::Ok(want));
+            assert_eq!(outcome, Outcome::Ok(want, Vec::new()));
         }
         p.shutdown(false);
         p.join();
@@ -989,13 +1039,17 @@ while True:
     fn a_crash_fails_only_its_task() {
         let sink = Collect::default();
         let p = pool(1, sink.clone());
-        p.submit(1, Some(def()), b"ab".to_vec(), None, 0).unwrap();
-        p.submit(1, None, b"crash".to_vec(), None, 1).unwrap();
-        p.submit(1, None, b"cd".to_vec(), None, 2).unwrap();
+        p.submit(1, Some(def()), b"ab".to_vec(), Vec::new(), None, 0).unwrap();
+        p.submit(1, None, b"crash".to_vec(), Vec::new(), None, 1).unwrap();
+        p.submit(1, None, b"cd".to_vec(), Vec::new(), None, 2).unwrap();
         let got = sink.wait_for(3);
-        assert_eq!(got[0].1, Outcome::Ok(b"ba".to_vec()));
+        assert_eq!(got[0].1, Outcome::Ok(b"ba".to_vec(), Vec::new()));
         assert_eq!(got[1].1, Outcome::Crashed(Exit::Code(5)));
-        assert_eq!(got[2].1, Outcome::Ok(b"dc".to_vec()), "runs on the replacement worker");
+        assert_eq!(
+            got[2].1,
+            Outcome::Ok(b"dc".to_vec(), Vec::new()),
+            "runs on the replacement worker"
+        );
         p.shutdown(false);
         p.join();
     }
@@ -1005,11 +1059,11 @@ while True:
         let sink = Collect::default();
         let p = pool(1, sink.clone());
         let t = Some(Duration::from_millis(200));
-        p.submit(1, Some(def()), b"sleep".to_vec(), t, 0).unwrap();
-        p.submit(1, None, b"xy".to_vec(), t, 1).unwrap();
+        p.submit(1, Some(def()), b"sleep".to_vec(), Vec::new(), t, 0).unwrap();
+        p.submit(1, None, b"xy".to_vec(), Vec::new(), t, 1).unwrap();
         let got = sink.wait_for(2);
         assert_eq!(got[0].1, Outcome::TimedOut(Duration::from_millis(200)));
-        assert_eq!(got[1].1, Outcome::Ok(b"yx".to_vec()));
+        assert_eq!(got[1].1, Outcome::Ok(b"yx".to_vec(), Vec::new()));
         p.shutdown(false);
         p.join();
     }
@@ -1018,13 +1072,20 @@ while True:
     fn shutdown_with_cancel_cancels_the_queue_and_submit_fails_after() {
         let sink = Collect::default();
         let p = pool(1, sink.clone());
-        p.submit(1, Some(def()), b"sleep".to_vec(), Some(Duration::from_millis(300)), 0)
-            .unwrap();
+        p.submit(
+            1,
+            Some(def()),
+            b"sleep".to_vec(),
+            Vec::new(),
+            Some(Duration::from_millis(300)),
+            0,
+        )
+        .unwrap();
         for t in 1..5 {
-            p.submit(1, None, b"z".to_vec(), None, t).unwrap();
+            p.submit(1, None, b"z".to_vec(), Vec::new(), None, t).unwrap();
         }
         p.shutdown(true);
-        assert!(p.submit(1, None, b"late".to_vec(), None, 99).is_err());
+        assert!(p.submit(1, None, b"late".to_vec(), Vec::new(), None, 99).is_err());
         p.join();
         let got = sink.wait_for(5);
         assert!(matches!(got[0].1, Outcome::TimedOut(_) | Outcome::Cancelled));

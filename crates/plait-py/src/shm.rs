@@ -1,0 +1,134 @@
+//! `Segment`: a shared-memory segment (`plait_core::ipc::shm`) as a Python buffer.
+//!
+//! `plait.processes` packs the large out-of-band buffers of a pickle (protocol 5) into one
+//! segment, sends its descriptor beside the message, and the receiver unpickles with views of
+//! the mapping as the buffers: the data is copied once, into the segment, and never through a
+//! pipe. The memory is freed when the last mapping and descriptor of it are gone, in every
+//! process.
+
+use std::os::fd::OwnedFd;
+use std::os::raw::c_int;
+
+use plait_core::ipc::shm;
+use pyo3::buffer::PyUntypedBuffer;
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+/// Offsets of packed buffers are aligned to this (a cache line; enough for any dtype).
+const ALIGN: usize = 64;
+
+/// A mapped shared-memory segment; supports the buffer protocol (read-write).
+#[pyclass(module = "plait.processes", frozen)]
+pub struct Segment {
+    inner: shm::Segment,
+}
+
+impl Segment {
+    /// Maps a segment received from another process; `keep_fd` keeps its descriptor so the
+    /// segment can be sent back (a worker returning a view of its arguments), else it is closed
+    /// once mapped.
+    pub fn open(fd: OwnedFd, keep_fd: bool) -> PyResult<Self> {
+        shm::Segment::open(fd, keep_fd)
+            .map(|inner| Self { inner })
+            .map_err(|e| PyOSError::new_err(format!("cannot map a shared-memory segment: {e}")))
+    }
+
+    /// A duplicate of the descriptor, to send the segment to another process.
+    pub fn dup_fd(&self) -> PyResult<OwnedFd> {
+        let fd = self.inner.fd().ok_or_else(|| {
+            PyValueError::new_err("this segment was received, not created here: it cannot be sent on")
+        })?;
+        fd.try_clone()
+            .map_err(|e| PyOSError::new_err(format!("cannot duplicate a segment descriptor: {e}")))
+    }
+}
+
+fn create(size: usize) -> PyResult<shm::Segment> {
+    shm::Segment::create(size)
+        .map_err(|e| PyOSError::new_err(format!("cannot create a shared-memory segment of {size} bytes: {e}")))
+}
+
+#[pymethods]
+impl Segment {
+    /// A new zero-filled segment of `size` bytes.
+    #[new]
+    fn new(size: usize) -> PyResult<Self> {
+        Ok(Self { inner: create(size)? })
+    }
+
+    /// Copies `buffers` (contiguous buffer objects) into one new segment; returns the segment
+    /// and each buffer's `(offset, length)` in it. The copy runs detached from the interpreter.
+    #[staticmethod]
+    fn pack(py: Python<'_>, buffers: Vec<Bound<'_, PyAny>>) -> PyResult<(Self, Vec<(usize, usize)>)> {
+        let mut views = Vec::with_capacity(buffers.len());
+        let mut places = Vec::with_capacity(buffers.len());
+        let mut end = 0usize;
+        for b in &buffers {
+            let view = PyUntypedBuffer::get(b)?;
+            if !view.is_c_contiguous() && !view.is_fortran_contiguous() {
+                return Err(PyValueError::new_err("only contiguous buffers can be packed"));
+            }
+            let len = view.len_bytes();
+            let at = end.next_multiple_of(ALIGN);
+            end = at + len;
+            places.push((at, len));
+            views.push(view);
+        }
+        let inner = create(end)?;
+        py.detach(|| -> std::io::Result<()> {
+            for (view, &(at, len)) in views.iter().zip(&places) {
+                // Safety: the exporter keeps `len` contiguous bytes at `buf_ptr` while the view
+                // is held; the objects are kept alive by `buffers`.
+                let data = unsafe { std::slice::from_raw_parts(view.buf_ptr().cast::<u8>(), len) };
+                inner.write_at(at, data)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| PyOSError::new_err(format!("cannot fill a shared-memory segment: {e}")))?;
+        Ok((Self { inner }, places))
+    }
+
+    /// The offset of `buffer` in this segment if its memory lies entirely inside the mapping
+    /// (a view of it, e.g. an array a task received and returns), else None.
+    fn locate(&self, buffer: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+        if !self.inner.is_mapped() {
+            return Ok(None); // nothing here can point into it
+        }
+        let view = PyUntypedBuffer::get(buffer)?;
+        let start = self.inner.as_ptr().map_err(|e| PyOSError::new_err(e.to_string()))? as usize;
+        let at = view.buf_ptr() as usize;
+        let fits = at >= start && at - start + view.len_bytes() <= self.inner.len() && !self.inner.is_empty();
+        Ok(fits.then(|| at - start))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<plait Segment of {} bytes>", self.inner.len())
+    }
+
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        let this = slf.get();
+        let base = this
+            .inner
+            .as_ptr()
+            .map_err(|e| PyOSError::new_err(format!("cannot map a shared-memory segment: {e}")))?;
+        let len = pyo3::ffi::Py_ssize_t::try_from(this.inner.len())
+            .map_err(|_| PyValueError::new_err("segment too large for a buffer"))?;
+        // Safety: `view` is the caller's Py_buffer; the mapping stays valid while `slf` (made
+        // the view's owner, with a new reference) lives.
+        let rc = unsafe { pyo3::ffi::PyBuffer_FillInfo(view, slf.as_ptr(), base.cast(), len, 0, flags) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(PyErr::fetch(slf.py()))
+        }
+    }
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Segment>()?;
+    Ok(())
+}
