@@ -278,6 +278,71 @@ def test_imap_imap_unordered_starmap(pool):
     assert pool.starmap(add, [(1, 2), (3, 4)]) == [3, 7]
 
 
+def _count_chunks(pool, monkeypatch):
+    """Counts the tasks (chunks) a map submits."""
+    calls = []
+    submit = pool._submit
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "_submit", counting)
+    return calls
+
+
+def test_chunk_sizes_adapt_to_the_task_duration(pool, monkeypatch):
+    chunks = _count_chunks(pool, monkeypatch)
+    assert list(pool.map(square, range(20_000))) == [i * i for i in range(20_000)]
+    tiny = len(chunks)
+    assert 2 <= tiny < 500  # microsecond tasks: large chunks after the probes
+    chunks.clear()
+    assert list(pool.map(sleep_then, [0.01] * 40, range(40))) == list(range(40))
+    assert len(chunks) >= 12  # 10 ms tasks: chunks of one or two tasks, for balance
+    chunks.clear()
+    assert list(pool.map(square, range(100), chunksize=30)) == [i * i for i in range(100)]
+    assert len(chunks) == 4  # a given chunksize is kept
+
+
+def test_imap_reads_a_generator_lazily(pool):
+    pulled = []
+
+    def items():
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    it = pool.imap(square, items(), chunksize=2)
+    assert next(it) == 0
+    # A window of two chunks per worker, refilled once the first result is in: far from the
+    # whole input.
+    assert len(pulled) <= 2 * (2 * 2) * 2
+    assert list(it) == [i * i for i in range(1, 1000)]
+    assert sorted(pool.imap_unordered(square, items())) == sorted(i * i for i in range(1000))
+
+
+def test_imap_generator_that_raises_reaches_the_consumer(pool):
+    def items():
+        yield from range(5)
+        raise KeyError("bad input")
+
+    with pytest.raises(KeyError):
+        list(pool.imap(square, items(), chunksize=2))
+    with pytest.raises(KeyError):
+        list(pool.imap_unordered(square, items()))
+    assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_map_timeout_and_early_close_stop_the_work(pool):
+    it = pool.map(sleep_then, [HANG] * 4, range(4), timeout=0.2)
+    with pytest.raises(TimeoutError):
+        next(it)
+    it = pool.imap(sleep_then, [(0, 0)] * 3)  # wrong arity: fails in the worker
+    with pytest.raises(TypeError):
+        next(it)
+    assert list(pool.map(square, range(10))) == [i * i for i in range(10)]
+
+
 def test_shutdown_cancel_futures_cancels_queued():
     pool = ProcessPool(max_workers=1)
     first = pool.submit(sleep_then, 0.5, "first")
@@ -509,3 +574,20 @@ def test_fork_start_method_runs_tasks_and_survives_crashes():
             pool.submit(die, 4).result(HANG)
         assert list(pool.map(square, range(10))) == [i * i for i in range(10)]
         assert pool.submit(pid).result(HANG) != os.getpid()
+
+
+def _mixed(i):
+    return {300: True, 400: 2**70, 500: 0.5}.get(i, i)
+
+
+def test_numeric_results_keep_their_types(pool):
+    ints = list(pool.map(square, range(1000)))
+    assert ints == [i * i for i in range(1000)] and all(type(x) is int for x in ints)
+    floats = list(pool.map(float, range(1000)))
+    assert floats == [float(i) for i in range(1000)] and all(type(x) is float for x in floats)
+    specials = [float("inf"), -0.0, float("nan")] * 100
+    got = list(pool.map(float, specials))
+    assert [str(x) for x in got] == [str(x) for x in specials]
+    mixed = list(pool.map(_mixed, range(1000), chunksize=1000))
+    assert mixed == [_mixed(i) for i in range(1000)]
+    assert type(mixed[300]) is bool and type(mixed[500]) is float
