@@ -34,11 +34,15 @@ __all__ = ["OOB_THRESHOLD", "Shared", "dumps", "loads", "share"]
 #: Buffers at least this large travel through shared memory instead of the socket.
 OOB_THRESHOLD = 64 * 1024
 
+#: Types whose pickle holds no buffer and no reference to a module: a plain pickle suffices.
+SCALARS = frozenset({int, float, complex, bool, str, type(None)})
+
 _ENTRY = struct.Struct("<IQQ")
 _COUNT = struct.Struct("<I")
 
 # Per thread: the segments of the message being pickled (Shared objects add theirs) or unpickled.
 _local = threading.local()
+_OUTSIDE = object()  # _local.out when no message is being pickled by dumps()
 
 
 class _Bytes:
@@ -98,12 +102,9 @@ def _substitute(obj: Any, depth: int = 3) -> Any:
     return _NOTHING
 
 
-def _pickle(obj: Any, callback: Any) -> bytes:
-    substituted = _substitute(obj)
-    return pickle.dumps(obj if substituted is _NOTHING else substituted, protocol=5, buffer_callback=callback)
-
-
 class _Outgoing:
+    """The out-of-band buffers and segments of the message being pickled on this thread."""
+
     __slots__ = ("buffers", "entries", "reuse", "segments")
 
     def __init__(self, reuse: list[Segment] | None) -> None:
@@ -112,10 +113,7 @@ class _Outgoing:
         self.segments: list[Segment] = []
         self.reuse = reuse
 
-    def callback(self, buffer: pickle.PickleBuffer) -> bool:
-        raw = buffer.raw()
-        if raw.nbytes < OOB_THRESHOLD:
-            return True  # small: in band
+    def add(self, raw: memoryview) -> None:
         for segment in self.reuse or ():
             offset = segment.locate(raw)
             if offset is not None:
@@ -126,15 +124,46 @@ class _Outgoing:
                     index = len(self.segments)
                     self.segments.append(segment)
                 self.entries.append((index, offset, raw.nbytes))
-                return False
+                return
         self.entries.append((-1, len(self.buffers), raw.nbytes))
         self.buffers.append(raw)
-        return False
 
-    def clear(self) -> None:
-        self.buffers.clear()
-        self.entries.clear()
-        self.segments.clear()
+
+def _outgoing() -> _Outgoing:
+    """This thread's message context, created when a message first needs one."""
+    out = _local.out
+    if out is None:
+        out = _local.out = _Outgoing(getattr(_local, "reuse", None))
+    return out  # type: ignore[no-any-return]
+
+
+def _callback(buffer: pickle.PickleBuffer) -> bool:
+    """pickle's ``buffer_callback``: large buffers out of band, small ones in band."""
+    raw = buffer.raw()
+    if raw.nbytes < OOB_THRESHOLD:
+        return True
+    _outgoing().add(raw)
+    return False
+
+
+def _pickle(obj: Any, callback: Any) -> bytes:
+    """Protocol 5, large buffers out of band through ``callback``. The plain C pickler runs
+    first; only a large message (or one it refuses: a ``memoryview``) is looked at again for
+    large ``bytes``/``bytearray``/``memoryview`` objects it keeps in band."""
+    try:
+        data = pickle.dumps(obj, protocol=5, buffer_callback=callback)
+    except TypeError:
+        substituted = _substitute(obj)
+        if substituted is _NOTHING:
+            raise
+        _local.out = None
+        return pickle.dumps(substituted, protocol=5, buffer_callback=callback)
+    if len(data) >= OOB_THRESHOLD and callback is not None:
+        substituted = _substitute(obj)
+        if substituted is not _NOTHING:
+            _local.out = None
+            data = pickle.dumps(substituted, protocol=5, buffer_callback=callback)
+    return data
 
 
 def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Segment] | None]:
@@ -142,22 +171,28 @@ def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Seg
     everything is in band). What plain pickle cannot send (lambdas, closures, anything from
     ``__main__``) goes by value with cloudpickle. Buffers that are views of ``reuse`` segments
     (received with the task being answered) are sent as references to them."""
-    out = _Outgoing(reuse)
-    _local.out = out
+    # The context (_local.out) is only created when a large buffer or a Shared object shows
+    # up: a message without them costs one plain pickle.
+    _local.out = None
+    if reuse is not None:
+        _local.reuse = reuse
     try:
         try:
-            data = _pickle(obj, out.callback)
+            data = _pickle(obj, _callback)
             if b"__main__" in data:
                 raise pickle.PicklingError("refers to __main__")
         except (pickle.PicklingError, AttributeError, TypeError):
-            out.clear()
+            _local.out = None
             try:
-                data = cloudpickle.dumps(obj, protocol=5, buffer_callback=out.callback)
+                data = cloudpickle.dumps(obj, protocol=5, buffer_callback=_callback)
             except Exception as exc:
                 raise TypeError(f"cannot send {type(obj).__qualname__} object to a process: {exc}") from exc
+        out = _local.out
     finally:
-        _local.out = None
-    if not out.entries and not out.segments:
+        _local.out = _OUTSIDE
+        if reuse is not None:
+            _local.reuse = None
+    if out is None:
         return data, None
     segments = out.segments
     places: list[tuple[int, int]] = []
@@ -252,9 +287,9 @@ class Shared:
         return f"<plait Shared {self._nbytes} bytes>"
 
     def __reduce__(self) -> Any:
-        out = getattr(_local, "out", None)
-        if out is None:
+        if getattr(_local, "out", _OUTSIDE) is _OUTSIDE:
             raise TypeError("a Shared object can only be passed to plait ProcessPool tasks")
+        out = _outgoing()
         index = len(out.segments)
         out.segments.append(self._segment)
         return _attach, (self._key, index, self._places, self._data)

@@ -50,7 +50,8 @@ def serve(channel: _plait.FrameChannel) -> int:
     channel.send(READY, 0, b"")
     functions: dict[int, object] = {}
     recv, send, flush = channel.recv, channel.send, channel.flush
-    loads, wire_loads, wire_dumps = pickle.loads, _wire.loads, _wire.dumps
+    loads, dumps, wire_loads, wire_dumps = pickle.loads, pickle.dumps, _wire.loads, _wire.dumps
+    scalars = _wire.SCALARS
     while True:
         kind, ident, payload, segments = recv()
         if kind == TASK:
@@ -74,7 +75,10 @@ def serve(channel: _plait.FrameChannel) -> int:
                 send(ERR, ident, _error_payload(exc))
                 continue
             try:
-                data, out_segments = wire_dumps(result, segments)
+                if type(result) in scalars:
+                    data, out_segments = dumps(result, protocol=5), None
+                else:
+                    data, out_segments = wire_dumps(result, segments)
             except BaseException as exc:
                 wrapped = TypeError(f"the task's result could not be pickled: {exc!r}")
                 send(ERR, ident, _error_payload(wrapped))

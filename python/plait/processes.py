@@ -269,6 +269,10 @@ class ProcessPool(concurrent.futures.Executor):
             raise TypeError(f"{fn!r} is not callable")
         fid = self._functions.get(fn) if type(fn) in _CACHEABLE else None
         if fid is not None:
+            if not kwargs and len(args) == 1 and type(args[0]) in _wire.SCALARS:
+                # The commonest task, fn(number or string): a plain pickle is all it needs.
+                future, _ = self._core.submit(fid, None, pickle.dumps((args, kwargs), protocol=5), timeout)
+                return future  # type: ignore[no-any-return]
             body, segments = _wire.dumps((args, kwargs))
             future, _ = self._core.submit(fid, None, body, timeout, segments)
             return future  # type: ignore[no-any-return]
