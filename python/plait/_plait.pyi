@@ -299,6 +299,7 @@ class ProcessPoolCore:
         complete: Callable[[FutureCore[Any], int, Any], None],
         max_tasks_per_worker: int | None = None,
         fork: Callable[[int], int] | None = None,
+        reap: Callable[[int], int] | None = None,
     ) -> ProcessPoolCore: ...
     def submit(
         self, func: int, definition: bytes | None, body: bytes, timeout: float | None = None
