@@ -287,7 +287,8 @@ def main() -> int:
         ],
         notes=[
             f"{WORKERS} workers everywhere; start method spawn for multiprocessing, ProcessPoolExecutor, "
-            "mpire and plait; loky's own (fork+exec) for loky and joblib",
+            "mpire and plait; loky's own (fork+exec) for loky and joblib; case 4 adds a forkserver "
+            "pair (multiprocessing.Pool vs plait), informational",
             "pools are created and warmed up (one task) before timing; tasks are `ident(x): return x` "
             "unless a line says otherwise; results are checked after each timed run",
             "peers use the functions of benchmarks/_tasks.py (by reference); plait uses copies "
@@ -531,6 +532,38 @@ def main() -> int:
     )
     print("(shutdown and joining the workers happen after the clock stops, for every pool)")
     r_start = r["plait ProcessPool"]
+    forkserver = multiprocessing.get_context("forkserver")
+    bench.compare(
+        "start -> first result, forkserver",
+        1,
+        "starts",
+        [
+            Impl(
+                "multiprocessing.Pool(forkserver)",
+                start_to_first_result(
+                    lambda: forkserver.Pool(WORKERS),
+                    lambda p: p.apply_async(_tasks.ident, (1,)).get(),
+                    lambda p: (p.close(), p.join()),
+                ),
+                repeats=START_REPEATS,
+                note="informational",
+            ),
+            Impl(
+                "plait ProcessPool(forkserver)",
+                start_to_first_result(
+                    lambda: ProcessPool(WORKERS, start_method="forkserver"),
+                    lambda p: p.submit(ident, 1).result(),
+                    lambda p: p.shutdown(),
+                ),
+                repeats=START_REPEATS,
+                note="informational",
+            ),
+        ],
+    )
+    print(
+        "(multiprocessing has one fork server per process, started by the warm-up and reused, so its"
+        " start is not timed; plait starts a fork server per pool, inside the timed region)"
+    )
 
     # 5. large numpy arrays
     r_big = big_arrays(bench, quick, loky, joblib)

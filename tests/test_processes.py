@@ -87,9 +87,19 @@ def maybe_fail(i):
     return i
 
 
+# The start methods that run the whole behaviour suite ("fork" has a test of its own: forking
+# the multi-threaded test process for every test would be the slow, fragile choice).
+START_METHODS = ["spawn", "forkserver"]
+
+
+@pytest.fixture(params=START_METHODS)
+def start_method(request):
+    return request.param
+
+
 @pytest.fixture
-def pool():
-    with ProcessPool(max_workers=2) as p:
+def pool(start_method):
+    with ProcessPool(max_workers=2, start_method=start_method) as p:
         yield p
 
 
@@ -148,8 +158,8 @@ def test_sys_exit_in_a_task_fails_that_task_only(pool):
     assert pool.submit(square, 2).result(HANG) == 4
 
 
-def test_task_timeout_kills_and_replaces_the_worker():
-    with ProcessPool(max_workers=1, task_timeout=0.5) as pool:
+def test_task_timeout_kills_and_replaces_the_worker(start_method):
+    with ProcessPool(max_workers=1, task_timeout=0.5, start_method=start_method) as pool:
         slow = pool.submit(sleep_then, HANG, "never")
         fast = pool.submit(square, 4)
         with pytest.raises(TaskTimeout) as info:
@@ -165,8 +175,8 @@ def test_per_task_timeout_through_options(pool):
     assert pool.options(timeout=30).submit(add, 1, b=1).result(HANG) == 2
 
 
-def test_cancel_queued_and_running():
-    with ProcessPool(max_workers=1) as pool:
+def test_cancel_queued_and_running(start_method):
+    with ProcessPool(max_workers=1, start_method=start_method) as pool:
         running = pool.submit(sleep_then, HANG, "slow")
         queued = pool.submit(square, 3)
         assert queued.cancel()
@@ -209,30 +219,30 @@ def test_bad_arguments():
         ProcessPool(initializer=5)
     with pytest.raises(ValueError, match="start_method"):
         ProcessPool(start_method="teleport")
-    with pytest.raises(NotImplementedError, match="forkserver"):
-        ProcessPool(start_method="forkserver")
 
 
-def test_use_after_shutdown_raises():
-    pool = ProcessPool(max_workers=1)
+def test_use_after_shutdown_raises(start_method):
+    pool = ProcessPool(max_workers=1, start_method=start_method)
     pool.shutdown()
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(square, 1)
 
 
-def test_initializer_runs_in_every_worker():
-    with ProcessPool(max_workers=2, initializer=remember, initargs=("ready",)) as pool:
+def test_initializer_runs_in_every_worker(start_method):
+    with ProcessPool(
+        max_workers=2, initializer=remember, initargs=("ready",), start_method=start_method
+    ) as pool:
         assert {pool.submit(recall).result(HANG) for _ in range(6)} == {"ready"}
 
 
-def test_failing_initializer_breaks_the_pool():
-    with ProcessPool(max_workers=1, initializer=broken_init) as pool:
+def test_failing_initializer_breaks_the_pool(start_method):
+    with ProcessPool(max_workers=1, initializer=broken_init, start_method=start_method) as pool:
         with pytest.raises(BrokenProcessPool, match="init went wrong"):
             pool.submit(square, 1).result(HANG)
 
 
-def test_max_tasks_per_worker_recycles_workers():
-    with ProcessPool(max_workers=1, max_tasks_per_worker=2) as pool:
+def test_max_tasks_per_worker_recycles_workers(start_method):
+    with ProcessPool(max_workers=1, max_tasks_per_worker=2, start_method=start_method) as pool:
         pids = [pool.submit(pid).result(HANG) for _ in range(6)]
     assert len(set(pids)) == 3
 
@@ -343,8 +353,8 @@ def test_map_timeout_and_early_close_stop_the_work(pool):
     assert list(pool.map(square, range(10))) == [i * i for i in range(10)]
 
 
-def test_shutdown_cancel_futures_cancels_queued():
-    pool = ProcessPool(max_workers=1)
+def test_shutdown_cancel_futures_cancels_queued(start_method):
+    pool = ProcessPool(max_workers=1, start_method=start_method)
     first = pool.submit(sleep_then, 0.5, "first")
     queued = [pool.submit(square, i) for i in range(5)]
     while not first.running():  # it must have started, or it would be cancelled too
@@ -354,7 +364,7 @@ def test_shutdown_cancel_futures_cancels_queued():
     assert all(f.cancelled() for f in queued)
 
 
-def test_functions_from_main_work_in_submit_and_map(tmp_path):
+def test_functions_from_main_work_in_submit_and_map(tmp_path, start_method):
     import subprocess
 
     script = tmp_path / "main_script.py"
@@ -363,7 +373,7 @@ def test_functions_from_main_work_in_submit_and_map(tmp_path):
         "def triple(x):\n"
         "    return 3 * x\n"
         "if __name__ == '__main__':\n"
-        "    with ProcessPool(2) as pool:\n"
+        f"    with ProcessPool(2, start_method={start_method!r}) as pool:\n"
         "        print(pool.submit(triple, 2).result(60), list(pool.map(triple, range(4))))\n"
     )
     out = subprocess.run(
@@ -372,7 +382,7 @@ def test_functions_from_main_work_in_submit_and_map(tmp_path):
     assert out.stdout.strip() == "6 [0, 3, 6, 9]"
 
 
-def test_ctrl_c_during_map_stops_the_running_tasks(tmp_path):
+def test_ctrl_c_during_map_stops_the_running_tasks(tmp_path, start_method):
     import subprocess
 
     script = tmp_path / "interrupted.py"
@@ -384,7 +394,7 @@ def test_ctrl_c_during_map_stops_the_running_tasks(tmp_path):
         "    time.sleep(3600)\n"
         "if __name__ == '__main__':\n"
         "    directory = sys.argv[1]\n"
-        "    pool = ProcessPool(2)\n"
+        f"    pool = ProcessPool(2, start_method={start_method!r})\n"
         "    def interrupt_when_both_run():\n"
         "        while len(os.listdir(directory)) < 2:\n"
         "            time.sleep(0.01)\n"
@@ -526,10 +536,10 @@ def test_crash_pickling_the_result_in_the_worker_fails_that_task(pool):
     assert pool.submit(square, 3).result(HANG) == 9
 
 
-def test_a_pool_dropped_without_shutdown_stops_its_workers():
+def test_a_pool_dropped_without_shutdown_stops_its_workers(start_method):
     import gc
 
-    pool = ProcessPool(max_workers=1)
+    pool = ProcessPool(max_workers=1, start_method=start_method)
     assert pool.submit(square, 2).result(HANG) == 4
     dispatcher = pool._dispatcher
     del pool
@@ -591,3 +601,129 @@ def test_numeric_results_keep_their_types(pool):
     mixed = list(pool.map(_mixed, range(1000), chunksize=1000))
     assert mixed == [_mixed(i) for i in range(1000)]
     assert type(mixed[300]) is bool and type(mixed[500]) is float
+
+
+# --- start_method="forkserver": what differs from spawn ----------------------------------------
+
+
+def parent_pid(_=None):
+    return os.getppid()
+
+
+def _running(pid):
+    """Whether process ``pid`` exists and has not exited (a zombie has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_until_gone(pids):
+    """The pids still running after a bounded wait (processes that are not our children)."""
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if _running(p)]
+        if not alive:
+            return []
+        time.sleep(0.02)
+    return alive
+
+
+def test_forkserver_workers_are_forked_by_the_server():
+    with ProcessPool(max_workers=2, start_method="forkserver") as pool:
+        parents = {pool.submit(parent_pid).result(HANG) for _ in range(4)}
+        server = pool._forkserver.pid  # started with the first worker
+        assert parents == {server}
+        assert server not in (os.getpid(), pool.submit(pid).result(HANG))
+
+
+def test_forkserver_exit_status_reaches_worker_crashed():
+    # The workers are not our children: their exit status comes from the server.
+    with ProcessPool(max_workers=1, start_method="forkserver") as pool:
+        with pytest.raises(WorkerCrashed, match="exit code 3") as info:
+            pool.submit(die, 3).result(HANG)
+        assert (info.value.exitcode, info.value.signal) == (3, None)
+        with pytest.raises(WorkerCrashed, match="SIGKILL") as info:
+            pool.submit(kill_self, signal.SIGKILL).result(HANG)
+        assert (info.value.exitcode, info.value.signal) == (None, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed, match="SIGSEGV") as info:
+            pool.submit(segfault).result(HANG)
+        assert (info.value.exitcode, info.value.signal) == (None, signal.SIGSEGV)
+
+
+def test_no_forkserver_or_worker_is_left_after_shutdown():
+    pool = ProcessPool(max_workers=2, start_method="forkserver", max_tasks_per_worker=1)
+    workers = {pool.submit(pid).result(HANG) for _ in range(4)}
+    server = pool._forkserver.pid
+    pool.shutdown(wait=True)
+    assert pool._forkserver.pid is None
+    # The server was our child (the autouse fixture checks it was reaped); the workers were its.
+    assert [p for p in [server, *workers] if _running(p)] == []
+
+
+def test_a_killed_forkserver_is_replaced():
+    with ProcessPool(max_workers=1, start_method="forkserver") as pool:
+        assert pool.submit(square, 2).result(HANG) == 4
+        server = pool._forkserver.pid
+        os.kill(server, signal.SIGKILL)
+        # The worker it started goes on serving tasks...
+        assert pool.submit(square, 3).result(HANG) == 9
+        # ...and when it dies, a new server starts its replacement. Its exit status died with
+        # the old server: the crash is still reported, for that task only.
+        with pytest.raises(WorkerCrashed):
+            pool.submit(die, 5).result(HANG)
+        assert pool.submit(square, 4).result(HANG) == 16
+        assert pool.submit(parent_pid).result(HANG) == pool._forkserver.pid != server
+        with pytest.raises(WorkerCrashed) as info:
+            pool.submit(die, 6).result(HANG)
+        assert info.value.exitcode == 6
+
+
+def test_a_forkserver_that_cannot_start_breaks_the_pool(monkeypatch):
+    from plait import _forkserver
+
+    monkeypatch.setattr(_forkserver.ForkServer, "module", "plait._no_such_module")
+    with ProcessPool(max_workers=1, start_method="forkserver") as pool:
+        with pytest.raises(BrokenProcessPool, match="forkserver process exited with code 1"):
+            pool.submit(square, 1).result(HANG)
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(square, 2).result(HANG)
+
+
+def _run_script(tmp_path, body):
+    import subprocess
+
+    script = tmp_path / "forkserver_script.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from plait.processes import ProcessPool\n"
+        "def pid(_=None):\n"
+        "    return os.getpid()\n"
+        "def sleep_forever():\n"
+        "    time.sleep(3600)\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPool(2, start_method='forkserver')\n"
+        "    workers = {pool.submit(pid).result(60) for _ in range(10)}\n"
+        "    print(pool._forkserver.pid, *workers, flush=True)\n" + body
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    return out, [int(p) for p in out.stdout.split()]
+
+
+def test_the_forkserver_and_its_workers_exit_when_the_pool_process_dies(tmp_path):
+    # A running task keeps its worker from noticing: the server kills it when its pool is gone.
+    out, pids = _run_script(
+        tmp_path,
+        "    pool.submit(sleep_forever)\n    time.sleep(0.2)\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    assert len(pids) >= 2
+    assert _wait_until_gone(pids) == []
+
+
+def test_interpreter_exit_without_shutdown_stops_the_forkserver(tmp_path):
+    out, pids = _run_script(tmp_path, "    sys.exit(0)\n")
+    assert out.returncode == 0, out.stderr
+    assert [p for p in pids if _running(p)] == [], "stopped and reaped before the interpreter exited"

@@ -300,6 +300,7 @@ class ProcessPoolCore:
         complete: Callable[[FutureCore[Any], int, Any, list[Segment] | None], None],
         max_tasks_per_worker: int | None = None,
         fork: Callable[[int], int] | None = None,
+        reap: Callable[[int], int] | None = None,
     ) -> ProcessPoolCore: ...
     def submit(
         self,

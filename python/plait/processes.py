@@ -5,7 +5,8 @@ manager) with ``multiprocessing.Pool``'s ``imap``, ``imap_unordered`` and ``star
 dies fails only the task it was running (:class:`~plait.WorkerCrashed`); a task past its timeout
 gets :class:`~plait.TaskTimeout` and its worker is replaced; ``pool.cancel_running(future)`` stops
 a running task. Functions defined in ``__main__``, lambdas and closures work (they travel by value
-with cloudpickle). The dispatcher (task queue, worker supervision, result collection) is Rust.
+with cloudpickle). Workers start by "spawn" (the default), "forkserver" or "fork". The dispatcher
+(task queue, worker supervision, result collection) is Rust.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import cloudpickle
 
 from . import _plait, _wire
+from ._forkserver import ForkServer
 from ._pool import Future
 from ._wire import Shared, share
 from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
@@ -151,11 +153,17 @@ _dispatchers: dict[int, tuple[Any, threading.Thread]] = {}
 _pool_ids = itertools.count()
 
 
-def _run_dispatcher(key: int, core: Any) -> None:
+def _run_dispatcher(key: int, core: Any, forkserver: ForkServer | None) -> None:
     try:
         core.run_dispatcher()
     finally:
-        _dispatchers.pop(key, None)
+        try:
+            # Every worker has exited: the fork server goes too, before the thread ends, so
+            # shutdown(wait=True) returns with no process of the pool left.
+            if forkserver is not None:
+                forkserver.close()
+        finally:
+            _dispatchers.pop(key, None)
 
 
 def _stop_dispatcher(key: int, cancel: bool, wait: bool) -> None:
@@ -203,6 +211,12 @@ class ProcessPool(concurrent.futures.Executor):
 
         with ProcessPool(max_workers=4, task_timeout=60) as pool:
             results = list(pool.map(simulate, seeds))
+
+    ``start_method`` is how workers start: ``"spawn"`` (the default) runs a fresh interpreter per
+    worker; ``"forkserver"`` starts one server process per pool (a fresh interpreter that imports
+    plait once) which forks every worker, so workers start fast and none is a copy of this
+    process; ``"fork"`` forks this process (fastest; it inherits its state and threads' locks).
+    With any of them, a crashed worker's exit code or signal is reported by ``WorkerCrashed``.
     """
 
     def __init__(
@@ -228,10 +242,6 @@ class ProcessPool(concurrent.futures.Executor):
         start_method = start_method or "spawn"
         if start_method not in _START_METHODS:
             raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
-        if start_method == "forkserver":
-            raise NotImplementedError(
-                "start_method='forkserver' is not implemented yet; use 'spawn' (the default) or 'fork'"
-            )
         hello = {
             "sys_path": list(sys.path),
             "initializer": None if initializer is None else _dumps_function(initializer),
@@ -242,17 +252,28 @@ class ProcessPool(concurrent.futures.Executor):
         self._functions: dict[Any, int] = {}
         self._function_ids = itertools.count(1)
         self._lock = threading.Lock()
+        # forkserver: workers are forked by this pool's fork server (started on the dispatcher
+        # thread with the first worker), which also reports how they exit.
+        self._forkserver = ForkServer(sys.executable) if start_method == "forkserver" else None
+        launch: Callable[[int], int] | None = _fork_worker if start_method == "fork" else None
+        reap: Callable[[int], int] | None = None
+        if self._forkserver is not None:
+            launch, reap = self._forkserver.launch, self._forkserver.status
         self._core = _plait.ProcessPoolCore(
             max_workers,
             [sys.executable, "-m", "plait._worker"],
             _dumps(hello),
             _complete,
             max_tasks_per_worker,
-            _fork_worker if start_method == "fork" else None,
+            launch,
+            reap,
         )
         key = next(_pool_ids)
         self._dispatcher = threading.Thread(
-            target=_run_dispatcher, args=(key, self._core), name=f"plait-dispatcher-{key}", daemon=True
+            target=_run_dispatcher,
+            args=(key, self._core, self._forkserver),
+            name=f"plait-dispatcher-{key}",
+            daemon=True,
         )
         self._key = key
         _dispatchers[key] = (self._core, self._dispatcher)

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use plait_core::ipc::fdpass;
 use plait_core::ipc::frame::{encode_with_fds, Decoder};
 use plait_core::supervise::pool::{Config, Outcome, Pool, Runner, Sink};
+use plait_core::supervise::{Exit, Reaper};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -136,17 +137,17 @@ impl Sink<Py<FutureCore>> for FutureSink {
     }
 }
 
-fn exit_code(exit: plait_core::supervise::Exit) -> Option<i32> {
+fn exit_code(exit: Exit) -> Option<i32> {
     match exit {
-        plait_core::supervise::Exit::Code(c) => Some(c),
-        plait_core::supervise::Exit::Signal(_) => None,
+        Exit::Code(c) => Some(c),
+        Exit::Signal(_) => None,
     }
 }
 
-fn exit_signal(exit: plait_core::supervise::Exit) -> Option<i32> {
+fn exit_signal(exit: Exit) -> Option<i32> {
     match exit {
-        plait_core::supervise::Exit::Signal(s) => Some(s),
-        plait_core::supervise::Exit::Code(_) => None,
+        Exit::Signal(s) => Some(s),
+        Exit::Code(_) => None,
     }
 }
 
@@ -161,7 +162,7 @@ pub struct ProcessPoolCore {
 impl ProcessPoolCore {
     /// Starts `workers` processes running `command + [fd]`, each sent `hello` first.
     #[new]
-    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None))]
+    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None, reap=None))]
     fn new(
         workers: usize,
         command: Vec<std::ffi::OsString>,
@@ -169,6 +170,7 @@ impl ProcessPoolCore {
         complete: Py<PyAny>,
         max_tasks_per_worker: Option<u64>,
         fork: Option<Py<PyAny>>,
+        reap: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if workers == 0 {
             return Err(PyValueError::new_err("max_workers must be greater than 0"));
@@ -183,9 +185,25 @@ impl ProcessPoolCore {
                     .map_err(|e| std::io::Error::other(e.to_string()))
             })
         });
+        if reap.is_some() && launch.is_none() {
+            return Err(PyValueError::new_err(
+                "reap needs fork: it reaps the workers fork starts",
+            ));
+        }
+        // `reap(pid) -> wait status`: the workers `fork` starts are not our children (a fork
+        // server's, start_method="forkserver"), so their parent reports how they ended.
+        let reap = reap.map(|reap| -> Reaper {
+            Arc::new(move |pid| {
+                let status = Python::attach(|py| reap.bind(py).call1((pid,))?.extract::<i32>())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Exit::from_wait_status(status)
+                    .ok_or_else(|| std::io::Error::other(format!("{status} is not the wait status of an exit")))
+            })
+        });
         let config = Config {
             workers,
             launch,
+            reap,
             command,
             hello,
             max_tasks_per_worker,

@@ -34,7 +34,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
-use super::{Child, Exit, Spawn};
+use super::{Child, Exit, Reaper, Spawn};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{encode_into, encode_with_fds, Decoder, MAX_FDS};
 use crate::ipc::socket;
@@ -118,6 +118,9 @@ pub struct Config {
     pub command: Vec<OsString>,
     /// When set, used instead of `command` to start each worker.
     pub launch: Option<Launch>,
+    /// When set, the workers `launch` starts are not this process's children (a fork server
+    /// started them) and their exit status comes from here; see [`Child::adopt_foreign`].
+    pub reap: Option<Reaper>,
     /// Payload of the `HELLO` frame.
     pub hello: Vec<u8>,
     /// Restart a worker after it ran this many tasks.
@@ -594,7 +597,11 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         let (ours, theirs) = socket::pair()?;
         let fd = theirs.as_raw_fd();
         let child = if let Some(launch) = self.config.launch.as_mut() {
-            Child::adopt(launch(fd)?)?
+            let pid = launch(fd)?;
+            match &self.config.reap {
+                Some(reap) => Child::adopt_foreign(pid, Arc::clone(reap))?,
+                None => Child::adopt(pid)?,
+            }
         } else {
             let (program, args) = self
                 .config
@@ -1007,6 +1014,7 @@ while True:
         let config = Config {
             workers,
             launch: None,
+            reap: None,
             command: vec!["python3".into(), "-c".into(), WORKER.into()],
             hello: Vec::new(),
             max_tasks_per_worker: None,
@@ -1066,6 +1074,63 @@ while True:
         assert_eq!(got[1].1, Outcome::Ok(b"yx".to_vec(), Vec::new()));
         p.shutdown(false);
         p.join();
+    }
+
+    /// A pool whose workers are started by a stand-in fork server (this test, through `launch`)
+    /// that keeps them and reports their exits through `reap`.
+    fn pool_with_foreign_workers(workers: usize, sink: Collect) -> (Pool<u32>, Arc<Mutex<usize>>) {
+        let server: Arc<Mutex<HashMap<i32, Child>>> = Arc::default();
+        let reaped = Arc::new(Mutex::new(0));
+        let started = Arc::clone(&server);
+        let launch: Launch = Box::new(move |fd| {
+            let child = Spawn::new("python3", ["-c", WORKER, &fd.to_string()])
+                .keep_fd(fd)
+                .spawn()?;
+            let pid = child.pid();
+            started.lock().insert(pid, child);
+            Ok(pid)
+        });
+        let count = Arc::clone(&reaped);
+        let reap: Reaper = Arc::new(move |pid| {
+            let mut child = server
+                .lock()
+                .remove(&pid)
+                .ok_or_else(|| io::Error::other("unknown pid"))?;
+            *count.lock() += 1;
+            child.wait()
+        });
+        let config = Config {
+            workers,
+            launch: Some(launch),
+            reap: Some(reap),
+            command: Vec::new(),
+            hello: Vec::new(),
+            max_tasks_per_worker: None,
+        };
+        (Pool::start(config, sink).unwrap(), reaped)
+    }
+
+    #[test]
+    fn foreign_workers_report_their_exit_through_the_reaper() {
+        let sink = Collect::default();
+        let (p, reaped) = pool_with_foreign_workers(1, sink.clone());
+        let t = Some(Duration::from_millis(200));
+        p.submit(1, Some(def()), b"ab".to_vec(), Vec::new(), None, 0).unwrap();
+        p.submit(1, None, b"crash".to_vec(), Vec::new(), None, 1).unwrap();
+        p.submit(1, None, b"sleep".to_vec(), Vec::new(), t, 2).unwrap();
+        p.submit(1, None, b"cd".to_vec(), Vec::new(), None, 3).unwrap();
+        let got = sink.wait_for(4);
+        assert_eq!(got[0].1, Outcome::Ok(b"ba".to_vec(), Vec::new()));
+        assert_eq!(
+            got[1].1,
+            Outcome::Crashed(Exit::Code(5)),
+            "the status comes from the reaper"
+        );
+        assert_eq!(got[2].1, Outcome::TimedOut(Duration::from_millis(200)));
+        assert_eq!(got[3].1, Outcome::Ok(b"dc".to_vec(), Vec::new()));
+        p.shutdown(false);
+        p.join();
+        assert_eq!(*reaped.lock(), 3, "every worker, including the last one, was reaped");
     }
 
     #[test]
