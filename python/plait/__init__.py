@@ -13,8 +13,6 @@ Modules:
 from __future__ import annotations
 
 from .exceptions import (
-    BrokenProcessPool,
-    BrokenThreadPool,
     DeadlockError,
     DeadlockWarning,
     LockOrderWarning,
@@ -25,6 +23,16 @@ from .exceptions import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Defined on first use (see plait.exceptions): importing plait stays fast.
+    if name in ("BrokenProcessPool", "BrokenThreadPool"):
+        from . import exceptions
+
+        return getattr(exceptions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BrokenProcessPool",

@@ -25,8 +25,6 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-import cloudpickle
-
 from ._plait import Segment
 
 __all__ = ["OOB_THRESHOLD", "Shared", "dumps", "loads", "share"]
@@ -183,6 +181,8 @@ def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Seg
                 raise pickle.PicklingError("refers to __main__")
         except (pickle.PicklingError, AttributeError, TypeError):
             _local.out = None
+            import cloudpickle  # imported when first needed: a worker may never need it
+
             try:
                 data = cloudpickle.dumps(obj, protocol=5, buffer_callback=_callback)
             except Exception as exc:
@@ -204,6 +204,8 @@ def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Seg
             if segments:
                 raise
             if b"__main__" in data:
+                import cloudpickle
+
                 return cloudpickle.dumps(obj, protocol=5), None
             return _pickle(obj, None), None
         packed = len(segments)

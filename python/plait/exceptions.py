@@ -7,9 +7,12 @@ working when code switches to plait.
 
 from __future__ import annotations
 
-import queue as _queue
-from dataclasses import dataclass, field
-from typing import Any
+import sys
+
+# Not `typing.TYPE_CHECKING`: importing typing costs every worker process milliseconds at start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "BrokenThreadPool",
@@ -27,9 +30,51 @@ class PlaitError(Exception):
     """Base class of every exception raised by plait itself."""
 
 
-@dataclass(frozen=True)
-class LockInfo:
+class _Record:
+    """A frozen record with keyword construction, equality, hashing and a repr (what a frozen
+    dataclass gives, without importing ``dataclasses``: plait's import time is every worker
+    process's start-up time)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, **values: Any) -> None:
+        for name in self._fields:
+            if name in values:
+                value = values.pop(name)
+            elif name in self._defaults:
+                value = self._defaults[name]()
+            else:
+                raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}() got unexpected arguments {sorted(values)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined,no-any-return]
+
+    def __hash__(self) -> int:
+        return hash((type(self), *(v if not isinstance(v, list) else tuple(v) for v in self._values())))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+
+class LockInfo(_Record):
     """A lock (or other primitive) as it appears in a deadlock report."""
+
+    __slots__ = ("acquired_at", "id", "kind", "label", "name")
+    _fields = ("label", "kind", "name", "id", "acquired_at")
 
     label: str
     """``Lock 'db'`` or ``Lock #12``."""
@@ -51,16 +96,19 @@ class LockInfo:
         }
 
 
-@dataclass(frozen=True)
-class DeadlockEdge:
+class DeadlockEdge(_Record):
     """One thread of a deadlock: it waits for ``waits_for``, which ``held_by`` hold."""
+
+    __slots__ = ("held_by", "stack", "thread_ident", "thread_name", "waits_for")
+    _fields = ("thread_ident", "thread_name", "waits_for", "held_by", "stack")
+    _defaults = {"stack": list}
 
     thread_ident: int
     thread_name: str
     waits_for: LockInfo
     held_by: tuple[tuple[int, str], ...]
     """``(ident, name)`` of each holder."""
-    stack: list[str] = field(default_factory=list)
+    stack: list[str]
     """The thread's Python stack at the time of the report, formatted like a traceback."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +145,8 @@ class LockOrderWarning(RuntimeWarning):
     """Two locks were taken in both orders: a deadlock is possible even if none happened yet."""
 
 
-if hasattr(_queue, "ShutDown"):  # Python 3.13+: catchable as queue.ShutDown too.
+if sys.version_info >= (3, 13):  # catchable as queue.ShutDown too
+    import queue as _queue
 
     class ShutDown(PlaitError, _queue.ShutDown):  # type: ignore[name-defined,misc]
         """Raised by ``put``/``get`` on a queue that was shut down."""
@@ -108,21 +157,42 @@ else:
         """Raised by ``put``/``get`` on a queue that was shut down (as ``queue.ShutDown`` in 3.13)."""
 
 
-try:
+if TYPE_CHECKING:
+    from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool
     from concurrent.futures.thread import BrokenThreadPool as _BrokenThreadPool
-except ImportError:  # pragma: no cover - always present on 3.11+
-    _BrokenThreadPool = RuntimeError  # type: ignore[misc,assignment]
+
+    class BrokenThreadPool(PlaitError, _BrokenThreadPool):
+        """A worker's initializer failed; the pool cannot run tasks any more."""
+
+    class BrokenProcessPool(PlaitError, _BrokenProcessPool):
+        """The process pool cannot run tasks: its workers fail to start or its initializer failed."""
 
 
-class BrokenThreadPool(PlaitError, _BrokenThreadPool):
-    """A worker's initializer failed; the pool cannot run tasks any more."""
+# These two derive from concurrent.futures' own (so `except concurrent.futures...` catches them),
+# whose modules import logging, or multiprocessing: they are defined on first use, so importing
+# plait (in every worker process) stays fast.
+_LAZY = {
+    "BrokenThreadPool": (
+        "concurrent.futures.thread",
+        "A worker's initializer failed; the pool cannot run tasks any more.",
+    ),
+    "BrokenProcessPool": (
+        "concurrent.futures.process",
+        "The process pool cannot run tasks: its workers fail to start or its initializer failed.",
+    ),
+}
 
 
-from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool  # noqa: E402
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-
-class BrokenProcessPool(PlaitError, _BrokenProcessPool):
-    """The process pool cannot run tasks: its workers fail to start or its initializer failed."""
+        module, doc = _LAZY[name]
+        base = getattr(importlib.import_module(module), name)
+        cls = type(name, (PlaitError, base), {"__doc__": doc, "__module__": __name__})
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class WorkerCrashed(PlaitError, RuntimeError):
