@@ -672,8 +672,9 @@ def test_a_killed_forkserver_is_replaced():
         assert pool.submit(square, 3).result(HANG) == 9
         # ...and when it dies, a new server starts its replacement. Its exit status died with
         # the old server: the crash is still reported, for that task only.
-        with pytest.raises(WorkerCrashed):
+        with pytest.raises(WorkerCrashed, match="exit status unknown") as lost:
             pool.submit(die, 5).result(HANG)
+        assert lost.value.exitcode is None and lost.value.signal is None
         assert pool.submit(square, 4).result(HANG) == 16
         assert pool.submit(parent_pid).result(HANG) == pool._forkserver.pid != server
         with pytest.raises(WorkerCrashed) as info:

@@ -140,14 +140,14 @@ impl Sink<Py<FutureCore>> for FutureSink {
 fn exit_code(exit: Exit) -> Option<i32> {
     match exit {
         Exit::Code(c) => Some(c),
-        Exit::Signal(_) => None,
+        Exit::Signal(_) | Exit::Unknown => None,
     }
 }
 
 fn exit_signal(exit: Exit) -> Option<i32> {
     match exit {
         Exit::Signal(s) => Some(s),
-        Exit::Code(_) => None,
+        Exit::Code(_) | Exit::Unknown => None,
     }
 }
 

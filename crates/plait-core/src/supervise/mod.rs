@@ -22,6 +22,9 @@ pub enum Exit {
     Code(i32),
     /// It was killed by this signal.
     Signal(i32),
+    /// It is gone, but its exit status could not be learnt (a foreign child whose real parent
+    /// could not say, e.g. a fork server that died first).
+    Unknown,
 }
 
 impl std::fmt::Display for Exit {
@@ -29,6 +32,7 @@ impl std::fmt::Display for Exit {
         match self {
             Self::Code(c) => write!(f, "exit code {c}"),
             Self::Signal(s) => write!(f, "signal {s} ({})", signal_name(*s)),
+            Self::Unknown => write!(f, "exit status unknown"),
         }
     }
 }

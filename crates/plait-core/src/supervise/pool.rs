@@ -857,7 +857,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             let _ = self.poll.registry().deregister(&mut w.stream);
             let _ = self.poll.registry().deregister(&mut SourceFd(&w.child.pidfd()));
             let _ = w.child.kill();
-            let exit = w.child.wait().unwrap_or(Exit::Code(-1));
+            let exit = w.child.wait().unwrap_or(Exit::Unknown);
             if !w.ready && w.killed.is_none() && !self.shutting_down {
                 self.startup_failures += 1;
                 if self.startup_failures >= MAX_STARTUP_FAILURES {
