@@ -728,3 +728,12 @@ def test_interpreter_exit_without_shutdown_stops_the_forkserver(tmp_path):
     out, pids = _run_script(tmp_path, "    sys.exit(0)\n")
     assert out.returncode == 0, out.stderr
     assert [p for p in pids if _running(p)] == [], "stopped and reaped before the interpreter exited"
+
+
+def test_the_backend_seam():
+    from plait import _backend
+
+    with ProcessPool(1) as pool:
+        assert _backend.check(pool._core) is pool._core
+    with pytest.raises(TypeError, match="not a ProcessPool backend: no cancel_running, run_dispatcher"):
+        _backend.check(types.SimpleNamespace(submit=print, shutdown=print))

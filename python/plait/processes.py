@@ -30,7 +30,8 @@ from typing import Any
 
 import cloudpickle
 
-from . import _plait, _wire
+from . import _backend, _plait, _wire
+from ._backend import Backend
 from ._forkserver import ForkServer
 from ._pool import Future
 from ._wire import Shared, share
@@ -259,14 +260,17 @@ class ProcessPool(concurrent.futures.Executor):
         reap: Callable[[int], int] | None = None
         if self._forkserver is not None:
             launch, reap = self._forkserver.launch, self._forkserver.status
-        self._core = _plait.ProcessPoolCore(
-            max_workers,
-            [sys.executable, "-m", "plait._worker"],
-            _dumps(hello),
-            _complete,
-            max_tasks_per_worker,
-            launch,
-            reap,
+        # The backend: where tasks run (see plait._backend for the interface).
+        self._core: Backend = _backend.check(
+            _plait.ProcessPoolCore(
+                max_workers,
+                [sys.executable, "-m", "plait._worker"],
+                _dumps(hello),
+                _complete,
+                max_tasks_per_worker,
+                launch,
+                reap,
+            )
         )
         key = next(_pool_ids)
         self._dispatcher = threading.Thread(
