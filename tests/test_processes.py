@@ -735,5 +735,7 @@ def test_the_backend_seam():
 
     with ProcessPool(1) as pool:
         assert _backend.check(pool._core) is pool._core
-    with pytest.raises(TypeError, match="not a ProcessPool backend: no cancel_running, run_dispatcher"):
+    with pytest.raises(
+        TypeError, match="not a ProcessPool backend: no cancel_running, run_dispatcher, run_completer"
+    ):
         _backend.check(types.SimpleNamespace(submit=print, shutdown=print))

@@ -17,7 +17,8 @@ a cluster (Dask distributed, Ray) implements the same few calls and speaks the s
 - ``cancel_running(task_id)``: stop a running task (its worker is killed and replaced).
 - ``shutdown(cancel)``: accept no more tasks; with ``cancel``, queued ones end cancelled.
 - ``run_dispatcher()``: the backend's event loop, run by the pool on a thread of its own until
-  shutdown has completed (a remote backend may simply wait for its client to close).
+  shutdown has completed (a remote backend may simply wait for its client to close);
+  ``run_completer()``: completes futures, on another thread, until every outcome is delivered.
 
 The worker side is ``python -m plait._worker``: a loop over frames (``_plait.PROTOCOL``) that a
 remote backend can run inside its own workers with a different transport.
@@ -50,13 +51,15 @@ class Backend(Protocol):
 
     def run_dispatcher(self) -> None: ...
 
+    def run_completer(self) -> None: ...
+
 
 def check(backend: Any) -> Backend:
     """``backend``, after checking it has the calls a pool makes (a clear error, not a late
     AttributeError on the dispatcher thread)."""
     missing = [
         name
-        for name in ("submit", "cancel_running", "shutdown", "run_dispatcher")
+        for name in ("submit", "cancel_running", "shutdown", "run_dispatcher", "run_completer")
         if not callable(getattr(backend, name, None))
     ]
     if missing:

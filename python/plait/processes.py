@@ -108,7 +108,7 @@ def _definition(fn: Callable[..., Any]) -> bytes | None:
 
 
 def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | None = None) -> None:
-    """Called on the dispatcher thread with each finished task (see processes.rs); ``segments``
+    """Called on the completer thread with each finished task (see processes.rs); ``segments``
     hold a result's large buffers."""
     if not future.running() and kind != DONE_CANCELLED:
         # Cancelled before it started (or already completed): nothing to report.
@@ -150,37 +150,47 @@ def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | Non
 
 # Every dispatcher still running, with its thread. Held strongly: a pool object may be gone
 # (garbage-collected without shutdown) while its dispatcher still runs and calls into Python.
-_dispatchers: dict[int, tuple[Any, threading.Thread]] = {}
+_dispatchers: dict[int, tuple[Any, threading.Thread, threading.Thread]] = {}
 _pool_ids = itertools.count()
 
 
 def _run_dispatcher(key: int, core: Any, forkserver: ForkServer | None) -> None:
+    """The dispatcher thread: feeds and supervises the workers (Rust, detached from Python)."""
     try:
         core.run_dispatcher()
     finally:
-        try:
-            # Every worker has exited: the fork server goes too, before the thread ends, so
-            # shutdown(wait=True) returns with no process of the pool left.
-            if forkserver is not None:
-                forkserver.close()
-        finally:
-            _dispatchers.pop(key, None)
+        # Every worker has exited: the fork server goes too, before the thread ends, so
+        # shutdown(wait=True) returns with no process of the pool left.
+        if forkserver is not None:
+            forkserver.close()
+
+
+def _run_completer(key: int, core: Any) -> None:
+    """The completer thread: completes futures (and runs their done-callbacks) as outcomes
+    arrive from the dispatcher; it ends after the dispatcher, once every outcome is delivered."""
+    try:
+        core.run_completer()
+    finally:
+        _dispatchers.pop(key, None)
 
 
 def _stop_dispatcher(key: int, cancel: bool, wait: bool) -> None:
     entry = _dispatchers.get(key)
     if entry is None:
         return
-    core, thread = entry
+    core, dispatcher, completer = entry
     core.shutdown(cancel)
-    if wait and thread is not threading.current_thread():
-        thread.join()
-        _dispatchers.pop(key, None)
+    if wait:
+        # A done-callback may call shutdown(): never join the calling thread itself.
+        for thread in (dispatcher, completer):
+            if thread is not threading.current_thread():
+                thread.join()
 
 
 @atexit.register
 def _python_exit() -> None:
-    # The dispatcher threads call into Python: stop them before the interpreter goes away.
+    # The dispatcher and completer threads call into Python: stop them before the interpreter
+    # goes away.
     for key in list(_dispatchers):
         _stop_dispatcher(key, cancel=True, wait=True)
 
@@ -279,8 +289,12 @@ class ProcessPool(concurrent.futures.Executor):
             name=f"plait-dispatcher-{key}",
             daemon=True,
         )
+        self._completer = threading.Thread(
+            target=_run_completer, args=(key, self._core), name=f"plait-completer-{key}", daemon=True
+        )
         self._key = key
-        _dispatchers[key] = (self._core, self._dispatcher)
+        _dispatchers[key] = (self._core, self._dispatcher, self._completer)
+        self._completer.start()
         self._dispatcher.start()
         # A pool dropped without shutdown() still stops its workers (after the queue drains).
         self._finalizer = weakref.finalize(self, _stop_dispatcher, key, False, False)
@@ -503,9 +517,9 @@ class _Plan:
     """The chunks of one map: sized from the measured task time, kept a few per worker in flight.
 
     A sequence (list, tuple, range) is scheduled eagerly: each finished chunk submits the next
-    from the dispatcher thread (so the work goes on whether or not results are being read). Any
+    from the completer thread (so the work goes on whether or not results are being read). Any
     other iterable is read lazily, on the consumer's thread only (user generators never run on
-    the dispatcher thread).
+    the pool's threads).
     """
 
     #: Target duration of one chunk: a few ms at least (the per-chunk cost is ~10 us), at most

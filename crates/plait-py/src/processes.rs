@@ -34,8 +34,20 @@ fn segments(py: Python<'_>, fds: Vec<OwnedFd>, keep_fds: bool) -> PyResult<Bound
 }
 
 /// Turns dispatcher outcomes into future completions (on the dispatcher thread).
+///
+/// Outcomes go to the completer thread (`run_completer`) over a channel: the dispatcher never
+/// waits for the interpreter, so it goes on feeding workers while Python code runs.
 struct FutureSink {
-    /// `plait.processes._complete(future, kind, payload)`: decodes and completes in Python.
+    done: std::sync::mpsc::Sender<Batch>,
+}
+
+/// Finished tasks, as the dispatcher delivers them.
+type Batch = Vec<(Py<FutureCore>, Outcome)>;
+
+/// Completes futures with outcomes, on the completer thread (attached to the interpreter).
+struct Completer {
+    /// `plait.processes._complete(future, kind, payload, segments)`: decodes and completes in
+    /// Python.
     complete: Py<PyAny>,
     /// `pickle.loads`, for the common case (a result) handled here.
     loads: Option<Py<PyAny>>,
@@ -58,6 +70,13 @@ impl Sink<Py<FutureCore>> for FutureSink {
     }
 
     fn finish(&mut self, done: Vec<(Py<FutureCore>, Outcome)>) {
+        // Fails only once the completer is gone (interpreter exit): nothing is left to complete.
+        let _ = self.done.send(done);
+    }
+}
+
+impl Completer {
+    fn complete_batch(&mut self, done: Vec<(Py<FutureCore>, Outcome)>) {
         Python::attach(|py| {
             let complete = self.complete.bind(py);
             if self.loads.is_none() {
@@ -156,6 +175,7 @@ fn exit_signal(exit: Exit) -> Option<i32> {
 pub struct ProcessPoolCore {
     pool: Pool<Py<FutureCore>>,
     runner: Mutex<Option<Runner>>,
+    completer: Mutex<Option<(Completer, std::sync::mpsc::Receiver<Batch>)>>,
 }
 
 #[pymethods]
@@ -208,11 +228,13 @@ impl ProcessPoolCore {
             hello,
             max_tasks_per_worker,
         };
-        let (pool, runner) = Pool::new(config, FutureSink { complete, loads: None })
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (pool, runner) = Pool::new(config, FutureSink { done: tx })
             .map_err(|e| PyOSError::new_err(format!("cannot start the process pool: {e}")))?;
         Ok(Self {
             pool,
             runner: Mutex::new(Some(runner)),
+            completer: Mutex::new(Some((Completer { complete, loads: None }, rx))),
         })
     }
 
@@ -278,6 +300,28 @@ impl ProcessPoolCore {
             .ok_or_else(|| PyRuntimeError::new_err("the dispatcher already ran"))?;
         py.detach(|| runner.run());
         self.pool.release();
+        Ok(())
+    }
+
+    /// Completes the pool's futures (the target of the pool's completer thread) until the
+    /// dispatcher has exited and every outcome is delivered.
+    fn run_completer(&self, py: Python<'_>) -> PyResult<()> {
+        let (mut completer, mut rx) = self
+            .completer
+            .lock()
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the completer already ran"))?;
+        loop {
+            // (The receiver is not Sync: it goes into the detached closure and comes back.)
+            let (got, back) = py.detach(move || (rx.recv(), rx));
+            rx = back;
+            let Ok(mut batch) = got else { break };
+            // Everything that arrived meanwhile, in one pass with the interpreter.
+            while let Ok(more) = rx.try_recv() {
+                batch.extend(more);
+            }
+            completer.complete_batch(batch);
+        }
         Ok(())
     }
 
