@@ -92,14 +92,29 @@ def _fork_worker(fd: int) -> int:
     return pid
 
 
-_CACHEABLE = (types.FunctionType, types.BuiltinFunctionType)
+class _Runner(functools.partial):  # type: ignore[type-arg]
+    """A map's chunk loop bound to its function (see ``ProcessPool._chunk_runner``): as
+    stateless as that function, so it is sent once per worker when the function is plain."""
+
+    __slots__ = ()
+
+
+_CACHEABLE = (types.FunctionType, types.BuiltinFunctionType, _Runner)
+
+
+def _plain(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` carries no state of its own: a function without free variables (module
+    level, ``__main__``, a lambda), or a chunk runner around one."""
+    if type(fn) is _Runner:
+        fn = fn.args[0]  # type: ignore[attr-defined]
+    return type(fn) in _CACHEABLE and not getattr(fn, "__closure__", None)
 
 
 def _definition(fn: Callable[..., Any]) -> bytes | None:
-    """The pickle of a plain function (module-level, ``__main__`` or a lambda without free
-    variables), sent once per worker; None for callables that carry state of their own (bound
-    methods, partials, closures, callable objects), which travel with every task instead."""
-    if type(fn) not in _CACHEABLE or getattr(fn, "__closure__", None):
+    """The pickle of a plain function (see ``_plain``), sent once per worker; None for callables
+    that carry state of their own (bound methods, partials, closures, callable objects), which
+    travel with every task instead."""
+    if not _plain(fn):
         return None
     try:
         return _dumps_function(fn)
@@ -261,6 +276,7 @@ class ProcessPool(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
+        self._runners: dict[tuple[Any, bool], _Runner] = {}
         self._function_ids = itertools.count(1)
         self._lock = threading.Lock()
         # forkserver: workers are forked by this pool's fork server (started on the dispatcher
@@ -365,9 +381,17 @@ class ProcessPool(concurrent.futures.Executor):
 
     def _chunk_runner(self, fn: Callable[..., Any], unpack: bool) -> Callable[..., Any]:
         """``fn`` bound into the chunk loop that runs in the worker: ``fn(*args)`` per item when
-        ``unpack``, else ``fn(item)``. A partial is a stateful callable, so it (and ``fn`` inside
-        it) travels with each chunk; a map has few chunks."""
-        return functools.partial(_run_chunk if unpack else _run_chunk1, fn)
+        ``unpack``, else ``fn(item)``. For a plain function the same runner object serves every
+        map, so it is sent to each worker once; around a stateful callable it travels with each
+        chunk, as the callable would."""
+        runner = _Runner(_run_chunk if unpack else _run_chunk1, fn)
+        if not _plain(fn):
+            return runner
+        with self._lock:
+            cached = self._runners.setdefault((fn, unpack), runner)
+            if len(self._runners) > 4096:
+                self._runners.clear()
+        return cached
 
     def _map(
         self,
@@ -548,6 +572,7 @@ class _Plan:
         self.source = None if self.eager else iter(items)
         self.n: int | None = len(items) if self.eager else None  # type: ignore[arg-type]
         self.taken = 0  # items handed to chunks
+        self.submitted = 0  # chunks
         self.exhausted = False
         self.per_item: float | None = None  # seconds, smoothed
         self.order: collections.deque[Future] = collections.deque()  # submitted, not yet consumed
@@ -563,9 +588,12 @@ class _Plan:
     def _size(self) -> int:
         if self.fixed is not None:
             return self.fixed
-        if self.per_item is None:
-            return 1  # a probe: its duration sizes every later chunk
         remaining = self.n - self.taken if self.n is not None else None
+        if self.per_item is None:
+            # Nothing measured yet: probes of 1, 2, 4, ... items (the first result sizes every
+            # later chunk), never more than a small share of the map.
+            size = 1 << min(self.submitted, 10)
+            return max(1, min(size, remaining // (self.workers * 8))) if remaining is not None else size
         if remaining is None:
             target = self.MAX_CHUNK_S / 4
         else:
@@ -605,6 +633,7 @@ class _Plan:
                 self.stopped = True
                 break
             self.in_flight += 1
+            self.submitted += 1
             self.order.append(future)
             self.live.add(future)
             future.add_done_callback(self._done)
