@@ -331,3 +331,17 @@ def test_condition_wait_returns_holding_its_lock_even_in_a_deadlock(detection_mo
         assert lock.locked()
     t.join()
     assert not lock.locked()
+
+
+def test_deadlock_records_pickle_and_copy():
+    import copy
+    import pickle
+
+    from plait.exceptions import DeadlockEdge, LockInfo
+
+    lock = LockInfo(label="Lock 'a'", kind="Lock", name="a", id=1, acquired_at="x.py:1")
+    edge = DeadlockEdge(thread_ident=1, thread_name="t", waits_for=lock, held_by=((2, "u"),), stack=["s"])
+    assert pickle.loads(pickle.dumps(edge)) == edge
+    assert copy.deepcopy(edge) == edge and copy.copy(lock) == lock
+    error = pickle.loads(pickle.dumps(DeadlockError("boom", [edge])))
+    assert error.cycle == [edge]

@@ -739,3 +739,51 @@ def test_the_backend_seam():
         TypeError, match="not a ProcessPool backend: no cancel_running, run_dispatcher, run_completer"
     ):
         _backend.check(types.SimpleNamespace(submit=print, shutdown=print))
+
+
+def test_a_map_started_before_shutdown_runs_to_the_end():
+    with ProcessPool(2) as pool:
+        it = pool.map(square, range(2000))
+        unordered = pool.imap_unordered(square, list(range(300)))
+    assert list(it) == [i * i for i in range(2000)]
+    assert sorted(unordered) == sorted(i * i for i in range(300))
+
+
+def test_a_generator_waiting_on_the_pool_does_not_block_it(pool):
+    slow = pool.submit(sleep_then, 0.3, "slow")
+
+    def items():
+        yield 1
+        assert slow.result(HANG) == "slow"  # needs the pool to complete futures meanwhile
+        yield 2
+
+    assert list(pool.imap(square, items())) == [1, 4]
+
+
+def test_imap_read_ahead_is_bounded_by_what_is_consumed(pool):
+    pulled = []
+
+    def items():
+        for i in range(300):
+            pulled.append(i)
+            yield i
+
+    consumed = 0
+    for _ in pool.imap(square, items(), chunksize=2):
+        consumed += 1
+        # Two chunks per worker ahead of the consumer, plus the one being read.
+        assert len(pulled) <= consumed + 2 * (2 * 2 + 1)
+    assert consumed == 300
+
+
+def test_an_input_error_comes_after_the_results_before_it(pool):
+    def items():
+        yield from range(4)
+        raise KeyError("bad input")
+
+    for method in (pool.imap, pool.imap_unordered):
+        got = []
+        with pytest.raises(KeyError):
+            for x in method(square, items(), chunksize=1):
+                got.append(x)
+        assert sorted(got) == [0, 1, 4, 9]

@@ -192,3 +192,57 @@ def test_a_timed_out_task_with_a_segment_leaks_nothing():
         with pytest.raises(TimeoutError):
             pool.options(timeout=0.5).submit(sleep_with, np.ones(BIG)).result(timeout=HANG)
         assert pool.submit(ident, 3).result() == 3
+
+
+_kept = []
+
+
+def keep(a):
+    _kept.append(a)
+    return a
+
+
+def bump():
+    for a in _kept:
+        a += 1
+    return len(_kept)
+
+
+def test_a_worker_keeping_its_argument_does_not_share_the_result():
+    with ProcessPool(1) as pool:
+        result = pool.submit(keep, np.zeros(BIG // 8)).result()
+        assert pool.submit(bump).result() == 1
+        assert not result.any()  # the worker's later changes do not reach the caller's result
+        result[:] = 7
+        assert pool.submit(bump).result() == 1  # nor the caller's changes the worker's copy
+
+
+def test_fortran_order_memoryviews_keep_their_layout(pool):
+    for n in (3, BIG):
+        f = np.asfortranarray(np.arange(2 * n).reshape(2, n))
+        got = pool.submit(ident, memoryview(f)).result()
+        assert got.tolist() == f.tolist()
+
+
+def test_segments_past_the_descriptor_budget_go_in_band():
+    with ProcessPool(1) as pool:
+        pool._segment_budget = 4
+        futures = [pool.submit(describe, b"x" * BIG) for _ in range(40)]
+        assert all(f.result()[1:3] == ("B", (BIG,)) for f in futures)
+        assert pool._segments_out.load() == 0
+
+
+def test_too_many_segments_for_one_task_fail_that_task_only(pool):
+    handles = [share(b"h" * 16) for _ in range(260)]
+    with pytest.raises(OSError, match="could not be sent to a worker"):
+        pool.submit(len, handles).result()
+    assert pool.submit(len, handles[:200]).result() == 200
+
+
+def test_forked_workers_do_not_hold_the_parents_segments():
+    handle = share(b"s" * BIG)
+    with ProcessPool(1, start_method="fork") as pool:
+        worker = pool.submit(os.getpid).result()
+        held = [os.readlink(f"/proc/{worker}/fd/{fd}") for fd in os.listdir(f"/proc/{worker}/fd")]
+        assert not [h for h in held if "plait-shm" in h]
+        assert pool.submit(describe, handle).result()[4] == b"ssss"

@@ -288,7 +288,7 @@ class ThreadPoolCore:
 # --- process pool -------------------------------------------------------------------------------
 
 PROTOCOL: tuple[int, int, int, int, int, int, int, int]
-DONE_KINDS: tuple[int, int, int, int, int, int]
+DONE_KINDS: tuple[int, int, int, int, int, int, int]
 
 @final
 class ProcessPoolCore:
@@ -332,4 +332,6 @@ class Segment:
     @staticmethod
     def pack(buffers: list[Any]) -> tuple[Segment, list[tuple[int, int]]]: ...
     def locate(self, buffer: Any) -> int | None: ...
+    @property
+    def exports(self) -> int: ...
     def __len__(self) -> int: ...

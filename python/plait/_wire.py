@@ -66,7 +66,8 @@ class _View:
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         m = self.obj
-        data = pickle.PickleBuffer(m) if m.contiguous else m.tobytes()
+        # Only C order can be rebuilt by cast(); anything else goes as bytes in C order.
+        data = pickle.PickleBuffer(m) if m.c_contiguous else m.tobytes()
         return _memoryview, (data, m.format, m.shape, m.readonly)
 
 
@@ -138,7 +139,7 @@ def _outgoing() -> _Outgoing:
 def _callback(buffer: pickle.PickleBuffer) -> bool:
     """pickle's ``buffer_callback``: large buffers out of band, small ones in band."""
     raw = buffer.raw()
-    if raw.nbytes < OOB_THRESHOLD:
+    if raw.nbytes < OOB_THRESHOLD or getattr(_local, "inband", False):
         return True
     _outgoing().add(raw)
     return False
@@ -164,16 +165,21 @@ def _pickle(obj: Any, callback: Any) -> bytes:
     return data
 
 
-def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Segment] | None]:
+def dumps(
+    obj: Any, reuse: list[Segment] | None = None, inband: bool = False
+) -> tuple[bytes, list[Segment] | None]:
     """Pickle ``obj`` for a worker or from one; returns the message and its segments (None when
     everything is in band). What plain pickle cannot send (lambdas, closures, anything from
     ``__main__``) goes by value with cloudpickle. Buffers that are views of ``reuse`` segments
-    (received with the task being answered) are sent as references to them."""
+    (received with the task being answered) are sent as references to them (see
+    :func:`settle`). ``inband``: every buffer in the message itself (no new segment)."""
     # The context (_local.out) is only created when a large buffer or a Shared object shows
     # up: a message without them costs one plain pickle.
     _local.out = None
     if reuse is not None:
         _local.reuse = reuse
+    if inband:
+        _local.inband = True
     try:
         try:
             data = _pickle(obj, _callback)
@@ -192,6 +198,8 @@ def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Seg
         _local.out = _OUTSIDE
         if reuse is not None:
             _local.reuse = None
+        if inband:
+            _local.inband = False
     if out is None:
         return data, None
     segments = out.segments
@@ -203,11 +211,15 @@ def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Seg
             # No memory or descriptors left for a segment: the buffers go in band instead.
             if segments:
                 raise
-            if b"__main__" in data:
-                import cloudpickle
+            _local.out = _OUTSIDE
+            try:
+                if b"__main__" in data:
+                    import cloudpickle
 
-                return cloudpickle.dumps(obj, protocol=5), None
-            return _pickle(obj, None), None
+                    return cloudpickle.dumps(obj, protocol=5), None
+                return _pickle(obj, None), None
+            finally:
+                _local.out = _OUTSIDE
         packed = len(segments)
         segments.append(segment)
     entries = [
@@ -215,6 +227,32 @@ def dumps(obj: Any, reuse: list[Segment] | None = None) -> tuple[bytes, list[Seg
         for index, offset, length in out.entries
     ]
     return b"".join((_COUNT.pack(len(entries)), *entries, data)), segments
+
+
+def settle(
+    data: bytes, segments: list[Segment] | None, received: list[Segment] | None
+) -> tuple[bytes, list[Segment] | None]:
+    """Called by a worker once it dropped its own references to a task's arguments and result:
+    a result buffer sent as a view of a received segment that something in the worker still
+    uses (a global kept the argument, a ``Shared`` is cached) gets a copy of its own instead,
+    so the caller's result never shares memory with the worker."""
+    if not segments or not received:
+        return data, segments
+    busy = {i for i, s in enumerate(segments) if s.exports and any(s is r for r in received)}
+    if not busy:
+        return data, segments
+    view = memoryview(data)
+    (count,) = _COUNT.unpack_from(view)
+    entries = [list(_ENTRY.unpack_from(view, _COUNT.size + k * _ENTRY.size)) for k in range(count)]
+    moved = [e for e in entries if e[0] in busy]
+    if not moved:
+        return data, segments
+    copy, places = Segment.pack([memoryview(segments[i])[o : o + n] for i, o, n in moved])
+    index = len(segments)
+    for entry, (offset, _) in zip(moved, places, strict=True):
+        entry[0], entry[1] = index, offset
+    table = b"".join(_ENTRY.pack(*e) for e in entries)
+    return b"".join((_COUNT.pack(count), table, view[_COUNT.size + count * _ENTRY.size :])), [*segments, copy]
 
 
 def loads(data: bytes, segments: list[Segment] | None) -> Any:

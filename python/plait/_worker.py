@@ -52,6 +52,7 @@ def serve(channel: _plait.FrameChannel) -> int:
     recv, send, flush = channel.recv, channel.send, channel.flush
     loads, dumps, wire_loads, wire_dumps = pickle.loads, pickle.dumps, _wire.loads, _wire.dumps
     scalars = _wire.SCALARS
+    settle = _wire.settle
     while True:
         kind, ident, payload, segments = recv()
         if kind == TASK:
@@ -83,7 +84,11 @@ def serve(channel: _plait.FrameChannel) -> int:
                 wrapped = TypeError(f"the task's result could not be pickled: {exc!r}")
                 send(ERR, ident, _error_payload(wrapped))
                 continue
-            del result, args, kwargs, segments
+            del result, args, kwargs
+            if out_segments is not None:
+                # Views of the arguments go back without a copy only if nothing here uses them.
+                data, out_segments = settle(data, out_segments, segments)
+            del segments
             send(OK, ident, data, out_segments)
             del out_segments
         elif kind == DEFINE:

@@ -54,6 +54,11 @@ class _Record:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
 
+    def __reduce__(self) -> Any:
+        # pickle and copy: rebuilt through __init__ (restoring slots would go through
+        # __setattr__, which a frozen record refuses).
+        return _make_record, (type(self), dict(zip(self._fields, self._values(), strict=True)))
+
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._fields)
 
@@ -68,6 +73,10 @@ class _Record:
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{type(self).__name__}({inner})"
+
+
+def _make_record(cls: type[_Record], values: dict[str, Any]) -> _Record:
+    return cls(**values)
 
 
 class LockInfo(_Record):
@@ -190,8 +199,8 @@ def __getattr__(name: str) -> Any:
         module, doc = _LAZY[name]
         base = getattr(importlib.import_module(module), name)
         cls = type(name, (PlaitError, base), {"__doc__": doc, "__module__": __name__})
-        globals()[name] = cls
-        return cls
+        # Two threads may get here at once: the first class stored is the only one handed out.
+        return globals().setdefault(name, cls)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

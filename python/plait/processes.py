@@ -39,7 +39,9 @@ from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerC
 
 __all__ = ["ProcessPool", "Shared", "share"]
 
-DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN = _plait.DONE_KINDS
+DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN, DONE_UNSENDABLE = (
+    _plait.DONE_KINDS
+)
 _START_METHODS = ("spawn", "forkserver", "fork")
 
 
@@ -80,6 +82,7 @@ def _fork_worker(fd: int) -> int:
             from . import _worker
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _close_inherited_segments(fd)
             code = _worker.serve(_plait.FrameChannel(fd))
         except BaseException:
             import traceback
@@ -90,6 +93,27 @@ def _fork_worker(fd: int) -> int:
             sys.stderr.flush()
             os._exit(code)
     return pid
+
+
+def _fd_limit() -> int:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def _close_inherited_segments(keep: int) -> None:
+    """In a forked worker: close the parent's shared-memory segment descriptors (queued tasks',
+    ``Shared`` objects'), so their memory is freed when the parent lets go of it, not when this
+    worker exits. Other inherited descriptors stay open, as with multiprocessing's fork."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd != keep:
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:plait-shm"):
+                    os.close(fd)
+            except OSError:
+                pass
 
 
 class _Runner(functools.partial):  # type: ignore[type-arg]
@@ -156,6 +180,11 @@ def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | Non
             future.set_exception(concurrent.futures.CancelledError("the task was cancelled while running"))
         else:
             future.cancel()
+    elif kind == DONE_UNSENDABLE:
+        if not future.done():
+            if not future.running():
+                future.set_running_or_notify_cancel()
+            future.set_exception(OSError(f"the task could not be sent to a worker: {payload}"))
     elif kind == DONE_BROKEN:
         if not future.done():
             if not future.running():
@@ -276,6 +305,12 @@ class ProcessPool(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
+        # Eager maps still submitting chunks: shutdown() submits the rest of each at once.
+        self._plans: weakref.WeakSet[_Plan] = weakref.WeakSet()
+        # Tasks' shared-memory segments not yet released (each holds a descriptor until its
+        # task ends): past the budget, buffers travel in band instead.
+        self._segments_out = _plait.AtomicInt(0)
+        self._segment_budget = max(16, _fd_limit() // 4)
         self._runners: dict[tuple[Any, bool], _Runner] = {}
         self._function_ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -328,29 +363,45 @@ class ProcessPool(concurrent.futures.Executor):
                 # The commonest task, fn(number or string): a plain pickle is all it needs.
                 future, _ = self._core.submit(fid, None, pickle.dumps((args, kwargs), protocol=5), timeout)
                 return future  # type: ignore[no-any-return]
-            body, segments = _wire.dumps((args, kwargs))
-            future, _ = self._core.submit(fid, None, body, timeout, segments)
-            return future  # type: ignore[no-any-return]
+            body, segments = self._encode((args, kwargs))
+            return self._send(fid, None, body, segments, timeout)
         definition = _definition(fn)
         if definition is None:
             # Bound methods, partials, closures, callable objects: their state may change between
             # calls, so (as with the stdlib pools) they travel with every task.
-            body, segments = _wire.dumps((fn, args, kwargs))
-            future, _ = self._core.submit(0, None, body, timeout, segments)
-            return future  # type: ignore[no-any-return]
-        body, segments = _wire.dumps((args, kwargs))
+            body, segments = self._encode((fn, args, kwargs))
+            return self._send(0, None, body, segments, timeout)
+        body, segments = self._encode((args, kwargs))
         # A plain function, sent once per worker. Registering it and queueing
         # the task that carries its definition under one lock keeps any later task from
         # overtaking the definition.
         with self._lock:
             fid = self._functions.get(fn)
             if fid is not None:
-                future, _ = self._core.submit(fid, None, body, timeout, segments)
-            else:
-                fid = next(self._function_ids)
-                future, _ = self._core.submit(fid, definition, body, timeout, segments)
-                if len(self._functions) < 4096:
-                    self._functions[fn] = fid
+                return self._send(fid, None, body, segments, timeout)
+            fid = next(self._function_ids)
+            future = self._send(fid, definition, body, segments, timeout)
+            if len(self._functions) < 4096:
+                self._functions[fn] = fid
+        return future
+
+    def _encode(self, obj: Any) -> tuple[bytes, list[Any] | None]:
+        # Each queued task holds a descriptor per segment: past the budget, in band instead.
+        return _wire.dumps(obj, inband=self._segments_out.load() >= self._segment_budget)
+
+    def _send(
+        self,
+        fid: int,
+        definition: bytes | None,
+        body: bytes,
+        segments: list[Any] | None,
+        timeout: float | None,
+    ) -> Future:
+        future, _ = self._core.submit(fid, definition, body, timeout, segments)
+        if segments:
+            count, out = len(segments), self._segments_out
+            out.add(count)
+            future.add_done_callback(lambda _: out.add(-count))
         return future  # type: ignore[no-any-return]
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
@@ -485,7 +536,14 @@ class ProcessPool(concurrent.futures.Executor):
     # --- lifecycle --------------------------------------------------------------------------
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting tasks; with ``wait``, return once every worker has exited."""
+        """Stop accepting tasks; with ``wait``, return once every worker has exited. Maps
+        already started are scheduled to the end (unless ``cancel_futures``), as with
+        ``concurrent.futures``."""
+        for plan in list(self._plans):
+            if cancel_futures:
+                plan.stop()
+            else:
+                plan.top_up(everything=True)
         _stop_dispatcher(self._key, cancel_futures, wait)
 
 
@@ -541,15 +599,18 @@ class _Plan:
     """The chunks of one map: sized from the measured task time, kept a few per worker in flight.
 
     A sequence (list, tuple, range) is scheduled eagerly: each finished chunk submits the next
-    from the completer thread (so the work goes on whether or not results are being read). Any
-    other iterable is read lazily, on the consumer's thread only (user generators never run on
-    the pool's threads).
+    from the completer thread (so the work goes on whether or not results are being read), and
+    ``shutdown()`` submits whatever is left at once. Any other iterable is read lazily, a window
+    of chunks ahead of the consumer, on the consumer's thread only and never under the plan's
+    lock (user generators never run on the pool's threads, nor block them).
     """
 
     #: Target duration of one chunk: a few ms at least (the per-chunk cost is ~10 us), at most
     #: this much (so a Ctrl-C or a timeout kills little work, and the end of a map balances).
     MIN_CHUNK_S = 0.002
     MAX_CHUNK_S = 0.2
+    #: Largest probe (a chunk sized before any duration is measured) of an eager map.
+    MAX_PROBE = 16
 
     def __init__(
         self,
@@ -581,19 +642,23 @@ class _Plan:
         self.in_flight = 0
         self.cond = threading.Condition(threading.RLock())  # callbacks may run inside submit
         self.stopped = False
-        self.failure: BaseException | None = None
-        with self.cond:
-            self.top_up()
+        self.failure: BaseException | None = None  # raised after the results submitted before it
+        if self.eager:
+            pool._plans.add(self)
+        self.top_up()
 
-    def _size(self) -> int:
+    def _size(self, everything: bool = False) -> int:
         if self.fixed is not None:
             return self.fixed
         remaining = self.n - self.taken if self.n is not None else None
         if self.per_item is None:
-            # Nothing measured yet: probes of 1, 2, 4, ... items (the first result sizes every
-            # later chunk), never more than a small share of the map.
-            size = 1 << min(self.submitted, 10)
-            return max(1, min(size, remaining // (self.workers * 8))) if remaining is not None else size
+            if remaining is None:
+                return 1  # a lazy probe: its duration sizes every later chunk
+            if everything:  # shutdown() with nothing measured: multiprocessing's default
+                return max(1, -(-remaining // (self.workers * 4)))
+            # Probes of 1, 2, 4, ... items, never more than a small share of the map.
+            size = min(1 << min(self.submitted, 8), self.MAX_PROBE)
+            return max(1, min(size, remaining // (self.workers * 8)))
         if remaining is None:
             target = self.MAX_CHUNK_S / 4
         else:
@@ -613,31 +678,63 @@ class _Plan:
             return self.taken < self.n
         return not self.exhausted
 
-    def top_up(self) -> None:
-        """Submit chunks until the window is full (called with ``cond`` held)."""
-        while not self.stopped and self.in_flight < self.window and self.more():
-            size = self._size()
+    def _room(self, everything: bool) -> bool:
+        if self.stopped or not self.more():
+            return False
+        if everything:
+            return True
+        # Eager: chunks in flight (finished ones make room at once). Lazy: chunks not yet
+        # consumed, so a slow consumer holds the reading back.
+        return (self.in_flight if self.eager else len(self.live)) < self.window
+
+    def _submit(self, chunk: Any) -> Future | None:
+        """Submits one chunk (with ``cond`` held, so chunks queue in order)."""
+        try:
+            future = self.pool._submit(self.runner, (chunk,), {}, self.task_timeout)
+        except BaseException as exc:
+            self.failure = exc
+            self.stopped = True
+            return None
+        self.in_flight += 1
+        self.submitted += 1
+        self.order.append(future)
+        self.live.add(future)
+        return future
+
+    def top_up(self, everything: bool = False) -> None:
+        """Submits chunks until the window is full (``everything``: all that is left). Called
+        without ``cond`` held."""
+        while True:
             if self.eager:
-                chunk = self.items[self.taken : self.taken + size]
+                with self.cond:
+                    if not self._room(everything):
+                        break
+                    size = self._size(everything)
+                    chunk = self.items[self.taken : self.taken + size]
+                    self.taken += len(chunk)
+                    future = self._submit(chunk)
             else:
-                chunk = list(itertools.islice(self.source, size))  # type: ignore[arg-type]
-                if len(chunk) < size:
-                    self.exhausted = True
-                if not chunk:
+                with self.cond:
+                    if not self._room(False):
+                        break
+                    size = self._size()
+                try:
+                    chunk = list(itertools.islice(self.source, size))  # type: ignore[arg-type]
+                except BaseException as exc:  # the input itself raised: after the results before it
+                    with self.cond:
+                        self.failure = exc
+                        self.exhausted = True
                     break
-            self.taken += len(chunk)
-            try:
-                future = self.pool._submit(self.runner, (chunk,), {}, self.task_timeout)
-            except BaseException as exc:
-                self.failure = exc
-                self.stopped = True
+                with self.cond:
+                    self.taken += len(chunk)
+                    if len(chunk) < size:
+                        self.exhausted = True
+                    future = self._submit(chunk) if chunk else None
+            if future is None:
                 break
-            self.in_flight += 1
-            self.submitted += 1
-            self.order.append(future)
-            self.live.add(future)
             future.add_done_callback(self._done)
-        self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
 
     def _done(self, future: Future) -> None:
         with self.cond:
@@ -650,9 +747,9 @@ class _Plan:
                 if count and self.fixed is None:
                     per = elapsed / count
                     self.per_item = per if self.per_item is None else (self.per_item + per) / 2
-            if self.eager:
-                self.top_up()
             self.cond.notify_all()
+        if self.eager:
+            self.top_up()
 
     def stop(self) -> None:
         """No more chunks; queued ones are cancelled and running ones' workers stopped."""
@@ -664,44 +761,47 @@ class _Plan:
 
 def _results(plan: _Plan, timeout: float | None, bar: Any) -> Iterator[Any]:
     """The items of ``plan``'s results, in order or as finished; a chunk's error is raised after
-    the results it produced before it."""
-    return itertools.chain.from_iterable(_chunks(plan, timeout, bar))
-
-
-def _chunks(plan: _Plan, timeout: float | None, bar: Any) -> Iterator[list[Any]]:
-    ordered = plan.ordered
+    the results it produced before it. ``timeout`` counts from now (the call to ``map``)."""
     end = None if timeout is None else time.monotonic() + timeout
+    return itertools.chain.from_iterable(_chunks(plan, end, bar))
+
+
+def _chunks(plan: _Plan, end: float | None, bar: Any) -> Iterator[list[Any]]:
+    ordered = plan.ordered
     try:
         while True:
+            if not plan.eager:
+                plan.top_up()  # read the next items here, on the consumer's thread
             with plan.cond:
                 while True:
+                    future: Future | None
                     if ordered and plan.order:
                         future = plan.order[0]
                         break
                     if not ordered and plan.finished:
                         future = plan.finished.popleft()
                         break
-                    if plan.failure is not None:
-                        raise plan.failure
-                    if not plan.eager and plan.more() and plan.in_flight < plan.window and not plan.stopped:
-                        plan.top_up()  # read the next items here, on the consumer's thread
-                        continue
-                    if not plan.more() and not plan.live:
-                        return
+                    if not plan.live:
+                        if plan.failure is not None:
+                            raise plan.failure
+                        if not plan.more():
+                            return
+                    if not plan.eager and plan._room(False):
+                        future = None  # room to read more input
+                        break
                     remaining = None if end is None else end - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError
                     plan.cond.wait(remaining)
+            if future is None:
+                continue
             remaining = None if end is None else max(0.0, end - time.monotonic())
-            results, error, _ = future.result(remaining)  # type: ignore[union-attr]
+            results, error, _ = future.result(remaining)
             # Consumed: the plan forgets it (a long map keeps no results it already gave).
             with plan.cond:
                 if ordered:
                     plan.order.popleft()
                 plan.live.discard(future)
-            if not plan.eager:
-                with plan.cond:
-                    plan.top_up()
             if bar is not None:
                 bar.update(len(results))
             yield results

@@ -6,7 +6,6 @@
 //! worker's end of the wire: blocking frame reads and writes on a socket, detached from the
 //! interpreter while they wait.
 
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -14,7 +13,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use plait_core::ipc::fdpass;
-use plait_core::ipc::frame::{encode_with_fds, Decoder};
+use plait_core::ipc::frame::Decoder;
+use plait_core::ipc::outbox::Outbox;
 use plait_core::supervise::pool::{Config, Outcome, Pool, Runner, Sink};
 use plait_core::supervise::{Exit, Reaper};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -60,6 +60,7 @@ const DONE_CRASHED: u8 = 2;
 const DONE_TIMED_OUT: u8 = 3;
 const DONE_CANCELLED: u8 = 4;
 const DONE_BROKEN: u8 = 5;
+const DONE_UNSENDABLE: u8 = 6;
 
 impl Sink<Py<FutureCore>> for FutureSink {
     fn start(&mut self, ticket: &Py<FutureCore>) -> bool {
@@ -135,6 +136,12 @@ impl Completer {
                             .map_or_else(|_| py.None().into_bound(py), Bound::into_any),
                     ),
                     Outcome::Cancelled => (DONE_CANCELLED, py.None().into_bound(py)),
+                    Outcome::Unsendable(reason) => (
+                        DONE_UNSENDABLE,
+                        reason
+                            .into_pyobject(py)
+                            .map_or_else(|_| py.None().into_bound(py), Bound::into_any),
+                    ),
                     Outcome::Broken(reason) => (
                         DONE_BROKEN,
                         reason
@@ -337,7 +344,7 @@ impl ProcessPoolCore {
 pub struct FrameChannel {
     stream: UnixStream,
     decoder: Mutex<Decoder>,
-    write: Mutex<(Vec<u8>, VecDeque<OwnedFd>)>,
+    write: Mutex<Outbox>,
 }
 
 #[pymethods]
@@ -353,7 +360,7 @@ impl FrameChannel {
         Ok(Self {
             stream,
             decoder: Mutex::new(Decoder::default()),
-            write: Mutex::new((Vec::new(), VecDeque::new())),
+            write: Mutex::new(Outbox::default()),
         })
     }
 
@@ -403,11 +410,10 @@ impl FrameChannel {
             .flatten()
             .map(|s| s.get().dup_fd())
             .collect::<PyResult<Vec<_>>>()?;
-        let mut write = self.write.lock();
-        let (out, pending) = &mut *write;
-        encode_with_fds(out, kind, id, payload, fds.len()).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        pending.extend(fds);
-        Ok(())
+        self.write
+            .lock()
+            .push(kind, id, payload, fds)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// Writes every queued frame now.
@@ -419,20 +425,8 @@ impl FrameChannel {
 
 impl FrameChannel {
     fn flush_pending(&self) -> std::io::Result<()> {
-        let mut write = self.write.lock();
-        let (out, fds) = &mut *write;
-        let mut written = 0;
-        while written < out.len() {
-            let attach = fds.len().min(fdpass::MAX_FDS_PER_SEND);
-            let raw: Vec<_> = fds.iter().take(attach).map(AsRawFd::as_raw_fd).collect();
-            let n = fdpass::send(self.stream.as_raw_fd(), &out[written..], &raw)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            fds.drain(..attach);
-            written += n;
-        }
-        out.clear();
+        // A blocking socket: write_to returns once everything is written.
+        while !self.write.lock().write_to(self.stream.as_raw_fd())? {}
         Ok(())
     }
 }
@@ -476,6 +470,7 @@ pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
             DONE_TIMED_OUT,
             DONE_CANCELLED,
             DONE_BROKEN,
+            DONE_UNSENDABLE,
         ),
     )?;
     Ok(())

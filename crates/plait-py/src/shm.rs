@@ -8,6 +8,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use plait_core::ipc::shm;
 use pyo3::buffer::PyUntypedBuffer;
@@ -21,6 +22,8 @@ const ALIGN: usize = 64;
 #[pyclass(module = "plait.processes", frozen)]
 pub struct Segment {
     inner: shm::Segment,
+    /// Buffer exports alive (memoryviews of it, and everything built on them).
+    exports: AtomicUsize,
 }
 
 impl Segment {
@@ -29,8 +32,15 @@ impl Segment {
     /// once mapped.
     pub fn open(fd: OwnedFd, keep_fd: bool) -> PyResult<Self> {
         shm::Segment::open(fd, keep_fd)
-            .map(|inner| Self { inner })
+            .map(Self::wrap)
             .map_err(|e| PyOSError::new_err(format!("cannot map a shared-memory segment: {e}")))
+    }
+
+    fn wrap(inner: shm::Segment) -> Self {
+        Self {
+            inner,
+            exports: AtomicUsize::new(0),
+        }
     }
 
     /// A duplicate of the descriptor, to send the segment to another process.
@@ -53,7 +63,7 @@ impl Segment {
     /// A new zero-filled segment of `size` bytes.
     #[new]
     fn new(size: usize) -> PyResult<Self> {
-        Ok(Self { inner: create(size)? })
+        Ok(Self::wrap(create(size)?))
     }
 
     /// Copies `buffers` (contiguous buffer objects) into one new segment; returns the segment
@@ -85,7 +95,7 @@ impl Segment {
             Ok(())
         })
         .map_err(|e| PyOSError::new_err(format!("cannot fill a shared-memory segment: {e}")))?;
-        Ok((Self { inner }, places))
+        Ok((Self::wrap(inner), places))
     }
 
     /// The offset of `buffer` in this segment if its memory lies entirely inside the mapping
@@ -121,10 +131,22 @@ impl Segment {
         // the view's owner, with a new reference) lives.
         let rc = unsafe { pyo3::ffi::PyBuffer_FillInfo(view, slf.as_ptr(), base.cast(), len, 0, flags) };
         if rc == 0 {
+            this.exports.fetch_add(1, Ordering::Relaxed);
             Ok(())
         } else {
             Err(PyErr::fetch(slf.py()))
         }
+    }
+
+    unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut pyo3::ffi::Py_buffer) {
+        slf.get().exports.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Buffer exports alive: memoryviews of this segment, and whatever was built on them (a
+    /// worker checks it before sending a view of a task's argument back without a copy).
+    #[getter]
+    fn exports(&self) -> usize {
+        self.exports.load(Ordering::Relaxed)
     }
 }
 

@@ -16,8 +16,9 @@ pub const HEADER_LEN: usize = 16;
 /// Largest payload a frame can carry (its length field is 32 bits).
 pub const MAX_PAYLOAD: usize = u32::MAX as usize;
 
-/// Most descriptors one frame can carry.
-pub const MAX_FDS: usize = u8::MAX as usize;
+/// Most descriptors one frame can carry (what one `sendmsg` can: see
+/// [`crate::ipc::fdpass::MAX_FDS_PER_SEND`]).
+pub const MAX_FDS: usize = crate::ipc::fdpass::MAX_FDS_PER_SEND;
 
 /// A decoded frame.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ pub enum FrameError {
         max: usize,
     },
     /// More descriptors than a frame can carry.
-    #[error("{0} file descriptors exceed the frame limit of 255")]
+    #[error("{0} file descriptors exceed the frame limit of 253")]
     TooManyFds(usize),
     /// A frame announced descriptors that did not arrive before it.
     #[error("frame announces {announced} file descriptors but only {received} arrived")]
@@ -79,6 +80,9 @@ pub fn encode_into(out: &mut Vec<u8>, kind: u8, id: u64, payload: &[u8]) -> Resu
 /// [`FrameError::TooLarge`] when `payload` exceeds [`MAX_PAYLOAD`]; [`FrameError::TooManyFds`]
 /// above [`MAX_FDS`] descriptors.
 pub fn encode_with_fds(out: &mut Vec<u8>, kind: u8, id: u64, payload: &[u8], fds: usize) -> Result<(), FrameError> {
+    if fds > MAX_FDS {
+        return Err(FrameError::TooManyFds(fds));
+    }
     let nfds = u8::try_from(fds).map_err(|_| FrameError::TooManyFds(fds))?;
     let len = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
         len: payload.len(),
@@ -236,8 +240,8 @@ mod tests {
         encode_into(&mut wire, 1, 2, b"b").unwrap();
         encode_with_fds(&mut wire, 1, 3, b"c", 1).unwrap();
         assert_eq!(
-            encode_with_fds(&mut wire, 1, 4, b"", 256).unwrap_err(),
-            FrameError::TooManyFds(256)
+            encode_with_fds(&mut wire, 1, 4, b"", 254).unwrap_err(),
+            FrameError::TooManyFds(254)
         );
         let mut dec = Decoder::default();
         dec.feed(&wire);

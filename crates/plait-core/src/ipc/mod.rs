@@ -4,5 +4,6 @@
 
 pub mod fdpass;
 pub mod frame;
+pub mod outbox;
 pub mod shm;
 pub mod socket;

@@ -36,7 +36,8 @@ use parking_lot::Mutex;
 
 use super::{Child, Exit, Reaper, Spawn};
 use crate::ipc::fdpass;
-use crate::ipc::frame::{encode_into, encode_with_fds, Decoder, MAX_FDS};
+use crate::ipc::frame::{Decoder, MAX_FDS};
+use crate::ipc::outbox::Outbox;
 use crate::ipc::socket;
 
 /// Parent to worker: setup payload (first frame).
@@ -81,6 +82,9 @@ pub enum Outcome {
     Cancelled,
     /// The pool cannot run tasks (workers fail to start, or the initializer failed).
     Broken(String),
+    /// This task could not be sent to a worker (e.g. no descriptors left to pass its shared
+    /// memory); the pool is fine.
+    Unsendable(String),
 }
 
 impl PartialEq for Outcome {
@@ -92,7 +96,7 @@ impl PartialEq for Outcome {
             (Self::Crashed(a), Self::Crashed(b)) => a == b,
             (Self::TimedOut(a), Self::TimedOut(b)) => a == b,
             (Self::Cancelled, Self::Cancelled) => true,
-            (Self::Broken(a), Self::Broken(b)) => a == b,
+            (Self::Broken(a), Self::Broken(b)) | (Self::Unsendable(a), Self::Unsendable(b)) => a == b,
             _ => false,
         }
     }
@@ -357,10 +361,8 @@ struct Worker<T> {
     child: Child,
     stream: mio::net::UnixStream,
     decoder: Decoder,
-    out: Vec<u8>,
-    /// Descriptors of frames in `out`, to attach to the next write (duplicates, closed once
-    /// sent: the tasks keep their own).
-    out_fds: VecDeque<OwnedFd>,
+    /// Frames to write, with duplicates of their descriptors (the tasks keep their own).
+    out: Outbox,
     ready: bool,
     in_flight: VecDeque<Running<T>>,
     /// When the head of `in_flight` started running.
@@ -618,14 +620,14 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         let registry = self.poll.registry();
         registry.register(&mut stream, Token(slot * 2), Interest::READABLE)?;
         registry.register(&mut SourceFd(&child.pidfd()), Token(slot * 2 + 1), Interest::READABLE)?;
-        let mut out = Vec::new();
-        encode_into(&mut out, HELLO, 0, &self.config.hello).map_err(io::Error::other)?;
+        let mut out = Outbox::default();
+        out.push(HELLO, 0, &self.config.hello, Vec::new())
+            .map_err(io::Error::other)?;
         Ok(Worker {
             child,
             stream,
             decoder: Decoder::default(),
             out,
-            out_fds: VecDeque::new(),
             ready: false,
             in_flight: VecDeque::new(),
             head_started: Instant::now(),
@@ -667,7 +669,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                 let w = self.workers[slot].as_mut().expect("slot checked above");
                 if !w.known.contains(&task.func) {
                     if let Some(def) = self.definitions.get(&task.func) {
-                        let _ = encode_into(&mut w.out, DEFINE, task.func, def);
+                        let _ = w.out.push(DEFINE, task.func, def, Vec::new());
                         w.known.insert(task.func);
                     }
                 }
@@ -677,9 +679,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                 let dups: io::Result<Vec<OwnedFd>> = task.fds.iter().map(OwnedFd::try_clone).collect();
                 let encoded = match dups {
                     Ok(dups) if dups.len() <= MAX_FDS => {
-                        encode_with_fds(&mut w.out, TASK, task.id, &frame_body, dups.len())
-                            .map(|()| w.out_fds.extend(dups))
-                            .map_err(|e| e.to_string())
+                        w.out.push(TASK, task.id, &frame_body, dups).map_err(|e| e.to_string())
                     }
                     Ok(dups) => Err(format!(
                         "{} file descriptors exceed the limit of {MAX_FDS} per task",
@@ -688,7 +688,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                     Err(e) => Err(format!("cannot pass the task's shared memory to a worker: {e}")),
                 };
                 if let Err(e) = encoded {
-                    self.done.push((task.ticket, Outcome::Broken(e)));
+                    self.done.push((task.ticket, Outcome::Unsendable(e)));
                     continue;
                 }
                 if w.in_flight.is_empty() {
@@ -718,29 +718,9 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         if w.out.is_empty() || w.dead {
             return;
         }
-        let mut written = 0;
-        while written < w.out.len() {
-            let attach = w.out_fds.len().min(fdpass::MAX_FDS_PER_SEND);
-            let raw: Vec<_> = w.out_fds.iter().take(attach).map(AsRawFd::as_raw_fd).collect();
-            match fdpass::send(w.stream.as_raw_fd(), &w.out[written..], &raw) {
-                Ok(0) => {
-                    w.dead = true;
-                    break;
-                }
-                Ok(n) => {
-                    // The kernel holds the sent descriptors now (they ride with the first byte).
-                    w.out_fds.drain(..attach);
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    w.dead = true;
-                    break;
-                }
-            }
+        if w.out.write_to(w.stream.as_raw_fd()).is_err() {
+            w.dead = true;
         }
-        w.out.drain(..written);
         let interest = if w.out.is_empty() {
             Interest::READABLE
         } else {
@@ -802,7 +782,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                         w.retiring = true;
                     }
                     if w.retiring && w.in_flight.is_empty() {
-                        let _ = encode_into(&mut w.out, SHUTDOWN, 0, &[]);
+                        let _ = w.out.push(SHUTDOWN, 0, &[], Vec::new());
                     }
                     self.mean_service = Some(match self.mean_service {
                         None => took,
@@ -911,7 +891,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         for w in self.workers.iter_mut().flatten() {
             if !w.retiring {
                 w.retiring = true;
-                let _ = encode_into(&mut w.out, SHUTDOWN, 0, &[]);
+                let _ = w.out.push(SHUTDOWN, 0, &[], Vec::new());
             }
         }
     }
