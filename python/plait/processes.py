@@ -1,4 +1,5 @@
-"""plait.processes: a process pool that survives crashes, enforces timeouts and cancels.
+"""plait.processes: a process pool that survives crashes, enforces timeouts and cancels; and
+process-shared queues, locks and counters in shared memory (see ``docs/ipc.md``).
 
 ``ProcessPool`` is a ``concurrent.futures.Executor`` (``submit``, ``map``, ``shutdown``, context
 manager) with ``multiprocessing.Pool``'s ``imap``, ``imap_unordered`` and ``starmap``. A worker that
@@ -27,11 +28,39 @@ from typing import Any
 import cloudpickle
 
 from . import _plait, _wire
+from ._ipc import (
+    AtomicInt,
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    JoinableQueue,
+    Lock,
+    Queue,
+    RLock,
+    Semaphore,
+    SimpleQueue,
+)
 from ._pool import Future
 from ._wire import Shared, share
 from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
 
-__all__ = ["ProcessPool", "Shared", "share"]
+__all__ = [
+    "AtomicInt",
+    "Barrier",
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "JoinableQueue",
+    "Lock",
+    "ProcessPool",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "Shared",
+    "SimpleQueue",
+    "share",
+]
 
 DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN = _plait.DONE_KINDS
 _START_METHODS = ("spawn", "forkserver", "fork")

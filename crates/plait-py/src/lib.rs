@@ -9,6 +9,7 @@ mod atomic;
 mod blocking;
 mod errors;
 mod future;
+mod ipc;
 mod pool;
 mod processes;
 mod queue;
@@ -29,5 +30,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pool::init(m)?;
     processes::init(m)?;
     shm::init(m)?;
+    ipc::init(m)?;
     Ok(())
 }

@@ -6,8 +6,9 @@
 //! pipe. The memory is freed when the last mapping and descriptor of it are gone, in every
 //! process.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
+use std::sync::Arc;
 
 use plait_core::ipc::shm;
 use pyo3::buffer::PyUntypedBuffer;
@@ -20,7 +21,7 @@ const ALIGN: usize = 64;
 /// A mapped shared-memory segment; supports the buffer protocol (read-write).
 #[pyclass(module = "plait.processes", frozen)]
 pub struct Segment {
-    inner: shm::Segment,
+    inner: Arc<shm::Segment>,
 }
 
 impl Segment {
@@ -29,8 +30,18 @@ impl Segment {
     /// once mapped.
     pub fn open(fd: OwnedFd, keep_fd: bool) -> PyResult<Self> {
         shm::Segment::open(fd, keep_fd)
-            .map(|inner| Self { inner })
+            .map(|inner| Self { inner: Arc::new(inner) })
             .map_err(|e| PyOSError::new_err(format!("cannot map a shared-memory segment: {e}")))
+    }
+
+    /// Wraps a core segment (one made for a shared-memory object).
+    pub fn from_shared(inner: Arc<shm::Segment>) -> Self {
+        Self { inner }
+    }
+
+    /// The core segment, shared.
+    pub fn shared(&self) -> Arc<shm::Segment> {
+        Arc::clone(&self.inner)
     }
 
     /// A duplicate of the descriptor, to send the segment to another process.
@@ -53,7 +64,31 @@ impl Segment {
     /// A new zero-filled segment of `size` bytes.
     #[new]
     fn new(size: usize) -> PyResult<Self> {
-        Ok(Self { inner: create(size)? })
+        Ok(Self {
+            inner: Arc::new(create(size)?),
+        })
+    }
+
+    /// Takes ownership of descriptor `fd` (a segment received from another process, e.g.
+    /// through `multiprocessing.reduction.DupFd`) and maps it, keeping the descriptor so the
+    /// segment can be passed on.
+    #[staticmethod]
+    fn from_fd(fd: i32) -> PyResult<Self> {
+        if fd < 0 {
+            return Err(PyValueError::new_err("fd must be a non-negative file descriptor"));
+        }
+        // Safety: the caller hands over an open descriptor it will not use again.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Self::open(owned, true)
+    }
+
+    /// The descriptor number (to duplicate for a child process); `ValueError` when the segment
+    /// was mapped without keeping it.
+    fn fileno(&self) -> PyResult<i32> {
+        self.inner
+            .fd()
+            .map(AsRawFd::as_raw_fd)
+            .ok_or_else(|| PyValueError::new_err("this segment has no descriptor left to share"))
     }
 
     /// Copies `buffers` (contiguous buffer objects) into one new segment; returns the segment
@@ -85,7 +120,7 @@ impl Segment {
             Ok(())
         })
         .map_err(|e| PyOSError::new_err(format!("cannot fill a shared-memory segment: {e}")))?;
-        Ok((Self { inner }, places))
+        Ok((Self { inner: Arc::new(inner) }, places))
     }
 
     /// The offset of `buffer` in this segment if its memory lies entirely inside the mapping

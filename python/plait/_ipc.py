@@ -1,0 +1,312 @@
+"""Process-shared queues, locks and counters in shared memory (re-exported by
+:mod:`plait.processes`).
+
+Each object owns one anonymous shared-memory segment (a sealed ``memfd``, nothing in
+``/dev/shm``) that holds its state; every process that has the object maps the same memory.
+The native halves (``plait._plait.Ipc*``) do the work; these subclasses add what
+``multiprocessing`` users expect and the way an object travels to another process:
+
+- to a ``ProcessPool`` task (argument or result): its segment rides beside the task message,
+  as :class:`plait.processes.Shared` does (``_wire``);
+- to a ``multiprocessing.Process`` started with spawn or forkserver: its descriptor is
+  duplicated into the child (``multiprocessing.reduction.DupFd``) while the process object is
+  pickled; fork children simply inherit the mapping.
+
+Pickling one anywhere else (``pickle.dumps``, putting it in a queue) raises ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.context
+import multiprocessing.reduction
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import _plait, _wire
+from ._plait import Segment
+
+__all__ = [
+    "AtomicInt",
+    "Barrier",
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "JoinableQueue",
+    "Lock",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "SimpleQueue",
+]
+
+_T = TypeVar("_T")
+_WIRE, _FD = 0, 1
+
+
+def _export(obj: Any) -> tuple[int, Any]:
+    """The handle that carries ``obj``'s segment to the process being started or the task
+    being sent; TypeError outside those contexts."""
+    segment = obj._segment
+    out = getattr(_wire._local, "out", None)
+    if out is not None:
+        out.segments.append(segment)
+        return _WIRE, len(out.segments) - 1
+    if multiprocessing.context.get_spawning_popen() is not None:
+        return _FD, multiprocessing.reduction.DupFd(segment.fileno())
+    raise TypeError(
+        f"a plait.processes.{type(obj).__name__} can only be passed to another process as an argument "
+        "of a ProcessPool task or of a multiprocessing.Process being started (fork children inherit "
+        "it); it cannot be pickled otherwise (for example put in a queue)"
+    )
+
+
+def _import(handle: tuple[int, Any]) -> Segment:
+    kind, value = handle
+    if kind == _WIRE:
+        return _wire._local.incoming[value]  # type: ignore[no-any-return]
+    return Segment.from_fd(value.detach())
+
+
+def _rebuild(cls: type[_T], handle: tuple[int, Any], args: tuple[Any, ...], state: dict[str, Any]) -> _T:
+    obj = cls.__new__(cls, *args, _segment=_import(handle))  # type: ignore[call-arg]
+    if state:
+        obj.__dict__.update(state)
+    return obj
+
+
+class _Shareable:
+    """Pickling by handle (see the module docs)."""
+
+    __slots__ = ()
+    _segment: Segment
+
+    def _args(self) -> tuple[Any, ...]:
+        return ()
+
+    def __reduce__(self) -> Any:
+        state = getattr(self, "__dict__", None) or {}
+        return _rebuild, (type(self), _export(self), self._args(), state)
+
+
+# --- queues ---------------------------------------------------------------------------------
+
+
+class Queue(_Shareable, _plait.IpcQueue):
+    """A process-shared FIFO queue, like ``multiprocessing.Queue``, over a ring in shared memory.
+
+    ``Queue(maxsize=0, *, capacity=1 MiB)``: ``maxsize`` bounds the number of items (0: only
+    the ring's ``capacity`` in bytes bounds it). Objects are pickled (protocol 5) in ``put``,
+    in the caller, so an unpicklable object raises there; ``bytes``, ``str``, ``int``,
+    ``float`` and ``None`` skip pickle. A message larger than the ring raises
+    :class:`plait.MessageTooLarge`. ``put_many``/``get_many`` move batches with one
+    synchronisation. ``lost()`` counts items taken by consumers that died before receiving
+    them. Example::
+
+        q = Queue()
+        p = multiprocessing.get_context("spawn").Process(target=worker, args=(q,))
+        p.start(); q.put({"job": 1}); p.join()
+    """
+
+    __slots__ = ()
+
+    def join_thread(self) -> None:
+        """Compatibility: there is no feeder thread (items are in shared memory once ``put``
+        returns). Like ``multiprocessing``, only valid after ``close()``."""
+        if not self._closed:
+            raise AssertionError(f"Queue {self!r} not closed")
+
+    def cancel_join_thread(self) -> None:
+        """Compatibility: there is no feeder thread to wait for; does nothing."""
+
+    def __repr__(self) -> str:
+        return f"<plait.processes.{type(self).__name__} at {id(self):#x} maxsize={self._maxsize}>"
+
+
+class SimpleQueue(Queue):
+    """A process-shared unbounded FIFO queue, like ``multiprocessing.SimpleQueue``."""
+
+    __slots__ = ()
+
+    def __new__(cls, *, capacity: int | None = None, _segment: Segment | None = None) -> SimpleQueue:
+        return super().__new__(cls, 0, capacity=capacity, _segment=_segment)  # type: ignore[call-arg]
+
+
+class JoinableQueue(Queue):
+    """A :class:`Queue` with ``task_done()`` and ``join()``, like ``multiprocessing.JoinableQueue``.
+
+    Items lost with a consumer that died (see ``lost()``) count as done, so ``join()`` does not
+    wait for them forever.
+    """
+
+    __slots__ = ()
+
+    def task_done(self) -> None:
+        """Mark one item taken with ``get`` as processed; ValueError if called too often."""
+        self._task_done()
+
+    def join(self) -> None:
+        """Wait until every item put has been marked done."""
+        self._join(None)
+
+
+# --- locks and friends ----------------------------------------------------------------------
+
+
+class Lock(_Shareable, _plait.IpcLock):
+    """A process-shared lock, like ``multiprocessing.Lock``, that survives its holder's death.
+
+    ``acquire(block=True, timeout=None)``. When the holder dies (killed, crashed) the next
+    acquirer takes the lock over and ``acquire()`` raises :class:`plait.OwnerDied` **with the
+    lock held**: repair the protected state, then ``release()``::
+
+        try:
+            lock.acquire()
+        except plait.OwnerDied:
+            repair(shared_state)
+        try:
+            update(shared_state)
+        finally:
+            lock.release()
+
+    ``with lock:`` raises ``OwnerDied`` too, after releasing the lock again.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        holder = self.holder()
+        state = "unlocked" if holder is None else f"locked by pid {holder}"
+        return f"<plait.processes.Lock {state} at {id(self):#x}>"
+
+
+class RLock(_Shareable, _plait.IpcRLock):
+    """A process-shared recursive lock, like ``multiprocessing.RLock``; owned by one thread of
+    one process; robust like :class:`Lock`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        holder = self.holder()
+        state = "unlocked" if holder is None else f"locked by pid {holder}, count={self._count()}"
+        return f"<plait.processes.RLock {state} at {id(self):#x}>"
+
+
+class Semaphore(_Shareable, _plait.IpcSemaphore):
+    """A process-shared counting semaphore, like ``multiprocessing.Semaphore``.
+
+    Not robust: a semaphore has no owner, so a process that dies between ``acquire`` and
+    ``release`` leaves the count lowered (as with POSIX and ``multiprocessing`` semaphores).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: int = 1, *, _segment: Segment | None = None) -> Semaphore:
+        return super().__new__(cls, value, False, _segment=_segment)  # type: ignore[call-arg]
+
+    def __repr__(self) -> str:
+        return f"<plait.processes.{type(self).__name__}(value={self.get_value()}) at {id(self):#x}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """A :class:`Semaphore` whose ``release`` raises ValueError above the initial value."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: int = 1, *, _segment: Segment | None = None) -> BoundedSemaphore:
+        return _plait.IpcSemaphore.__new__(cls, value, True, _segment=_segment)  # type: ignore[call-arg,return-value]
+
+
+class Event(_Shareable, _plait.IpcEvent):
+    """A process-shared event, like ``multiprocessing.Event``."""
+
+    __slots__ = ()
+
+
+class Condition(_Shareable, _plait.IpcCondition):
+    """A process-shared condition variable, like ``multiprocessing.Condition``.
+
+    ``Condition(lock=None)`` uses a new :class:`RLock` by default; ``lock`` must be a
+    :class:`Lock` or :class:`RLock` of this module. As with POSIX condition variables, a notify
+    may wake more waiters than asked: wait in a loop, or use ``wait_for``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, lock: Lock | RLock | None = None, *, _segment: Segment | None = None) -> Condition:
+        return super().__new__(cls, RLock() if lock is None else lock, _segment=_segment)  # type: ignore[call-arg]
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self._lock,)
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the underlying lock."""
+        return self._lock.acquire(block, timeout)  # type: ignore[no-any-return]
+
+    def release(self) -> None:
+        """Release the underlying lock."""
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *args: object) -> None:
+        self._lock.__exit__(*args)
+
+    def wait_for(self, predicate: Callable[[], _T], timeout: float | None = None) -> _T:
+        """Wait until ``predicate()`` is true (or the timeout); returns its last value."""
+        end = None if timeout is None else time.monotonic() + timeout
+        result = predicate()
+        while not result:
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self.wait(left)
+            else:
+                self.wait()
+            result = predicate()
+        return result
+
+    def __repr__(self) -> str:
+        return f"<plait.processes.Condition({self._lock!r}) at {id(self):#x}>"
+
+
+class Barrier(_Shareable, _plait.IpcBarrier):
+    """A process-shared barrier, like ``multiprocessing.Barrier`` (``action`` is not supported:
+    it would have to run in one process while the others wait)."""
+
+    def __new__(
+        cls,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+        *,
+        _segment: Segment | None = None,
+    ) -> Barrier:
+        if action is not None:
+            raise TypeError("plait.processes.Barrier does not support action=")
+        self = super().__new__(cls, parties, _segment=_segment)  # type: ignore[call-arg]
+        self._timeout = timeout
+        return self  # type: ignore[no-any-return]
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.parties,)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for every party; returns this party's index. A timeout breaks the barrier."""
+        return super().wait(self._timeout if timeout is None else timeout)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<plait.processes.Barrier parties={self.parties} waiting={self.n_waiting} at {id(self):#x}>"
+
+
+class AtomicInt(_Shareable, _plait.IpcAtomicInt):
+    """A 64-bit integer in shared memory with lock-free ``fetch_add``, ``compare_exchange``,
+    ``load``/``store`` (and a ``value`` property, like ``multiprocessing.Value('q')`` without
+    the lock)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"plait.processes.AtomicInt({self.load()})"
