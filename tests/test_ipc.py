@@ -115,6 +115,21 @@ def test_unpicklable_object_raises_at_put_and_leaves_the_queue_intact():
     assert q.get_many(10) == [1]
 
 
+def test_buffers_travel_out_of_band_and_arrays_come_back_writable():
+    np = pytest.importorskip("numpy")
+    q = pp.Queue()
+    a = np.arange(40_000, dtype=np.float64).reshape(400, 100)
+    q.put({"a": a, "b": bytearray(b"xyz"), "strided": a[:, ::2]})
+    got = q.get()
+    assert np.array_equal(got["a"], a)
+    assert np.array_equal(got["strided"], a[:, ::2])
+    assert got["b"] == bytearray(b"xyz")
+    got["a"][0, 0] = -1.0  # a writable copy, not a view of the ring
+    q.put_many([a[:10], a[10:20]])
+    first, second = q.get_many(2)
+    assert np.array_equal(first, a[:10]) and np.array_equal(second, a[10:20])
+
+
 def test_message_too_large_is_a_clear_error():
     q = pp.Queue(capacity=4096)
     assert q.capacity == 4096
@@ -400,6 +415,25 @@ def test_consumer_killed_while_receiving_is_reported_as_lost():
         os.close(w)
     assert q.lost() == 1
     assert q.get_many(10) == ["after", "it"]
+
+
+def test_join_counts_items_lost_with_a_dead_consumer_as_done():
+    q = pp.JoinableQueue()
+    r, w = os.pipe()
+    try:
+        q.put(_HangsWhenReceived(w))
+        q.put("after")
+        p = _start("fork", _get_one, q)
+        assert os.read(r, 1) == b"x"
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert q.get() == "after"
+    q.task_done()
+    q.join()  # the lost item is found and counted as done
+    assert q.lost() == 1
 
 
 _RESULTS = None

@@ -22,10 +22,14 @@ use plait_core::ipc::objects::{self as core, IpcError, Layout, Shared};
 use plait_core::ipc::process;
 use plait_core::ipc::ring::{self, Message, SharedRing};
 use plait_core::ipc::robust::{Acquired, RobustLock};
+use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyOSError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PySlice, PyString, PyTuple, PyType,
+};
 
 use crate::blocking::{optional_deadline, PyBlocker};
 use crate::errors::class;
@@ -655,6 +659,11 @@ const TAG_INT: u32 = 2;
 const TAG_STR: u32 = 3;
 const TAG_FLOAT: u32 = 4;
 const TAG_NONE: u32 = 5;
+/// Pickle with out-of-band buffers: `u32` buffer count, `u32` pickle length, a `u64` length per
+/// buffer, the pickle, then each buffer at an offset aligned to [`OOB_ALIGN`].
+const TAG_PICKLE_OOB: u32 = 6;
+const OOB_ALIGN: usize = 16;
+static ZEROS: [u8; OOB_ALIGN] = [0; OOB_ALIGN];
 
 /// Default data area of a queue's ring.
 const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -665,16 +674,42 @@ enum Encoded<'py> {
     Str(Bound<'py, PyString>),
     Inline(u32, [u8; 8]),
     Pickled(Bound<'py, PyBytes>),
+    /// A protocol-5 pickle and its out-of-band buffers, written into the ring where they are.
+    Oob {
+        header: Vec<u8>,
+        pickled: Bound<'py, PyBytes>,
+        buffers: Vec<PyUntypedBuffer>,
+    },
 }
 
 impl Encoded<'_> {
-    fn view(&self) -> PyResult<(u32, &[u8])> {
+    /// The tag and the payload's parts.
+    fn parts(&self) -> PyResult<(u32, Vec<&[u8]>)> {
         Ok(match self {
-            Self::Bytes(b) => (TAG_BYTES, b.as_bytes()),
-            Self::Str(s) => (TAG_STR, s.to_str()?.as_bytes()),
-            Self::Inline(TAG_NONE, _) => (TAG_NONE, &[]),
-            Self::Inline(tag, raw) => (*tag, &raw[..]),
-            Self::Pickled(b) => (TAG_PICKLE, b.as_bytes()),
+            Self::Bytes(b) => (TAG_BYTES, vec![b.as_bytes()]),
+            Self::Str(s) => (TAG_STR, vec![s.to_str()?.as_bytes()]),
+            Self::Inline(TAG_NONE, _) => (TAG_NONE, vec![]),
+            Self::Inline(tag, raw) => (*tag, vec![&raw[..]]),
+            Self::Pickled(b) => (TAG_PICKLE, vec![b.as_bytes()]),
+            Self::Oob {
+                header,
+                pickled,
+                buffers,
+            } => {
+                let mut parts = Vec::with_capacity(2 + 2 * buffers.len());
+                parts.push(&header[..]);
+                parts.push(pickled.as_bytes());
+                let mut at = header.len() + pickled.as_bytes().len();
+                for b in buffers {
+                    let pad = at.next_multiple_of(OOB_ALIGN) - at;
+                    parts.push(&ZEROS[..pad]);
+                    // Safety: a C-contiguous buffer (checked in `encode`) of `len_bytes` bytes,
+                    // kept alive and unchanged by the exporter while the view is held.
+                    parts.push(unsafe { std::slice::from_raw_parts(b.buf_ptr().cast::<u8>(), b.len_bytes()) });
+                    at += pad + b.len_bytes();
+                }
+                (TAG_PICKLE_OOB, parts)
+            }
         })
     }
 }
@@ -698,8 +733,91 @@ fn encode<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
         return Ok(Encoded::Inline(TAG_NONE, [0; 8]));
     }
     let dumps = DUMPS.get_or_try_init(py, || py.import("pickle")?.getattr("dumps").map(Bound::unbind))?;
-    let data = dumps.bind(py).call1((obj, 5))?;
-    Ok(Encoded::Pickled(data.cast_into::<PyBytes>()?))
+    let collected = PyList::empty(py);
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(
+        intern!(py, "buffer_callback"),
+        collected.getattr(intern!(py, "append"))?,
+    )?;
+    let data = dumps.bind(py).call((obj, 5), Some(&kwargs))?.cast_into::<PyBytes>()?;
+    if collected.is_empty() {
+        return Ok(Encoded::Pickled(data));
+    }
+    let mut buffers = Vec::with_capacity(collected.len());
+    for b in &collected {
+        let view = PyUntypedBuffer::get(&b)?;
+        if !view.is_c_contiguous() {
+            // Rare (a strided view): pickle it in band instead.
+            let data = dumps.bind(py).call1((obj, 5))?.cast_into::<PyBytes>()?;
+            return Ok(Encoded::Pickled(data));
+        }
+        buffers.push(view);
+    }
+    let mut header = Vec::with_capacity(8 + 8 * buffers.len());
+    header.extend_from_slice(&u32::try_from(buffers.len()).map_err(|_| too_many())?.to_le_bytes());
+    header.extend_from_slice(
+        &u32::try_from(data.as_bytes().len())
+            .map_err(|_| too_many())?
+            .to_le_bytes(),
+    );
+    for b in &buffers {
+        header.extend_from_slice(&(b.len_bytes() as u64).to_le_bytes());
+    }
+    Ok(Encoded::Oob {
+        header,
+        pickled: data,
+        buffers,
+    })
+}
+
+fn too_many() -> PyErr {
+    PyValueError::new_err("object too large for a queue message")
+}
+
+/// Unpickles a `TAG_PICKLE_OOB` payload; the buffers are views of `data` (one copy in all).
+fn loads_oob(py: Python<'_>, data: &Bound<'_, PyByteArray>) -> PyResult<Py<PyAny>> {
+    let corrupt = || PyValueError::new_err("corrupt queue message (out-of-band pickle)");
+    // Safety: the bytearray is not resized while we read its header (no Python code runs).
+    let (count, plen, lens) = unsafe {
+        let raw = data.as_bytes();
+        let word = |at: usize| {
+            raw.get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+        };
+        let count = word(0).ok_or_else(corrupt)? as usize;
+        let plen = word(4).ok_or_else(corrupt)? as usize;
+        let mut lens = Vec::with_capacity(count);
+        for i in 0..count {
+            let at = 8 + 8 * i;
+            let b = raw.get(at..at + 8).ok_or_else(corrupt)?;
+            lens.push(u64::from_le_bytes(b.try_into().expect("8")) as usize);
+        }
+        (count, plen, lens)
+    };
+    let whole = PyMemoryView::from(data.as_any())?;
+    let slice = |a: usize, b: usize| -> PyResult<Bound<'_, PyAny>> {
+        if a > b || b > data.len() {
+            return Err(corrupt());
+        }
+        let (a, b) = (
+            isize::try_from(a).map_err(|_| corrupt())?,
+            isize::try_from(b).map_err(|_| corrupt())?,
+        );
+        whole.get_item(PySlice::new(py, a, b, 1))
+    };
+    let mut at = 8 + 8 * count;
+    let pickled = slice(at, at + plen)?;
+    at += plen;
+    let mut views = Vec::with_capacity(count);
+    for len in lens {
+        at = at.next_multiple_of(OOB_ALIGN);
+        views.push(slice(at, at + len)?);
+        at += len;
+    }
+    let loads = LOADS.get_or_try_init(py, || py.import("pickle")?.getattr("loads").map(Bound::unbind))?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(intern!(py, "buffers"), views)?;
+    Ok(loads.bind(py).call((pickled,), Some(&kwargs))?.unbind())
 }
 
 /// A message copied out of the ring (under the consumer lock), decoded after it is released.
@@ -709,6 +827,7 @@ enum Received {
     Float(f64),
     None,
     Pickled(Py<PyBytes>),
+    PickledOob(Py<PyByteArray>),
     Failed(PyErr),
 }
 
@@ -749,6 +868,13 @@ fn receive(py: Python<'_>, tag: u32, a: &[u8], b: &[u8]) -> Received {
             Ok(bytes) => Received::Pickled(bytes.unbind()),
             Err(e) => Received::Failed(e),
         },
+        TAG_PICKLE_OOB => match PyByteArray::new_with(py, len, |buf| {
+            concat_into(buf, a, b);
+            Ok(())
+        }) {
+            Ok(data) => Received::PickledOob(data.unbind()),
+            Err(e) => Received::Failed(e),
+        },
         _ => Received::Failed(PyValueError::new_err(format!("unknown message tag {tag}"))),
     }
 }
@@ -763,6 +889,7 @@ fn decode(py: Python<'_>, r: Received) -> PyResult<Py<PyAny>> {
             let loads = LOADS.get_or_try_init(py, || py.import("pickle")?.getattr("loads").map(Bound::unbind))?;
             loads.bind(py).call1((data,))?.unbind()
         }
+        Received::PickledOob(data) => loads_oob(py, data.bind(py))?,
         Received::Failed(e) => return Err(e),
     })
 }
@@ -852,8 +979,7 @@ impl IpcQueue {
     fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
         self.check_open()?;
         let enc = encode(obj)?;
-        let (tag, data) = enc.view()?;
-        let parts = [data];
+        let (tag, parts) = enc.parts()?;
         self.put_encoded(py, &[Message { tag, parts: &parts }], block, timeout)
     }
 
@@ -867,13 +993,8 @@ impl IpcQueue {
     fn put_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
         self.check_open()?;
         let encoded = items.try_iter()?.map(|o| encode(&o?)).collect::<PyResult<Vec<_>>>()?;
-        let views = encoded.iter().map(Encoded::view).collect::<PyResult<Vec<_>>>()?;
-        let parts: Vec<[&[u8]; 1]> = views.iter().map(|(_, d)| [*d]).collect();
-        let msgs: Vec<Message<'_>> = views
-            .iter()
-            .zip(&parts)
-            .map(|((tag, _), p)| Message { tag: *tag, parts: p })
-            .collect();
+        let views = encoded.iter().map(Encoded::parts).collect::<PyResult<Vec<_>>>()?;
+        let msgs: Vec<Message<'_>> = views.iter().map(|(tag, parts)| Message { tag: *tag, parts }).collect();
         self.put_encoded(py, &msgs, block, timeout)
     }
 

@@ -456,14 +456,28 @@ impl SharedRing {
     /// # Errors
     /// [`IpcError::Interrupted`].
     pub fn join<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<bool, IpcError> {
-        Ok(wait_until(
-            blocker,
-            deadline,
-            &self.joined.seq,
-            &self.joined.waiters,
-            Some(crate::ipc::robust::LIVENESS_CHECK * 4),
-            || self.unfinished() == 0,
-        )?)
+        loop {
+            // Every so often, look for consumers that died holding messages: those count as
+            // done, and nobody else would notice them while everyone waits here.
+            let step = Instant::now() + crate::ipc::robust::LIVENESS_CHECK * 4;
+            let until = Some(deadline.map_or(step, |d| d.min(step)));
+            if wait_until(blocker, until, &self.joined.seq, &self.joined.waiters, None, || {
+                self.unfinished() == 0
+            })? {
+                return Ok(true);
+            }
+            if crate::block::expired(deadline) {
+                return Ok(false);
+            }
+            if let Some(a) = self.consumers.lock.try_lock() {
+                if a == Acquired::OwnerDied {
+                    self.recover_get();
+                } else {
+                    self.reap_locked();
+                }
+                self.consumers.lock.unlock().expect("the consumer lock is held");
+            }
+        }
     }
 }
 
