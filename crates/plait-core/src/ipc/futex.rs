@@ -73,12 +73,14 @@ pub fn wake_all(word: &AtomicU32) -> usize {
 /// Spins on `ready` for a moment, then sleeps on `word` until `ready()` holds, `deadline`
 /// passes (returns `Ok(false)`) or the blocker reports an interrupt.
 ///
-/// The protocol with the waker: a waiter counts itself in `waiters`, reads `word`, re-checks
+/// The protocol with the waker: a waiter raises the `sleepers` flag, reads `word`, re-checks
 /// `ready()` and sleeps only if `word` is unchanged; a waker changes the state that `ready()`
-/// reads, then (all with sequentially consistent ordering) bumps `word` and wakes if `waiters`
-/// is non-zero (see [`notify`]). Either the waiter sees the new state or the waker sees the
-/// waiter. Sleeps are also cut to `recheck` (when given) so the caller can look at things no
-/// wake announces (a lock holder that died).
+/// reads, then (all with sequentially consistent ordering) clears the flag and, if it was
+/// raised, bumps `word` and wakes every sleeper (see [`notify`]); sleepers that find nothing
+/// for them raise the flag again. Either the waiter sees the new state or the waker sees the
+/// flag. A flag rather than a count, so a waiter killed in its sleep costs one wasted wake, not
+/// a system call on every later notify. Sleeps are also cut to `recheck` (when given) so the
+/// caller can look at things no wake announces (a lock holder that died).
 ///
 /// # Errors
 /// [`Interrupted`] when the blocker asked to stop.
@@ -86,7 +88,7 @@ pub fn wait_until<B: Blocker>(
     blocker: &mut B,
     deadline: Option<Instant>,
     word: &AtomicU32,
-    waiters: &AtomicU32,
+    sleepers: &AtomicU32,
     recheck: Option<Duration>,
     mut ready: impl FnMut() -> bool + Send,
 ) -> Result<bool, Interrupted> {
@@ -107,10 +109,10 @@ pub fn wait_until<B: Blocker>(
         if expired(deadline) {
             return Ok(false);
         }
-        waiters.fetch_add(1, Ordering::SeqCst);
+        sleepers.store(1, Ordering::SeqCst);
         let seen = word.load(Ordering::SeqCst);
         if ready() {
-            waiters.fetch_sub(1, Ordering::SeqCst);
+            // The flag stays raised: at worst one later notify wakes nobody.
             return Ok(true);
         }
         let mut until = next_deadline(deadline, blocker.slice());
@@ -119,7 +121,6 @@ pub fn wait_until<B: Blocker>(
             until = Some(until.map_or(cap, |u| u.min(cap)));
         }
         blocker.block(|| wait(word, seen, until));
-        waiters.fetch_sub(1, Ordering::SeqCst);
         if blocker.interrupted() {
             return Err(Interrupted);
         }
@@ -128,8 +129,8 @@ pub fn wait_until<B: Blocker>(
 
 /// The waker's half of [`wait_until`]: call after changing the awaited state (with a
 /// sequentially consistent store or read-modify-write).
-pub fn notify(word: &AtomicU32, waiters: &AtomicU32) {
-    if waiters.load(Ordering::SeqCst) > 0 {
+pub fn notify(word: &AtomicU32, sleepers: &AtomicU32) {
+    if sleepers.load(Ordering::SeqCst) != 0 && sleepers.swap(0, Ordering::SeqCst) != 0 {
         word.fetch_add(1, Ordering::SeqCst);
         wake_all(word);
     }
@@ -150,6 +151,41 @@ mod tests {
     fn wait_returns_at_once_when_the_word_differs() {
         let w = AtomicU32::new(1);
         assert_eq!(wait(&w, 0, None), Woke::Maybe);
+    }
+
+    #[test]
+    fn a_dead_sleeper_costs_one_wake_not_one_per_notify() {
+        let (word, sleepers) = (AtomicU32::new(0), AtomicU32::new(1)); // raised by a waiter since killed
+        notify(&word, &sleepers);
+        assert_eq!((word.load(Ordering::SeqCst), sleepers.load(Ordering::SeqCst)), (1, 0));
+        notify(&word, &sleepers);
+        assert_eq!(word.load(Ordering::SeqCst), 1, "no sleeper left: no wake");
+    }
+
+    #[test]
+    fn wait_until_is_woken_by_notify_and_times_out_otherwise() {
+        use crate::block::Plain;
+        let (word, sleepers, ready) = (
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+            std::sync::atomic::AtomicBool::new(false),
+        );
+        let soon = Some(Instant::now() + Duration::from_millis(5));
+        assert_eq!(
+            wait_until(&mut Plain, soon, &word, &sleepers, None, || ready
+                .load(Ordering::SeqCst)),
+            Ok(false)
+        );
+        std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                wait_until(&mut Plain, None, &word, &sleepers, None, || {
+                    ready.load(Ordering::SeqCst)
+                })
+            });
+            ready.store(true, Ordering::SeqCst);
+            notify(&word, &sleepers);
+            assert_eq!(t.join().unwrap(), Ok(true));
+        });
     }
 
     #[test]

@@ -328,7 +328,7 @@ impl RLock {
 pub struct Semaphore {
     value: AtomicU32,
     seq: AtomicU32,
-    waiters: AtomicU32,
+    sleepers: AtomicU32,
     bound: AtomicU32,
 }
 
@@ -358,7 +358,7 @@ impl Semaphore {
         if self.try_take() {
             return Ok(true);
         }
-        wait_until(blocker, deadline, &self.seq, &self.waiters, None, || self.try_take())
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, None, || self.try_take())
     }
 
     /// Non-blocking acquire.
@@ -386,7 +386,7 @@ impl Semaphore {
                     }
                 }
             })?;
-        notify(&self.seq, &self.waiters);
+        notify(&self.seq, &self.sleepers);
         Ok(())
     }
 
@@ -405,7 +405,7 @@ impl Semaphore {
 pub struct Event {
     flag: AtomicU32,
     seq: AtomicU32,
-    waiters: AtomicU32,
+    sleepers: AtomicU32,
 }
 
 impl Layout for Event {
@@ -417,7 +417,7 @@ impl Event {
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
         self.flag.store(1, Ordering::SeqCst);
-        notify(&self.seq, &self.waiters);
+        notify(&self.seq, &self.sleepers);
     }
 
     /// Clears the flag.
@@ -439,7 +439,7 @@ impl Event {
         if self.is_set() {
             return Ok(true);
         }
-        wait_until(blocker, deadline, &self.seq, &self.waiters, None, || self.is_set())
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, None, || self.is_set())
     }
 }
 
@@ -525,7 +525,7 @@ pub struct Barrier {
     arrived: AtomicU32,
     /// Generation number, bumped when the last party arrives or the barrier breaks or resets.
     seq: AtomicU32,
-    waiters: AtomicU32,
+    sleepers: AtomicU32,
     broken: AtomicU32,
 }
 
@@ -576,7 +576,7 @@ impl Barrier {
             futex::wake_all(&self.seq);
             return Ok(index);
         }
-        let passed = wait_until(blocker, deadline, &self.seq, &self.waiters, None, || {
+        let passed = wait_until(blocker, deadline, &self.seq, &self.sleepers, None, || {
             self.seq.load(Ordering::SeqCst) != generation
         });
         match passed {

@@ -67,12 +67,12 @@ struct Side {
     log_count: AtomicU64,
 }
 
-/// A futex word and its sleeper count.
+/// A futex word and its sleepers flag (see [`wait_until`]).
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
 struct Wake {
     seq: AtomicU32,
-    waiters: AtomicU32,
+    sleepers: AtomicU32,
 }
 
 /// The ring's words; see the module docs.
@@ -244,7 +244,7 @@ impl Ring {
                 slot.store(0, Ordering::Release);
             }
         }
-        notify(&self.joined.seq, &self.joined.waiters);
+        notify(&self.joined.seq, &self.joined.sleepers);
     }
 
     /// Marks the messages of `taken` as received by the caller (clears its in-flight slot).
@@ -266,7 +266,7 @@ impl Ring {
             })
             .map_err(|_| IpcError::TooManyTaskDone)?;
         if self.unfinished() == 0 {
-            notify(&self.joined.seq, &self.joined.waiters);
+            notify(&self.joined.seq, &self.joined.sleepers);
         }
         Ok(())
     }
@@ -300,7 +300,7 @@ impl SharedRing {
             let need = record_len(msgs[i].len());
             if !self.has_room(need)
                 && (!wait
-                    || !wait_until(blocker, deadline, &self.room.seq, &self.room.waiters, None, || {
+                    || !wait_until(blocker, deadline, &self.room.seq, &self.room.sleepers, None, || {
                         self.has_room(need)
                     })?)
             {
@@ -347,7 +347,7 @@ impl SharedRing {
             }
             p.lock.unlock().expect("the producer lock is held");
             if i > start {
-                notify(&self.data.seq, &self.data.waiters);
+                notify(&self.data.seq, &self.data.sleepers);
             }
         }
         Ok(i)
@@ -378,7 +378,7 @@ impl SharedRing {
         loop {
             if self.is_empty()
                 && (!wait
-                    || !wait_until(blocker, deadline, &self.data.seq, &self.data.waiters, None, || {
+                    || !wait_until(blocker, deadline, &self.data.seq, &self.data.sleepers, None, || {
                         !self.is_empty()
                     })?)
             {
@@ -426,7 +426,7 @@ impl SharedRing {
             cons.count.store(got + n as u64, Ordering::Release);
             cons.log_active.store(0, Ordering::Release);
             cons.lock.unlock().expect("the consumer lock is held");
-            notify(&self.room.seq, &self.room.waiters);
+            notify(&self.room.seq, &self.room.sleepers);
             return Ok(Some(Taken { count: n, slot }));
         }
     }
@@ -461,7 +461,7 @@ impl SharedRing {
             // done, and nobody else would notice them while everyone waits here.
             let step = Instant::now() + crate::ipc::robust::LIVENESS_CHECK * 4;
             let until = Some(deadline.map_or(step, |d| d.min(step)));
-            if wait_until(blocker, until, &self.joined.seq, &self.joined.waiters, None, || {
+            if wait_until(blocker, until, &self.joined.seq, &self.joined.sleepers, None, || {
                 self.unfinished() == 0
             })? {
                 return Ok(true);
