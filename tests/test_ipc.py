@@ -334,6 +334,43 @@ def test_objects_travel_to_process_pool_tasks(start_method):
     assert len(pids) == 4 and os.getpid() not in pids
 
 
+def _fill_row(arr, row):
+    arr[row] = row + 1
+    return float(arr.array.sum())
+
+
+def _fill_all(arr):
+    arr[:] = 7
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_shared_array_is_written_by_children_and_tasks(method):
+    np = pytest.importorskip("numpy")
+    a = pp.SharedArray((4, 100), "q")
+    assert a.array.dtype == np.int64 and a.shape == (4, 100) and a.nbytes == 3200
+    with pp.ProcessPool(2) as pool:
+        list(pool.map(_fill_row, [a] * 4, range(4)))
+    assert np.array_equal(a.array[:, 0], [1, 2, 3, 4])
+    b = pp.SharedArray(10, "d")
+    p = _start(method, _fill_all, b)
+    _finish(p)
+    assert p.exitcode == 0
+    assert np.asarray(b).tolist() == [7.0] * 10
+    with pytest.raises(TypeError):
+        pickle.dumps(b)
+
+
+def test_shared_array_without_numpy_is_a_memoryview(monkeypatch):
+    from plait import _ipc
+
+    monkeypatch.setattr(_ipc, "_numpy", lambda: None)
+    a = pp.SharedArray((2, 3), "i")
+    assert isinstance(a.array, memoryview) and a.array.shape == (2, 3)
+    a[1, 2] = 5
+    assert a.array.tolist() == [[0, 0, 0], [0, 0, 5]]
+    assert len(a) == 2
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ Pickling one anywhere else (``pickle.dumps``, putting it in a queue) raises ``Ty
 
 from __future__ import annotations
 
+import math
 import multiprocessing.context
 import multiprocessing.reduction
 import time
@@ -37,6 +38,7 @@ __all__ = [
     "Queue",
     "RLock",
     "Semaphore",
+    "SharedArray",
     "SimpleQueue",
 ]
 
@@ -310,3 +312,91 @@ class AtomicInt(_Shareable, _plait.IpcAtomicInt):
 
     def __repr__(self) -> str:
         return f"plait.processes.AtomicInt({self.load()})"
+
+
+# --- shared arrays ----------------------------------------------------------------------------
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
+
+class SharedArray:
+    """A fixed-size array in shared memory that every process holding it reads and writes.
+
+    ``SharedArray(shape, dtype="d")``: ``shape`` an int or a tuple, ``dtype`` a numpy dtype or
+    a ``struct`` format character (``"d"``, ``"q"``, ``"B"``...); zero-filled. :attr:`array` is
+    a numpy array viewing the memory when numpy is installed, else a ``memoryview`` of that
+    shape; indexing the SharedArray indexes it, and numpy functions accept it directly
+    (``__array__``). Pass it to processes like the other objects of this module; there is no
+    locking: coordinate writers with a :class:`Lock` or by partitioning the array. Example::
+
+        a = SharedArray((4, 1000))
+        with ProcessPool(4) as pool:
+            list(pool.map(fill_row, [a] * 4, range(4)))   # each task writes a.array[row]
+        a.array.sum()
+    """
+
+    __slots__ = ("_array", "_segment", "dtype", "shape")
+
+    def __init__(
+        self, shape: int | tuple[int, ...], dtype: Any = "d", *, _segment: Segment | None = None
+    ) -> None:
+        self.shape: tuple[int, ...] = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
+        if any(n < 0 for n in self.shape):
+            raise ValueError(f"negative dimension in shape {self.shape}")
+        np = _numpy()
+        if np is not None:
+            itemsize = np.dtype(dtype).itemsize
+        else:
+            import struct
+
+            itemsize = struct.calcsize(dtype)
+        self.dtype = np.dtype(dtype) if np is not None else dtype
+        nbytes = math.prod(self.shape) * itemsize
+        if _segment is None:
+            _segment = Segment(nbytes)
+        elif len(_segment) < nbytes:
+            raise TypeError("the shared-memory segment is smaller than the array")
+        self._segment = _segment
+        whole = memoryview(_segment)[:nbytes]
+        if np is not None:
+            self._array: Any = np.frombuffer(whole, dtype=self.dtype).reshape(self.shape)
+        else:
+            self._array = whole.cast(dtype, self.shape) if nbytes else whole
+
+    @property
+    def array(self) -> Any:
+        """The array (numpy) or ``memoryview`` over the shared memory."""
+        return self._array
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self._array.itemsize  # type: ignore[no-any-return]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        return self._array if dtype is None else self._array.astype(dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._array[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._array[key] = value
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    def __reduce__(self) -> Any:
+        dtype = self.dtype.str if hasattr(self.dtype, "str") else self.dtype
+        return _rebuild_array, (_export(self), self.shape, dtype)
+
+    def __repr__(self) -> str:
+        return f"<plait.processes.SharedArray shape={self.shape} dtype={self.dtype}>"
+
+
+def _rebuild_array(handle: tuple[int, Any], shape: tuple[int, ...], dtype: Any) -> SharedArray:
+    return SharedArray(shape, dtype, _segment=_import(handle))

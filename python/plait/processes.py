@@ -39,6 +39,7 @@ from ._ipc import (
     Queue,
     RLock,
     Semaphore,
+    SharedArray,
     SimpleQueue,
 )
 from ._pool import Future
@@ -58,6 +59,7 @@ __all__ = [
     "RLock",
     "Semaphore",
     "Shared",
+    "SharedArray",
     "SimpleQueue",
     "share",
 ]
