@@ -7,6 +7,7 @@ and the faults: unpicklable objects, messages too large, lock holders and consum
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
@@ -242,6 +243,107 @@ def test_plain_pickling_is_refused_with_a_clear_error():
         q.put(pp.Lock())
 
 
+def test_pipe_send_recv_bytes_poll_and_eof():
+    a, b = pp.Pipe()
+    assert a.readable and a.writable
+    a.send({"x": [1, 2]})
+    assert b.poll() and b.recv() == {"x": [1, 2]}
+    assert not b.poll()
+    assert not b.poll(0.01)
+    b.send_bytes(b"hello", 1, 3)
+    assert a.recv_bytes() == b"ell"
+    a.send_bytes(memoryview(b"raw"))
+    buf = bytearray(5)
+    assert b.recv_bytes_into(buf, 1) == 3 and buf == bytearray(b"\0raw\0")
+    a.send_bytes(b"too long")
+    try:
+        b.recv_bytes_into(bytearray(3))
+    except multiprocessing.BufferTooShort as e:
+        assert e.args[0] == b"too long"
+    else:
+        pytest.fail("BufferTooShort not raised")
+    a.send(7)
+    assert pickle.loads(b.recv_bytes()) == 7  # recv_bytes of a send(): its pickle
+    a.send_bytes(pickle.dumps("via bytes"))
+    assert b.recv() == "via bytes"  # recv of send_bytes(): unpickled, as multiprocessing does
+    with pytest.raises(ValueError):
+        a.send_bytes(b"abc", 2, 5)
+    a.send("last")
+    a.close()
+    assert a.closed
+    with pytest.raises(OSError):
+        a.send(1)
+    assert b.recv() == "last"  # what was sent before the close is still delivered
+    with pytest.raises(EOFError):
+        b.recv()
+    with pytest.raises(BrokenPipeError):
+        b.send(1)
+    b.close()
+
+
+def test_simplex_pipe_and_connection_wait():
+    r, w = pp.Pipe(duplex=False)
+    assert r.readable and not r.writable and w.writable and not w.readable
+    with pytest.raises(OSError, match="read-only"):
+        r.send(1)
+    with pytest.raises(OSError, match="write-only"):
+        w.recv()
+    a, b = pp.Pipe()
+    assert multiprocessing.connection.wait([r, b], timeout=0.01) == []
+    w.send(1)
+    assert multiprocessing.connection.wait([r, b], timeout=WAIT) == [r]
+    assert r.recv() == 1
+    with pytest.raises(plait.MessageTooLarge):
+        a.send(b"x" * (2 << 20))
+    for c in (r, w, a, b):
+        c.close()
+    with pytest.raises(TypeError, match="can only be passed"):
+        pickle.dumps(a)
+
+
+def _sleep(_):
+    threading.Event().wait(WAIT)
+
+
+def _echo(conn, other_end):
+    other_end.close()  # a fork child inherited it: the parent's close must reach us as EOF
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except EOFError:
+            return
+        conn.send_bytes(data)
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_pipe_across_processes(method):
+    a, b = pp.Pipe()
+    p = _start(method, _echo, b, a)
+    b.close()
+    try:
+        for i in range(200):
+            a.send(("item", i))
+            assert a.recv() == ("item", i)
+        a.send_bytes(b"x" * 100_000)
+        assert a.recv_bytes() == b"x" * 100_000
+    finally:
+        a.close()  # the child sees EOF and exits
+        _finish(p)
+    assert p.exitcode == 0
+
+
+def test_pipe_reader_sigkilled_breaks_a_blocked_sender():
+    a, b = pp.Pipe(capacity=4096)
+    p = _start("fork", _sleep, b)  # holds the other end, never reads
+    b.close()
+    os.kill(p.pid, signal.SIGKILL)
+    p.join()
+    with pytest.raises(BrokenPipeError):
+        for _ in range(10_000):  # fills the ring, then finds nobody reading
+            a.send(b"y" * 1000)
+    a.close()
+
+
 # --- across processes -------------------------------------------------------------------------
 
 
@@ -249,6 +351,18 @@ def _producer(q, ident, n):
     q.put_many([(ident, i) for i in range(n // 2)])
     for i in range(n // 2, n):
         q.put((ident, i))
+
+
+def _put_twice(q, same):
+    assert q is same  # one object in the child too
+    q.put("twice")
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_an_object_passed_twice_to_a_child_arrives_once(method):
+    q = pp.Queue()
+    _finish(_start(method, _put_twice, q, q))
+    assert q.get(timeout=WAIT) == "twice"
 
 
 def _consumer(q, results):
@@ -556,6 +670,7 @@ def _blocked_calls():
     held = pp.Lock()
     rheld = pp.RLock()
     cond = pp.Condition(pp.Lock())
+    pipe = pp.Pipe()
     return {
         "Queue.get": lambda: pp.Queue().get(),
         "Queue.get_many": lambda: pp.Queue().get_many(5),
@@ -567,6 +682,8 @@ def _blocked_calls():
         "Event.wait": lambda: pp.Event().wait(),
         "Condition.wait": lambda: (cond.acquire(), cond.wait()),
         "Barrier.wait": lambda: pp.Barrier(2).wait(),
+        "Connection.recv": lambda: pipe[0].recv(),
+        "Connection.poll": lambda: pipe[0].poll(None),
     }
 
 

@@ -18,8 +18,10 @@ Pickling one anywhere else (``pickle.dumps``, putting it in a queue) raises ``Ty
 from __future__ import annotations
 
 import math
+import multiprocessing
 import multiprocessing.context
 import multiprocessing.reduction
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -32,9 +34,11 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "Condition",
+    "Connection",
     "Event",
     "JoinableQueue",
     "Lock",
+    "Pipe",
     "Queue",
     "RLock",
     "Semaphore",
@@ -46,16 +50,17 @@ _T = TypeVar("_T")
 _WIRE, _FD = 0, 1
 
 
-def _export(obj: Any) -> tuple[int, Any]:
-    """The handle that carries ``obj``'s segment to the process being started or the task
-    being sent; TypeError outside those contexts."""
-    segment = obj._segment
+def _export(obj: Any, segment: Segment | None = None) -> tuple[int, Any]:
+    """The handle that carries ``obj``'s segment (or ``segment``) to the process being started
+    or the task being sent; TypeError outside those contexts."""
+    if segment is None:
+        segment = obj._segment
     out = getattr(_wire._local, "out", None)
     if out is not None:
         out.segments.append(segment)
         return _WIRE, len(out.segments) - 1
     if multiprocessing.context.get_spawning_popen() is not None:
-        return _FD, multiprocessing.reduction.DupFd(segment.fileno())
+        return _FD, _dup_for_child(segment.fileno())
     raise TypeError(
         f"a plait.processes.{type(obj).__name__} can only be passed to another process as an argument "
         "of a ProcessPool task or of a multiprocessing.Process being started (fork children inherit "
@@ -63,11 +68,27 @@ def _export(obj: Any) -> tuple[int, Any]:
     )
 
 
+def _dup_for_child(fd: int) -> Any:
+    """``multiprocessing.reduction.DupFd(fd)`` once per descriptor and process being started:
+    an object passed twice (``args=(q, q)``, or two ends of one pipe sharing a ring) must not
+    list its descriptor twice (spawn refuses duplicates), and is opened once in the child."""
+    popen = multiprocessing.context.get_spawning_popen()
+    cache = popen.__dict__.setdefault("_plait_dupfds", {})
+    dup = cache.get(fd)
+    if dup is None:
+        dup = cache[fd] = multiprocessing.reduction.DupFd(fd)
+    return dup
+
+
 def _import(handle: tuple[int, Any]) -> Segment:
     kind, value = handle
     if kind == _WIRE:
         return _wire._local.incoming[value]  # type: ignore[no-any-return]
-    return Segment.from_fd(value.detach())
+    # The same DupFd object may come several times (see _dup_for_child): detach it once.
+    segment = getattr(value, "_plait_segment", None)
+    if segment is None:
+        segment = value._plait_segment = Segment.from_fd(value.detach())
+    return segment  # type: ignore[no-any-return]
 
 
 def _rebuild(cls: type[_T], handle: tuple[int, Any], args: tuple[Any, ...], state: dict[str, Any]) -> _T:
@@ -400,3 +421,85 @@ class SharedArray:
 
 def _rebuild_array(handle: tuple[int, Any], shape: tuple[int, ...], dtype: Any) -> SharedArray:
     return SharedArray(shape, dtype, _segment=_import(handle))
+
+
+# --- pipes ------------------------------------------------------------------------------------
+
+
+class Connection(_plait.IpcConnection):
+    """One end of a :func:`Pipe`, like ``multiprocessing.connection.Connection``.
+
+    ``send(obj)``/``recv()``, ``send_bytes(buf, offset=0, size=None)``/``recv_bytes(maxlength=None)``/
+    ``recv_bytes_into(buf, offset=0)``, ``poll(timeout=0.0)``, ``fileno()``, ``close()``. The
+    descriptor is readable exactly when a message (or the end of the stream) is waiting, so a
+    Connection works with ``multiprocessing.connection.wait`` and ``select``.
+    """
+
+    __slots__ = ()
+
+    def recv_bytes_into(self, buf: Any, offset: int = 0) -> int:
+        """Receive one message into the writable buffer ``buf`` at byte ``offset``; returns its
+        length. ``multiprocessing.BufferTooShort`` (holding the message) if it does not fit."""
+        view = memoryview(buf).cast("B")
+        if offset < 0:
+            raise ValueError("negative offset")
+        if offset > len(view):
+            raise ValueError("offset too large")
+        data = self.recv_bytes()
+        n = len(data)
+        if offset + n > len(view):
+            raise multiprocessing.BufferTooShort(data)
+        view[offset : offset + n] = data
+        return n
+
+    def __reduce__(self) -> Any:
+        if multiprocessing.context.get_spawning_popen() is None:
+            raise TypeError(
+                "a plait.processes.Connection can only be passed to a multiprocessing.Process being "
+                "started (fork children inherit it); it cannot be pickled otherwise"
+            )
+        fd = _dup_for_child(self.fileno())
+        recv, send = self._recv_segment, self._send_segment
+        return _rebuild_connection, (
+            fd,
+            None if recv is None else _export(self, recv),
+            None if send is None else _export(self, send),
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self.fileno()}"
+        mode = ("r" if self.readable else "") + ("w" if self.writable else "")
+        return f"<plait.processes.Connection {mode} {state}>"
+
+
+def _rebuild_connection(fd: Any, recv: tuple[int, Any] | None, send: tuple[int, Any] | None) -> Connection:
+    conn = getattr(fd, "_plait_connection", None)
+    if conn is None:
+        conn = fd._plait_connection = Connection(
+            fd.detach(),
+            recv_segment=None if recv is None else _import(recv),
+            send_segment=None if send is None else _import(send),
+        )
+    return conn  # type: ignore[no-any-return]
+
+
+def Pipe(duplex: bool = True, *, capacity: int | None = None) -> tuple[Connection, Connection]:
+    """A pair of connected :class:`Connection` objects, like ``multiprocessing.Pipe``.
+
+    With ``duplex`` both ends send and receive; otherwise the first end only receives and the
+    second only sends. Messages go through a ring of ``capacity`` bytes (1 MiB by default) per
+    direction in shared memory; a message larger than that raises :class:`plait.MessageTooLarge`.
+    """
+    cap = capacity if capacity is not None else 1 << 20
+    a, b = socket.socketpair()
+    forward = _plait.IpcConnection._new_ring(cap)
+    if not duplex:
+        return (
+            Connection(a.detach(), recv_segment=forward),
+            Connection(b.detach(), send_segment=forward),
+        )
+    backward = _plait.IpcConnection._new_ring(cap)
+    return (
+        Connection(a.detach(), recv_segment=backward, send_segment=forward),
+        Connection(b.detach(), recv_segment=forward, send_segment=backward),
+    )

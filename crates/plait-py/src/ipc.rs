@@ -43,7 +43,13 @@ static FULL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn new_err(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, module: &str, name: &str, msg: String) -> PyErr {
+pub(crate) fn new_err(
+    py: Python<'_>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    module: &str,
+    name: &str,
+    msg: String,
+) -> PyErr {
     match class(py, cell, module, name) {
         Ok(cls) => PyErr::from_type(cls.clone(), msg),
         Err(e) => e,
@@ -51,7 +57,7 @@ fn new_err(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, module: &str, 
 }
 
 /// The one mapping of core errors to Python exceptions for this module.
-fn ipc_err(py: Python<'_>, err: IpcError, blocker: Option<&mut PyBlocker<'_, '_>>) -> PyErr {
+pub(crate) fn ipc_err(py: Python<'_>, err: IpcError, blocker: Option<&mut PyBlocker<'_, '_>>) -> PyErr {
     match err {
         IpcError::Os(e) => PyOSError::new_err(format!("shared memory: {e}")),
         IpcError::WrongKind { .. } => PyTypeError::new_err(err.to_string()),
@@ -662,6 +668,8 @@ const TAG_NONE: u32 = 5;
 /// Pickle with out-of-band buffers: `u32` buffer count, `u32` pickle length, a `u64` length per
 /// buffer, the pickle, then each buffer at an offset aligned to [`OOB_ALIGN`].
 const TAG_PICKLE_OOB: u32 = 6;
+/// Bytes sent with `Connection.send_bytes` (a pickle to `recv`, raw to `recv_bytes`).
+pub(crate) const TAG_RAW: u32 = 7;
 const OOB_ALIGN: usize = 16;
 static ZEROS: [u8; OOB_ALIGN] = [0; OOB_ALIGN];
 
@@ -669,7 +677,7 @@ static ZEROS: [u8; OOB_ALIGN] = [0; OOB_ALIGN];
 const DEFAULT_CAPACITY: usize = 1 << 20;
 
 /// A message encoded in the caller, borrowing from Python objects where it can.
-enum Encoded<'py> {
+pub(crate) enum Encoded<'py> {
     Bytes(Bound<'py, PyBytes>),
     Str(Bound<'py, PyString>),
     Inline(u32, [u8; 8]),
@@ -684,7 +692,7 @@ enum Encoded<'py> {
 
 impl Encoded<'_> {
     /// The tag and the payload's parts.
-    fn parts(&self) -> PyResult<(u32, Vec<&[u8]>)> {
+    pub(crate) fn parts(&self) -> PyResult<(u32, Vec<&[u8]>)> {
         Ok(match self {
             Self::Bytes(b) => (TAG_BYTES, vec![b.as_bytes()]),
             Self::Str(s) => (TAG_STR, vec![s.to_str()?.as_bytes()]),
@@ -714,7 +722,7 @@ impl Encoded<'_> {
     }
 }
 
-fn encode<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
+pub(crate) fn encode<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
     let py = obj.py();
     if let Ok(b) = obj.cast_exact::<PyBytes>() {
         return Ok(Encoded::Bytes(b.clone()));
@@ -821,13 +829,15 @@ fn loads_oob(py: Python<'_>, data: &Bound<'_, PyByteArray>) -> PyResult<Py<PyAny
 }
 
 /// A message copied out of the ring (under the consumer lock), decoded after it is released.
-enum Received {
+pub(crate) enum Received {
     Ready(Py<PyAny>),
     Int(i64),
     Float(f64),
     None,
     Pickled(Py<PyBytes>),
     PickledOob(Py<PyByteArray>),
+    /// `send_bytes` data: decoded as a pickle by `recv`, returned as is by `recv_bytes`.
+    Raw(Py<PyBytes>),
     Failed(PyErr),
 }
 
@@ -836,7 +846,7 @@ fn concat_into(buf: &mut [u8], a: &[u8], b: &[u8]) {
     buf[a.len()..].copy_from_slice(b);
 }
 
-fn receive(py: Python<'_>, tag: u32, a: &[u8], b: &[u8]) -> Received {
+pub(crate) fn receive(py: Python<'_>, tag: u32, a: &[u8], b: &[u8]) -> Received {
     let len = a.len() + b.len();
     let eight = || {
         let mut raw = [0u8; 8];
@@ -860,11 +870,12 @@ fn receive(py: Python<'_>, tag: u32, a: &[u8], b: &[u8]) -> Received {
                 Err(e) => Received::Failed(PyValueError::new_err(format!("corrupt str message: {e}"))),
             }
         }
-        TAG_BYTES | TAG_PICKLE => match PyBytes::new_with(py, len, |buf| {
+        TAG_BYTES | TAG_PICKLE | TAG_RAW => match PyBytes::new_with(py, len, |buf| {
             concat_into(buf, a, b);
             Ok(())
         }) {
             Ok(bytes) if tag == TAG_BYTES => Received::Ready(bytes.into_any().unbind()),
+            Ok(bytes) if tag == TAG_RAW => Received::Raw(bytes.unbind()),
             Ok(bytes) => Received::Pickled(bytes.unbind()),
             Err(e) => Received::Failed(e),
         },
@@ -879,13 +890,13 @@ fn receive(py: Python<'_>, tag: u32, a: &[u8], b: &[u8]) -> Received {
     }
 }
 
-fn decode(py: Python<'_>, r: Received) -> PyResult<Py<PyAny>> {
+pub(crate) fn decode(py: Python<'_>, r: Received) -> PyResult<Py<PyAny>> {
     Ok(match r {
         Received::Ready(o) => o,
         Received::Int(v) => v.into_pyobject(py)?.into_any().unbind(),
         Received::Float(v) => PyFloat::new(py, v).into_any().unbind(),
         Received::None => py.None(),
-        Received::Pickled(data) => {
+        Received::Pickled(data) | Received::Raw(data) => {
             let loads = LOADS.get_or_try_init(py, || py.import("pickle")?.getattr("loads").map(Bound::unbind))?;
             loads.bind(py).call1((data,))?.unbind()
         }

@@ -10,6 +10,7 @@ mod blocking;
 mod errors;
 mod future;
 mod ipc;
+mod pipe;
 mod pool;
 mod processes;
 mod queue;
@@ -31,5 +32,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     processes::init(m)?;
     shm::init(m)?;
     ipc::init(m)?;
+    pipe::init(m)?;
     Ok(())
 }
