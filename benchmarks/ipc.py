@@ -12,6 +12,8 @@ object (large case). faster-fifo and plait get the same 1 MiB ring (faster-fifo'
 200 kB; more room only helps it); faster-fifo is optional (``make bench`` installs it) and is
 skipped with a line saying so when it cannot be imported.
 
+Pipes: the same one-way transfer between the two ends of a pipe.
+
 Locks and atomics: this process and a forked child each do ``n`` operations on one shared
 object, contending; the rate is operations per second over both.
 """
@@ -99,6 +101,33 @@ def get_batches_ff(q: Any, n: int) -> None:
 
 def bytes_half(fn: Callable[..., None], payload: bytes) -> Callable[[Any, int], None]:
     return lambda q, n: fn(q, n, payload)
+
+
+def pipe_send(ends: Any, n: int) -> None:
+    send = ends[0].send
+    for i in range(n):
+        send(i)
+
+
+def pipe_recv(ends: Any, n: int) -> None:
+    recv = ends[1].recv
+    for _ in range(n):
+        recv()
+
+
+def pipe_send_bytes(payload: bytes) -> Callable[[Any, int], None]:
+    def run(ends: Any, n: int) -> None:
+        send = ends[0].send_bytes
+        for _ in range(n):
+            send(payload)
+
+    return run
+
+
+def pipe_recv_bytes(ends: Any, n: int) -> None:
+    recv = ends[1].recv_bytes
+    for _ in range(n):
+        recv()
 
 
 # -- lock and atomic halves --------------------------------------------------------------------
@@ -217,7 +246,39 @@ def main() -> int:
         big = bench.compare(f"{n_big:,} x 64 KiB", n_big, "msgs", impls)
         print(f"  (plait: {big['plait Queue put/get'].rate * 65536 / 1e9:.2f} GB/s)")
 
-        bench.section("3. a lock contended by 2 processes: acquire + release")
+        bench.section("3. Pipe, one way: send in one process, recv in the other")
+        pipes = bench.compare(
+            f"{n_small:,} ints",
+            n_small,
+            "msgs",
+            [
+                impl("multiprocessing.Pipe send/recv", ctx.Pipe(), pipe_send, pipe_recv, n_small),
+                impl("plait Pipe send/recv", pp.Pipe(capacity=CAPACITY), pipe_send, pipe_recv, n_small),
+            ],
+        )
+        pipes_big = bench.compare(
+            f"{n_big:,} x 64 KiB",
+            n_big,
+            "msgs",
+            [
+                impl(
+                    "multiprocessing.Pipe send_bytes/recv_bytes",
+                    ctx.Pipe(),
+                    pipe_send_bytes(payload),
+                    pipe_recv_bytes,
+                    n_big,
+                ),
+                impl(
+                    "plait Pipe send_bytes/recv_bytes",
+                    pp.Pipe(capacity=CAPACITY),
+                    pipe_send_bytes(payload),
+                    pipe_recv_bytes,
+                    n_big,
+                ),
+            ],
+        )
+
+        bench.section("4. a lock contended by 2 processes: acquire + release")
         locks = bench.compare(
             "Lock acquire/release",
             2 * n_lock,
@@ -228,7 +289,7 @@ def main() -> int:
             ],
         )
 
-        bench.section("4. a shared counter incremented by 2 processes")
+        bench.section("5. a shared counter incremented by 2 processes")
         counters = bench.compare(
             "counter += 1",
             2 * n_lock,
@@ -267,6 +328,8 @@ def main() -> int:
     else:
         bench.target("small messages vs faster-fifo put/get", 3, None, detail="faster-fifo not installed")
         bench.target("64 KiB messages vs faster-fifo", 1.5, None, detail="faster-fifo not installed")
+    bench.target("Pipe, small messages vs multiprocessing.Pipe", 1, pipes["plait Pipe send/recv"])
+    bench.target("Pipe, 64 KiB vs multiprocessing.Pipe", 1, pipes_big["plait Pipe send_bytes/recv_bytes"])
     bench.target("Lock hand-off vs multiprocessing.Lock", 1, locks["plait Lock"])
     bench.target(
         "AtomicInt.fetch_add vs multiprocessing.Value + lock", 1, counters["plait AtomicInt.fetch_add"]
