@@ -141,6 +141,8 @@ def test_message_too_large_is_a_clear_error():
         q.put_many([b"", b"y" * 10_000])
     assert len(q.get()) == 4088
     assert q.empty()
+    with pytest.raises(ValueError, match="at most"):
+        pp.Queue(capacity=2**32)
 
 
 def test_close_and_join_thread():

@@ -974,8 +974,8 @@ impl IpcQueue {
     fn new(py: Python<'_>, maxsize: i64, capacity: Option<usize>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
         let maxsize = u64::try_from(maxsize).unwrap_or(0);
         let capacity = capacity.unwrap_or(DEFAULT_CAPACITY);
-        if capacity > (1 << 40) {
-            return Err(PyValueError::new_err("capacity must be at most 2**40 bytes"));
+        if capacity > ring::MAX_CAPACITY {
+            return Err(PyValueError::new_err("capacity must be at most 2**31 bytes"));
         }
         let (ring, seg) = open(py, _segment, || ring::create(capacity, maxsize))?;
         Ok(Self {

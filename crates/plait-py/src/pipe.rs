@@ -189,6 +189,9 @@ impl IpcConnection {
     /// A new ring of at least `capacity` bytes, for `Pipe` to share between two ends.
     #[staticmethod]
     fn _new_ring(py: Python<'_>, capacity: usize) -> PyResult<Py<Segment>> {
+        if capacity > ring::MAX_CAPACITY {
+            return Err(PyValueError::new_err("capacity must be at most 2**31 bytes"));
+        }
         let ring = ring::create(capacity, 0).map_err(|e| ipc_err(py, e, None))?;
         Py::new(py, Segment::from_shared(std::sync::Arc::clone(ring.segment())))
     }

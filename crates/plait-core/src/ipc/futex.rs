@@ -7,7 +7,7 @@
 //! simply returns, and callers re-check their condition in a loop.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::block::{expired, next_deadline, Blocker, Interrupted};
 
@@ -79,8 +79,7 @@ pub fn wake_all(word: &AtomicU32) -> usize {
 /// raised, bumps `word` and wakes every sleeper (see [`notify`]); sleepers that find nothing
 /// for them raise the flag again. Either the waiter sees the new state or the waker sees the
 /// flag. A flag rather than a count, so a waiter killed in its sleep costs one wasted wake, not
-/// a system call on every later notify. Sleeps are also cut to `recheck` (when given) so the
-/// caller can look at things no wake announces (a lock holder that died).
+/// a system call on every later notify. A deadline already past skips the spin.
 ///
 /// # Errors
 /// [`Interrupted`] when the blocker asked to stop.
@@ -89,10 +88,10 @@ pub fn wait_until<B: Blocker>(
     deadline: Option<Instant>,
     word: &AtomicU32,
     sleepers: &AtomicU32,
-    recheck: Option<Duration>,
     mut ready: impl FnMut() -> bool + Send,
 ) -> Result<bool, Interrupted> {
-    for i in 0..SPINS {
+    let spins = if expired(deadline) { 0 } else { SPINS };
+    for i in 0..spins {
         if ready() {
             return Ok(true);
         }
@@ -115,11 +114,7 @@ pub fn wait_until<B: Blocker>(
             // The flag stays raised: at worst one later notify wakes nobody.
             return Ok(true);
         }
-        let mut until = next_deadline(deadline, blocker.slice());
-        if let Some(r) = recheck {
-            let cap = Instant::now() + r;
-            until = Some(until.map_or(cap, |u| u.min(cap)));
-        }
+        let until = next_deadline(deadline, blocker.slice());
         blocker.block(|| wait(word, seen, until));
         if blocker.interrupted() {
             return Err(Interrupted);
@@ -172,16 +167,11 @@ mod tests {
         );
         let soon = Some(Instant::now() + Duration::from_millis(5));
         assert_eq!(
-            wait_until(&mut Plain, soon, &word, &sleepers, None, || ready
-                .load(Ordering::SeqCst)),
+            wait_until(&mut Plain, soon, &word, &sleepers, || ready.load(Ordering::SeqCst)),
             Ok(false)
         );
         std::thread::scope(|s| {
-            let t = s.spawn(|| {
-                wait_until(&mut Plain, None, &word, &sleepers, None, || {
-                    ready.load(Ordering::SeqCst)
-                })
-            });
+            let t = s.spawn(|| wait_until(&mut Plain, None, &word, &sleepers, || ready.load(Ordering::SeqCst)));
             ready.store(true, Ordering::SeqCst);
             notify(&word, &sleepers);
             assert_eq!(t.join().unwrap(), Ok(true));

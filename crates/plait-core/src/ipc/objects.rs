@@ -358,7 +358,7 @@ impl Semaphore {
         if self.try_take() {
             return Ok(true);
         }
-        wait_until(blocker, deadline, &self.seq, &self.sleepers, None, || self.try_take())
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, || self.try_take())
     }
 
     /// Non-blocking acquire.
@@ -439,7 +439,7 @@ impl Event {
         if self.is_set() {
             return Ok(true);
         }
-        wait_until(blocker, deadline, &self.seq, &self.sleepers, None, || self.is_set())
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, || self.is_set())
     }
 }
 
@@ -576,7 +576,7 @@ impl Barrier {
             futex::wake_all(&self.seq);
             return Ok(index);
         }
-        let passed = wait_until(blocker, deadline, &self.seq, &self.sleepers, None, || {
+        let passed = wait_until(blocker, deadline, &self.seq, &self.sleepers, || {
             self.seq.load(Ordering::SeqCst) != generation
         });
         match passed {

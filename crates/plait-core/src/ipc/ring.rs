@@ -49,6 +49,8 @@ pub const SLOTS: usize = 64;
 pub const HEADER: usize = 8;
 /// Smallest data area.
 pub const MIN_CAPACITY: usize = 4096;
+/// Largest data area (a record's length field is 32 bits).
+pub const MAX_CAPACITY: usize = 1 << 31;
 const NO_SLOT: u32 = u32::MAX;
 
 /// One side (producers or consumers) of the ring, on its own cache lines.
@@ -133,12 +135,13 @@ fn record_len(payload: usize) -> usize {
 pub type SharedRing = Shared<Ring>;
 
 /// Creates a ring with at least `capacity` bytes of data area (rounded up to a power of two,
-/// at least [`MIN_CAPACITY`]) holding at most `maxsize` messages (0 = no count limit).
+/// between [`MIN_CAPACITY`] and [`MAX_CAPACITY`]) holding at most `maxsize` messages (0 = no
+/// count limit).
 ///
 /// # Errors
 /// [`IpcError::Os`] when the segment cannot be created.
 pub fn create(capacity: usize, maxsize: u64) -> Result<SharedRing, IpcError> {
-    let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
+    let capacity = capacity.clamp(MIN_CAPACITY, MAX_CAPACITY).next_power_of_two();
     Shared::<Ring>::create(capacity, |r| {
         r.capacity.store(capacity as u64, Ordering::Relaxed);
         r.maxsize.store(maxsize, Ordering::Relaxed);
@@ -300,7 +303,7 @@ impl SharedRing {
             let need = record_len(msgs[i].len());
             if !self.has_room(need)
                 && (!wait
-                    || !wait_until(blocker, deadline, &self.room.seq, &self.room.sleepers, None, || {
+                    || !wait_until(blocker, deadline, &self.room.seq, &self.room.sleepers, || {
                         self.has_room(need)
                     })?)
             {
@@ -378,7 +381,7 @@ impl SharedRing {
         loop {
             if self.is_empty()
                 && (!wait
-                    || !wait_until(blocker, deadline, &self.data.seq, &self.data.sleepers, None, || {
+                    || !wait_until(blocker, deadline, &self.data.seq, &self.data.sleepers, || {
                         !self.is_empty()
                     })?)
             {
@@ -461,7 +464,7 @@ impl SharedRing {
             // done, and nobody else would notice them while everyone waits here.
             let step = Instant::now() + crate::ipc::robust::LIVENESS_CHECK * 4;
             let until = Some(deadline.map_or(step, |d| d.min(step)));
-            if wait_until(blocker, until, &self.joined.seq, &self.joined.sleepers, None, || {
+            if wait_until(blocker, until, &self.joined.seq, &self.joined.sleepers, || {
                 self.unfinished() == 0
             })? {
                 return Ok(true);
