@@ -536,6 +536,28 @@ def test_owner_died_in_a_with_statement_releases_the_lock():
     assert not lock.locked()
 
 
+def _big_producer(q, started):
+    started.set()
+    for i in range(1, 1000):
+        q.put(bytes([i % 256]) * (4 << 20))  # ~1 ms of copying under the producer lock
+
+
+def test_producer_sigkilled_mid_put_leaves_only_whole_messages():
+    q, started = pp.Queue(capacity=64 << 20), pp.Event()
+    p = _start("fork", _big_producer, q, started)
+    assert started.wait(WAIT)
+    first = q.get(timeout=WAIT)  # it is in its put loop now
+    os.kill(p.pid, signal.SIGKILL)  # at a random point of a copy, a commit or an allocation
+    p.join()
+    q.put(b"end")  # the producer lock is taken over and repaired if the victim held it
+    got = [first]
+    while (item := q.get(timeout=WAIT)) != b"end":
+        got.append(item)
+    for i, item in enumerate(got, start=1):
+        assert item == bytes([i % 256]) * (4 << 20), f"message {i} is torn"
+    assert q.empty()
+
+
 def _hang_on_unpickle(entered_fd):
     os.write(entered_fd, b"x")
     threading.Event().wait(WAIT)
