@@ -19,6 +19,8 @@ def test_demo_quick_runs_the_tour():
     assert "Lock 'accounts'" in out and "Lock 'ledger'" in out
     assert "4. Processes" in out
     assert "victim: WorkerCrashed" in out
+    assert "5. Processes: parse -> transform -> aggregate" in out
+    assert "raised OwnerDied" in out and "balance is 100 again" in out
 
 
 def test_unknown_command_is_rejected():

@@ -208,6 +208,101 @@ def _processes_demo(quick: bool) -> None:
         _zero_copy_demo(pool, quick)
 
 
+def _parse(inbox: object, outbox: object) -> None:
+    """Pipeline stage 1 (a process): "key=value" lines -> (key, int)."""
+    get, put = inbox.get, outbox.put  # type: ignore[attr-defined]
+    while (line := get()) is not None:
+        key, _, value = line.partition("=")
+        put((key, int(value)))
+    put(None)
+
+
+def _transform(inbox: object, outbox: object) -> None:
+    """Pipeline stage 2 (a process): (key, n) -> n * n."""
+    get, put = inbox.get, outbox.put  # type: ignore[attr-defined]
+    while (item := get()) is not None:
+        put(item[1] * item[1])
+    put(None)
+
+
+def _process_pipeline(make_queue: Callable[[], object], n: int) -> float:
+    """parse -> transform -> aggregate (here) over queues between 3 processes; seconds from the
+    first line fed to the total (the stage processes are started before the clock)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    lines, parsed, squares = make_queue(), make_queue(), make_queue()
+    stages = [
+        ctx.Process(target=_parse, args=(lines, parsed)),
+        ctx.Process(target=_transform, args=(parsed, squares)),
+    ]
+    for p in stages:
+        p.start()
+    lines.put("warm=0")  # type: ignore[attr-defined]
+    assert squares.get() == 0  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+
+    def feed() -> None:
+        put = lines.put  # type: ignore[attr-defined]
+        for i in range(n):
+            put(f"k{i}={i}")
+        put(None)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    get = squares.get  # type: ignore[attr-defined]
+    total = 0
+    while (x := get()) is not None:
+        total += x
+    elapsed = time.perf_counter() - t0
+    feeder.join()
+    for p in stages:
+        p.join()
+    assert total == sum(i * i for i in range(n))
+    return elapsed
+
+
+def _hold_and_die(lock: object, balance: object) -> None:
+    """Takes the shared lock, half-updates the shared state, and is killed."""
+    lock.acquire()  # type: ignore[attr-defined]
+    balance.store(-1)  # type: ignore[attr-defined]  # inconsistent until the second half
+    os.kill(os.getpid(), 9)
+
+
+def _ipc_demo(quick: bool) -> None:
+    import multiprocessing
+
+    from . import OwnerDied
+    from . import processes as pp
+
+    n = 20_000 if quick else 200_000
+    std = _process_pipeline(multiprocessing.get_context("spawn").Queue, n)
+    ours = _process_pipeline(pp.Queue, n)
+    _row(f"pipeline, {n:,} items, 3 processes", std, ours, "items", n)
+
+    print("\n  A process is killed (SIGKILL) while holding a shared lock, mid-update:")
+    ctx = multiprocessing.get_context("fork")
+    mp_lock = ctx.Lock()
+    p = ctx.Process(target=_hold_and_die, args=(mp_lock, pp.AtomicInt()))
+    p.start()
+    p.join()
+    took = mp_lock.acquire(timeout=1.0)
+    print(f"    multiprocessing.Lock: acquire(timeout=1) -> {took}; without a timeout, every process hangs")
+    lock, balance = pp.Lock(), pp.AtomicInt(100)
+    p = ctx.Process(target=_hold_and_die, args=(lock, balance))
+    p.start()
+    p.join()
+    try:
+        lock.acquire()
+    except OwnerDied:
+        print(
+            f"    plait Lock: acquire() raised OwnerDied, lock held; balance {balance.load()}: half-updated"
+        )
+        balance.store(100)  # repair
+    lock.release()
+    print(f"    repaired under the lock: balance is {balance.load()} again; the lock works as before")
+
+
 def run(quick: bool = False) -> int:
     """Run the tour; ``quick`` shrinks the work sizes (used by the test suite)."""
     scale = 0.05 if quick else 1.0
@@ -238,5 +333,7 @@ def run(quick: bool = False) -> int:
     _deadlock()
     print("\n4. Processes: counting primes, CPU-bound")
     _processes_demo(quick)
+    print("\n5. Processes: parse -> transform -> aggregate, connected by queues")
+    _ipc_demo(quick)
     print("\nDone. `make bench` measures every case against all peers.")
     return 0

@@ -21,6 +21,8 @@ __all__ = [
     "DeadlockWarning",
     "LockInfo",
     "LockOrderWarning",
+    "MessageTooLarge",
+    "OwnerDied",
     "PlaitError",
     "ShutDown",
 ]
@@ -235,3 +237,24 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.tb
+
+
+class OwnerDied(PlaitError, RuntimeError):
+    """A process died while holding a process-shared lock; the caller now holds it.
+
+    Raised by ``acquire()`` of :class:`plait.processes.Lock` / ``RLock`` (and by
+    ``Condition.wait`` re-acquiring its lock) to exactly one process: the next one to acquire
+    after the holder died. Like a pthread robust mutex's ``EOWNERDEAD``, it means that the state
+    the lock protects may be half-updated. The caller **holds the lock** when ``acquire()``
+    raises this: repair the state, then ``release()``. In a ``with`` statement the lock is
+    released again before this propagates (no ``__exit__`` runs when ``__enter__`` raises), so
+    use ``acquire()`` explicitly where the repair must happen under the lock.
+    """
+
+
+class MessageTooLarge(PlaitError, ValueError):
+    """A message does not fit a process-shared queue's ring even when the ring is empty.
+
+    Raised by ``put`` before anything is written. Create the queue with a larger
+    ``capacity=`` (bytes), or send large data another way (``plait.processes.share``).
+    """

@@ -1,4 +1,5 @@
-"""plait.processes: a process pool that survives crashes, enforces timeouts and cancels.
+"""plait.processes: a process pool that survives crashes, enforces timeouts and cancels; and
+process-shared queues, locks and counters in shared memory (see ``docs/ipc.md``).
 
 ``ProcessPool`` is a ``concurrent.futures.Executor`` (``submit``, ``map``, ``shutdown``, context
 manager) with ``multiprocessing.Pool``'s ``imap``, ``imap_unordered`` and ``starmap``. A worker that
@@ -33,11 +34,45 @@ import cloudpickle
 from . import _backend, _plait, _wire
 from ._backend import Backend
 from ._forkserver import ForkServer
+from ._ipc import (
+    AtomicInt,
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Connection,
+    Event,
+    JoinableQueue,
+    Lock,
+    Pipe,
+    Queue,
+    RLock,
+    Semaphore,
+    SharedArray,
+    SimpleQueue,
+)
 from ._pool import Future
 from ._wire import Shared, share
 from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
 
-__all__ = ["ProcessPool", "Shared", "share"]
+__all__ = [
+    "AtomicInt",
+    "Barrier",
+    "BoundedSemaphore",
+    "Condition",
+    "Connection",
+    "Event",
+    "JoinableQueue",
+    "Lock",
+    "Pipe",
+    "ProcessPool",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "Shared",
+    "SharedArray",
+    "SimpleQueue",
+    "share",
+]
 
 DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN, DONE_UNSENDABLE = (
     _plait.DONE_KINDS

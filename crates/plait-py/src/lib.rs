@@ -9,6 +9,8 @@ mod atomic;
 mod blocking;
 mod errors;
 mod future;
+mod ipc;
+mod pipe;
 mod pool;
 mod processes;
 mod queue;
@@ -29,5 +31,7 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pool::init(m)?;
     processes::init(m)?;
     shm::init(m)?;
+    ipc::init(m)?;
+    pipe::init(m)?;
     Ok(())
 }

@@ -6,9 +6,10 @@
 //! pipe. The memory is freed when the last mapping and descriptor of it are gone, in every
 //! process.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use plait_core::ipc::shm;
 use pyo3::buffer::PyUntypedBuffer;
@@ -21,7 +22,7 @@ const ALIGN: usize = 64;
 /// A mapped shared-memory segment; supports the buffer protocol (read-write).
 #[pyclass(module = "plait.processes", frozen)]
 pub struct Segment {
-    inner: shm::Segment,
+    inner: Arc<shm::Segment>,
     /// Buffer exports alive (memoryviews of it, and everything built on them).
     exports: AtomicUsize,
 }
@@ -37,10 +38,20 @@ impl Segment {
     }
 
     fn wrap(inner: shm::Segment) -> Self {
+        Self::from_shared(Arc::new(inner))
+    }
+
+    /// Wraps a core segment (one made for a shared-memory object).
+    pub fn from_shared(inner: Arc<shm::Segment>) -> Self {
         Self {
             inner,
             exports: AtomicUsize::new(0),
         }
+    }
+
+    /// The core segment, shared.
+    pub fn shared(&self) -> Arc<shm::Segment> {
+        Arc::clone(&self.inner)
     }
 
     /// A duplicate of the descriptor, to send the segment to another process.
@@ -64,6 +75,28 @@ impl Segment {
     #[new]
     fn new(size: usize) -> PyResult<Self> {
         Ok(Self::wrap(create(size)?))
+    }
+
+    /// Takes ownership of descriptor `fd` (a segment received from another process, e.g.
+    /// through `multiprocessing.reduction.DupFd`) and maps it, keeping the descriptor so the
+    /// segment can be passed on.
+    #[staticmethod]
+    fn from_fd(fd: i32) -> PyResult<Self> {
+        if fd < 0 {
+            return Err(PyValueError::new_err("fd must be a non-negative file descriptor"));
+        }
+        // Safety: the caller hands over an open descriptor it will not use again.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Self::open(owned, true)
+    }
+
+    /// The descriptor number (to duplicate for a child process); `ValueError` when the segment
+    /// was mapped without keeping it.
+    fn fileno(&self) -> PyResult<i32> {
+        self.inner
+            .fd()
+            .map(AsRawFd::as_raw_fd)
+            .ok_or_else(|| PyValueError::new_err("this segment has no descriptor left to share"))
     }
 
     /// Copies `buffers` (contiguous buffer objects) into one new segment; returns the segment

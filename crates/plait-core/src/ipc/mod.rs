@@ -1,9 +1,21 @@
 //! Inter-process plumbing that knows nothing of Python or of workers: message framing over byte
-//! streams, Unix socket pairs, descriptor passing and shared-memory segments. The process pool
-//! (and later the cross-process queues) build on it; what a payload means is up to them.
+//! streams, Unix socket pairs, descriptor passing, shared-memory segments, and the
+//! process-shared primitives that live in segments.
+//!
+//! - [`shm`]: anonymous `memfd` segments; [`fdpass`], [`socket`], [`frame`]: sending them and
+//!   framed messages between processes.
+//! - [`futex`]: sleeping and waking on words of shared mappings; [`process`]: who is alive.
+//! - [`robust`]: a lock that the next acquirer takes over when its holder dies.
+//! - [`objects`]: locks, semaphores, events, conditions, barriers, atomics in a segment.
+//! - [`ring`]: a crash-safe MPMC ring of variable-size messages (the cross-process queues).
 
 pub mod fdpass;
 pub mod frame;
+pub mod futex;
+pub mod objects;
 pub mod outbox;
+pub mod process;
+pub mod ring;
+pub mod robust;
 pub mod shm;
 pub mod socket;

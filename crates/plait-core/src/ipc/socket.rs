@@ -1,8 +1,55 @@
-//! Unix stream socket pairs for talking to a child process.
+//! Unix stream socket pairs for talking to a child process, and waiting on descriptors.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use crate::block::{expired, next_deadline, Blocker, Interrupted};
+
+/// Waits until `fd` reports one of `events` (or `POLLHUP`/`POLLERR`), the deadline passes
+/// (returns 0) or the blocker reports an interrupt; returns the reported `revents`.
+///
+/// # Errors
+/// [`Interrupted`] when the blocker asked to stop.
+pub fn wait_fd<B: Blocker>(
+    fd: RawFd,
+    events: i16,
+    deadline: Option<Instant>,
+    blocker: &mut B,
+) -> Result<i16, Interrupted> {
+    loop {
+        let until = next_deadline(deadline, blocker.slice());
+        let timeout_ms = until.map_or(-1, |u| {
+            let left = u.saturating_duration_since(Instant::now());
+            // Round up: poll's millisecond timeout must not wake before the deadline.
+            i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+        });
+        let revents = blocker.block(|| poll_once(fd, events, timeout_ms));
+        if revents != 0 {
+            return Ok(revents);
+        }
+        if expired(deadline) {
+            return Ok(0);
+        }
+        if blocker.interrupted() {
+            return Err(Interrupted);
+        }
+    }
+}
+
+/// One `poll(2)` of `fd`; 0 when nothing was reported (timeout or a signal).
+#[must_use]
+pub fn poll_once(fd: RawFd, events: i16, timeout_ms: i32) -> i16 {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // Safety: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&raw mut p, 1, timeout_ms) };
+    if rc > 0 {
+        p.revents
+    } else {
+        0
+    }
+}
 
 /// A connected pair of Unix stream sockets, both close-on-exec. Hand one end to a child with
 /// [`crate::supervise::Spawn::keep_fd`] (which clears close-on-exec for that child only).
@@ -40,5 +87,21 @@ mod tests {
         let mut buf = [0u8; 4];
         b.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"ping");
+    }
+
+    #[test]
+    fn wait_fd_sees_data_timeouts_and_hangups() {
+        use crate::block::Plain;
+        use std::os::fd::AsRawFd;
+        let (mut a, b) = pair().unwrap();
+        let soon = Some(Instant::now() + std::time::Duration::from_millis(5));
+        assert_eq!(wait_fd(b.as_raw_fd(), libc::POLLIN, soon, &mut Plain), Ok(0));
+        a.write_all(b"x").unwrap();
+        assert_ne!(
+            wait_fd(b.as_raw_fd(), libc::POLLIN, None, &mut Plain).unwrap() & libc::POLLIN,
+            0
+        );
+        drop(a);
+        assert_ne!(poll_once(b.as_raw_fd(), 0, 0) & libc::POLLHUP, 0);
     }
 }

@@ -1,0 +1,734 @@
+//! Synchronisation objects that live in a shared-memory [`Segment`]: locks, semaphores,
+//! events, conditions, barriers and atomic integers usable from any process that maps it.
+//!
+//! A segment holds one object: a 64-byte header (a magic number and the object's kind, so a
+//! segment of one kind cannot be attached as another), then the object's words at offset 64,
+//! then any data area the object needs (a ring's bytes). Every layout is `#[repr(C)]`, made of
+//! atomics, and valid when zero-filled (a fresh segment) apart from parameters the creator
+//! writes before the segment leaves the process.
+//!
+//! Blocking goes through a [`Blocker`], as in [`crate::sync`]; sleeps are futex waits on words
+//! of the segment (see [`futex`]).
+
+use std::io;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::block::{Blocker, Interrupted};
+use crate::ipc::futex::{self, notify, wait_until};
+use crate::ipc::process;
+use crate::ipc::robust::{Acquired, RobustLock};
+use crate::ipc::shm::Segment;
+
+/// Errors of the shared-memory objects; the binding maps each to one Python exception.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    /// Creating or mapping the segment failed.
+    #[error("shared memory: {0}")]
+    Os(#[from] io::Error),
+    /// The segment does not hold an object of the expected kind.
+    #[error("the shared-memory segment does not hold a plait {expected}")]
+    WrongKind {
+        /// The kind looked for.
+        expected: &'static str,
+    },
+    /// Releasing a lock that is not locked.
+    #[error("release unlocked lock")]
+    NotLocked,
+    /// Releasing an `RLock` the caller does not own.
+    #[error("cannot release un-acquired lock")]
+    NotOwned,
+    /// Releasing a bounded semaphore above its initial value.
+    #[error("Semaphore released too many times")]
+    TooManyReleases,
+    /// A count would not fit its 32-bit word.
+    #[error("value would exceed {max}")]
+    Overflow {
+        /// The largest allowed value.
+        max: u64,
+    },
+    /// The barrier is broken.
+    #[error("barrier is broken")]
+    BrokenBarrier,
+    /// A message does not fit the ring even when it is empty.
+    #[error("a message of {len} bytes does not fit this queue's ring of {capacity} bytes")]
+    TooLarge {
+        /// Encoded message length.
+        len: usize,
+        /// The ring's capacity (a message also needs 8 bytes of framing).
+        capacity: usize,
+    },
+    /// `task_done` called more times than items were put.
+    #[error("task_done() called too many times")]
+    TooManyTaskDone,
+    /// The wait was interrupted by the blocker.
+    #[error("wait interrupted")]
+    Interrupted,
+}
+
+impl From<Interrupted> for IpcError {
+    fn from(_: Interrupted) -> Self {
+        Self::Interrupted
+    }
+}
+
+const MAGIC: u32 = 0x706c_6169; // "plai"
+/// Where an object's words start in its segment.
+pub const OBJECT_OFFSET: usize = 64;
+
+#[repr(C)]
+struct Header {
+    magic: AtomicU32,
+    kind: AtomicU32,
+}
+
+/// An object layout that can live in a segment.
+pub trait Layout: Sync {
+    /// Tag stored in the segment header.
+    const KIND: u32;
+    /// Name used in errors.
+    const NAME: &'static str;
+}
+
+/// A handle to an object of layout `T` in a shared segment; clones of the segment (in this or
+/// other processes) see the same object.
+pub struct Shared<T: Layout> {
+    segment: Arc<Segment>,
+    ptr: NonNull<T>,
+    _marker: PhantomData<T>,
+}
+
+// Safety: `T` is made of atomics (Sync), and the mapping lives as long as `segment`.
+unsafe impl<T: Layout> Send for Shared<T> {}
+// Safety: as above.
+unsafe impl<T: Layout> Sync for Shared<T> {}
+
+impl<T: Layout> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("kind", &T::NAME).finish_non_exhaustive()
+    }
+}
+
+impl<T: Layout> Shared<T> {
+    /// A new segment holding a zero-filled `T` followed by `extra` bytes; `init` writes the
+    /// object's parameters before anyone else can see it.
+    ///
+    /// # Errors
+    /// [`IpcError::Os`] when the segment cannot be created or mapped.
+    pub fn create(extra: usize, init: impl FnOnce(&T)) -> Result<Self, IpcError> {
+        let len = Self::data_offset() + extra;
+        let segment = Arc::new(Segment::create(len)?);
+        let base = segment.as_ptr()?;
+        // Safety: the segment is at least data_offset bytes, page aligned, zero-filled; a
+        // zeroed `T` (atomics) is valid.
+        let this = unsafe { Self::from_parts(segment, base) };
+        init(&this);
+        // Safety: the header is at offset 0 of the page-aligned mapping.
+        #[allow(clippy::cast_ptr_alignment, reason = "mappings are page aligned")]
+        let header = unsafe { &*base.cast::<Header>() };
+        header.kind.store(T::KIND, Ordering::Relaxed);
+        header.magic.store(MAGIC, Ordering::Release);
+        Ok(this)
+    }
+
+    /// The object in `segment` (received from another process).
+    ///
+    /// # Errors
+    /// [`IpcError::WrongKind`] when the segment holds something else; [`IpcError::Os`] when it
+    /// cannot be mapped.
+    pub fn attach(segment: Arc<Segment>) -> Result<Self, IpcError> {
+        if segment.len() < Self::data_offset() {
+            return Err(IpcError::WrongKind { expected: T::NAME });
+        }
+        let base = segment.as_ptr()?;
+        // Safety: the mapping is page aligned and at least 64 bytes.
+        #[allow(clippy::cast_ptr_alignment, reason = "mappings are page aligned")]
+        let header = unsafe { &*base.cast::<Header>() };
+        if header.magic.load(Ordering::Acquire) != MAGIC || header.kind.load(Ordering::Relaxed) != T::KIND {
+            return Err(IpcError::WrongKind { expected: T::NAME });
+        }
+        // Safety: checked size and kind; the creator laid out a `T` there.
+        Ok(unsafe { Self::from_parts(segment, base) })
+    }
+
+    /// # Safety
+    /// `base` is the mapping of `segment`, large enough for the header and a `T`.
+    unsafe fn from_parts(segment: Arc<Segment>, base: *mut u8) -> Self {
+        // Safety: per the contract; offset 64 keeps `T` (align <= 64) aligned in a page.
+        let ptr = unsafe { NonNull::new_unchecked(base.add(OBJECT_OFFSET).cast::<T>()) };
+        Self {
+            segment,
+            ptr,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Offset of the data area that follows the object.
+    #[must_use]
+    pub fn data_offset() -> usize {
+        (OBJECT_OFFSET + std::mem::size_of::<T>()).next_multiple_of(64)
+    }
+
+    /// The segment (to send to another process).
+    #[must_use]
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
+    /// Start of the data area and its length.
+    #[must_use]
+    pub fn data(&self) -> (*mut u8, usize) {
+        let off = Self::data_offset();
+        // Safety: `data_offset` is within the segment (checked at create/attach).
+        (
+            unsafe { self.ptr.as_ptr().cast::<u8>().sub(OBJECT_OFFSET).add(off) },
+            self.segment.len() - off,
+        )
+    }
+}
+
+impl<T: Layout> Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Safety: the mapping outlives `self` and `T` is only accessed through atomics.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+// --- Lock ---------------------------------------------------------------------------------
+
+impl Layout for RobustLock {
+    const KIND: u32 = 1;
+    const NAME: &'static str = "Lock";
+}
+
+// --- RLock --------------------------------------------------------------------------------
+
+/// A recursive robust lock: owned by one thread of one process.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct RLock {
+    lock: RobustLock,
+    /// Owning thread within the holder process.
+    thread: AtomicU64,
+    count: AtomicU32,
+}
+
+impl Layout for RLock {
+    const KIND: u32 = 2;
+    const NAME: &'static str = "RLock";
+}
+
+impl RLock {
+    fn mine(&self) -> bool {
+        self.lock.holder() == Some(process::pid()) && self.thread.load(Ordering::Relaxed) == crate::thread::current()
+    }
+
+    /// Takes the lock (again, if this thread holds it); `Ok(None)` at the deadline.
+    ///
+    /// # Errors
+    /// [`IpcError::Interrupted`]; [`IpcError::Overflow`] past 2^32 - 1 levels.
+    pub fn acquire<B: Blocker>(
+        &self,
+        blocker: &mut B,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<Option<Acquired>, IpcError> {
+        if self.mine() {
+            let c = self.count.load(Ordering::Relaxed);
+            let next = c.checked_add(1).ok_or(IpcError::Overflow {
+                max: u64::from(u32::MAX),
+            })?;
+            self.count.store(next, Ordering::Relaxed);
+            return Ok(Some(Acquired::Clean));
+        }
+        let got = if wait {
+            self.lock.lock(blocker, deadline)?
+        } else {
+            self.lock.try_lock()
+        };
+        if got.is_some() {
+            self.thread.store(crate::thread::current(), Ordering::Relaxed);
+            self.count.store(1, Ordering::Relaxed);
+        }
+        Ok(got)
+    }
+
+    /// Releases one level.
+    ///
+    /// # Errors
+    /// [`IpcError::NotOwned`] unless this thread holds it.
+    pub fn release(&self) -> Result<(), IpcError> {
+        if !self.mine() {
+            return Err(IpcError::NotOwned);
+        }
+        let c = self.count.load(Ordering::Relaxed);
+        if c > 1 {
+            self.count.store(c - 1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.count.store(0, Ordering::Relaxed);
+        self.thread.store(0, Ordering::Relaxed);
+        self.lock.unlock().map_err(|_| IpcError::NotOwned)
+    }
+
+    /// Releases every level (for `Condition.wait`); returns the count to restore.
+    ///
+    /// # Errors
+    /// [`IpcError::NotOwned`] unless this thread holds it.
+    pub fn release_all(&self) -> Result<u32, IpcError> {
+        if !self.mine() {
+            return Err(IpcError::NotOwned);
+        }
+        let c = self.count.swap(0, Ordering::Relaxed);
+        self.thread.store(0, Ordering::Relaxed);
+        self.lock.unlock().map_err(|_| IpcError::NotOwned)?;
+        Ok(c)
+    }
+
+    /// Sets the recursion count after a re-acquire by `Condition.wait`.
+    pub fn restore(&self, count: u32) {
+        self.count.store(count, Ordering::Relaxed);
+    }
+
+    /// Whether the calling thread holds it.
+    #[must_use]
+    pub fn is_owned(&self) -> bool {
+        self.mine()
+    }
+
+    /// Recursion level of the holder (0 when free).
+    #[must_use]
+    pub fn count(&self) -> u32 {
+        if self.lock.is_locked() {
+            self.count.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// The underlying lock (for its holder).
+    #[must_use]
+    pub fn raw(&self) -> &RobustLock {
+        &self.lock
+    }
+}
+
+// --- Semaphore ----------------------------------------------------------------------------
+
+/// A counting semaphore; `bound` (0 = none) makes it a `BoundedSemaphore`. Not robust: a
+/// semaphore has no owner, so a process that dies between `acquire` and `release` leaves the
+/// count lowered (as with POSIX semaphores).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Semaphore {
+    value: AtomicU32,
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+    bound: AtomicU32,
+}
+
+impl Layout for Semaphore {
+    const KIND: u32 = 3;
+    const NAME: &'static str = "Semaphore";
+}
+
+impl Semaphore {
+    /// Sets the initial value (and the bound, 0 for none) of a new semaphore.
+    pub fn init(&self, value: u32, bound: u32) {
+        self.value.store(value, Ordering::Relaxed);
+        self.bound.store(bound, Ordering::Relaxed);
+    }
+
+    fn try_take(&self) -> bool {
+        self.value
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |v| v.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Decrements the value, waiting while it is 0; `Ok(false)` at the deadline.
+    ///
+    /// # Errors
+    /// [`Interrupted`] when the blocker asked to stop.
+    pub fn acquire<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<bool, Interrupted> {
+        if self.try_take() {
+            return Ok(true);
+        }
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, || self.try_take())
+    }
+
+    /// Non-blocking acquire.
+    pub fn try_acquire(&self) -> bool {
+        self.try_take()
+    }
+
+    /// Adds `n` to the value, waking waiters.
+    ///
+    /// # Errors
+    /// [`IpcError::TooManyReleases`] above the bound; [`IpcError::Overflow`] past 2^32 - 1.
+    pub fn release(&self, n: u32) -> Result<(), IpcError> {
+        let bound = self.bound.load(Ordering::Relaxed);
+        self.value
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |v| {
+                let next = v.checked_add(n)?;
+                (bound == 0 || next <= bound).then_some(next)
+            })
+            .map_err(|v| {
+                if bound != 0 && v.checked_add(n).is_some_and(|x| x > bound) {
+                    IpcError::TooManyReleases
+                } else {
+                    IpcError::Overflow {
+                        max: u64::from(u32::MAX),
+                    }
+                }
+            })?;
+        notify(&self.seq, &self.sleepers);
+        Ok(())
+    }
+
+    /// The current value.
+    #[must_use]
+    pub fn value(&self) -> u32 {
+        self.value.load(Ordering::SeqCst)
+    }
+}
+
+// --- Event --------------------------------------------------------------------------------
+
+/// A flag processes can wait for.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Event {
+    flag: AtomicU32,
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+impl Layout for Event {
+    const KIND: u32 = 4;
+    const NAME: &'static str = "Event";
+}
+
+impl Event {
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        self.flag.store(1, Ordering::SeqCst);
+        notify(&self.seq, &self.sleepers);
+    }
+
+    /// Clears the flag.
+    pub fn clear(&self) {
+        self.flag.store(0, Ordering::SeqCst);
+    }
+
+    /// Whether the flag is set.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) != 0
+    }
+
+    /// Waits until the flag is set (`Ok(true)`) or the deadline (`Ok(false)`).
+    ///
+    /// # Errors
+    /// [`Interrupted`] when the blocker asked to stop.
+    pub fn wait<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<bool, Interrupted> {
+        if self.is_set() {
+            return Ok(true);
+        }
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, || self.is_set())
+    }
+}
+
+// --- Condition ----------------------------------------------------------------------------
+
+/// The wait queue of a condition variable (its lock is a separate [`RLock`] or lock object).
+/// Waiters sleep on a sequence number that every notify bumps; as with POSIX condition
+/// variables, a notify may wake more waiters than asked, so callers re-check their predicate.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Condition {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+impl Layout for Condition {
+    const KIND: u32 = 5;
+    const NAME: &'static str = "Condition";
+}
+
+impl Condition {
+    /// Call with the lock held, before releasing it: the token to pass to [`Condition::sleep`].
+    #[must_use]
+    pub fn prepare(&self) -> u32 {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps (lock released) until a notify after [`Condition::prepare`] returned `token`
+    /// (`Ok(true)`) or the deadline (`Ok(false)`). Always ends the wait begun by `prepare`.
+    ///
+    /// # Errors
+    /// [`Interrupted`] when the blocker asked to stop.
+    pub fn sleep<B: Blocker>(
+        &self,
+        blocker: &mut B,
+        token: u32,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Interrupted> {
+        let result = loop {
+            if self.seq.load(Ordering::SeqCst) != token {
+                break Ok(true);
+            }
+            if crate::block::expired(deadline) {
+                break Ok(false);
+            }
+            let until = crate::block::next_deadline(deadline, blocker.slice());
+            blocker.block(|| futex::wait(&self.seq, token, until));
+            if self.seq.load(Ordering::SeqCst) != token {
+                break Ok(true);
+            }
+            if blocker.interrupted() {
+                break Err(Interrupted);
+            }
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Wakes up to `n` waiters.
+    pub fn notify(&self, n: u32) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&self.seq, n);
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.notify(u32::MAX);
+    }
+}
+
+// --- Barrier ------------------------------------------------------------------------------
+
+/// A barrier for a fixed number of parties. A wait that times out (or is interrupted) breaks
+/// it for everyone, as `threading.Barrier` does; `reset` mends it.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Barrier {
+    parties: AtomicU32,
+    /// Arrivals in the current generation.
+    arrived: AtomicU32,
+    /// Generation number, bumped when the last party arrives or the barrier breaks or resets.
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+    broken: AtomicU32,
+}
+
+impl Layout for Barrier {
+    const KIND: u32 = 6;
+    const NAME: &'static str = "Barrier";
+}
+
+impl Barrier {
+    /// Sets the number of parties of a new barrier.
+    pub fn init(&self, parties: u32) {
+        self.parties.store(parties, Ordering::Relaxed);
+    }
+
+    /// The number of parties.
+    #[must_use]
+    pub fn parties(&self) -> u32 {
+        self.parties.load(Ordering::Relaxed)
+    }
+
+    /// Parties waiting in the current generation.
+    #[must_use]
+    pub fn n_waiting(&self) -> u32 {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Whether the barrier is broken.
+    #[must_use]
+    pub fn broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst) != 0
+    }
+
+    /// Waits for every party; returns this party's arrival index (0..parties).
+    ///
+    /// # Errors
+    /// [`IpcError::BrokenBarrier`] if the barrier is or becomes broken, or the deadline passes
+    /// (which breaks it); [`IpcError::Interrupted`] (which breaks it too).
+    pub fn wait<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<u32, IpcError> {
+        if self.broken() {
+            return Err(IpcError::BrokenBarrier);
+        }
+        let generation = self.seq.load(Ordering::SeqCst);
+        let index = self.arrived.fetch_add(1, Ordering::SeqCst);
+        let parties = self.parties();
+        if index + 1 >= parties {
+            self.arrived.store(0, Ordering::SeqCst);
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake_all(&self.seq);
+            return Ok(index);
+        }
+        let passed = wait_until(blocker, deadline, &self.seq, &self.sleepers, || {
+            self.seq.load(Ordering::SeqCst) != generation
+        });
+        match passed {
+            Ok(true) if !self.broken() => Ok(index),
+            Ok(true) => Err(IpcError::BrokenBarrier),
+            Ok(false) => {
+                self.abort();
+                Err(IpcError::BrokenBarrier)
+            }
+            Err(Interrupted) => {
+                self.abort();
+                Err(IpcError::Interrupted)
+            }
+        }
+    }
+
+    /// Breaks the barrier: current and future waiters fail until [`Barrier::reset`].
+    pub fn abort(&self) {
+        self.broken.store(1, Ordering::SeqCst);
+        self.arrived.store(0, Ordering::SeqCst);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.seq);
+    }
+
+    /// Returns the barrier to its initial state (waiters of the current generation fail).
+    pub fn reset(&self) {
+        self.broken.store(1, Ordering::SeqCst);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.seq);
+        self.arrived.store(0, Ordering::SeqCst);
+        self.broken.store(0, Ordering::SeqCst);
+    }
+}
+
+// --- AtomicInt ----------------------------------------------------------------------------
+
+/// A 64-bit signed integer in shared memory, updated with lock-free atomics.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct AtomicInt {
+    /// The value (sequentially consistent operations).
+    pub value: AtomicI64,
+}
+
+impl Layout for AtomicInt {
+    const KIND: u32 = 7;
+    const NAME: &'static str = "AtomicInt";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Plain;
+    use std::time::Duration;
+
+    fn reattach<T: Layout>(s: &Shared<T>) -> Shared<T> {
+        let fd = s.segment().fd().unwrap().try_clone().unwrap();
+        Shared::attach(Arc::new(Segment::open(fd, false).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn kinds_are_checked() {
+        let ev = Shared::<Event>::create(0, |_| {}).unwrap();
+        let fd = ev.segment().fd().unwrap().try_clone().unwrap();
+        let seg = Arc::new(Segment::open(fd, false).unwrap());
+        assert!(matches!(
+            Shared::<Semaphore>::attach(Arc::clone(&seg)),
+            Err(IpcError::WrongKind { expected: "Semaphore" })
+        ));
+        assert!(Shared::<Event>::attach(seg).is_ok());
+    }
+
+    #[test]
+    fn event_wakes_a_waiter_through_another_mapping() {
+        let ev = Shared::<Event>::create(0, |_| {}).unwrap();
+        let other = reattach(&ev);
+        let t = std::thread::spawn(move || other.wait(&mut Plain, None).unwrap());
+        ev.set();
+        assert!(t.join().unwrap());
+        ev.clear();
+        assert!(!ev
+            .wait(&mut Plain, Some(Instant::now() + Duration::from_millis(5)))
+            .unwrap());
+    }
+
+    #[test]
+    fn semaphore_counts_and_bounds() {
+        let s = Shared::<Semaphore>::create(0, |s| s.init(1, 1)).unwrap();
+        assert!(s.try_acquire());
+        assert!(!s.try_acquire());
+        let other = reattach(&s);
+        let t = std::thread::spawn(move || other.acquire(&mut Plain, None).unwrap());
+        s.release(1).unwrap();
+        assert!(t.join().unwrap());
+        s.release(1).unwrap();
+        assert!(matches!(s.release(1), Err(IpcError::TooManyReleases)));
+    }
+
+    #[test]
+    fn rlock_recursion_and_ownership() {
+        let l = Shared::<RLock>::create(0, |_| {}).unwrap();
+        assert_eq!(l.acquire(&mut Plain, None, true).unwrap(), Some(Acquired::Clean));
+        assert_eq!(l.acquire(&mut Plain, None, false).unwrap(), Some(Acquired::Clean));
+        assert_eq!(l.count(), 2);
+        let other = reattach(&l);
+        std::thread::spawn(move || {
+            assert!(matches!(other.release(), Err(IpcError::NotOwned)));
+            assert_eq!(other.acquire(&mut Plain, None, false).unwrap(), None);
+        })
+        .join()
+        .unwrap();
+        l.release().unwrap();
+        l.release().unwrap();
+        assert!(matches!(l.release(), Err(IpcError::NotOwned)));
+    }
+
+    #[test]
+    fn barrier_releases_every_party_and_breaks_on_timeout() {
+        let b = Shared::<Barrier>::create(0, |b| b.init(3)).unwrap();
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let other = reattach(&b);
+                std::thread::spawn(move || other.wait(&mut Plain, None).unwrap())
+            })
+            .collect();
+        let mine = b.wait(&mut Plain, None).unwrap();
+        let mut all: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        all.push(mine);
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2]);
+        let soon = Some(Instant::now() + Duration::from_millis(5));
+        assert!(matches!(b.wait(&mut Plain, soon), Err(IpcError::BrokenBarrier)));
+        assert!(b.broken());
+        b.reset();
+        assert!(!b.broken());
+    }
+
+    #[test]
+    fn condition_wakes_after_notify() {
+        let c = Shared::<Condition>::create(0, |_| {}).unwrap();
+        let flag = Shared::<AtomicInt>::create(0, |_| {}).unwrap();
+        let (c2, f2) = (reattach(&c), reattach(&flag));
+        let t = std::thread::spawn(move || loop {
+            let token = c2.prepare();
+            if f2.value.load(Ordering::SeqCst) == 1 {
+                c2.sleep(&mut Plain, token, Some(Instant::now())).unwrap();
+                return;
+            }
+            c2.sleep(&mut Plain, token, None).unwrap();
+        });
+        flag.value.store(1, Ordering::SeqCst);
+        c.notify_all();
+        t.join().unwrap();
+    }
+}
