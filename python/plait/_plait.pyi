@@ -49,8 +49,10 @@ __all__ = [
     "check_lock_order",
     "get_deadlock_detection",
     "lock_order_checking",
+    "pack_numbers",
     "set_deadlock_detection",
     "snapshot",
+    "unpack_numbers",
 ]
 
 # --- deadlock detection ------------------------------------------------------------------------
@@ -491,3 +493,6 @@ class IpcConnection:
     def _send_segment(self) -> Segment | None: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *_args: object) -> None: ...
+
+def pack_numbers(items: list[Any]) -> tuple[str, bytes] | None: ...
+def unpack_numbers(kind: str, data: bytes) -> list[Any]: ...

@@ -12,7 +12,6 @@ with cloudpickle). Workers start by "spawn" (the default), "forkserver" or "fork
 
 from __future__ import annotations
 
-import array
 import atexit
 import collections
 import concurrent.futures
@@ -610,19 +609,16 @@ def _run_chunk(
 
 
 def _compact(results: list[Any]) -> Any:
-    """A long list of exact ints (64-bit) or floats as an ``array``: it pickles as one block of
-    bytes, and the parent rebuilds the numbers ~4x faster than it unpickles them one by one.
-    Iterating the array gives back the same values with the same types."""
+    """A long list of exact ints (64-bit) or exact floats as ``(kind, bytes)`` (see
+    ``_plait.pack_numbers``): one block of bytes to pickle, and the caller rebuilds the numbers
+    several times faster than it would unpickle them one by one; other lists as they are."""
     if len(results) >= 256:
-        kinds = set(map(type, results))
-        if kinds == {int}:
-            try:
-                return array.array("q", results)
-            except OverflowError:
-                pass
-        elif kinds == {float}:
-            return array.array("d", results)
+        return _plait.pack_numbers(results) or results
     return results
+
+
+def _count(results: Any) -> int:
+    return len(results[1]) // 8 if type(results) is tuple else len(results)
 
 
 def _check_chunksize(chunksize: int | None) -> None:
@@ -778,7 +774,7 @@ class _Plan:
                 self.finished.append(future)
             if not future.cancelled() and future.exception() is None:
                 results, error, elapsed = future.result()
-                count = len(results) + (error is not None)
+                count = _count(results) + (error is not None)
                 if count and self.fixed is None:
                     per = elapsed / count
                     self.per_item = per if self.per_item is None else (self.per_item + per) / 2
@@ -832,6 +828,8 @@ def _chunks(plan: _Plan, end: float | None, bar: Any) -> Iterator[list[Any]]:
                 continue
             remaining = None if end is None else max(0.0, end - time.monotonic())
             results, error, _ = future.result(remaining)
+            if type(results) is tuple:
+                results = _plait.unpack_numbers(*results)
             # Consumed: the plan forgets it (a long map keeps no results it already gave).
             with plan.cond:
                 if ordered:
