@@ -246,3 +246,28 @@ def test_forked_workers_do_not_hold_the_parents_segments():
         held = [os.readlink(f"/proc/{worker}/fd/{fd}") for fd in os.listdir(f"/proc/{worker}/fd")]
         assert not [h for h in held if "plait-shm" in h]
         assert pool.submit(describe, handle).result()[4] == b"ssss"
+
+
+def make_lock():
+    from plait.processes import Lock
+
+    return Lock()
+
+
+def try_lock(lock):
+    if not lock.acquire(timeout=0.5):
+        return "busy"
+    lock.release()
+    return "acquired"
+
+
+def test_an_ipc_object_returned_by_a_task_can_be_passed_on(pool):
+    lock = pool.submit(make_lock).result()
+    assert pool.submit(try_lock, lock).result() == "acquired"
+    with lock:
+        assert pool.submit(try_lock, lock).result(timeout=30) == "busy"
+    # Large results keep no descriptor once unpickled.
+    before = len(os.listdir("/proc/self/fd"))
+    results = [pool.submit(np.ones, BIG).result() for _ in range(20)]
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+    del results

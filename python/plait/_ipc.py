@@ -83,7 +83,9 @@ def _dup_for_child(fd: int) -> Any:
 def _import(handle: tuple[int, Any]) -> Segment:
     kind, value = handle
     if kind == _WIRE:
-        return _wire._local.incoming[value]  # type: ignore[no-any-return]
+        segment = _wire._local.incoming[value]
+        segment.claim()  # kept passable: the object may be sent on to another task or process
+        return segment  # type: ignore[no-any-return]
     # The same DupFd object may come several times (see _dup_for_child): detach it once.
     segment = getattr(value, "_plait_segment", None)
     if segment is None:

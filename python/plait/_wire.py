@@ -273,6 +273,8 @@ def loads(data: bytes, segments: list[Segment] | None) -> Any:
         return pickle.loads(view[pos:], buffers=buffers)
     finally:
         _local.incoming = None
+        for segment in segments:
+            segment.release_spare()  # kept only where an object that may travel on claimed it
 
 
 # --- share() --------------------------------------------------------------------------------

@@ -28,7 +28,13 @@ use crate::shm::Segment;
 fn segments(py: Python<'_>, fds: Vec<OwnedFd>, keep_fds: bool) -> PyResult<Bound<'_, PyList>> {
     let mapped = fds
         .into_iter()
-        .map(|fd| Segment::open(fd, keep_fds))
+        .map(|fd| {
+            if keep_fds {
+                Segment::open(fd, true)
+            } else {
+                Segment::open_spare(fd)
+            }
+        })
         .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, mapped)
 }

@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use plait_core::ipc::shm;
@@ -25,6 +25,10 @@ pub struct Segment {
     inner: Arc<shm::Segment>,
     /// Buffer exports alive (memoryviews of it, and everything built on them).
     exports: AtomicUsize,
+    /// A received segment's descriptor, kept until the receiver knows whether the segment must
+    /// be passed on (an IPC object in a task's result claims it) or not (the descriptor closes).
+    spare: parking_lot::Mutex<Option<OwnedFd>>,
+    claimed: AtomicBool,
 }
 
 impl Segment {
@@ -46,7 +50,20 @@ impl Segment {
         Self {
             inner,
             exports: AtomicUsize::new(0),
+            spare: parking_lot::Mutex::new(None),
+            claimed: AtomicBool::new(false),
         }
+    }
+
+    /// Maps a segment received with a task's result, keeping a spare descriptor until
+    /// `release_spare` (see the `spare` field).
+    pub fn open_spare(fd: OwnedFd) -> PyResult<Self> {
+        let spare = fd
+            .try_clone()
+            .map_err(|e| PyOSError::new_err(format!("cannot duplicate a segment descriptor: {e}")))?;
+        let segment = Self::open(fd, false)?;
+        *segment.spare.lock() = Some(spare);
+        Ok(segment)
     }
 
     /// The core segment, shared.
@@ -56,7 +73,8 @@ impl Segment {
 
     /// A duplicate of the descriptor, to send the segment to another process.
     pub fn dup_fd(&self) -> PyResult<OwnedFd> {
-        let fd = self.inner.fd().ok_or_else(|| {
+        let spare = self.spare.lock();
+        let fd = self.inner.fd().or(spare.as_ref()).ok_or_else(|| {
             PyValueError::new_err("this segment was received, not created here: it cannot be sent on")
         })?;
         fd.try_clone()
@@ -93,10 +111,26 @@ impl Segment {
     /// The descriptor number (to duplicate for a child process); `ValueError` when the segment
     /// was mapped without keeping it.
     fn fileno(&self) -> PyResult<i32> {
+        let spare = self.spare.lock();
         self.inner
             .fd()
+            .or(spare.as_ref())
             .map(AsRawFd::as_raw_fd)
             .ok_or_else(|| PyValueError::new_err("this segment has no descriptor left to share"))
+    }
+
+    /// Keeps the spare descriptor of a received segment: an object that may be passed on to
+    /// another process lives in it.
+    fn claim(&self) {
+        self.claimed.store(true, Ordering::Relaxed);
+    }
+
+    /// Closes the spare descriptor unless the segment was claimed (called once the message it
+    /// came with is unpickled).
+    fn release_spare(&self) {
+        if !self.claimed.load(Ordering::Relaxed) {
+            drop(self.spare.lock().take());
+        }
     }
 
     /// Copies `buffers` (contiguous buffer objects) into one new segment; returns the segment
