@@ -720,3 +720,60 @@ def test_ctrl_c_interrupts_blocking_call(name):
             call()
     finally:
         killer.join()
+
+
+def _take_while_waiting(lock, held, release, ok):
+    with lock:  # blocks until the parent's Condition.wait releases it
+        held.set()
+        release.wait(WAIT)
+    ok.store(1)
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_condition_wait_keeps_the_lock_through_a_second_ctrl_c(kind):
+    """A second Ctrl-C while wait() re-takes its lock (held by another process) must not make it
+    leave without the lock: the handler runs once the lock is held again."""
+    lock = getattr(pp, kind)()
+    cond, held, release, ok = pp.Condition(lock), pp.Event(), pp.Event(), pp.AtomicInt()
+    handled, seen, child = threading.Event(), [], []
+
+    def handler(signum, frame):
+        holder = lock.holder()
+        seen.append(holder)
+        handled.set()
+        if holder == child[0]:  # Ctrl-C while the child holds the lock
+            raise KeyboardInterrupt
+
+    def interrupter():
+        held.wait(WAIT)  # the child holds the lock: the parent sleeps in wait()
+        os.kill(os.getpid(), signal.SIGINT)  # ends the sleep
+        handled.wait(WAIT)  # the parent now re-takes the lock the child holds
+        os.kill(os.getpid(), signal.SIGINT)
+        release.set()
+
+    old = signal.signal(signal.SIGINT, handler)
+    owned = []
+    try:
+        with cond:
+            if kind == "RLock":
+                lock.acquire()
+            p = _start("fork", _take_while_waiting, lock, held, release, ok)
+            child.append(p.pid)
+            t = threading.Thread(target=interrupter)
+            t.start()
+            with pytest.raises(KeyboardInterrupt):
+                cond.wait()
+            owned.append(lock.holder() == os.getpid())
+            if kind == "RLock":
+                owned.append(lock._count())
+                lock.release()
+    finally:
+        signal.signal(signal.SIGINT, old)
+        t.join(WAIT)
+        _finish(p)
+    assert owned[0] is True, "wait() left without the lock"
+    if kind == "RLock":
+        assert owned[1] == 2, "wait() did not restore the recursion level"
+    assert seen[0] == p.pid
+    assert seen[1:] == [os.getpid()], "a handler ran while the child held the lock"
+    assert ok.load() == 1 and p.exitcode == 0, "the parent released the child's lock"
