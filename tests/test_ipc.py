@@ -131,6 +131,32 @@ def test_buffers_travel_out_of_band_and_arrays_come_back_writable():
     assert np.array_equal(first, a[:10]) and np.array_equal(second, a[10:20])
 
 
+def _fail_to_unpickle():
+    raise ValueError("cannot rebuild this item")
+
+
+class _FailsWhenReceived:
+    def __reduce__(self):
+        return _fail_to_unpickle, ()
+
+
+def test_get_many_loses_nothing_when_one_item_fails_to_unpickle():
+    q = pp.Queue()
+    q.put_many([1, "two", _FailsWhenReceived(), 4, 5])
+    assert q.get_many(10) == [1, "two"]  # the items before the bad one
+    assert q.qsize() == 3
+    with pytest.raises(ValueError, match="cannot rebuild"):
+        q.get_many(10)  # the bad one, alone
+    assert q.get() == 4  # then the rest, in order, by get or get_many
+    assert q.get_many(10) == [5]
+    assert q.empty()
+    assert q.lost() == 0
+    q.put_many([_FailsWhenReceived(), 6])
+    with pytest.raises(ValueError, match="cannot rebuild"):
+        q.get_many(10)
+    assert q.get_many(10) == [6]
+
+
 def test_message_too_large_is_a_clear_error():
     q = pp.Queue(capacity=4096)
     assert q.capacity == 4096
