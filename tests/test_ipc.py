@@ -456,6 +456,32 @@ def test_barrier_condition_and_event_across_processes():
     assert [p.exitcode for p in procs] == [0, 0]
 
 
+@pytest.mark.parametrize("repeat", range(5))
+def test_barrier_reset_fails_the_waiters_like_threading(repeat):
+    barrier, errors = pp.Barrier(2), []
+
+    def waiter():
+        try:
+            barrier.wait(WAIT)
+        except threading.BrokenBarrierError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    while barrier.n_waiting == 0:
+        threading.Event().wait(0.001)
+    barrier.reset()
+    t.join(WAIT)
+    assert len(errors) == 1
+    assert not barrier.broken
+    assert barrier.n_waiting == 0
+    # Mended: a full generation passes.
+    t = threading.Thread(target=barrier.wait, args=(WAIT,))
+    t.start()
+    assert barrier.wait(WAIT) in (0, 1)
+    t.join(WAIT)
+
+
 def _pool_task(q, lock, counter, event):
     with lock:
         counter.fetch_add(1)
