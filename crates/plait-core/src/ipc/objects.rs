@@ -414,10 +414,14 @@ impl Layout for Event {
 }
 
 impl Event {
-    /// Sets the flag and wakes every waiter.
+    /// Sets the flag and wakes every waiter. The sequence number is bumped even when nobody
+    /// sleeps, so a waiter that has not slept yet still sees a `set()` undone by `clear()`.
     pub fn set(&self) {
         self.flag.store(1, Ordering::SeqCst);
-        notify(&self.seq, &self.sleepers);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 && self.sleepers.swap(0, Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.seq);
+        }
     }
 
     /// Clears the flag.
@@ -431,15 +435,20 @@ impl Event {
         self.flag.load(Ordering::SeqCst) != 0
     }
 
-    /// Waits until the flag is set (`Ok(true)`) or the deadline (`Ok(false)`).
+    /// Waits until the flag is set (`Ok(true)`) or the deadline (`Ok(false)`). A `set()` made
+    /// during the wait counts even if `clear()` undid it before this waiter woke (as in
+    /// `multiprocessing.Event`).
     ///
     /// # Errors
     /// [`Interrupted`] when the blocker asked to stop.
     pub fn wait<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<bool, Interrupted> {
+        let start = self.seq.load(Ordering::SeqCst);
         if self.is_set() {
             return Ok(true);
         }
-        wait_until(blocker, deadline, &self.seq, &self.sleepers, || self.is_set())
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, || {
+            self.is_set() || self.seq.load(Ordering::SeqCst) != start
+        })
     }
 }
 
@@ -759,6 +768,19 @@ mod tests {
         assert!(!ev
             .wait(&mut Plain, Some(Instant::now() + Duration::from_millis(5)))
             .unwrap());
+    }
+
+    #[test]
+    fn event_set_then_clear_still_wakes_a_sleeper() {
+        let ev = Shared::<Event>::create(0, |_| {}).unwrap();
+        let other = reattach(&ev);
+        let t = std::thread::spawn(move || other.wait(&mut Plain, Some(Instant::now() + Duration::from_secs(30))));
+        while ev.sleepers.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        ev.set();
+        ev.clear();
+        assert_eq!(t.join().unwrap(), Ok(true));
     }
 
     #[test]
