@@ -131,6 +131,32 @@ def test_buffers_travel_out_of_band_and_arrays_come_back_writable():
     assert np.array_equal(first, a[:10]) and np.array_equal(second, a[10:20])
 
 
+def _fail_to_unpickle():
+    raise ValueError("cannot rebuild this item")
+
+
+class _FailsWhenReceived:
+    def __reduce__(self):
+        return _fail_to_unpickle, ()
+
+
+def test_get_many_loses_nothing_when_one_item_fails_to_unpickle():
+    q = pp.Queue()
+    q.put_many([1, "two", _FailsWhenReceived(), 4, 5])
+    assert q.get_many(10) == [1, "two"]  # the items before the bad one
+    assert q.qsize() == 3
+    with pytest.raises(ValueError, match="cannot rebuild"):
+        q.get_many(10)  # the bad one, alone
+    assert q.get() == 4  # then the rest, in order, by get or get_many
+    assert q.get_many(10) == [5]
+    assert q.empty()
+    assert q.lost() == 0
+    q.put_many([_FailsWhenReceived(), 6])
+    with pytest.raises(ValueError, match="cannot rebuild"):
+        q.get_many(10)
+    assert q.get_many(10) == [6]
+
+
 def test_message_too_large_is_a_clear_error():
     q = pp.Queue(capacity=4096)
     assert q.capacity == 4096
@@ -430,6 +456,32 @@ def test_barrier_condition_and_event_across_processes():
     assert [p.exitcode for p in procs] == [0, 0]
 
 
+@pytest.mark.parametrize("repeat", range(5))
+def test_barrier_reset_fails_the_waiters_like_threading(repeat):
+    barrier, errors = pp.Barrier(2), []
+
+    def waiter():
+        try:
+            barrier.wait(WAIT)
+        except threading.BrokenBarrierError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    while barrier.n_waiting == 0:
+        threading.Event().wait(0.001)
+    barrier.reset()
+    t.join(WAIT)
+    assert len(errors) == 1
+    assert not barrier.broken
+    assert barrier.n_waiting == 0
+    # Mended: a full generation passes.
+    t = threading.Thread(target=barrier.wait, args=(WAIT,))
+    t.start()
+    assert barrier.wait(WAIT) in (0, 1)
+    t.join(WAIT)
+
+
 def _pool_task(q, lock, counter, event):
     with lock:
         counter.fetch_add(1)
@@ -720,3 +772,60 @@ def test_ctrl_c_interrupts_blocking_call(name):
             call()
     finally:
         killer.join()
+
+
+def _take_while_waiting(lock, held, release, ok):
+    with lock:  # blocks until the parent's Condition.wait releases it
+        held.set()
+        release.wait(WAIT)
+    ok.store(1)
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_condition_wait_keeps_the_lock_through_a_second_ctrl_c(kind):
+    """A second Ctrl-C while wait() re-takes its lock (held by another process) must not make it
+    leave without the lock: the handler runs once the lock is held again."""
+    lock = getattr(pp, kind)()
+    cond, held, release, ok = pp.Condition(lock), pp.Event(), pp.Event(), pp.AtomicInt()
+    handled, seen, child = threading.Event(), [], []
+
+    def handler(signum, frame):
+        holder = lock.holder()
+        seen.append(holder)
+        handled.set()
+        if holder == child[0]:  # Ctrl-C while the child holds the lock
+            raise KeyboardInterrupt
+
+    def interrupter():
+        held.wait(WAIT)  # the child holds the lock: the parent sleeps in wait()
+        os.kill(os.getpid(), signal.SIGINT)  # ends the sleep
+        handled.wait(WAIT)  # the parent now re-takes the lock the child holds
+        os.kill(os.getpid(), signal.SIGINT)
+        release.set()
+
+    old = signal.signal(signal.SIGINT, handler)
+    owned = []
+    try:
+        with cond:
+            if kind == "RLock":
+                lock.acquire()
+            p = _start("fork", _take_while_waiting, lock, held, release, ok)
+            child.append(p.pid)
+            t = threading.Thread(target=interrupter)
+            t.start()
+            with pytest.raises(KeyboardInterrupt):
+                cond.wait()
+            owned.append(lock.holder() == os.getpid())
+            if kind == "RLock":
+                owned.append(lock._count())
+                lock.release()
+    finally:
+        signal.signal(signal.SIGINT, old)
+        t.join(WAIT)
+        _finish(p)
+    assert owned[0] is True, "wait() left without the lock"
+    if kind == "RLock":
+        assert owned[1] == 2, "wait() did not restore the recursion level"
+    assert seen[0] == p.pid
+    assert seen[1:] == [os.getpid()], "a handler ran while the child held the lock"
+    assert ok.load() == 1 and p.exitcode == 0, "the parent released the child's lock"

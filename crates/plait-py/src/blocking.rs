@@ -25,6 +25,8 @@ const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 pub struct PyBlocker<'py, 'r> {
     py: Python<'py>,
     main: bool,
+    /// Whether `interrupted` runs signal handlers (false for waits that must complete).
+    signals: bool,
     err: Option<PyErr>,
     /// Recorded as this thread's wait (for `dump()`) the first time the call really sleeps.
     wait_on: Option<(&'r Arc<dyn Resource>, bool)>,
@@ -37,6 +39,7 @@ impl<'py, 'r> PyBlocker<'py, 'r> {
         Self {
             py,
             main: thread::current() == MAIN_THREAD.load(Ordering::Relaxed),
+            signals: true,
             err: None,
             wait_on: None,
             guard: None,
@@ -53,11 +56,15 @@ impl<'py, 'r> PyBlocker<'py, 'r> {
         b
     }
 
-    /// A blocker that never wakes for signals (for waits that must complete, such as re-taking a
-    /// condition's lock).
+    /// A blocker that never wakes for signals and never runs their handlers (for waits that must
+    /// complete, such as re-taking a condition's lock): a core loop that polls
+    /// [`Blocker::interrupted`] for its own reasons (a lock checking its holder's liveness) is
+    /// never told to stop. Signals that arrive meanwhile stay pending and their handlers run
+    /// once the caller is back in Python.
     pub fn uninterruptible(py: Python<'py>) -> Self {
         let mut b = Self::new(py);
         b.main = false;
+        b.signals = false;
         b
     }
 
@@ -83,6 +90,9 @@ impl Blocker for PyBlocker<'_, '_> {
     }
 
     fn interrupted(&mut self) -> bool {
+        if !self.signals {
+            return false;
+        }
         match self.py.check_signals() {
             Ok(()) => false,
             Err(e) => {

@@ -15,6 +15,7 @@
     reason = "`_segment` is the private keyword the Python constructors reattach with"
 )]
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -911,6 +912,9 @@ pub struct IpcQueue {
     ring: SharedRing,
     seg: Py<Segment>,
     closed: AtomicBool,
+    /// Items this handle took from the ring but has not returned yet: those after one that
+    /// failed to decode in a `get_many` (the error first, then them), served before the ring.
+    pending: parking_lot::Mutex<VecDeque<Received>>,
 }
 
 impl IpcQueue {
@@ -982,6 +986,7 @@ impl IpcQueue {
             ring,
             seg,
             closed: AtomicBool::new(false),
+            pending: parking_lot::Mutex::new(VecDeque::new()),
         })
     }
 
@@ -1013,6 +1018,10 @@ impl IpcQueue {
     #[pyo3(signature = (block=true, timeout=None))]
     fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         self.check_open()?;
+        let held = self.pending.lock().pop_front();
+        if let Some(r) = held {
+            return decode(py, r);
+        }
         let (got, taken) = self.take(py, 1, block, timeout)?;
         let result = got.into_iter().next().map_or_else(|| Ok(py.None()), |r| decode(py, r));
         // Only now has the caller the object: a death before this line counts as a loss.
@@ -1032,20 +1041,63 @@ impl IpcQueue {
         if max_items == 0 {
             return Ok(PyList::empty(py).unbind());
         }
-        let (got, taken) = self.take(py, max_items, block, timeout)?;
-        let decoded: PyResult<Vec<Py<PyAny>>> = got.into_iter().map(|r| decode(py, r)).collect();
-        self.ring.delivered(taken);
-        Ok(PyList::new(py, decoded?)?.unbind())
+        let held: Vec<Received> = {
+            let mut pending = self.pending.lock();
+            let n = pending.len().min(max_items);
+            pending.drain(..n).collect()
+        };
+        let (got, taken) = if held.is_empty() {
+            let (got, taken) = self.take(py, max_items, block, timeout)?;
+            (got, Some(taken))
+        } else {
+            (held, None)
+        };
+        // Decoded in order up to the first failure; the items after it are kept for the next
+        // calls, so one bad item costs only itself.
+        let mut items = got.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        let mut failed = None;
+        for r in items.by_ref() {
+            match decode(py, r) {
+                Ok(obj) => out.push(obj),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if failed.is_some() || !items.as_slice().is_empty() {
+            let mut pending = self.pending.lock();
+            for r in items.rev() {
+                pending.push_front(r);
+            }
+            if let Some(e) = failed {
+                if out.is_empty() {
+                    drop(pending);
+                    if let Some(t) = taken {
+                        self.ring.delivered(t);
+                    }
+                    return Err(e);
+                }
+                // The good items first; the error is raised by the next get.
+                pending.push_front(Received::Failed(e));
+            }
+        }
+        // Only now does this process hold every item (returned or pending).
+        if let Some(t) = taken {
+            self.ring.delivered(t);
+        }
+        Ok(PyList::new(py, out)?.unbind())
     }
 
     /// Approximate number of items in the queue.
     fn qsize(&self) -> u64 {
-        self.ring.len()
+        self.ring.len() + self.pending.lock().len() as u64
     }
 
     /// Whether the queue is empty (approximate, as in `multiprocessing`).
     fn empty(&self) -> bool {
-        self.ring.is_empty()
+        self.ring.is_empty() && self.pending.lock().is_empty()
     }
 
     /// Whether the queue holds `maxsize` items.

@@ -414,10 +414,14 @@ impl Layout for Event {
 }
 
 impl Event {
-    /// Sets the flag and wakes every waiter.
+    /// Sets the flag and wakes every waiter. The sequence number is bumped even when nobody
+    /// sleeps, so a waiter that has not slept yet still sees a `set()` undone by `clear()`.
     pub fn set(&self) {
         self.flag.store(1, Ordering::SeqCst);
-        notify(&self.seq, &self.sleepers);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 && self.sleepers.swap(0, Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.seq);
+        }
     }
 
     /// Clears the flag.
@@ -431,15 +435,20 @@ impl Event {
         self.flag.load(Ordering::SeqCst) != 0
     }
 
-    /// Waits until the flag is set (`Ok(true)`) or the deadline (`Ok(false)`).
+    /// Waits until the flag is set (`Ok(true)`) or the deadline (`Ok(false)`). A `set()` made
+    /// during the wait counts even if `clear()` undid it before this waiter woke (as in
+    /// `multiprocessing.Event`).
     ///
     /// # Errors
     /// [`Interrupted`] when the blocker asked to stop.
     pub fn wait<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<bool, Interrupted> {
+        let start = self.seq.load(Ordering::SeqCst);
         if self.is_set() {
             return Ok(true);
         }
-        wait_until(blocker, deadline, &self.seq, &self.sleepers, || self.is_set())
+        wait_until(blocker, deadline, &self.seq, &self.sleepers, || {
+            self.is_set() || self.seq.load(Ordering::SeqCst) != start
+        })
     }
 }
 
@@ -517,17 +526,31 @@ impl Condition {
 
 /// A barrier for a fixed number of parties. A wait that times out (or is interrupted) breaks
 /// it for everyone, as `threading.Barrier` does; `reset` mends it.
+///
+/// The generation, the broken flag, how the previous generation ended and the arrivals share one
+/// 64-bit word updated with compare-and-swap, so an arrival always joins the generation it read
+/// and a waiter decides its outcome from the word alone: its generation ended by the last
+/// arrival (it passes) or by `reset` (it raises), even when the flag was cleared again.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Barrier {
     parties: AtomicU32,
-    /// Arrivals in the current generation.
-    arrived: AtomicU32,
-    /// Generation number, bumped when the last party arrives or the barrier breaks or resets.
+    /// Futex word: bumped on every change waiters must see (the word below is 64 bits).
     seq: AtomicU32,
     sleepers: AtomicU32,
-    broken: AtomicU32,
+    _pad: u32,
+    /// `generation << 32 | PREV_BROKEN | BROKEN | arrivals`.
+    state: AtomicU64,
+    /// Bit `g % 64` set when generation `g` ended by `reset` (for waiters that wake after more
+    /// than one later generation ended: `PREV_BROKEN` only describes the last one).
+    reset_gens: AtomicU64,
 }
+
+/// The current generation is broken (abort, timeout, interrupt).
+const BROKEN: u64 = 1 << 30;
+/// The previous generation ended by `reset` (its waiters raise).
+const PREV_BROKEN: u64 = 1 << 31;
+const ARRIVALS: u64 = BROKEN - 1;
 
 impl Layout for Barrier {
     const KIND: u32 = 6;
@@ -548,66 +571,151 @@ impl Barrier {
 
     /// Parties waiting in the current generation.
     #[must_use]
+    #[allow(clippy::cast_possible_truncation, reason = "masked to 30 bits")]
     pub fn n_waiting(&self) -> u32 {
-        self.arrived.load(Ordering::SeqCst)
+        (self.state.load(Ordering::SeqCst) & ARRIVALS) as u32
     }
 
     /// Whether the barrier is broken.
     #[must_use]
     pub fn broken(&self) -> bool {
-        self.broken.load(Ordering::SeqCst) != 0
+        self.state.load(Ordering::SeqCst) & BROKEN != 0
+    }
+
+    fn wake(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.seq);
+    }
+
+    /// How generation `generation` ended, seen from `state`: `None` while it runs.
+    fn outcome(&self, generation: u64, state: u64) -> Option<Result<(), IpcError>> {
+        let now = state >> 32;
+        if now == generation {
+            return (state & BROKEN != 0).then_some(Err(IpcError::BrokenBarrier));
+        }
+        let was_reset = if now == (generation + 1) & 0xffff_ffff {
+            state & PREV_BROKEN != 0
+        } else {
+            self.reset_gens.load(Ordering::SeqCst) & (1 << (generation % 64)) != 0
+        };
+        Some(if was_reset {
+            Err(IpcError::BrokenBarrier)
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Ends generation `state >> 32` (by the last arrival or a reset) with one CAS.
+    fn advance(&self, state: u64, reset: bool) -> bool {
+        let generation = state >> 32;
+        let next = (((generation + 1) & 0xffff_ffff) << 32) | if reset { PREV_BROKEN } else { 0 };
+        // Written before the CAS (only its winner's value matters, and it is re-written after).
+        let bit = 1u64 << (generation % 64);
+        let record = |reset: bool| {
+            if reset {
+                self.reset_gens.fetch_or(bit, Ordering::SeqCst);
+            } else {
+                self.reset_gens.fetch_and(!bit, Ordering::SeqCst);
+            }
+        };
+        record(reset);
+        if self
+            .state
+            .compare_exchange(state, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        record(reset);
+        self.wake();
+        true
     }
 
     /// Waits for every party; returns this party's arrival index (0..parties).
     ///
     /// # Errors
-    /// [`IpcError::BrokenBarrier`] if the barrier is or becomes broken, or the deadline passes
-    /// (which breaks it); [`IpcError::Interrupted`] (which breaks it too).
+    /// [`IpcError::BrokenBarrier`] if the barrier is or becomes broken or is reset, or the
+    /// deadline passes (which breaks it); [`IpcError::Interrupted`] (which breaks it too).
+    #[allow(clippy::cast_possible_truncation, reason = "arrivals are masked to 30 bits")]
     pub fn wait<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<u32, IpcError> {
-        if self.broken() {
-            return Err(IpcError::BrokenBarrier);
-        }
-        let generation = self.seq.load(Ordering::SeqCst);
-        let index = self.arrived.fetch_add(1, Ordering::SeqCst);
-        let parties = self.parties();
-        if index + 1 >= parties {
-            self.arrived.store(0, Ordering::SeqCst);
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake_all(&self.seq);
-            return Ok(index);
-        }
-        let passed = wait_until(blocker, deadline, &self.seq, &self.sleepers, || {
-            self.seq.load(Ordering::SeqCst) != generation
-        });
-        match passed {
-            Ok(true) if !self.broken() => Ok(index),
-            Ok(true) => Err(IpcError::BrokenBarrier),
-            Ok(false) => {
-                self.abort();
-                Err(IpcError::BrokenBarrier)
+        let parties = u64::from(self.parties());
+        let mut s = self.state.load(Ordering::SeqCst);
+        let (generation, index) = loop {
+            if s & BROKEN != 0 {
+                return Err(IpcError::BrokenBarrier);
             }
-            Err(Interrupted) => {
-                self.abort();
-                Err(IpcError::Interrupted)
+            let index = s & ARRIVALS;
+            if index + 1 >= parties {
+                if self.advance(s, false) {
+                    return Ok(index as u32);
+                }
+                s = self.state.load(Ordering::SeqCst);
+                continue;
+            }
+            match self
+                .state
+                .compare_exchange(s, s + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break (s >> 32, index as u32),
+                Err(now) => s = now,
+            }
+        };
+        let mut result = None;
+        let passed = wait_until(blocker, deadline, &self.seq, &self.sleepers, || {
+            result = self.outcome(generation, self.state.load(Ordering::SeqCst));
+            result.is_some()
+        });
+        if passed == Ok(true) {
+            return result.expect("set when ready").map(|()| index);
+        }
+        self.break_generation(generation);
+        match self.outcome(generation, self.state.load(Ordering::SeqCst)) {
+            // The last party arrived after all: this wait passed.
+            Some(Ok(())) => Ok(index),
+            _ if passed.is_err() => Err(IpcError::Interrupted),
+            _ => Err(IpcError::BrokenBarrier),
+        }
+    }
+
+    /// Breaks generation `generation` if it still runs.
+    fn break_generation(&self, generation: u64) {
+        let mut s = self.state.load(Ordering::SeqCst);
+        while s >> 32 == generation && s & BROKEN == 0 {
+            match self
+                .state
+                .compare_exchange(s, (s & !ARRIVALS) | BROKEN, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    self.wake();
+                    return;
+                }
+                Err(now) => s = now,
             }
         }
     }
 
     /// Breaks the barrier: current and future waiters fail until [`Barrier::reset`].
     pub fn abort(&self) {
-        self.broken.store(1, Ordering::SeqCst);
-        self.arrived.store(0, Ordering::SeqCst);
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&self.seq);
+        let s = self.state.load(Ordering::SeqCst);
+        self.break_generation(s >> 32);
+        // A generation that ended meanwhile: break the new one (abort always leaves it broken).
+        while !self.broken() {
+            self.break_generation(self.state.load(Ordering::SeqCst) >> 32);
+        }
     }
 
-    /// Returns the barrier to its initial state (waiters of the current generation fail).
+    /// Returns the barrier to its initial state: waiters of the current generation fail with
+    /// [`IpcError::BrokenBarrier`], later callers start a new generation.
     pub fn reset(&self) {
-        self.broken.store(1, Ordering::SeqCst);
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&self.seq);
-        self.arrived.store(0, Ordering::SeqCst);
-        self.broken.store(0, Ordering::SeqCst);
+        loop {
+            let s = self.state.load(Ordering::SeqCst);
+            if s & (ARRIVALS | BROKEN) == 0 {
+                return; // nobody to fail, nothing to mend
+            }
+            if self.advance(s, true) {
+                return;
+            }
+        }
     }
 }
 
@@ -663,6 +771,19 @@ mod tests {
     }
 
     #[test]
+    fn event_set_then_clear_still_wakes_a_sleeper() {
+        let ev = Shared::<Event>::create(0, |_| {}).unwrap();
+        let other = reattach(&ev);
+        let t = std::thread::spawn(move || other.wait(&mut Plain, Some(Instant::now() + Duration::from_secs(30))));
+        while ev.sleepers.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        ev.set();
+        ev.clear();
+        assert_eq!(t.join().unwrap(), Ok(true));
+    }
+
+    #[test]
     fn semaphore_counts_and_bounds() {
         let s = Shared::<Semaphore>::create(0, |s| s.init(1, 1)).unwrap();
         assert!(s.try_acquire());
@@ -712,6 +833,32 @@ mod tests {
         assert!(b.broken());
         b.reset();
         assert!(!b.broken());
+    }
+
+    #[test]
+    fn barrier_reset_fails_its_waiters_even_when_it_mends_the_barrier() {
+        let b = Shared::<Barrier>::create(0, |b| b.init(2)).unwrap();
+        let other = reattach(&b);
+        let t = std::thread::spawn(move || other.wait(&mut Plain, None));
+        while b.n_waiting() == 0 {
+            std::thread::yield_now();
+        }
+        b.reset();
+        assert!(matches!(t.join().unwrap(), Err(IpcError::BrokenBarrier)));
+        assert!(!b.broken());
+        assert_eq!(b.n_waiting(), 0);
+        // A waiter woken only after later generations ended still learns how its own ended.
+        let state = b.state.load(Ordering::SeqCst);
+        assert!(matches!(b.outcome(0, state), Some(Err(IpcError::BrokenBarrier))));
+        let other = reattach(&b);
+        let t = std::thread::spawn(move || other.wait(&mut Plain, None).unwrap());
+        b.wait(&mut Plain, None).unwrap();
+        t.join().unwrap();
+        let state = b.state.load(Ordering::SeqCst);
+        assert_eq!(state >> 32, 2);
+        assert!(matches!(b.outcome(0, state), Some(Err(IpcError::BrokenBarrier))));
+        assert!(matches!(b.outcome(1, state), Some(Ok(()))));
+        assert!(b.outcome(2, state).is_none());
     }
 
     #[test]

@@ -196,7 +196,10 @@ impl Ring {
     }
 
     fn has_room(&self, need: usize) -> bool {
-        let used = self.producers.pos.load(Ordering::SeqCst) - self.consumers.pos.load(Ordering::SeqCst);
+        // Head first: the tail read after it is at least as new, so `used` cannot underflow
+        // (and saturating keeps it so even across a ring repair).
+        let head = self.consumers.pos.load(Ordering::SeqCst);
+        let used = self.producers.pos.load(Ordering::SeqCst).saturating_sub(head);
         (self.capacity() as u64 - used) >= need as u64 && !self.is_full()
     }
 
