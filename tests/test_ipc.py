@@ -829,3 +829,58 @@ def test_condition_wait_keeps_the_lock_through_a_second_ctrl_c(kind):
     assert seen[0] == p.pid
     assert seen[1:] == [os.getpid()], "a handler ran while the child held the lock"
     assert ok.load() == 1 and p.exitcode == 0, "the parent released the child's lock"
+
+
+def _structured_sum(a):
+    return float(a.array["x"].sum()), int(a.array["y"].sum()), str(a.dtype)
+
+
+def test_shared_array_keeps_structured_dtypes_and_honours_copy():
+    np = pytest.importorskip("numpy")
+    from plait.processes import ProcessPool, SharedArray
+
+    a = SharedArray(4, dtype=[("x", "<f8"), ("y", "<i4")])
+    a.array["x"] = 1.5
+    a.array["y"] = 2
+    with ProcessPool(1) as pool:
+        assert pool.submit(_structured_sum, a).result() == (6.0, 8, str(a.dtype))
+    snapshot = np.array(a, copy=True)
+    a.array["y"][0] = 42
+    assert snapshot["y"][0] == 2 and not np.shares_memory(snapshot, a.array)
+    assert np.shares_memory(np.asarray(a), a.array)
+    b = SharedArray(3, dtype="d")
+    with pytest.raises(ValueError):
+        np.array(b, dtype="i4", copy=False)
+    assert np.array(b, dtype="i4").dtype == np.dtype("i4")
+
+
+def _wait_once(cond, woke, timeout):
+    with cond:
+        if cond.wait(timeout):
+            woke.fetch_add(1)
+
+
+def test_condition_notify_wakes_at_most_n_and_needs_the_lock():
+    import multiprocessing
+
+    from plait.processes import AtomicInt, Condition
+
+    cond, woke = Condition(), AtomicInt()
+    with pytest.raises(RuntimeError):
+        cond.notify()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_wait_once, args=(cond, woke, 3.0)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    import time
+
+    time.sleep(0.5)  # let the three reach wait() (a late one just times out: woke stays <= 1)
+    with cond:
+        cond.notify(1)
+    for p in procs:
+        p.join(30)
+    assert woke.load() <= 1  # threading's rule: at most n
+    with cond:
+        cond.notify(1)  # nobody waits: a permit must not be left for a later waiter
+    assert not cond.wait(0.05) if cond.acquire() else False
+    cond.release()

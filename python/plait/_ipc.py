@@ -149,7 +149,8 @@ class Queue(_Shareable, _plait.IpcQueue):
 
 
 class SimpleQueue(Queue):
-    """A process-shared unbounded FIFO queue, like ``multiprocessing.SimpleQueue``."""
+    """A process-shared FIFO queue, like ``multiprocessing.SimpleQueue``: no ``maxsize``, only
+    the ring's ``capacity`` bounds it (``put`` waits when it is full)."""
 
     __slots__ = ()
 
@@ -252,8 +253,8 @@ class Condition(_Shareable, _plait.IpcCondition):
     """A process-shared condition variable, like ``multiprocessing.Condition``.
 
     ``Condition(lock=None)`` uses a new :class:`RLock` by default; ``lock`` must be a
-    :class:`Lock` or :class:`RLock` of this module. As with POSIX condition variables, a notify
-    may wake more waiters than asked: wait in a loop, or use ``wait_for``.
+    :class:`Lock` or :class:`RLock` of this module. ``notify(n)`` lets at most ``n`` waiters
+    through, and like ``notify_all`` needs the lock held (``RuntimeError`` otherwise).
     """
 
     __slots__ = ()
@@ -402,7 +403,14 @@ class SharedArray:
         return math.prod(self.shape) * self._array.itemsize  # type: ignore[no-any-return]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        return self._array if dtype is None else self._array.astype(dtype)
+        # numpy 2's protocol: copy=True asks for a snapshot, copy=False for no copy at all.
+        if dtype is not None and self._array.dtype != dtype:
+            if copy is False:
+                raise ValueError(
+                    f"a {self._array.dtype} SharedArray cannot be viewed as {dtype} without a copy"
+                )
+            return self._array.astype(dtype)
+        return self._array.copy() if copy else self._array
 
     def __getitem__(self, key: Any) -> Any:
         return self._array[key]
@@ -414,8 +422,8 @@ class SharedArray:
         return self.shape[0] if self.shape else 1
 
     def __reduce__(self) -> Any:
-        dtype = self.dtype.str if hasattr(self.dtype, "str") else self.dtype
-        return _rebuild_array, (_export(self), self.shape, dtype)
+        # The numpy dtype itself (structured dtypes and byte order survive), or the struct code.
+        return _rebuild_array, (_export(self), self.shape, self.dtype)
 
     def __repr__(self) -> str:
         return f"<plait.processes.SharedArray shape={self.shape} dtype={self.dtype}>"

@@ -473,15 +473,19 @@ impl IpcCondition {
         }
     }
 
-    /// Wake up to `n` waiters (possibly more: re-check the predicate after waking).
+    /// Wake up to `n` waiters; `RuntimeError` unless the lock is held.
     #[pyo3(signature = (n=1))]
-    fn notify(&self, n: u32) {
+    fn notify(&self, py: Python<'_>, n: u32) -> PyResult<()> {
+        self.check_owned(py)?;
         self.cond.notify(n);
+        Ok(())
     }
 
     /// Wake every waiter.
-    fn notify_all(&self) {
+    fn notify_all(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_owned(py)?;
         self.cond.notify_all();
+        Ok(())
     }
 
     #[getter]
@@ -492,6 +496,23 @@ impl IpcCondition {
     #[getter]
     fn _segment(&self, py: Python<'_>) -> Py<Segment> {
         self.seg.clone_ref(py)
+    }
+}
+
+impl IpcCondition {
+    /// `RuntimeError` unless this process holds the condition's lock (as `threading` does).
+    fn check_owned(&self, py: Python<'_>) -> PyResult<()> {
+        let lock = self.lock.bind(py);
+        let owned = if let Ok(r) = lock.cast::<IpcRLock>() {
+            r.get().lock.is_owned()
+        } else {
+            lock.cast::<IpcLock>()?.get().lock.holder() == Some(process::pid())
+        };
+        if owned {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err("cannot notify on un-acquired lock"))
+        }
     }
 }
 

@@ -460,8 +460,12 @@ impl Event {
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Condition {
+    /// Futex word: bumped by every notify.
     seq: AtomicU32,
     waiters: AtomicU32,
+    /// Wake-ups handed out by `notify` and not yet taken: a woken waiter returns only if it
+    /// takes one, so `notify(n)` lets at most `n` waiters through (others sleep on).
+    permits: AtomicU32,
 }
 
 impl Layout for Condition {
@@ -488,31 +492,48 @@ impl Condition {
         token: u32,
         deadline: Option<Instant>,
     ) -> Result<bool, Interrupted> {
+        let mut seen = token;
         let result = loop {
-            if self.seq.load(Ordering::SeqCst) != token {
+            // Only a notify after this wait began can let it through, and only with a permit.
+            if self.seq.load(Ordering::SeqCst) != token && self.take_permit() {
                 break Ok(true);
             }
             if crate::block::expired(deadline) {
                 break Ok(false);
             }
             let until = crate::block::next_deadline(deadline, blocker.slice());
-            blocker.block(|| futex::wait(&self.seq, token, until));
-            if self.seq.load(Ordering::SeqCst) != token {
+            blocker.block(|| futex::wait(&self.seq, seen, until));
+            seen = self.seq.load(Ordering::SeqCst);
+            if seen != token && self.take_permit() {
                 break Ok(true);
             }
             if blocker.interrupted() {
                 break Err(Interrupted);
             }
         };
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        if self.waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last waiter gone: permits nobody took must not let a later waiter through.
+            self.permits.store(0, Ordering::SeqCst);
+        }
         result
     }
 
-    /// Wakes up to `n` waiters.
+    fn take_permit(&self) -> bool {
+        self.permits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| p.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Wakes up to `n` waiters (call with the lock held).
     pub fn notify(&self, n: u32) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        let waiters = self.waiters.load(Ordering::SeqCst);
+        if waiters > 0 && n > 0 {
+            let _ = self.permits.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                Some(p.saturating_add(n).min(waiters))
+            });
             self.seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake(&self.seq, n);
+            // Every sleeper wakes and races for the permits; the rest sleep on.
+            futex::wake(&self.seq, u32::MAX);
         }
     }
 
