@@ -67,6 +67,9 @@ struct Side {
     log_slot: AtomicU32,
     log_pos: AtomicU64,
     log_count: AtomicU64,
+    /// The item count before the logged operation (producers store the new count before their
+    /// commit, so a consumer that sees an item also counts it; recovery may roll it back).
+    log_old: AtomicU64,
 }
 
 /// A futex word and its sleepers flag (see [`wait_until`]).
@@ -220,9 +223,12 @@ impl Ring {
     fn recover_put(&self) {
         let p = &self.producers;
         if p.log_active.load(Ordering::Acquire) != 0 {
-            if p.pos.load(Ordering::Acquire) == p.log_pos.load(Ordering::Relaxed) {
-                p.count.store(p.log_count.load(Ordering::Relaxed), Ordering::Release);
-            }
+            let count = if p.pos.load(Ordering::Acquire) == p.log_pos.load(Ordering::Relaxed) {
+                p.log_count.load(Ordering::Relaxed) // committed: counted
+            } else {
+                p.log_old.load(Ordering::Relaxed) // not committed: the count rolls back
+            };
+            p.count.store(count, Ordering::Release);
             p.log_active.store(0, Ordering::Release);
         }
     }
@@ -346,9 +352,12 @@ impl SharedRing {
             if i > start {
                 p.log_pos.store(t, Ordering::Relaxed);
                 p.log_count.store(count + (i - start) as u64, Ordering::Relaxed);
+                p.log_old.store(count, Ordering::Relaxed);
                 p.log_active.store(1, Ordering::Release);
+                // The count first: whoever sees the new items (after the commit) sees them
+                // counted, so task_done/join never run ahead of it.
+                p.count.store(count + (i - start) as u64, Ordering::SeqCst);
                 p.pos.store(t, Ordering::SeqCst); // the commit point
-                p.count.store(count + (i - start) as u64, Ordering::Release);
                 p.log_active.store(0, Ordering::Release);
             }
             p.lock.unlock().expect("the producer lock is held");
@@ -695,12 +704,19 @@ mod tests {
         let p = &r.producers;
         p.log_pos.store(p.pos.load(Ordering::SeqCst) + 64, Ordering::SeqCst);
         p.log_count.store(2, Ordering::SeqCst);
+        p.log_old.store(1, Ordering::SeqCst);
         p.log_active.store(1, Ordering::SeqCst);
+        p.count.store(2, Ordering::SeqCst); // counted before the commit it never made
         kill_holder(&p.lock, dead_pid());
         assert_eq!(put1(&r, 2, b"second"), 1);
         let got = get_all(&r, 10);
         assert_eq!(got, vec![(1, b"first".to_vec()), (2, b"second".to_vec())]);
         assert_eq!(r.len(), 0);
+        assert_eq!(
+            r.unfinished(),
+            2,
+            "the uncommitted put was rolled back out of the count"
+        );
     }
 
     #[test]
