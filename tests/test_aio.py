@@ -494,3 +494,35 @@ def test_transport_is_an_asyncio_transport_with_extra_info(loop):
     assert isinstance(tr, asyncio.Transport)
     assert peername == addr
     assert sock.family == socket.AF_INET
+
+
+class _Holder:
+    def __init__(self, loop, timer):
+        self.handle = loop.call_later(0, self.method) if timer else loop.call_soon(self.method)
+
+    def method(self):
+        pass
+
+
+@pytest.mark.parametrize("timer", [False, True])
+def test_cycle_through_a_kept_handle_is_collected(loop, timer):
+    """Queued handles are hidden from the collector while the loop holds them; one the program
+    kept is handed back to it after running, so a cycle through it is still freed."""
+    import weakref
+
+    ref = weakref.ref(_Holder(loop, timer))
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    gc.collect()
+    assert ref() is None
+
+
+def test_context_of_a_run_handle_stays_usable(loop):
+    var = contextvars.ContextVar("v")
+    var.set(1)
+    h = loop.call_soon(lambda: None)
+    run_briefly(loop)
+    ctx = h.get_context()
+    del h
+    gc.collect()
+    assert ctx[var] == 1

@@ -60,6 +60,80 @@ fn poll_error(e: PollError) -> PyErr {
     }
 }
 
+/// Takes a freshly scheduled handle off the garbage collector's lists while the loop holds it.
+///
+/// A queued handle is alive because the loop holds it, so the collector gains nothing from
+/// traversing it, and with many handles queued its passes dominate the cost of `call_soon`.
+/// [`release`] puts a handle back under the collector when the loop lets go of it while someone
+/// else still holds it (so a cycle through a kept handle stays collectable).
+/// The context copied for the handle (not one the caller passed) is taken off too: it is a new
+/// object per `call_soon`, and otherwise piles up in the collector's older generations.
+fn untrack(h: &Bound<'_, Handle>) {
+    // Safety: both are live, fully initialised GC objects (Handle implements `__traverse__`,
+    // contexts are GC types); untracking an object that `release` re-tracks before anyone else
+    // can depend on the collector seeing it is the documented use of PyObject_GC_UnTrack.
+    unsafe {
+        ffi::PyObject_GC_UnTrack(h.as_ptr().cast());
+        if h.get().own_context {
+            ffi::PyObject_GC_UnTrack(h.get().context.as_ptr().cast());
+        }
+    }
+}
+
+fn retrack(ptr: *mut ffi::PyObject) {
+    // Safety: `ptr` is alive and fully initialised; IsTracked guards against tracking twice.
+    unsafe {
+        if ffi::PyObject_GC_IsTracked(ptr) == 0 {
+            ffi::PyObject_GC_Track(ptr.cast());
+        }
+    }
+}
+
+/// Drops the loop's reference to a handle, first re-tracking it (and its own context) if
+/// anyone else still holds either, so cycles through them stay collectable.
+fn release<T: pyo3::PyClass>(py: Python<'_>, h: Py<T>) {
+    let ptr = h.as_ptr();
+    // Every handle the loop queues is a Handle or a TimerHandle (a Handle subclass).
+    let base = h.bind(py).cast::<Handle>().ok().map(Bound::get);
+    let ctx = base.filter(|b| b.own_context).map(|b| b.context.as_ptr());
+    // Safety: `ptr` and `ctx` are alive while we hold the handle.
+    let shared = unsafe { ffi::Py_REFCNT(ptr) > 1 || ctx.is_some_and(|c| ffi::Py_REFCNT(c) > 1) };
+    if shared {
+        retrack(ptr);
+        if let Some(c) = ctx {
+            retrack(c);
+        }
+    }
+    drop(h);
+}
+
+/// Lets the collector see through a queued handle. One only the loop holds (untracked, see
+/// [`untrack`]) is part of the loop: its callback, arguments and context are visited as the
+/// loop's own references, so a cycle through them (a pending `loop.stop`) is still found. One
+/// that others hold too is visited as itself (the collector then treats what it holds as
+/// reachable, never freeing anything early).
+fn visit_queued(visit: &PyVisit<'_>, h: &Py<Handle>) -> Result<(), PyTraverseError> {
+    let ptr = h.as_ptr();
+    // Safety: reading the refcount and tracking state of a live object; the collector does not
+    // change either while it traverses.
+    let exclusive = unsafe { ffi::Py_REFCNT(ptr) == 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 };
+    if exclusive {
+        let hd = h.get();
+        visit.call(&hd.callback)?;
+        visit.call(&hd.args)?;
+        visit.call(&hd.context)
+    } else {
+        visit.call(h)
+    }
+}
+
+/// [`release`]s every handle in `items`.
+fn release_all<T: pyo3::PyClass>(py: Python<'_>, items: impl IntoIterator<Item = Py<T>>) {
+    for h in items {
+        release(py, h);
+    }
+}
+
 /// `selectors._fileobj_to_fd`: an int, or an object with `fileno()`.
 fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     let fd: i64 = match obj.extract::<i64>() {
@@ -87,7 +161,21 @@ pub struct Handle {
     callback: Py<PyAny>,
     args: Py<PyTuple>,
     context: Py<PyAny>,
+    /// `context` was copied here (not passed by the caller).
+    own_context: bool,
     cancelled: AtomicBool,
+    /// A timer in the loop's heap: a cancel then counts towards compaction.
+    scheduled: AtomicBool,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // A context's dealloc unlinks it from the collector's list unconditionally: it must be
+        // tracked again before the last reference goes (see `untrack`).
+        if self.own_context {
+            retrack(self.context.as_ptr());
+        }
+    }
 }
 
 impl Handle {
@@ -97,6 +185,7 @@ impl Handle {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let own_context = context.is_none();
         let context = match context {
             Some(c) => c.unbind(),
             // Safety: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
@@ -106,7 +195,9 @@ impl Handle {
             callback: callback.unbind(),
             args: args.unbind(),
             context,
+            own_context,
             cancelled: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
         })
     }
 
@@ -221,8 +312,6 @@ impl Handle {
 #[pyclass(module = "plait._plait", frozen, extends = Handle)]
 pub struct TimerHandle {
     when: f64,
-    /// In the loop's heap: a cancel then counts towards compaction.
-    scheduled: AtomicBool,
     cancelled_count: Arc<AtomicUsize>,
 }
 
@@ -236,7 +325,7 @@ impl TimerHandle {
     /// Cancels the callback: it will not run, and the loop drops it from its timers.
     fn cancel(slf: &Bound<'_, Self>) {
         let base = slf.as_super().get();
-        if !base.cancelled.swap(true, Ordering::Relaxed) && slf.get().scheduled.load(Ordering::Relaxed) {
+        if !base.cancelled.swap(true, Ordering::Relaxed) && base.scheduled.load(Ordering::Relaxed) {
             slf.get().cancelled_count.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -247,8 +336,8 @@ impl TimerHandle {
     }
 
     #[getter]
-    fn _scheduled(&self) -> bool {
-        self.scheduled.load(Ordering::Relaxed)
+    fn _scheduled(slf: &Bound<'_, Self>) -> bool {
+        slf.as_super().get().scheduled.load(Ordering::Relaxed)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -301,7 +390,8 @@ pub struct LoopCore {
     ready: ReadyQueue<Py<Handle>>,
     /// The buffer the ready queue is swapped with each tick (kept to avoid allocating).
     spare: Mutex<Vec<Py<Handle>>>,
-    timers: Mutex<TimerHeap<Py<TimerHandle>>>,
+    /// Timers, as their `Handle` part (so the collector's traversal can reach them).
+    timers: Mutex<TimerHeap<Py<Handle>>>,
     timer_cancelled: Arc<AtomicUsize>,
     polling: Mutex<Option<Polling>>,
     registrar: Mutex<Option<Registrar<Py<Handle>>>>,
@@ -347,33 +437,35 @@ impl LoopCore {
     ) -> PyResult<Bound<'py, TimerHandle>> {
         let py = slf.py();
         let this = slf.get();
-        let init = PyClassInitializer::from(Handle::new(py, callback, args, context)?).add_subclass(TimerHandle {
+        let handle = Handle::new(py, callback, args, context)?;
+        handle.scheduled.store(true, Ordering::Relaxed);
+        let init = PyClassInitializer::from(handle).add_subclass(TimerHandle {
             when,
-            scheduled: AtomicBool::new(true),
             cancelled_count: Arc::clone(&this.timer_cancelled),
         });
         let timer = Bound::new(py, init)?;
-        this.timers.lock().push(when, timer.clone().unbind());
+        untrack(timer.as_super());
+        this.timers.lock().push(when, timer.as_super().clone().unbind());
         Ok(timer)
     }
 
     /// Removes cancelled timers from the top of the heap (and compacts the heap when they are
     /// many); returns them so they are dropped outside the lock.
-    fn prune_timers(&self, py: Python<'_>, timers: &mut TimerHeap<Py<TimerHandle>>) -> Vec<Py<TimerHandle>> {
-        let is_cancelled = |t: &Py<TimerHandle>| t.bind(py).as_super().get().is_cancelled();
+    fn prune_timers(timer_cancelled: &AtomicUsize, timers: &mut TimerHeap<Py<Handle>>) -> Vec<Py<Handle>> {
+        let is_cancelled = |t: &Py<Handle>| t.get().is_cancelled();
         let mut dropped = Vec::new();
-        let ncancelled = self.timer_cancelled.load(Ordering::Relaxed);
+        let ncancelled = timer_cancelled.load(Ordering::Relaxed);
         if ncancelled > MIN_CANCELLED_TO_COMPACT && ncancelled * 2 > timers.len() {
             dropped = timers.remove_where(is_cancelled);
             for t in &dropped {
                 t.get().scheduled.store(false, Ordering::Relaxed);
             }
-            self.timer_cancelled.fetch_sub(dropped.len(), Ordering::Relaxed);
+            timer_cancelled.fetch_sub(dropped.len(), Ordering::Relaxed);
         } else {
             while timers.peek().is_some_and(is_cancelled) {
                 let t = timers.pop().expect("peeked");
                 t.get().scheduled.store(false, Ordering::Relaxed);
-                self.timer_cancelled.fetch_sub(1, Ordering::Relaxed);
+                timer_cancelled.fetch_sub(1, Ordering::Relaxed);
                 dropped.push(t);
             }
         }
@@ -388,10 +480,10 @@ impl LoopCore {
         let this = slf.get();
 
         let mut timers = this.timers.lock();
-        let dropped = this.prune_timers(py, &mut timers);
+        let dropped = Self::prune_timers(&this.timer_cancelled, &mut timers);
         let next = timers.next_deadline();
         drop(timers);
-        drop(dropped);
+        release_all(py, dropped);
         let timeout = if !this.ready.is_empty() || this.stopping.load(Ordering::Relaxed) {
             Some(Duration::ZERO)
         } else {
@@ -436,16 +528,15 @@ impl LoopCore {
             while let Some(t) = timers.pop_before(end) {
                 let th = t.get();
                 th.scheduled.store(false, Ordering::Relaxed);
-                let bound = t.into_bound(py);
-                if bound.as_super().get().is_cancelled() {
+                if th.is_cancelled() {
                     this.timer_cancelled.fetch_sub(1, Ordering::Relaxed);
-                    skipped.push(bound);
+                    skipped.push(t);
                 } else {
-                    batch.push(bound.into_super().unbind());
+                    batch.push(t);
                 }
             }
         }
-        drop(skipped);
+        release_all(py, skipped);
 
         // Signals that interrupted the poll (Ctrl-C): their handlers run now; an exception they
         // raise leaves the batch queued for the next run.
@@ -456,7 +547,7 @@ impl LoopCore {
         }
 
         let result = Self::run_batch(slf, &mut batch);
-        batch.clear();
+        release_all(py, batch.drain(..));
         *this.spare.lock() = batch;
         this.rearm();
         result
@@ -678,6 +769,7 @@ impl LoopCore {
             Self::debug_checks(slf, &callback, "call_soon", true)?;
         }
         let h = Bound::new(py, Handle::new(py, callback, args, context)?)?;
+        untrack(&h);
         this.ready.push(h.clone().unbind());
         Ok(h)
     }
@@ -691,6 +783,7 @@ impl LoopCore {
     ) -> PyResult<Bound<'py, Handle>> {
         let py = slf.py();
         let h = Bound::new(py, Handle::new(py, callback, args, context)?)?;
+        untrack(&h);
         slf.get().ready.push(h.clone().unbind());
         Ok(h)
     }
@@ -710,6 +803,7 @@ impl LoopCore {
             Self::debug_checks(slf, &callback, "call_soon_threadsafe", false)?;
         }
         let h = Bound::new(py, Handle::new(py, callback, args, context)?)?;
+        untrack(&h);
         this.ready.push(h.clone().unbind());
         fence(Ordering::SeqCst);
         if this.sleeping.load(Ordering::SeqCst) {
@@ -871,7 +965,7 @@ impl LoopCore {
     }
 
     /// Drops every callback, timer and watched fd and closes the poller's fds (after `close()`).
-    fn _close_native(&self) {
+    fn _close_native(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Relaxed);
         let ready = self.ready.drain();
         let timers = self.timers.lock().drain();
@@ -879,7 +973,9 @@ impl LoopCore {
         let polling = self.polling.lock().take();
         let waker = self.waker.lock().take();
         let spare = std::mem::take(&mut *self.spare.lock());
-        drop((ready, timers, io, polling, waker, spare));
+        release_all(py, ready);
+        release_all(py, timers);
+        drop((io, polling, waker, spare));
     }
 
     #[getter(_closed)]
@@ -926,13 +1022,13 @@ impl LoopCore {
         let mut err = Ok(());
         self.ready.try_for_each(|h| {
             if err.is_ok() {
-                err = visit.call(h);
+                err = visit_queued(&visit, h);
             }
         });
         err?;
         if let Some(timers) = self.timers.try_lock() {
             for t in timers.iter() {
-                visit.call(t)?;
+                visit_queued(&visit, t)?;
             }
         }
         if let Some(reg) = self.registrar.try_lock() {
@@ -946,11 +1042,13 @@ impl LoopCore {
         Ok(())
     }
 
-    fn __clear__(&self) {
+    fn __clear__(&self, py: Python<'_>) {
         let ready = self.ready.drain();
         let timers = self.timers.lock().drain();
         let io = self.registrar.lock().as_mut().map(Registrar::drain);
-        drop((ready, timers, io));
+        release_all(py, ready);
+        release_all(py, timers);
+        drop(io);
     }
 }
 
