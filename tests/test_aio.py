@@ -526,3 +526,30 @@ def test_context_of_a_run_handle_stays_usable(loop):
     del h
     gc.collect()
     assert ctx[var] == 1
+
+
+def test_io_is_not_starved_by_a_callback_chain(loop):
+    """Ticks with callbacks ready may skip the poll, but only for a short window: a reader whose
+    data is waiting runs while a callback keeps rescheduling itself."""
+    r, w = socket.socketpair()
+    try:
+        spins = 0
+        seen_at = []
+
+        def spin():
+            nonlocal spins
+            spins += 1
+            if seen_at or spins >= 5_000_000:
+                loop.stop()
+            else:
+                loop.call_soon(spin)
+
+        loop.add_reader(r, lambda: (seen_at.append(spins), r.recv(1)))
+        w.send(b"x")
+        loop.call_soon(spin)
+        loop.run_forever()
+        loop.remove_reader(r)
+        assert seen_at and seen_at[0] < 5_000_000
+    finally:
+        r.close()
+        w.close()

@@ -25,7 +25,7 @@ import selectors
 import signal
 import sys
 import threading
-from asyncio import events, selector_events, tasks, unix_events
+from asyncio import events, selector_events, unix_events
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -185,32 +185,6 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
             signal.set_wakeup_fd(old)
             return False
         return True
-
-    def create_task(  # type: ignore[override]
-        self,
-        coro: Coroutine[Any, Any, _T],
-        *,
-        name: str | None = None,
-        context: Any = None,
-        **kwargs: Any,
-    ) -> asyncio.Task[_T]:
-        """Schedule a coroutine as an :class:`asyncio.Task`.
-
-        Keyword arguments other than ``name`` and ``context`` (``eager_start`` on 3.12+) are
-        passed to the task factory, or to ``asyncio.Task`` when there is none.
-        """
-        self._check_closed()
-        if self._task_factory is None:
-            task = tasks.Task(coro, loop=self, name=name, context=context, **kwargs)
-            if task._source_traceback:
-                del task._source_traceback[-1]
-        else:
-            if context is not None:
-                kwargs["context"] = context
-            task = self._task_factory(self, coro, **kwargs)
-            if name is not None:
-                task.set_name(name)
-        return task
 
     def _make_socket_transport(  # type: ignore[override]
         self,

@@ -32,6 +32,11 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 /// asyncio's cap on one poll's timeout (`base_events.MAXIMUM_SELECT_TIMEOUT`).
 const MAX_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
 
+/// A tick with callbacks ready skips the poll if the previous poll was less than this long ago
+/// (seconds): a round trip of callbacks then costs no system call, and I/O still waits at most
+/// this long behind callbacks that keep rescheduling themselves.
+const POLL_SKIP_WINDOW: f64 = 50e-6;
+
 /// Timers are compacted when more than this many are cancelled and they are over half the heap
 /// (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES` and `_MIN_CANCELLED_TIMER_HANDLES_FRACTION`).
 const MIN_CANCELLED_TO_COMPACT: usize = 100;
@@ -39,6 +44,8 @@ const MIN_CANCELLED_TO_COMPACT: usize = 100;
 static FORMAT_CALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn imported<'py>(
     py: Python<'py>,
@@ -381,6 +388,8 @@ type FdKey = (u8, Option<Py<Handle>>, Option<Py<Handle>>);
 struct Polling {
     selector: Selector,
     events: Vec<(RawFd, Readiness)>,
+    /// When the kernel was last polled (see `POLL_SKIP_WINDOW`).
+    last_poll: f64,
 }
 
 /// The native event loop core; `plait.aio.EventLoop` is its Python subclass. Shared between
@@ -484,7 +493,8 @@ impl LoopCore {
         let next = timers.next_deadline();
         drop(timers);
         release_all(py, dropped);
-        let timeout = if !this.ready.is_empty() || this.stopping.load(Ordering::Relaxed) {
+        let work_ready = !this.ready.is_empty();
+        let timeout = if work_ready || this.stopping.load(Ordering::Relaxed) {
             Some(Duration::ZERO)
         } else {
             next.map(|when| Duration::from_secs_f64((when - clock::monotonic()).clamp(0.0, MAX_SELECT_TIMEOUT)))
@@ -496,8 +506,18 @@ impl LoopCore {
             let Some(p) = polling.as_mut() else {
                 return Err(closed_error());
             };
-            let Polling { selector, events } = p;
-            let result = if timeout == Some(Duration::ZERO) {
+            let Polling {
+                selector,
+                events,
+                last_poll,
+            } = p;
+            let now = clock::monotonic();
+            let result = if work_ready && now - *last_poll < POLL_SKIP_WINDOW {
+                // Callbacks are waiting and the kernel was asked moments ago: run them first.
+                // The window bounds how long I/O can wait behind a chain of callbacks.
+                Ok(())
+            } else if timeout == Some(Duration::ZERO) {
+                *last_poll = now;
                 selector.select(timeout, events)
             } else {
                 this.sleeping.store(true, Ordering::SeqCst);
@@ -511,6 +531,7 @@ impl LoopCore {
                 };
                 let r = py.detach(|| selector.select(t, events));
                 this.sleeping.store(false, Ordering::Relaxed);
+                *last_poll = clock::monotonic();
                 r
             };
             result.map_err(poll_error)?;
@@ -736,6 +757,7 @@ impl LoopCore {
             polling: Mutex::new(Some(Polling {
                 selector,
                 events: Vec::with_capacity(1024),
+                last_poll: 0.0,
             })),
             registrar: Mutex::new(Some(registrar)),
             waker: Mutex::new(Some(waker)),
@@ -772,6 +794,59 @@ impl LoopCore {
         untrack(&h);
         this.ready.push(h.clone().unbind());
         Ok(h)
+    }
+
+    /// Whether the loop is in debug mode (asked by every C `Future` and `Task` at creation).
+    fn get_debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    /// A new `asyncio.Future` bound to this loop.
+    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "loop"), slf)?;
+        imported(py, &FUTURE, "asyncio", "Future")?.call((), Some(&kwargs))
+    }
+
+    /// Schedules a coroutine as an `asyncio.Task` (or through the task factory). Keyword
+    /// arguments other than `name` and `context` (`eager_start` on 3.12+) are passed on to the
+    /// factory, or to `asyncio.Task` when there is none.
+    #[pyo3(signature = (coro, *, name = None, context = None, **kwargs))]
+    fn create_task<'py>(
+        slf: &Bound<'py, Self>,
+        coro: &Bound<'py, PyAny>,
+        name: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        let kwargs = kwargs.unwrap_or_else(|| PyDict::new(py));
+        if let Some(c) = context {
+            kwargs.set_item(intern!(py, "context"), c)?;
+        }
+        let factory = slf.getattr(intern!(py, "_task_factory"))?;
+        if factory.is_none() {
+            kwargs.set_item(intern!(py, "loop"), slf)?;
+            if let Some(n) = name {
+                kwargs.set_item(intern!(py, "name"), n)?;
+            }
+            let task = imported(py, &TASK, "asyncio", "Task")?.call((coro,), Some(&kwargs))?;
+            if this.debug.load(Ordering::Relaxed) {
+                let tb = task.getattr(intern!(py, "_source_traceback"))?;
+                if tb.is_truthy()? {
+                    tb.del_item(-1)?;
+                }
+            }
+            return Ok(task);
+        }
+        let task = factory.call((slf, coro), Some(&kwargs))?;
+        if let Some(n) = name {
+            task.call_method1(intern!(py, "set_name"), (n,))?;
+        }
+        Ok(task)
     }
 
     /// `BaseEventLoop._call_soon(callback, args, context)`, for stdlib code that calls it.
