@@ -1,6 +1,6 @@
 """The tour behind ``make demo``: each concurrency model against its stdlib peer, timed here.
 
-Later models (processes, asyncio, green threads) add their own sections.
+Later models (green threads) add their own sections.
 """
 
 from __future__ import annotations
@@ -303,6 +303,63 @@ def _ipc_demo(quick: bool) -> None:
     print(f"    repaired under the lock: balance is {balance.load()} again; the lock works as before")
 
 
+async def _http_downloads(n: int, concurrency: int, size: int) -> int:
+    """A tiny HTTP/1.0 server on asyncio streams, and ``n`` downloads of ``size`` bytes from it,
+    ``concurrency`` at a time, all on the running loop. Returns the bytes received."""
+    import asyncio
+
+    body = b"x" * size
+    head = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % size
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        writer.write(body)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=concurrency * 2)
+    port = server.sockets[0].getsockname()[1]
+    sem = asyncio.Semaphore(concurrency)
+
+    async def download(i: int) -> int:
+        async with sem:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /file/%d HTTP/1.0\r\nHost: localhost\r\n\r\n" % i)
+            headers = await reader.readuntil(b"\r\n\r\n")
+            length = int(headers.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            data = await reader.readexactly(length)
+            writer.close()
+            await writer.wait_closed()
+            return len(data)
+
+    async with server:
+        got = await asyncio.gather(*(download(i) for i in range(n)))
+    return sum(got)
+
+
+def _aio_demo(quick: bool) -> None:
+    import asyncio
+
+    from . import aio
+
+    n, concurrency, size = (200, 50, 16_384) if quick else (5_000, 200, 65_536)
+
+    def on(factory: Callable[[], asyncio.AbstractEventLoop]) -> float:
+        t0 = time.perf_counter()
+        with asyncio.Runner(loop_factory=factory) as runner:
+            total = runner.run(_http_downloads(n, concurrency, size))
+        assert total == n * size
+        return time.perf_counter() - t0
+
+    on(aio.new_event_loop)  # warm-up
+    std = min(on(asyncio.new_event_loop) for _ in range(1 if quick else 3))
+    ours = min(on(aio.new_event_loop) for _ in range(1 if quick else 3))
+    _row(f"{n:,} HTTP downloads of {size // 1024} KiB, {concurrency} at a time", std, ours, "downloads", n)
+    print(f"    asyncio's loop: {std:.2f} s; plait.aio: {ours:.2f} s (same asyncio streams code on both)")
+
+
 def run(quick: bool = False) -> int:
     """Run the tour; ``quick`` shrinks the work sizes (used by the test suite)."""
     scale = 0.05 if quick else 1.0
@@ -335,5 +392,7 @@ def run(quick: bool = False) -> int:
     _processes_demo(quick)
     print("\n5. Processes: parse -> transform -> aggregate, connected by queues")
     _ipc_demo(quick)
+    print("\n6. asyncio: concurrent downloads from a local HTTP server, asyncio streams")
+    _aio_demo(quick)
     print("\nDone. `make bench` measures every case against all peers.")
     return 0

@@ -8,12 +8,14 @@
 //! - [`queue`]: the blocking queue behind `queue.Queue` and friends.
 //! - [`pool`]: the thread pool's task queue and worker bookkeeping.
 //! - [`ipc`]: frames over byte streams, Unix socket pairs.
+//! - [`reactor`]: the event loop's poller (mio), timers, ready queue and wakeups.
 //! - [`supervise`]: child processes (spawn, watch, kill, reap) and the process pool's dispatcher.
 
 pub mod block;
 pub mod ipc;
 pub mod pool;
 pub mod queue;
+pub mod reactor;
 pub mod supervise;
 pub mod sync;
 pub mod thread;

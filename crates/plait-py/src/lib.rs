@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod aio;
 mod atomic;
 mod blocking;
 mod errors;
@@ -17,12 +18,14 @@ mod queue;
 mod report;
 mod shm;
 mod sync;
+mod transport;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
 /// atomics or locks inside, and every blocking wait detaches from the interpreter.
 #[pymodule(gil_used = false)]
 fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     blocking::init(m)?;
+    aio::init(m)?;
     report::init(m)?;
     sync::init(m)?;
     atomic::init(m)?;
@@ -33,5 +36,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     shm::init(m)?;
     ipc::init(m)?;
     pipe::init(m)?;
+    transport::init(m)?;
     Ok(())
 }

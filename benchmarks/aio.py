@@ -1,0 +1,288 @@
+"""plait.aio's event loop against asyncio's, uvloop and rloop, same run.
+
+Run::
+
+    .venv/bin/python benchmarks/aio.py            # full sizes (a few minutes)
+    .venv/bin/python benchmarks/aio.py --quick    # tiny sizes: a smoke test
+
+Cases (each loop runs the same Python code; asyncio's own loop is the baseline):
+
+- ``call_soon``: one callback schedules ``n`` no-op callbacks, then the loop runs them all.
+- ``timers``: the same with ``call_later(0, ...)``.
+- ``tasks``: one coroutine creates and awaits ``n`` trivial tasks, one after another.
+- echo: a server (``asyncio.Protocol`` or asyncio streams, ``asyncio.start_server``) in a child
+  process running the loop under test; a native (Rust, mio) client in this process keeps one
+  message in flight on each of 10 connections over loopback. Reported: round trips per second
+  and the server's CPU time per round trip (``getrusage`` in the server process), because on 2
+  cores the client competes with the server for CPU.
+
+uvloop and rloop come from the ``bench`` extra (``make bench`` installs them); a peer that cannot
+be imported is skipped with a line saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import resource
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from _common import Bench, Impl, clock, header, parse_args
+
+import plait.aio
+from plait import _plait
+
+PEERS = ("uvloop", "rloop")
+
+
+def loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    out: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+    for name in PEERS:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError as e:
+            print(f"peer {name}: not installed ({e}); skipped")
+            continue
+        out[name] = mod.new_event_loop
+    out["plait.aio"] = plait.aio.new_event_loop
+    return out
+
+
+# --- callbacks, timers, tasks (in this process) ------------------------------------------------
+
+
+def run_call_soon(factory: Callable[[], asyncio.AbstractEventLoop], n: int) -> float:
+    loop = factory()
+    try:
+
+        def noop() -> None:
+            pass
+
+        def start() -> None:
+            cs = loop.call_soon
+            for _ in range(n):
+                cs(noop)
+            cs(loop.stop)
+
+        loop.call_soon(start)
+        t0 = clock()
+        loop.run_forever()
+        return clock() - t0
+    finally:
+        loop.close()
+
+
+def run_timers(factory: Callable[[], asyncio.AbstractEventLoop], n: int) -> float:
+    loop = factory()
+    try:
+
+        def noop() -> None:
+            pass
+
+        done = loop.create_future()
+
+        def start() -> None:
+            cl = loop.call_later
+            for _ in range(n):
+                cl(0, noop)
+            cl(0, done.set_result, None)
+
+        loop.call_soon(start)
+        t0 = clock()
+        loop.run_until_complete(done)
+        return clock() - t0
+    finally:
+        loop.close()
+
+
+def run_tasks(factory: Callable[[], asyncio.AbstractEventLoop], n: int) -> float:
+    loop = factory()
+    try:
+
+        async def leaf() -> int:
+            return 1
+
+        async def main() -> None:
+            create = loop.create_task
+            for _ in range(n):
+                await create(leaf())
+
+        t0 = clock()
+        loop.run_until_complete(main())
+        return clock() - t0
+    finally:
+        loop.close()
+
+
+# --- echo servers (child processes) ------------------------------------------------------------
+
+
+class EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+def serve(impl: str, kind: str) -> None:
+    """Child process: serve echo on a loopback port, print it, and answer ``cpu`` lines on stdin
+    with this process's CPU seconds; exit at end of input."""
+    factory = loop_factories()[impl]
+    loop = factory()
+
+    async def start() -> Any:
+        if kind == "protocol":
+            return await loop.create_server(EchoProtocol, "127.0.0.1", 0)
+        return await asyncio.start_server(echo_stream, "127.0.0.1", 0)
+
+    server = loop.run_until_complete(start())
+    print(server.sockets[0].getsockname()[1], flush=True)
+
+    def control() -> None:
+        for _ in sys.stdin:
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            print(ru.ru_utime + ru.ru_stime, flush=True)
+        loop.call_soon_threadsafe(loop.stop)
+
+    t = threading.Thread(target=control, daemon=True)
+    t.start()
+    loop.run_forever()
+    server.close()
+    loop.close()
+
+
+class EchoServer:
+    def __init__(self, impl: str, kind: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", impl, kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.port = int(self.proc.stdout.readline())
+        self.cpu_per_rt: list[float] = []
+
+    def cpu(self) -> float:
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.proc.stdin.write("cpu\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def run(self, size: int, n: int) -> float:
+        c0 = self.cpu()
+        done, seconds = _plait._echo_load("127.0.0.1", self.port, 10, size, n)
+        self.cpu_per_rt.append((self.cpu() - c0) / done)
+        return seconds
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3])
+        return
+    args = parse_args(__doc__ or "")
+    q = args.quick
+    n_soon = 20_000 if q else 300_000
+    n_timers = 10_000 if q else 200_000
+    n_tasks = 5_000 if q else 100_000
+    n_echo = 2_000 if q else 60_000
+    n_echo_big = 500 if q else 10_000
+    header(
+        "plait.aio event loop vs asyncio, uvloop, rloop",
+        args,
+        sizes=[
+            f"call_soon {n_soon}",
+            f"timers {n_timers}",
+            f"tasks {n_tasks}",
+            f"echo: 10 connections, {n_echo} round trips of 1 KiB, {n_echo_big} of 64 KiB",
+        ],
+        notes=["echo: server in a child process, native (Rust) client here; cpu/rt = server CPU"],
+    )
+    factories = loop_factories()
+    bench = Bench(args)
+
+    def impls(fn: Callable[[Callable[[], asyncio.AbstractEventLoop], int], float], n: int) -> list[Impl]:
+        return [Impl(name, lambda f=f: fn(f, n)) for name, f in factories.items()]
+
+    results: dict[str, dict[str, Any]] = {}
+    bench.section("scheduling")
+    results["call_soon"] = bench.compare("call_soon + run", n_soon, "callbacks", impls(run_call_soon, n_soon))
+    results["timers"] = bench.compare("call_later(0) + run", n_timers, "timers", impls(run_timers, n_timers))
+    results["tasks"] = bench.compare("create_task + await", n_tasks, "tasks", impls(run_tasks, n_tasks))
+
+    cpu: dict[tuple[str, str], float] = {}
+    for label, kind, size, n in (
+        ("echo Protocol 1 KiB", "protocol", 1024, n_echo),
+        ("echo Protocol 64 KiB", "protocol", 65536, n_echo_big),
+        ("echo streams (start_server) 1 KiB", "streams", 1024, n_echo),
+    ):
+        bench.section(label)
+        servers = {name: EchoServer(name, kind) for name in factories}
+        try:
+            res = bench.compare(
+                label,
+                n,
+                "round trips",
+                [
+                    Impl(name, lambda s=s, size=size, n=n: s.run(size, n), repeats=max(3, args.repeats - 2))
+                    for name, s in servers.items()
+                ],
+            )
+        finally:
+            for s in servers.values():
+                s.close()
+        results[label] = res
+        for name, s in servers.items():
+            per = sorted(s.cpu_per_rt)[len(s.cpu_per_rt) // 2]
+            cpu[(label, name)] = per
+            print(f"    {name:<12} server CPU per round trip {per * 1e6:6.1f} us")
+
+    def ratio(case: str, a: str, b: str) -> Any:
+        r = results[case]
+        if a not in r or b not in r:
+            return None
+        out = type(r[a])(**{**r[a].__dict__, "ratio": r[a].rate / r[b].rate})
+        return out
+
+    for case, peer, need in (
+        ("call_soon", "rloop", 1.0),
+        ("timers", "rloop", 1.0),
+        ("tasks", "uvloop", 1.3),
+        ("echo Protocol 1 KiB", "uvloop", 1.0),
+        ("echo Protocol 1 KiB", "rloop", 1.0),
+        ("echo Protocol 64 KiB", "uvloop", 1.0),
+        ("echo Protocol 64 KiB", "rloop", 1.0),
+        ("echo streams (start_server) 1 KiB", "uvloop", 1.15),
+        ("echo streams (start_server) 1 KiB", "rloop", 1.05),
+    ):
+        bench.target(f"{case}: plait.aio / {peer}", need, ratio(case, "plait.aio", peer))
+    bench.summary()
+    print()
+    print("server CPU per round trip (lower is better):")
+    for (label, name), per in cpu.items():
+        print(f"  {label:<36} {name:<12} {per * 1e6:6.1f} us")
+
+
+if __name__ == "__main__":
+    main()

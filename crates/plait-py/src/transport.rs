@@ -1,0 +1,387 @@
+//! [`SocketIo`]: the per-packet paths of `plait.aio`'s stream transport, in Rust.
+//!
+//! `plait.aio._SocketTransport` subclasses asyncio's own selector socket transport, so the
+//! per-connection logic (close, abort, EOF, flow control, errors, `get_extra_info`) is the
+//! stdlib's, and every `isinstance` check holds. What runs once per packet is here: reading
+//! (`recv` into a per-thread buffer, then `protocol.data_received(bytes)`, or `recv_into` the
+//! buffer of a `BufferedProtocol`), and `write`/`_write_ready` (`send` straight from the caller's
+//! buffer). The transport's state stays in its Python attributes (`_conn_lost`, `_buffer`...), read
+//! here by interned name, so both halves always agree.
+//!
+//! The transport talks to the loop only through the loop's `_add_writer`/`_remove_writer`, as the
+//! stdlib's transport does: nothing here knows the reactor.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+
+use parking_lot::Mutex;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PySlice};
+use pyo3::{intern, PyTraverseError, PyVisit};
+
+/// The most one read takes (asyncio's `max_size`).
+const MAX_READ: usize = 256 * 1024;
+
+thread_local! {
+    /// One read buffer per loop thread: a read is copied out into `bytes` before any Python
+    /// code runs, so it is never in use twice.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_READ]);
+}
+
+static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn would_block(e: i32) -> bool {
+    e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR
+}
+
+fn os_error(e: i32) -> PyErr {
+    std::io::Error::from_raw_os_error(e).into()
+}
+
+fn fatal_passthrough(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py)
+}
+
+/// How the protocol takes data.
+enum Sink {
+    /// `protocol.data_received(bytes)`.
+    Data(Py<PyAny>),
+    /// `protocol.get_buffer(-1)` then `protocol.buffer_updated(n)`.
+    Buffered {
+        get_buffer: Py<PyAny>,
+        buffer_updated: Py<PyAny>,
+    },
+}
+
+/// The native half of one socket transport; see the module docs.
+#[pyclass(module = "plait._plait", frozen)]
+pub struct SocketIo {
+    transport: Mutex<Option<Py<PyAny>>>,
+    fd: RawFd,
+    sink: Mutex<Option<Sink>>,
+}
+
+impl SocketIo {
+    fn transport<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.transport.lock().as_ref().map(|t| t.bind(py).clone())
+    }
+
+    fn fatal(t: &Bound<'_, PyAny>, err: PyErr, message: &str) -> PyResult<()> {
+        let py = t.py();
+        if fatal_passthrough(py, &err) {
+            return Err(err);
+        }
+        t.call_method1(intern!(py, "_fatal_error"), (err.value(py), message))?;
+        Ok(())
+    }
+
+    /// The reader is edge-triggered (the loop does not re-arm it): after a read that filled the
+    /// buffer, more data may be waiting, so ask the loop to report the fd again.
+    fn rearm(&self, t: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = t.py();
+        t.getattr(intern!(py, "_loop"))?
+            .call_method1(intern!(py, "_rearm"), (self.fd,))?;
+        Ok(())
+    }
+
+    fn read_data(&self, t: &Bound<'_, PyAny>, data_received: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = t.py();
+        let read = READ_BUF.with_borrow_mut(|buf| {
+            // Safety: `buf` is a valid writable region of `buf.len()` bytes.
+            let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                Err(errno())
+            } else {
+                Ok((PyBytes::new(py, &buf[..n as usize]), n as usize == buf.len()))
+            }
+        });
+        let (data, full) = match read {
+            Ok(d) => d,
+            Err(e) if e == libc::EINTR => return self.rearm(t),
+            Err(e) if would_block(e) => return Ok(()),
+            Err(e) => return Self::fatal(t, os_error(e), "Fatal read error on socket transport"),
+        };
+        if data.as_bytes().is_empty() {
+            t.call_method0(intern!(py, "_read_ready__on_eof"))?;
+            return Ok(());
+        }
+        if full {
+            self.rearm(t)?;
+        }
+        if let Err(e) = data_received.call1((data,)) {
+            return Self::fatal(t, e, "Fatal error: protocol.data_received() call failed.");
+        }
+        Ok(())
+    }
+
+    fn read_buffered(
+        &self,
+        t: &Bound<'_, PyAny>,
+        fd: RawFd,
+        get_buffer: &Bound<'_, PyAny>,
+        buffer_updated: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = t.py();
+        let buf = match get_buffer.call1((-1,)).and_then(|b| {
+            let view = PyBuffer::<u8>::get(&b)?;
+            if view.readonly() {
+                return Err(PyTypeError::new_err("get_buffer() returned a read-only buffer"));
+            }
+            if view.len_bytes() == 0 {
+                return Err(PyRuntimeError::new_err("get_buffer() returned an empty buffer"));
+            }
+            if !view.is_c_contiguous() {
+                return Err(PyTypeError::new_err("get_buffer() returned a non-contiguous buffer"));
+            }
+            Ok(view)
+        }) {
+            Ok(b) => b,
+            Err(e) => return Self::fatal(t, e, "Fatal error: protocol.get_buffer() call failed."),
+        };
+        // Safety: the view is writable, C-contiguous and `len_bytes()` long; it stays alive (and
+        // the exporter's buffer pinned) until `buf` is dropped after the call.
+        let n = unsafe { libc::recv(fd, buf.buf_ptr(), buf.len_bytes(), 0) };
+        let full = n > 0 && n as usize == buf.len_bytes();
+        drop(buf);
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                return self.rearm(t);
+            }
+            if would_block(e) {
+                return Ok(());
+            }
+            return Self::fatal(t, os_error(e), "Fatal read error on socket transport");
+        }
+        if n == 0 {
+            t.call_method0(intern!(py, "_read_ready__on_eof"))?;
+            return Ok(());
+        }
+        if full {
+            self.rearm(t)?;
+        }
+        if let Err(e) = buffer_updated.call1((n,)) {
+            return Self::fatal(t, e, "Fatal error: protocol.buffer_updated() call failed.");
+        }
+        Ok(())
+    }
+
+    /// `send(2)` without SIGPIPE; `Ok(bytes sent)` (0 when the socket would block).
+    fn send(&self, data: &[u8]) -> Result<usize, i32> {
+        // Safety: `data` is a valid readable region.
+        let n = unsafe { libc::send(self.fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let e = errno();
+            if would_block(e) {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+#[pymethods]
+impl SocketIo {
+    #[new]
+    fn new(transport: Py<PyAny>, fd: RawFd) -> Self {
+        Self {
+            transport: Mutex::new(Some(transport)),
+            fd,
+            sink: Mutex::new(None),
+        }
+    }
+
+    /// Caches how `protocol` takes data (called by the transport's `set_protocol`).
+    fn set_protocol(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = protocol.py();
+        let buffered_cls = BUFFERED_PROTOCOL
+            .get_or_try_init(py, || {
+                py.import("asyncio")?.getattr("BufferedProtocol").map(Bound::unbind)
+            })?
+            .bind(py);
+        let sink = if protocol.is_instance(buffered_cls)? {
+            Sink::Buffered {
+                get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
+                buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
+            }
+        } else {
+            Sink::Data(protocol.getattr(intern!(py, "data_received"))?.unbind())
+        };
+        let old = self.sink.lock().replace(sink);
+        drop(old);
+        Ok(())
+    }
+
+    /// The socket is readable: read once and hand the data to the protocol.
+    fn read_ready(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(t) = self.transport(py) else { return Ok(()) };
+        if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+            return Ok(());
+        }
+        let sink = match self.sink.lock().as_ref() {
+            Some(Sink::Data(f)) => Sink::Data(f.clone_ref(py)),
+            Some(Sink::Buffered {
+                get_buffer,
+                buffer_updated,
+            }) => Sink::Buffered {
+                get_buffer: get_buffer.clone_ref(py),
+                buffer_updated: buffer_updated.clone_ref(py),
+            },
+            None => return Ok(()),
+        };
+        match sink {
+            Sink::Data(f) => self.read_data(&t, f.bind(py)),
+            Sink::Buffered {
+                get_buffer,
+                buffer_updated,
+            } => self.read_buffered(&t, self.fd, get_buffer.bind(py), buffer_updated.bind(py)),
+        }
+    }
+
+    /// `transport.write(data)`: sends at once when nothing is buffered, buffers the rest and
+    /// watches for writability, as asyncio's transport does.
+    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = data.py();
+        let Some(t) = self.transport(py) else { return Ok(()) };
+        let view = match PyBuffer::<u8>::get(data) {
+            Ok(v) if v.is_c_contiguous() => v,
+            _ => {
+                // Not bytes-like (or not contiguous): the stdlib's checks and messages.
+                return t.call_method1(intern!(py, "_write_slow"), (data,)).map(drop);
+            }
+        };
+        if t.getattr(intern!(py, "_eof"))?.is_truthy()? {
+            return Err(PyRuntimeError::new_err("Cannot call write() after write_eof()"));
+        }
+        if !t.getattr(intern!(py, "_empty_waiter"))?.is_none() {
+            return Err(PyRuntimeError::new_err("unable to write; sendfile is in progress"));
+        }
+        if view.len_bytes() == 0 {
+            return Ok(());
+        }
+        let conn_lost: usize = t.getattr(intern!(py, "_conn_lost"))?.extract()?;
+        if conn_lost > 0 {
+            return t.call_method1(intern!(py, "_write_slow"), (data,)).map(drop);
+        }
+        // Safety: the view is C-contiguous and stays alive until the end of this function.
+        let bytes = unsafe { std::slice::from_raw_parts(view.buf_ptr().cast::<u8>(), view.len_bytes()) };
+        let buffer = t.getattr(intern!(py, "_buffer"))?;
+        let mut start = 0;
+        if buffer.len()? == 0 {
+            match self.send(bytes) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(n) => start = n,
+                Err(e) => return Self::fatal(&t, os_error(e), "Fatal write error on socket transport"),
+            }
+            let lp = t.getattr(intern!(py, "_loop"))?;
+            lp.call_method1(
+                intern!(py, "_add_writer"),
+                (self.fd, t.getattr(intern!(py, "_write_ready"))?),
+            )?;
+        }
+        let rest = PyBytes::new(py, &bytes[start..]);
+        drop(view);
+        buffer.call_method1(intern!(py, "extend"), (rest,))?;
+        t.call_method0(intern!(py, "_maybe_pause_protocol"))?;
+        Ok(())
+    }
+
+    /// The socket is writable: send what is buffered.
+    fn write_ready(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(t) = self.transport(py) else { return Ok(()) };
+        if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+            return Ok(());
+        }
+        let buffer = t.getattr(intern!(py, "_buffer"))?;
+        let buf = buffer.cast::<PyByteArray>()?;
+        // Safety: the bytearray is not resized while the slice is in use (no Python code runs
+        // between taking the slice and the end of `send`).
+        let attempted = buf.len();
+        let sent = self.send(unsafe { buf.as_bytes() });
+        let lp = t.getattr(intern!(py, "_loop"))?;
+        match sent {
+            Err(e) => {
+                lp.call_method1(intern!(py, "_remove_writer"), (self.fd,))?;
+                buffer.call_method0(intern!(py, "clear"))?;
+                let exc = os_error(e);
+                let value = exc.value(py).clone();
+                Self::fatal(&t, exc, "Fatal write error on socket transport")?;
+                let waiter = t.getattr(intern!(py, "_empty_waiter"))?;
+                if !waiter.is_none() {
+                    waiter.call_method1(intern!(py, "set_exception"), (value,))?;
+                }
+            }
+            Ok(n) => {
+                if n > 0 {
+                    buffer.del_item(PySlice::new(py, 0, isize::try_from(n).unwrap_or(isize::MAX), 1))?;
+                }
+                t.call_method0(intern!(py, "_maybe_resume_protocol"))?;
+                let left = buffer.len()?;
+                if left > 0 && n == attempted {
+                    // All sent, then the protocol wrote more: no new edge will announce room.
+                    self.rearm(&t)?;
+                }
+                if left == 0 {
+                    lp.call_method1(intern!(py, "_remove_writer"), (self.fd,))?;
+                    let waiter = t.getattr(intern!(py, "_empty_waiter"))?;
+                    if !waiter.is_none() {
+                        waiter.call_method1(intern!(py, "set_result"), (py.None(),))?;
+                    }
+                    if t.getattr(intern!(py, "_closing"))?.is_truthy()? {
+                        t.call_method1(intern!(py, "_call_connection_lost"), (py.None(),))?;
+                    } else if t.getattr(intern!(py, "_eof"))?.is_truthy()? {
+                        t.getattr(intern!(py, "_sock"))?
+                            .call_method1(intern!(py, "shutdown"), (libc::SHUT_WR,))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the references to the transport and protocol (after `connection_lost`).
+    fn detach(&self) {
+        let t = self.transport.lock().take();
+        let s = self.sink.lock().take();
+        drop((t, s));
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(t) = self.transport.try_lock() {
+            visit.call(t.as_ref())?;
+        }
+        if let Some(s) = self.sink.try_lock() {
+            match s.as_ref() {
+                Some(Sink::Data(f)) => visit.call(f)?,
+                Some(Sink::Buffered {
+                    get_buffer,
+                    buffer_updated,
+                }) => {
+                    visit.call(get_buffer)?;
+                    visit.call(buffer_updated)?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        self.detach();
+    }
+}
+
+pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SocketIo>()?;
+    Ok(())
+}

@@ -1,0 +1,555 @@
+"""plait.aio: the native event loop's own behaviour (CPython's suites run in tests/conformance)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from plait import aio
+
+
+@pytest.fixture
+def loop():
+    lp = aio.new_event_loop()
+    yield lp
+    if not lp.is_closed():
+        lp.run_until_complete(lp.shutdown_default_executor())
+    lp.close()
+
+
+def run_briefly(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_is_an_asyncio_loop(loop):
+    assert isinstance(loop, asyncio.AbstractEventLoop)
+    assert isinstance(loop, asyncio.BaseEventLoop)
+
+
+def test_time_is_monotonic_clock(loop):
+    a = time.monotonic()
+    t = loop.time()
+    b = time.monotonic()
+    assert a <= t <= b
+
+
+def test_call_soon_runs_in_order_with_args(loop):
+    seen = []
+    loop.call_soon(seen.append, 1)
+    loop.call_soon(lambda: seen.append(2))
+    loop.call_soon(lambda *a: seen.append(a), 3, 4, 5)
+    run_briefly(loop)
+    assert seen == [1, 2, (3, 4, 5)]
+
+
+def test_call_soon_during_tick_runs_next_tick(loop):
+    seen = []
+
+    def first():
+        seen.append("first")
+        loop.call_soon(seen.append, "later")
+
+    loop.call_soon(first)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["first"]
+    run_briefly(loop)
+    assert seen == ["first", "later"]
+
+
+def test_call_soon_copies_or_uses_context(loop):
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+    var.set("outer")
+    h = loop.call_soon(lambda: seen.append(var.get()))
+    var.set("changed")
+    ctx = contextvars.Context()
+    ctx.run(var.set, "explicit")
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    run_briefly(loop)
+    assert seen == ["outer", "explicit"]
+    assert h.get_context()[var] == "outer"
+
+
+def test_cancelled_handle_does_not_run(loop):
+    seen = []
+    h = loop.call_soon(seen.append, 1)
+    assert not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+    run_briefly(loop)
+    assert seen == []
+
+
+def test_closed_loop_refuses_scheduling():
+    lp = aio.new_event_loop()
+    lp.close()
+    assert lp.is_closed()
+    for call in (
+        lambda: lp.call_soon(print),
+        lambda: lp.call_soon_threadsafe(print),
+        lambda: lp.call_later(1, print),
+        lambda: lp.call_at(0, print),
+    ):
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            call()
+
+
+def test_call_soon_threadsafe_wakes_a_waiting_loop(loop):
+    started = threading.Event()
+    fut = loop.create_future()
+
+    def other():
+        started.wait()
+        loop.call_soon_threadsafe(fut.set_result, "woken")
+
+    t = threading.Thread(target=other)
+    t.start()
+    loop.call_soon(started.set)
+    assert loop.run_until_complete(fut) == "woken"
+    t.join()
+
+
+def test_timers_fire_in_deadline_then_schedule_order(loop):
+    seen = []
+    now = loop.time()
+    loop.call_at(now + 0.02, seen.append, "c")
+    loop.call_later(-1, seen.append, "a")
+    loop.call_later(-1, seen.append, "b")
+    loop.call_at(now + 0.02, seen.append, "d")
+    loop.call_at(now + 0.03, loop.stop)
+    loop.run_forever()
+    assert seen == ["a", "b", "c", "d"]
+
+
+def test_timer_handle_when_and_cancel(loop):
+    seen = []
+    h = loop.call_at(loop.time() + 0.01, seen.append, 1)
+    assert isinstance(h.when(), float)
+    h.cancel()
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert seen == []
+
+
+def test_timer_none_arguments(loop):
+    with pytest.raises(TypeError, match="delay must not be None"):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError, match="when cannot be None"):
+        loop.call_at(None, print)
+
+
+def test_many_cancelled_timers_are_compacted(loop):
+    handles = [loop.call_later(3600 + i, print) for i in range(1000)]
+    for h in handles[:900]:
+        h.cancel()
+    run_briefly(loop)
+    assert loop._timer_count() == 100
+    for h in handles[900:]:
+        h.cancel()
+
+
+def test_callback_exception_goes_to_handler_and_loop_continues(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+    seen = []
+
+    def boom():
+        raise ValueError("boom")
+
+    h = loop.call_soon(boom)
+    loop.call_soon(seen.append, "after")
+    run_briefly(loop)
+    assert seen == ["after"]
+    assert isinstance(contexts[0]["exception"], ValueError)
+    assert contexts[0]["handle"] is h
+    assert contexts[0]["message"].startswith("Exception in callback")
+
+
+def test_keyboard_interrupt_in_callback_propagates_and_keeps_the_rest(loop):
+    seen = []
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    loop.call_soon(seen.append, "kept")
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert seen == []
+    run_briefly(loop)
+    assert seen == ["kept"]
+
+
+def test_reader_is_level_triggered(loop):
+    r, w = socket.socketpair()
+    try:
+        calls = []
+
+        def on_read():
+            calls.append(r.recv(1))
+            if len(calls) == 3:
+                loop.stop()
+
+        loop.add_reader(r, on_read)
+        w.send(b"abc")
+        loop.run_forever()
+        assert calls == [b"a", b"b", b"c"]
+        assert loop.remove_reader(r)
+        assert not loop.remove_reader(r)
+    finally:
+        r.close()
+        w.close()
+
+
+def test_writer_and_reader_on_one_fd(loop):
+    a, b = socket.socketpair()
+    try:
+        seen = []
+        loop.add_reader(a, lambda: seen.append("r"))
+        loop.add_writer(a, lambda: (seen.append("w"), loop.remove_writer(a), loop.stop()))
+        loop.run_forever()
+        assert seen == ["w"]
+        b.send(b"x")
+        loop.call_later(0.5, loop.stop)
+        loop.add_reader(a, lambda: (seen.append("r2"), a.recv(1), loop.stop()))
+        loop.run_forever()
+        assert seen == ["w", "r2"]
+        assert loop.remove_reader(a)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_add_reader_rejects_bad_fds(loop):
+    with pytest.raises(ValueError, match="Invalid file descriptor"):
+        loop.add_reader(-1, print)
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.add_reader(object(), print)
+
+
+def test_debug_mode_warns_about_slow_callbacks(loop, caplog):
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.0
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.call_soon(lambda: None)
+        run_briefly(loop)
+    assert any("Executing" in r.getMessage() for r in caplog.records)
+
+
+def test_debug_mode_checks_thread(loop):
+    loop.set_debug(True)
+    errors = []
+
+    async def main():
+        t = threading.Thread(target=lambda: _try(lambda: loop.call_soon(print), errors))
+        t.start()
+        await loop.run_in_executor(None, t.join)
+
+    loop.run_until_complete(main())
+    assert isinstance(errors[0], RuntimeError)
+
+
+def _try(fn, errors):
+    try:
+        fn()
+    except Exception as e:
+        errors.append(e)
+
+
+def test_create_task_passes_name_context_and_extra_kwargs(loop):
+    received = {}
+
+    def factory(lp, coro, **kwargs):
+        received.update(kwargs)
+        return asyncio.Task(coro, loop=lp, context=kwargs.get("context"))
+
+    async def coro():
+        return 5
+
+    ctx = contextvars.copy_context()
+    loop.set_task_factory(factory)
+    task = loop.create_task(coro(), name="named", context=ctx, eager_start=False)
+    assert loop.run_until_complete(task) == 5
+    assert task.get_name() == "named"
+    assert received == {"context": ctx, "eager_start": False}
+
+
+def test_tasks_are_stdlib_tasks(loop):
+    async def main():
+        assert asyncio.current_task() in asyncio.all_tasks()
+        return type(asyncio.current_task())
+
+    assert loop.run_until_complete(main()) is asyncio.Task
+
+
+def test_run_returns_result_and_closes():
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0)
+        return loop
+
+    loop = aio.run(main())
+    assert isinstance(loop, aio.EventLoop)
+    assert loop.is_closed()
+
+
+def test_runner_with_loop_factory():
+    with asyncio.Runner(loop_factory=aio.new_event_loop) as runner:
+        assert isinstance(runner.get_loop(), aio.EventLoop)
+        assert runner.run(asyncio.sleep(0, "ok")) == "ok"
+
+
+def test_policy_and_install():
+    before = asyncio.get_event_loop_policy()
+    try:
+        aio.install()
+        loop = asyncio.new_event_loop()
+        assert isinstance(loop, aio.EventLoop)
+        loop.close()
+    finally:
+        asyncio.set_event_loop_policy(before)
+
+
+@pytest.mark.parametrize("target", ["process", "other-thread"])
+def test_ctrl_c_while_run_waits_cancels_main(target):
+    waiting = threading.Event()
+    cancelled = []
+
+    async def main():
+        waiting.set()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    def interrupt():
+        waiting.wait()
+        if target == "process":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            # Delivered to a thread other than the one polling: the wakeup fd must wake it.
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    t = threading.Thread(target=interrupt)
+    t.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            aio.run(main())
+    finally:
+        t.join()
+    assert cancelled == [True]
+
+
+def test_run_in_executor_and_getaddrinfo(loop):
+    async def main():
+        r = await loop.run_in_executor(None, sum, [1, 2, 3])
+        infos = await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        return r, infos[0][4]
+
+    assert loop.run_until_complete(main()) == (6, ("127.0.0.1", 80))
+
+
+def test_sock_methods(loop):
+    async def main():
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        srv.setblocking(False)
+        cli = socket.socket()
+        cli.setblocking(False)
+        with srv, cli:
+            await loop.sock_connect(cli, srv.getsockname())
+            conn, _ = await loop.sock_accept(srv)
+            with conn:
+                await loop.sock_sendall(cli, b"x" * 100_000)
+                got = bytearray()
+                while len(got) < 100_000:
+                    got += await loop.sock_recv(conn, 65536)
+                return len(got)
+
+    assert loop.run_until_complete(main()) == 100_000
+
+
+def test_streams_echo():
+    async def handle(reader, writer):
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"hello\n")
+            line = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            return line
+
+    assert aio.run(main()) == b"hello\n"
+
+
+def test_unclosed_loop_is_collected():
+    lp = aio.new_event_loop()
+    lp.call_soon(lp.stop)
+    with pytest.warns(ResourceWarning):
+        del lp
+        gc.collect()
+
+
+class _Collect(asyncio.Protocol):
+    def __init__(self, loop):
+        self.data = bytearray()
+        self.eof = False
+        self.lost = loop.create_future()
+
+    def data_received(self, data):
+        self.data += data
+
+    def eof_received(self):
+        self.eof = True
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+class _SmallBuffers(asyncio.BufferedProtocol):
+    def __init__(self, loop):
+        self.buf = bytearray(1000)
+        self.total = 0
+        self.lost = loop.create_future()
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.total += nbytes
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+@pytest.mark.parametrize("size", [100, 1 << 20])
+@pytest.mark.parametrize("proto", [_Collect, _SmallBuffers])
+def test_transport_reads_everything_sent_before_the_peer_closed(loop, size, proto):
+    """The data and the end of stream are often reported in one event; the edge-triggered
+    reader must still reach both, also when one read cannot take everything."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        client = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    with peer:
+        peer.sendall(b"x" * min(size, 65536))
+        if size > 65536:
+            # The rest from a thread: more than the kernel buffers hold at once.
+            def send_rest():
+                peer.sendall(b"x" * (size - 65536))
+                peer.shutdown(socket.SHUT_WR)
+
+            t = threading.Thread(target=send_rest)
+            t.start()
+        else:
+            peer.shutdown(socket.SHUT_WR)
+            t = None
+
+        async def main():
+            _tr, pr = await loop.create_connection(lambda: proto(loop), sock=client)
+            await pr.lost
+            return pr
+
+        pr = loop.run_until_complete(main())
+        if t is not None:
+            t.join()
+    got = len(pr.data) if proto is _Collect else pr.total
+    assert got == size
+    if proto is _Collect:
+        assert pr.eof
+
+
+def test_transport_is_an_asyncio_transport_with_extra_info(loop):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        async with server:
+            tr, _ = await loop.create_connection(asyncio.Protocol, *server.sockets[0].getsockname())
+            info = (tr.get_extra_info("peername"), tr.get_extra_info("socket"))
+            tr.close()
+            await asyncio.sleep(0)
+            return tr, info, server.sockets[0].getsockname()
+
+    tr, (peername, sock), addr = loop.run_until_complete(main())
+    assert isinstance(tr, asyncio.Transport)
+    assert peername == addr
+    assert sock.family == socket.AF_INET
+
+
+class _Holder:
+    def __init__(self, loop, timer):
+        self.handle = loop.call_later(0, self.method) if timer else loop.call_soon(self.method)
+
+    def method(self):
+        pass
+
+
+@pytest.mark.parametrize("timer", [False, True])
+def test_cycle_through_a_kept_handle_is_collected(loop, timer):
+    """Queued handles are hidden from the collector while the loop holds them; one the program
+    kept is handed back to it after running, so a cycle through it is still freed."""
+    import weakref
+
+    ref = weakref.ref(_Holder(loop, timer))
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    gc.collect()
+    assert ref() is None
+
+
+def test_context_of_a_run_handle_stays_usable(loop):
+    var = contextvars.ContextVar("v")
+    var.set(1)
+    h = loop.call_soon(lambda: None)
+    run_briefly(loop)
+    ctx = h.get_context()
+    del h
+    gc.collect()
+    assert ctx[var] == 1
+
+
+def test_io_is_not_starved_by_a_callback_chain(loop):
+    """Ticks with callbacks ready may skip the poll, but only for a short window: a reader whose
+    data is waiting runs while a callback keeps rescheduling itself."""
+    r, w = socket.socketpair()
+    try:
+        spins = 0
+        seen_at = []
+
+        def spin():
+            nonlocal spins
+            spins += 1
+            if seen_at or spins >= 5_000_000:
+                loop.stop()
+            else:
+                loop.call_soon(spin)
+
+        loop.add_reader(r, lambda: (seen_at.append(spins), r.recv(1)))
+        w.send(b"x")
+        loop.call_soon(spin)
+        loop.run_forever()
+        loop.remove_reader(r)
+        assert seen_at and seen_at[0] < 5_000_000
+    finally:
+        r.close()
+        w.close()
