@@ -45,7 +45,7 @@ def loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
         try:
             mod = importlib.import_module(name)
         except ImportError as e:
-            print(f"peer {name}: not installed ({e}); skipped")
+            print(f"peer {name}: not installed ({e}); skipped", file=sys.stderr)
             continue
         out[name] = mod.new_event_loop
     out["plait.aio"] = plait.aio.new_event_loop
