@@ -553,3 +553,56 @@ def test_io_is_not_starved_by_a_callback_chain(loop):
     finally:
         r.close()
         w.close()
+
+
+def test_ten_thousand_concurrent_connections_echo(loop):
+    """10,000 loopback connections held at once and echoed (the client, plait's native load
+    client, runs in a child process so each side stays under the fd limit)."""
+    import resource
+    import subprocess
+    import sys
+
+    n = 10_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < n + 200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {n + 200}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * n + 500)), hard))
+    stats = {"open": 0, "peak": 0, "echoed": 0, "lost": 0, "errors": []}
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            stats["open"] += 1
+            stats["peak"] = max(stats["peak"], stats["open"])
+
+        def data_received(self, data):
+            stats["echoed"] += 1
+            self.transport.write(data)
+
+        def connection_lost(self, exc):
+            stats["open"] -= 1
+            stats["lost"] += 1
+            if exc is not None and not isinstance(exc, ConnectionResetError):
+                stats["errors"].append(exc)
+
+    async def main():
+        server = await loop.create_server(Echo, "127.0.0.1", 0, backlog=4096)
+        port = server.sockets[0].getsockname()[1]
+        code = f"from plait import _plait; print(_plait._echo_load('127.0.0.1', {port}, {n}, 64, {n}, 120.0))"
+        proc = await loop.run_in_executor(
+            None, lambda: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        )
+        while stats["lost"] < n:
+            await asyncio.sleep(0.01)
+        server.close()
+        await server.wait_closed()
+        return proc
+
+    try:
+        proc = loop.run_until_complete(asyncio.wait_for(main(), 110))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert proc.returncode == 0, proc.stderr
+    assert stats["peak"] == n
+    assert stats["echoed"] >= n
+    assert stats["errors"] == []

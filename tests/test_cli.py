@@ -21,6 +21,7 @@ def test_demo_quick_runs_the_tour():
     assert "victim: WorkerCrashed" in out
     assert "5. Processes: parse -> transform -> aggregate" in out
     assert "raised OwnerDied" in out and "balance is 100 again" in out
+    assert "6. asyncio: concurrent downloads" in out and "plait.aio:" in out
 
 
 def test_unknown_command_is_rejected():
