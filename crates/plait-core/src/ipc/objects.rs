@@ -511,10 +511,10 @@ impl Condition {
                 break Err(Interrupted);
             }
         };
-        if self.waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // The last waiter gone: permits nobody took must not let a later waiter through.
-            self.permits.store(0, Ordering::SeqCst);
-        }
+        // (Permits are not reset when the last waiter leaves: a new waiter may be notified in
+        // that very moment, and losing its permit would lose a wake-up. A permit left by a
+        // waiter that timed out can at worst let one extra waiter through, as POSIX allows.)
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
         result
     }
 
