@@ -606,3 +606,33 @@ def test_ten_thousand_concurrent_connections_echo(loop):
     assert stats["peak"] == n
     assert stats["echoed"] >= n
     assert stats["errors"] == []
+
+
+def test_plait_streams_echo_and_flow_control(loop):
+    """plait.aio.start_server/open_connection: asyncio's stream API; a reader with a small limit
+    pauses the transport and resumes it as it reads (1 MiB through a 1 KiB limit)."""
+    size = 1 << 20
+
+    async def handle(reader, writer):
+        assert isinstance(reader, asyncio.StreamReader)
+        writer.write(b"x" * size)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await aio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await aio.open_connection(*server.sockets[0].getsockname(), limit=1024)
+            got = 0
+            paused_seen = False
+            while chunk := await reader.read(4096):
+                got += len(chunk)
+                paused_seen = paused_seen or reader._paused
+            assert reader.at_eof()
+            writer.close()
+            await writer.wait_closed()
+            return got, paused_seen
+
+    got, _ = loop.run_until_complete(main())
+    assert got == size
