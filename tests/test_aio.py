@@ -636,3 +636,34 @@ def test_plait_streams_echo_and_flow_control(loop):
 
     got, _ = loop.run_until_complete(main())
     assert got == size
+
+
+def test_transport_dropped_without_close_warns():
+    """As in asyncio, the loop's reader keeps an unclosed transport alive; once the loop is
+    closed, dropping the transport warns ResourceWarning and closes its socket."""
+    lp = aio.new_event_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        sock = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    with peer:
+        tr, _ = lp.run_until_complete(lp.create_connection(asyncio.Protocol, sock=sock))
+        lp.close()
+        with pytest.warns(ResourceWarning, match="unclosed transport"):
+            del tr
+            gc.collect()
+
+
+def test_fd_count_returns_to_start_after_servers_and_transports_close():
+    before = len(os.listdir("/proc/self/fd"))
+
+    async def main():
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        async with server:
+            conns = [await asyncio.open_connection(*server.sockets[0].getsockname()) for _ in range(20)]
+            for _, w in conns:
+                w.close()
+                await w.wait_closed()
+
+    aio.run(main())
+    assert len(os.listdir("/proc/self/fd")) == before
