@@ -667,3 +667,43 @@ def test_fd_count_returns_to_start_after_servers_and_transports_close():
 
     aio.run(main())
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("family,host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_datagram_endpoint_round_trip(loop, family, host):
+    """UDP: datagram_received gets the data and the sender's address (native receive path)."""
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data.upper(), addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got = loop.create_future()
+
+        def datagram_received(self, data, addr):
+            self.got.set_result((data, addr))
+
+    async def main():
+        server, _ = await loop.create_datagram_endpoint(Echo, local_addr=(host, 0), family=family)
+        addr = server.get_extra_info("sockname")
+        client, proto = await loop.create_datagram_endpoint(Client, remote_addr=addr[:2], family=family)
+        assert isinstance(client, asyncio.DatagramTransport)
+        client.sendto(b"ping")
+        data, frm = await asyncio.wait_for(proto.got, 10)
+        client.close()
+        server.close()
+        await asyncio.sleep(0)
+        return data, frm, addr
+
+    try:
+        data, frm, addr = loop.run_until_complete(main())
+    except OSError as e:
+        pytest.skip(f"{host} unavailable: {e}")
+    assert data == b"PING"
+    assert frm[:2] == addr[:2]

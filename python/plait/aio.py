@@ -24,6 +24,7 @@ import asyncio
 import collections
 import selectors
 import signal
+import socket
 import sys
 import threading
 from asyncio import events, selector_events, unix_events
@@ -140,6 +141,34 @@ class _SocketTransport(_StdSocketTransport):
             self._io.detach()
 
 
+class _DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.DatagramTransport):
+    """asyncio's selector datagram transport, made an ``asyncio.DatagramTransport`` (3.11's is
+    not), whose receive path (one ``recvfrom``, then ``datagram_received``) runs natively for
+    IPv4 and IPv6 sockets."""
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: Any,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[None] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self._io: Any = None
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            self._io = _plait.DatagramIo(self, sock.fileno())
+            self._read_ready = self._io.read_ready  # type: ignore[method-assign]
+        super().__init__(loop, sock, protocol, address, waiter, extra)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super()._call_connection_lost(exc)
+        finally:
+            if self._io is not None:
+                self._io.detach()
+
+
 class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop with a native core.
 
@@ -207,6 +236,16 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
         server: Any = None,
     ) -> asyncio.Transport:
         return _SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_datagram_transport(  # type: ignore[override]
+        self,
+        sock: Any,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[None] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> asyncio.DatagramTransport:
+        return _DatagramTransport(self, sock, protocol, address, waiter, extra)
 
     def _add_callback(self, handle: events.Handle) -> None:
         if not handle._cancelled:
