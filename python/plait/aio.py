@@ -377,6 +377,12 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
         self._set_transport(transport)
         self._over_ssl = transport.get_extra_info("sslcontext") is not None
 
+    def _replace_transport(self, transport: Any) -> None:
+        # 3.13's StreamWriter.start_tls calls this (earlier versions call _replace_writer).
+        self._transport = transport
+        self._set_transport(transport)
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
+
     def __del__(self) -> None:
         # Prevent reports about unhandled exceptions, as asyncio's stream protocol does.
         closed = getattr(self, "_closed", None)
@@ -466,10 +472,18 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
             raise asyncio.IncompleteReadError(data[0], n)
         return data
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
-        if not separator:
+    async def readuntil(self, separator: Any = b"\n") -> bytes:
+        """Read up to and including ``separator`` (or, as on 3.13, the first of a tuple of
+        separators to end in the data)."""
+        if isinstance(separator, (bytes, bytearray, memoryview)):
+            seps = [bytes(separator)]
+        else:
+            seps = [bytes(s) for s in separator]
+            if not seps:
+                raise ValueError("Separator should contain at least one element")
+        if not all(seps):
             raise ValueError("Separator should be at least one-byte string")
-        while (data := self._take_until(separator)) is None:
+        while (data := self._take_until(seps)) is None:
             await self._wait_for_data("readuntil")
         if isinstance(data, tuple):
             raise asyncio.IncompleteReadError(data[0], None)

@@ -61,12 +61,19 @@ impl Inner {
         PyBytes::new(py, &out)
     }
 
-    /// Where `sep` ends in the buffer (index just past it), if it is there.
-    fn find(&self, py: Python<'_>, sep: &[u8]) -> Option<usize> {
-        let search = |hay: &[u8]| hay.windows(sep.len()).position(|w| w == sep).map(|p| p + sep.len());
-        if sep.is_empty() {
-            return Some(0);
-        }
+    /// The earliest end (index just past the separator) of any of `seps` in the buffer, with the
+    /// length of the separator found there.
+    fn find(&self, py: Python<'_>, seps: &[Vec<u8>]) -> Option<(usize, usize)> {
+        let search = |hay: &[u8]| {
+            seps.iter()
+                .filter(|sep| !sep.is_empty())
+                .filter_map(|sep| {
+                    hay.windows(sep.len())
+                        .position(|w| w == &sep[..])
+                        .map(|p| (p + sep.len(), sep.len()))
+                })
+                .min()
+        };
         if self.chunks.len() == 1 {
             return search(&self.chunks[0].bind(py).as_bytes()[self.offset..]);
         }
@@ -311,25 +318,26 @@ impl StreamCore {
         Ok(None)
     }
 
-    /// `readuntil(sep)` without waiting: the bytes up to and including `sep`, `None` to wait,
+    /// `readuntil(seps)` without waiting: the bytes up to and including the first of `seps` found,
+    /// `None` to wait,
     /// `(partial,)` at end of stream; raises `LimitOverrunError` as asyncio does.
-    fn _take_until<'py>(&self, py: Python<'py>, sep: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn _take_until<'py>(&self, py: Python<'py>, seps: Vec<Vec<u8>>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let mut inner = self.inner.lock();
         if let Some(e) = &inner.exception {
             return Err(PyErr::from_value(e.bind(py).clone()));
         }
-        match inner.find(py, sep) {
-            Some(end) if end - sep.len() > self.limit => {
+        match inner.find(py, &seps) {
+            Some((end, seplen)) if end - seplen > self.limit => {
                 drop(inner);
                 let cls = LIMIT_OVERRUN.get_or_try_init(py, || {
                     py.import("asyncio")?.getattr("LimitOverrunError").map(Bound::unbind)
                 })?;
                 Err(PyErr::from_value(cls.bind(py).call1((
                     "Separator is found, but chunk is longer than limit",
-                    end - sep.len(),
+                    end - seplen,
                 ))?))
             }
-            Some(end) => {
+            Some((end, _)) => {
                 let out = inner.take(py, end);
                 let resume = self.maybe_resume(py, &mut inner);
                 drop(inner);
