@@ -41,8 +41,10 @@ __all__ = [
     "install",
     "new_event_loop",
     "open_connection",
+    "open_unix_connection",
     "run",
     "start_server",
+    "start_unix_server",
 ]
 
 _T = TypeVar("_T")
@@ -568,3 +570,25 @@ async def start_server(
         return StreamReader(limit=limit, loop=loop, client_connected_cb=client_connected_cb)
 
     return await loop.create_server(factory, host, port, **kwds)
+
+
+async def open_unix_connection(
+    path: Any = None, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
+) -> tuple[StreamReader, StreamWriter]:
+    """``asyncio.open_unix_connection`` with plait's streams: ``(reader, writer)``."""
+    loop = events.get_running_loop()
+    reader = StreamReader(limit=limit, loop=loop)
+    transport, _ = await loop.create_unix_connection(lambda: reader, path, **kwds)
+    return reader, StreamWriter(transport, reader, reader, loop)
+
+
+async def start_unix_server(
+    client_connected_cb: Any, path: Any = None, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
+) -> asyncio.Server:
+    """``asyncio.start_unix_server`` with plait's streams."""
+    loop = events.get_running_loop()
+
+    def factory() -> StreamReader:
+        return StreamReader(limit=limit, loop=loop, client_connected_cb=client_connected_cb)
+
+    return await loop.create_unix_server(factory, path, **kwds)

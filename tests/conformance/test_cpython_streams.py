@@ -2,10 +2,10 @@
 (``plait.aio.StreamReader``/``StreamWriter``/``open_connection``/``start_server``) on plait's loop.
 
 The test bodies are CPython's, re-bound to module globals in which ``asyncio`` is a namespace
-whose stream names (``StreamReader``, ``StreamWriter``, ``open_connection``, ``start_server``)
-are plait's and whose other names are asyncio's. plait's reader exposes read-only views of the
-private state the tests compare (``_buffer``, ``_waiter``, ``_eof``...); the one test that
-assigns to it is skipped with that reason.
+whose stream names (``StreamReader``, ``StreamWriter``, ``open_connection``, ``start_server``
+and their Unix variants) are plait's and whose other names are asyncio's. plait's reader
+exposes read-only views of the private state the tests compare (``_buffer``, ``_waiter``,
+``_eof``...); the one test that assigns to it is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ _ns.StreamReader = aio.StreamReader
 _ns.StreamWriter = aio.StreamWriter
 _ns.open_connection = aio.open_connection
 _ns.start_server = aio.start_server
+_ns.open_unix_connection = aio.open_unix_connection
+_ns.start_unix_server = aio.start_unix_server
 _globals = dict(vars(test_streams))
 _globals["asyncio"] = _ns
 
