@@ -426,7 +426,9 @@ mod tests {
         let (mut ours, theirs) = socket::pair().unwrap();
         let fd = theirs.as_raw_fd();
         let script = format!("printf hello >&{fd}");
-        let mut child = Spawn::new("/bin/sh", ["-c", script.as_str()])
+        // bash, not sh: dash cannot redirect to an fd above 9, and with other tests running in
+        // parallel (the reactor's open epoll and eventfd descriptors) this one often is.
+        let mut child = Spawn::new("/bin/bash", ["-c", script.as_str()])
             .keep_fd(fd)
             .spawn()
             .unwrap();
