@@ -10,7 +10,8 @@ Cases (each loop runs the same Python code; asyncio's own loop is the baseline):
 - ``call_soon``: one callback schedules ``n`` no-op callbacks, then the loop runs them all.
 - ``timers``: the same with ``call_later(0, ...)``.
 - ``tasks``: one coroutine creates and awaits ``n`` trivial tasks, one after another.
-- echo: a server (``asyncio.Protocol`` or asyncio streams, ``asyncio.start_server``) in a child
+- echo: a server (``asyncio.Protocol``, or asyncio streams through ``asyncio.start_server``, or
+  plait's own streams through ``plait.aio.start_server`` on plait's loop) in a child
   process running the loop under test; a native (Rust, mio) client in this process keeps one
   message in flight on each of 10 connections over loopback. Reported: round trips per second
   and the server's CPU time per round trip (``getrusage`` in the server process), because on 2
@@ -37,6 +38,7 @@ import plait.aio
 from plait import _plait
 
 PEERS = ("uvloop", "rloop")
+PLAIT_STREAMS = "plait.aio.start_server"
 
 
 def loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -147,6 +149,8 @@ def serve(impl: str, kind: str) -> None:
     async def start() -> Any:
         if kind == "protocol":
             return await loop.create_server(EchoProtocol, "127.0.0.1", 0)
+        if kind == "plait-streams":
+            return await plait.aio.start_server(echo_stream, "127.0.0.1", 0)
         return await asyncio.start_server(echo_stream, "127.0.0.1", 0)
 
     server = loop.run_until_complete(start())
@@ -239,6 +243,8 @@ def main() -> None:
     ):
         bench.section(label)
         servers = {name: EchoServer(name, kind) for name in factories}
+        if kind == "streams":
+            servers[PLAIT_STREAMS] = EchoServer("plait.aio", "plait-streams")
         try:
             res = bench.compare(
                 label,
@@ -277,6 +283,11 @@ def main() -> None:
         ("echo streams (start_server) 1 KiB", "rloop", 1.05),
     ):
         bench.target(f"{case}: plait.aio / {peer}", need, ratio(case, "plait.aio", peer))
+    bench.target(
+        "echo streams 1 KiB: plait.aio.start_server / uvloop + asyncio.start_server",
+        1.4,
+        ratio("echo streams (start_server) 1 KiB", PLAIT_STREAMS, "uvloop"),
+    )
     bench.summary()
     print()
     print("server CPU per round trip (lower is better):")

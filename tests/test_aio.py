@@ -606,3 +606,104 @@ def test_ten_thousand_concurrent_connections_echo(loop):
     assert stats["peak"] == n
     assert stats["echoed"] >= n
     assert stats["errors"] == []
+
+
+def test_plait_streams_echo_and_flow_control(loop):
+    """plait.aio.start_server/open_connection: asyncio's stream API; a reader with a small limit
+    pauses the transport and resumes it as it reads (1 MiB through a 1 KiB limit)."""
+    size = 1 << 20
+
+    async def handle(reader, writer):
+        assert isinstance(reader, asyncio.StreamReader)
+        writer.write(b"x" * size)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await aio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await aio.open_connection(*server.sockets[0].getsockname(), limit=1024)
+            got = 0
+            paused_seen = False
+            while chunk := await reader.read(4096):
+                got += len(chunk)
+                paused_seen = paused_seen or reader._paused
+            assert reader.at_eof()
+            writer.close()
+            await writer.wait_closed()
+            return got, paused_seen
+
+    got, _ = loop.run_until_complete(main())
+    assert got == size
+
+
+def test_transport_dropped_without_close_warns():
+    """As in asyncio, the loop's reader keeps an unclosed transport alive; once the loop is
+    closed, dropping the transport warns ResourceWarning and closes its socket."""
+    lp = aio.new_event_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        sock = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    with peer:
+        tr, _ = lp.run_until_complete(lp.create_connection(asyncio.Protocol, sock=sock))
+        lp.close()
+        with pytest.warns(ResourceWarning, match="unclosed transport"):
+            del tr
+            gc.collect()
+
+
+def test_fd_count_returns_to_start_after_servers_and_transports_close():
+    before = len(os.listdir("/proc/self/fd"))
+
+    async def main():
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        async with server:
+            conns = [await asyncio.open_connection(*server.sockets[0].getsockname()) for _ in range(20)]
+            for _, w in conns:
+                w.close()
+                await w.wait_closed()
+
+    aio.run(main())
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("family,host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_datagram_endpoint_round_trip(loop, family, host):
+    """UDP: datagram_received gets the data and the sender's address (native receive path)."""
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data.upper(), addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got = loop.create_future()
+
+        def datagram_received(self, data, addr):
+            self.got.set_result((data, addr))
+
+    async def main():
+        server, _ = await loop.create_datagram_endpoint(Echo, local_addr=(host, 0), family=family)
+        addr = server.get_extra_info("sockname")
+        client, proto = await loop.create_datagram_endpoint(Client, remote_addr=addr[:2], family=family)
+        assert isinstance(client, asyncio.DatagramTransport)
+        client.sendto(b"ping")
+        data, frm = await asyncio.wait_for(proto.got, 10)
+        client.close()
+        server.close()
+        await asyncio.sleep(0)
+        return data, frm, addr
+
+    try:
+        data, frm, addr = loop.run_until_complete(main())
+    except OSError as e:
+        pytest.skip(f"{host} unavailable: {e}")
+    assert data == b"PING"
+    assert frm[:2] == addr[:2]

@@ -21,8 +21,10 @@ make it the default loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import selectors
 import signal
+import socket
 import sys
 import threading
 from asyncio import events, selector_events, unix_events
@@ -31,7 +33,19 @@ from typing import Any, TypeVar
 
 from . import _plait
 
-__all__ = ["EventLoop", "EventLoopPolicy", "install", "new_event_loop", "run"]
+__all__ = [
+    "EventLoop",
+    "EventLoopPolicy",
+    "StreamReader",
+    "StreamWriter",
+    "install",
+    "new_event_loop",
+    "open_connection",
+    "open_unix_connection",
+    "run",
+    "start_server",
+    "start_unix_server",
+]
 
 _T = TypeVar("_T")
 
@@ -129,6 +143,34 @@ class _SocketTransport(_StdSocketTransport):
             self._io.detach()
 
 
+class _DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.DatagramTransport):
+    """asyncio's selector datagram transport, made an ``asyncio.DatagramTransport`` (3.11's is
+    not), whose receive path (one ``recvfrom``, then ``datagram_received``) runs natively for
+    IPv4 and IPv6 sockets."""
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: Any,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[None] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self._io: Any = None
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            self._io = _plait.DatagramIo(self, sock.fileno())
+            self._read_ready = self._io.read_ready  # type: ignore[method-assign]
+        super().__init__(loop, sock, protocol, address, waiter, extra)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super()._call_connection_lost(exc)
+        finally:
+            if self._io is not None:
+                self._io.detach()
+
+
 class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop with a native core.
 
@@ -197,6 +239,16 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
     ) -> asyncio.Transport:
         return _SocketTransport(self, sock, protocol, waiter, extra, server)
 
+    def _make_datagram_transport(  # type: ignore[override]
+        self,
+        sock: Any,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[None] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> asyncio.DatagramTransport:
+        return _DatagramTransport(self, sock, protocol, address, waiter, extra)
+
     def _add_callback(self, handle: events.Handle) -> None:
         if not handle._cancelled:
             self._call_soon(_run_foreign, (handle,), None)
@@ -241,3 +293,302 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
         raise RuntimeError("plait.aio.run() cannot be called from a running event loop")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)
+
+
+# --- streams ----------------------------------------------------------------------------------
+
+_DEFAULT_LIMIT = 2**16  # asyncio.streams' default
+
+
+class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[misc]
+    """The reader of a stream connection *and* its protocol, with a native buffer.
+
+    It is an ``asyncio.StreamReader`` (same methods, same exceptions). Received ``bytes`` are
+    queued as they come and handed out whole when a read can take them, so an echo copies
+    nothing; only the coroutines (``read``, ``readexactly``, ``readuntil``, ``readline``) are Python.
+    """
+
+    def __init__(
+        self,
+        limit: int = _DEFAULT_LIMIT,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        client_connected_cb: Any = None,
+    ) -> None:
+        if limit <= 0:
+            raise ValueError("Limit cannot be <= 0")
+        self._loop = events.get_event_loop() if loop is None else loop
+        self._client_connected_cb = client_connected_cb
+        self._stream_writer: StreamWriter | None = None
+        self._closed = self._loop.create_future()
+        self._paused_writing = False
+        self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._connection_lost = False
+        self._transport: Any = None
+        self._task: asyncio.Task[Any] | None = None
+        self._over_ssl = False
+
+    def __repr__(self) -> str:
+        info = ["StreamReader"]
+        if self._buffered():
+            info.append(f"{self._buffered()} bytes")
+        if self._eof:
+            info.append("eof")
+        if self._limit != _DEFAULT_LIMIT:
+            info.append(f"limit={self._limit}")
+        if self._waiter:
+            info.append(f"waiter={self._waiter!r}")
+        if self._exception:
+            info.append(f"exception={self._exception!r}")
+        if self._transport:
+            info.append(f"transport={self._transport!r}")
+        if self._paused:
+            info.append("paused")
+        return "<{}>".format(" ".join(info))
+
+    # -- the protocol side (once per connection) --
+
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+        self._set_transport(transport)
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
+        if self._client_connected_cb is not None:
+            self._stream_writer = StreamWriter(transport, self, self, self._loop)
+            res = self._client_connected_cb(self, self._stream_writer)
+            if asyncio.iscoroutine(res):
+
+                def callback(task: asyncio.Task[Any]) -> None:
+                    exc = task.exception()
+                    if exc is not None:
+                        self._loop.call_exception_handler(
+                            {
+                                "message": "Unhandled exception in client_connected_cb",
+                                "exception": exc,
+                                "transport": transport,
+                            }
+                        )
+                        transport.close()
+
+                self._task = self._loop.create_task(res)
+                self._task.add_done_callback(callback)
+
+    def _replace_writer(self, writer: StreamWriter) -> None:
+        transport = writer.transport
+        self._stream_writer = writer
+        self._transport = transport
+        self._set_transport(transport)
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
+
+    def _replace_transport(self, transport: Any) -> None:
+        # 3.13's StreamWriter.start_tls calls this (earlier versions call _replace_writer).
+        self._transport = transport
+        self._set_transport(transport)
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
+
+    def __del__(self) -> None:
+        # Prevent reports about unhandled exceptions, as asyncio's stream protocol does.
+        closed = getattr(self, "_closed", None)
+        if closed is not None and closed.done() and not closed.cancelled():
+            closed.exception()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self.feed_eof()
+        else:
+            self.set_exception(exc)
+        if not self._closed.done():
+            if exc is None:
+                self._closed.set_result(None)
+            else:
+                self._closed.set_exception(exc)
+        self._connection_lost = True
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+        self._stream_writer = None
+        self._task = None
+        self._transport = None
+        self._set_transport(None)
+
+    def eof_received(self) -> bool:
+        self.feed_eof()
+        # Keep the write side open, as asyncio's stream protocol does (not over TLS, where
+        # returning true has no effect and SSLProtocol warns).
+        return not self._over_ssl
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _drain_helper(self) -> None:
+        if self._connection_lost:
+            raise ConnectionResetError("Connection lost")
+        if not self._paused_writing:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            self._drain_waiters.remove(waiter)
+
+    def _get_close_waiter(self, stream: Any) -> asyncio.Future[None]:
+        return self._closed
+
+    def set_transport(self, transport: Any) -> None:
+        self._transport = transport
+        self._set_transport(transport)
+
+    # -- the reader side --
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        fut = self._wait(func_name)
+        try:
+            await fut
+        finally:
+            self._clear_waiter()
+
+    async def read(self, n: int = -1) -> bytes:
+        while (data := self._take(n)) is None:
+            fut = self._wait("read")
+            try:
+                await fut
+            finally:
+                self._clear_waiter()
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        while (data := self._take_exactly(n)) is None:
+            await self._wait_for_data("readexactly")
+        if isinstance(data, tuple):
+            raise asyncio.IncompleteReadError(data[0], n)
+        return data
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:
+        """Read up to and including ``separator`` (or, as on 3.13, the first of a tuple of
+        separators to end in the data)."""
+        if isinstance(separator, (bytes, bytearray, memoryview)):
+            seps = [bytes(separator)]
+        else:
+            seps = [bytes(s) for s in separator]
+            if not seps:
+                raise ValueError("Separator should contain at least one element")
+        if not all(seps):
+            raise ValueError("Separator should be at least one-byte string")
+        while (data := self._take_until(seps)) is None:
+            await self._wait_for_data("readuntil")
+        if isinstance(data, tuple):
+            raise asyncio.IncompleteReadError(data[0], None)
+        return data
+
+    async def readline(self) -> bytes:
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            return e.partial
+        except asyncio.LimitOverrunError as e:
+            found = e.args[0].startswith("Separator is found")
+            self._discard(e.consumed + 1 if found else self._buffered())
+            raise ValueError(e.args[0]) from None
+
+
+class StreamWriter(asyncio.StreamWriter):
+    """``asyncio.StreamWriter`` whose ``write`` is the native transport's and whose ``drain``
+    returns at once, without a coroutine, when there is nothing to wait for."""
+
+    def __init__(
+        self, transport: Any, protocol: Any, reader: StreamReader | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._reader = reader
+        self._loop = loop
+        self._complete_fut = loop.create_future()
+        self._complete_fut.set_result(None)
+        self.write = transport.write  # type: ignore[method-assign]
+        # plait's transport keeps its closing flag in an attribute: no method call per drain.
+        self._native = isinstance(transport, _SocketTransport)
+
+    async def start_tls(
+        self, sslcontext: Any, *, server_hostname: Any = None, ssl_handshake_timeout: Any = None
+    ) -> None:
+        await super().start_tls(
+            sslcontext, server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout
+        )
+        self.write = self._transport.write  # type: ignore[method-assign]
+        self._native = isinstance(self._transport, _SocketTransport)
+
+    def drain(self) -> Any:  # type: ignore[override]
+        p = self._protocol
+        tr = self._transport
+        if (
+            p._paused_writing
+            or p._connection_lost
+            or (tr._closing if self._native else tr.is_closing())
+            or (self._reader is not None and self._reader.exception() is not None)
+        ):
+            return asyncio.StreamWriter.drain(self)
+        return _READY
+
+
+_READY = _plait.Ready()
+
+
+async def open_connection(
+    host: str | None = None, port: int | None = None, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
+) -> tuple[StreamReader, StreamWriter]:
+    """``asyncio.open_connection`` with plait's streams: ``(reader, writer)``."""
+    loop = events.get_running_loop()
+    reader = StreamReader(limit=limit, loop=loop)
+    transport, _ = await loop.create_connection(lambda: reader, host, port, **kwds)
+    return reader, StreamWriter(transport, reader, reader, loop)
+
+
+async def start_server(
+    client_connected_cb: Any,
+    host: Any = None,
+    port: int | None = None,
+    *,
+    limit: int = _DEFAULT_LIMIT,
+    **kwds: Any,
+) -> asyncio.Server:
+    """``asyncio.start_server`` with plait's streams: ``client_connected_cb(reader, writer)`` is
+    called (or, if a coroutine function, run as a task) for each connection."""
+    loop = events.get_running_loop()
+
+    def factory() -> StreamReader:
+        return StreamReader(limit=limit, loop=loop, client_connected_cb=client_connected_cb)
+
+    return await loop.create_server(factory, host, port, **kwds)
+
+
+async def open_unix_connection(
+    path: Any = None, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
+) -> tuple[StreamReader, StreamWriter]:
+    """``asyncio.open_unix_connection`` with plait's streams: ``(reader, writer)``."""
+    loop = events.get_running_loop()
+    reader = StreamReader(limit=limit, loop=loop)
+    transport, _ = await loop.create_unix_connection(lambda: reader, path, **kwds)
+    return reader, StreamWriter(transport, reader, reader, loop)
+
+
+async def start_unix_server(
+    client_connected_cb: Any, path: Any = None, *, limit: int = _DEFAULT_LIMIT, **kwds: Any
+) -> asyncio.Server:
+    """``asyncio.start_unix_server`` with plait's streams."""
+    loop = events.get_running_loop()
+
+    def factory() -> StreamReader:
+        return StreamReader(limit=limit, loop=loop, client_connected_cb=client_connected_cb)
+
+    return await loop.create_unix_server(factory, path, **kwds)

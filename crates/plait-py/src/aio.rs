@@ -410,6 +410,8 @@ pub struct LoopCore {
     debug: AtomicBool,
     /// The loop thread is (about to be) blocked in a poll: other threads must wake it.
     sleeping: AtomicBool,
+    /// Some fd was noted for a re-arm this tick (saves the registrar lock when none was).
+    rearm_pending: AtomicBool,
     clock_resolution: f64,
 }
 
@@ -541,10 +543,16 @@ impl LoopCore {
             }
         }
 
-        // Due timers, after the I/O callbacks.
-        let end = clock::monotonic() + this.clock_resolution;
+        // Due timers, after the I/O callbacks. When none was due by `next` (read at the start of
+        // the tick), the heap is not locked again; a timer added since (by a destructor run in
+        // between) is due on the next iteration, which then does not block.
+        let end = if next.is_some() {
+            clock::monotonic() + this.clock_resolution
+        } else {
+            f64::NEG_INFINITY
+        };
         let mut skipped = Vec::new();
-        {
+        if next.is_some_and(|when| when < end) {
             let mut timers = this.timers.lock();
             while let Some(t) = timers.pop_before(end) {
                 let th = t.get();
@@ -610,6 +618,7 @@ impl LoopCore {
             // not reach in one read (the data and the FIN come in one event).
             if fired && (!slot.edge || r.closed) {
                 reg.fired(fd);
+                self.rearm_pending.store(true, Ordering::Relaxed);
             }
         }
         let mut removed: Vec<_> = cancelled_readers
@@ -622,6 +631,10 @@ impl LoopCore {
     }
 
     fn rearm(&self) {
+        // Most ticks dispatch nothing level-triggered: skip the lock then.
+        if !self.rearm_pending.swap(false, Ordering::Relaxed) {
+            return;
+        }
         if let Some(reg) = self.registrar.lock().as_mut() {
             reg.rearm();
         }
@@ -765,6 +778,7 @@ impl LoopCore {
             stopping: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
+            rearm_pending: AtomicBool::new(false),
             clock_resolution: clock::resolution(),
         })
     }
@@ -993,6 +1007,7 @@ impl LoopCore {
     fn _rearm(&self, fd: RawFd) {
         if let Some(reg) = self.registrar.lock().as_mut() {
             reg.fired(fd);
+            self.rearm_pending.store(true, Ordering::Relaxed);
         }
     }
 

@@ -17,6 +17,7 @@ mod processes;
 mod queue;
 mod report;
 mod shm;
+mod streams;
 mod sync;
 mod transport;
 
@@ -37,5 +38,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ipc::init(m)?;
     pipe::init(m)?;
     transport::init(m)?;
+    streams::init(m)?;
     Ok(())
 }
