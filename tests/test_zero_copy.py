@@ -248,6 +248,30 @@ def test_forked_workers_do_not_hold_the_parents_segments():
         assert pool.submit(describe, handle).result()[4] == b"ssss"
 
 
+_INHERITED: list = []
+
+
+def drop_inherited_then_return(a):
+    _INHERITED.clear()  # the worker's copies of the parent's segments, closed at fork by number
+    gc.collect()
+    return a
+
+
+@pytest.mark.parametrize("rounds", [3])
+def test_forked_worker_dropping_inherited_segments_keeps_received_ones(rounds):
+    """A forked worker closes the parent's segment descriptors by number; a segment received
+    later may take one of those numbers, and dropping the inherited object must not close it."""
+    _INHERITED.extend(share(bytes([i]) * BIG) for i in range(8))
+    try:
+        with ProcessPool(1, start_method="fork") as pool:
+            for r in range(rounds):
+                a = np.arange(BIG // 8, dtype=np.int64) + r
+                back = pool.submit(drop_inherited_then_return, a).result(timeout=60)
+                assert np.array_equal(back, a)
+    finally:
+        _INHERITED.clear()
+
+
 def make_lock():
     from plait.processes import Lock
 

@@ -139,7 +139,10 @@ def _fd_limit() -> int:
 def _close_inherited_segments(keep: int) -> None:
     """In a forked worker: close the parent's shared-memory segment descriptors (queued tasks',
     ``Shared`` objects'), so their memory is freed when the parent lets go of it, not when this
-    worker exits. Other inherited descriptors stay open, as with multiprocessing's fork."""
+    worker exits. Other inherited descriptors stay open, as with multiprocessing's fork. The
+    inherited segment objects are told first, so that dropping one later cannot close the new
+    file (a received segment) that has taken its descriptor's number."""
+    _plait._abandon_inherited_segments()
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd != keep:

@@ -29,6 +29,17 @@ pub struct Segment {
     /// be passed on (an IPC object in a task's result claims it) or not (the descriptor closes).
     spare: parking_lot::Mutex<Option<OwnedFd>>,
     claimed: AtomicBool,
+    /// `shm::generation()` when made: the spare of an older generation was inherited through
+    /// fork and closed by number (see `shm::abandon_inherited`).
+    generation: u64,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.generation != shm::generation() {
+            std::mem::forget(self.spare.get_mut().take());
+        }
+    }
 }
 
 impl Segment {
@@ -52,6 +63,7 @@ impl Segment {
             exports: AtomicUsize::new(0),
             spare: parking_lot::Mutex::new(None),
             claimed: AtomicBool::new(false),
+            generation: shm::generation(),
         }
     }
 
@@ -66,6 +78,15 @@ impl Segment {
         Ok(segment)
     }
 
+    /// The spare descriptor, unless it was inherited through fork (and closed there).
+    fn live<'a>(&self, spare: Option<&'a OwnedFd>) -> Option<&'a OwnedFd> {
+        if self.generation == shm::generation() {
+            spare
+        } else {
+            None
+        }
+    }
+
     /// The core segment, shared.
     pub fn shared(&self) -> Arc<shm::Segment> {
         Arc::clone(&self.inner)
@@ -74,7 +95,7 @@ impl Segment {
     /// A duplicate of the descriptor, to send the segment to another process.
     pub fn dup_fd(&self) -> PyResult<OwnedFd> {
         let spare = self.spare.lock();
-        let fd = self.inner.fd().or(spare.as_ref()).ok_or_else(|| {
+        let fd = self.inner.fd().or(self.live(spare.as_ref())).ok_or_else(|| {
             PyValueError::new_err("this segment was received, not created here: it cannot be sent on")
         })?;
         fd.try_clone()
@@ -114,7 +135,7 @@ impl Segment {
         let spare = self.spare.lock();
         self.inner
             .fd()
-            .or(spare.as_ref())
+            .or(self.live(spare.as_ref()))
             .map(AsRawFd::as_raw_fd)
             .ok_or_else(|| PyValueError::new_err("this segment has no descriptor left to share"))
     }
@@ -129,7 +150,12 @@ impl Segment {
     /// came with is unpickled).
     fn release_spare(&self) {
         if !self.claimed.load(Ordering::Relaxed) {
-            drop(self.spare.lock().take());
+            let spare = self.spare.lock().take();
+            if self.generation == shm::generation() {
+                drop(spare);
+            } else {
+                std::mem::forget(spare);
+            }
         }
     }
 
@@ -217,7 +243,15 @@ impl Segment {
     }
 }
 
+/// In a forked worker, after it closed the segment descriptors it inherited: inherited
+/// segments stop using (and closing) those descriptor numbers, which new files may now hold.
+#[pyfunction]
+fn _abandon_inherited_segments() {
+    shm::abandon_inherited();
+}
+
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Segment>()?;
+    m.add_function(wrap_pyfunction!(_abandon_inherited_segments, m)?)?;
     Ok(())
 }

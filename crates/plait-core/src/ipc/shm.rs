@@ -11,9 +11,27 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use memmap2::{MmapOptions, MmapRaw};
+
+/// Bumped by [`abandon_inherited`]: segments of an older generation were inherited through
+/// `fork` and their descriptor numbers are no longer theirs.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Called in a forked child after it closed the segment descriptors it inherited (by number):
+/// from now on the inherited segments neither use nor close their descriptor, whose number may
+/// belong to a new file (a segment received later). Their mappings stay usable.
+pub fn abandon_inherited() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The current generation (see [`abandon_inherited`]).
+#[must_use]
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
 
 /// A shared-memory segment; see the module docs. It is mapped into this process on first use
 /// of [`Segment::as_ptr`] (a creator that only fills it with [`Segment::write_at`] and sends it
@@ -25,6 +43,17 @@ pub struct Segment {
     fd: Option<OwnedFd>,
     map: OnceLock<MmapRaw>,
     len: usize,
+    /// [`generation`] when it was made: an older one means `fd` was inherited and closed.
+    generation: u64,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.generation != generation() {
+            // Closed already (by number): closing it again could close someone else's file.
+            std::mem::forget(self.fd.take());
+        }
+    }
 }
 
 impl Segment {
@@ -52,6 +81,7 @@ impl Segment {
             fd: Some(OwnedFd::from(file)),
             map: OnceLock::new(),
             len,
+            generation: generation(),
         })
     }
 
@@ -74,16 +104,18 @@ impl Segment {
         }
         let file = File::from(fd);
         let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
-        let segment = Self {
+        let mut segment = Self {
             fd: Some(OwnedFd::from(file)),
             map: OnceLock::new(),
             len,
+            generation: generation(),
         };
         if keep_fd {
             return Ok(segment);
         }
         segment.as_ptr()?;
-        Ok(Self { fd: None, ..segment })
+        segment.fd = None;
+        Ok(segment)
     }
 
     /// Size in bytes.
@@ -111,7 +143,12 @@ impl Segment {
         if let Some(map) = self.map.get() {
             return Ok(map.as_mut_ptr());
         }
-        let fd = self.fd.as_ref().expect("an unmapped segment keeps its descriptor");
+        let fd = self.fd().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the descriptor of this segment, inherited through fork, was closed",
+            )
+        })?;
         let map = MmapOptions::new().len(self.len).map_raw(fd)?;
         // A racing thread may have mapped it too: the first mapping wins, the other is dropped.
         let _ = self.map.set(map);
@@ -127,7 +164,11 @@ impl Segment {
     /// The descriptor, if kept (created segments, or opened with `keep_fd`).
     #[must_use]
     pub fn fd(&self) -> Option<&OwnedFd> {
-        self.fd.as_ref()
+        if self.generation == generation() {
+            self.fd.as_ref()
+        } else {
+            None
+        }
     }
 
     /// Copies `data` to offset `at` (through the mapping if there is one, else through the
@@ -146,7 +187,7 @@ impl Segment {
         if data.is_empty() {
             return Ok(());
         }
-        if let (None, Some(fd)) = (self.map.get(), &self.fd) {
+        if let (None, Some(fd)) = (self.map.get(), self.fd()) {
             return File::from(fd.try_clone()?).write_all_at(data, at as u64);
         }
         let base = self.as_ptr()?;
