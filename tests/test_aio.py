@@ -707,3 +707,130 @@ def test_datagram_endpoint_round_trip(loop, family, host):
         pytest.skip(f"{host} unavailable: {e}")
     assert data == b"PING"
     assert frm[:2] == addr[:2]
+
+
+# --- asyncio's own streams: StreamReaderProtocol.data_received done natively ---------------------
+
+
+async def _stdlib_stream_pair(limit: int = 2**16):
+    """A connected (server reader/writer, client reader/writer) pair of asyncio's own streams."""
+    accepted: asyncio.Queue = asyncio.Queue()
+    server = await asyncio.start_server(lambda r, w: accepted.put_nowait((r, w)), "127.0.0.1", 0, limit=limit)
+    server.accepted = accepted
+    port = server.sockets[0].getsockname()[1]
+    cr, cw = await asyncio.open_connection("127.0.0.1", port, limit=limit)
+    sr, sw = await accepted.get()
+    return server, (sr, sw), (cr, cw)
+
+
+async def _close_pair(server, *writers):
+    for w in writers:
+        w.close()
+    for w in writers:
+        try:
+            await w.wait_closed()
+        except ConnectionError:
+            pass
+    server.close()
+    await server.wait_closed()
+
+
+def test_stdlib_streams_are_fed_natively_and_pause_past_twice_the_limit(loop):
+    """The native feed appends to the reader's own buffer, wakes its waiter, pauses reading past
+    2 * limit and resumes once drained, exactly as StreamReader.feed_data does."""
+
+    async def main():
+        server, (sr, sw), (_cr, cw) = await _stdlib_stream_pair(limit=1024)
+        assert type(sr) is asyncio.StreamReader
+        calls = []
+        orig = asyncio.StreamReaderProtocol.data_received
+        try:
+            # Patched after the connection started: the transport checked the stdlib's methods
+            # when the protocol was set (documented), so the native feed runs and this is unused.
+            asyncio.StreamReaderProtocol.data_received = lambda self, d: calls.append(d)
+            reader_task = asyncio.ensure_future(sr.readexactly(5))
+            await asyncio.sleep(0)
+            assert sr._waiter is not None
+            cw.write(b"hello")
+            assert await asyncio.wait_for(reader_task, 10) == b"hello"
+        finally:
+            asyncio.StreamReaderProtocol.data_received = orig
+        assert calls == []  # the connection was set up before the patch: the native feed ran
+        payload = os.urandom(64 * 1024)
+        cw.write(payload)
+        for _ in range(1000):
+            if sr._paused:
+                break
+            await asyncio.sleep(0.005)
+        assert sr._paused
+        assert len(sr._buffer) > 2 * 1024
+        assert not sw.transport.is_reading()
+        got = await asyncio.wait_for(sr.readexactly(len(payload)), 10)
+        assert got == payload
+        assert not sr._paused
+        await _close_pair(server, sw, cw)
+
+    loop.run_until_complete(main())
+
+
+def test_stdlib_streams_with_a_patched_feed_data_go_through_python(loop):
+    """A patched StreamReader.feed_data (or a subclassed reader) is called as usual."""
+
+    async def main():
+        fed = []
+        orig = asyncio.StreamReader.feed_data
+
+        def feed_data(self, data):
+            fed.append(bytes(data))
+            orig(self, data)
+
+        asyncio.StreamReader.feed_data = feed_data
+        try:
+            server, (sr, sw), (_cr, cw) = await _stdlib_stream_pair()
+            cw.write(b"abc")
+            assert await asyncio.wait_for(sr.readexactly(3), 10) == b"abc"
+        finally:
+            asyncio.StreamReader.feed_data = orig
+        assert fed == [b"abc"]
+
+        class Reader(asyncio.StreamReader):
+            def feed_data(self, data):
+                fed.append(b"sub:" + bytes(data))
+                super().feed_data(data)
+
+        reader = Reader()
+        lp = asyncio.get_running_loop()
+        tr, _ = await lp.create_connection(
+            lambda: asyncio.StreamReaderProtocol(reader), "127.0.0.1", server.sockets[0].getsockname()[1]
+        )
+        _, sw2 = await server.accepted.get()
+        sw2.write(b"yz")
+        assert await asyncio.wait_for(reader.readexactly(2), 10) == b"yz"
+        assert fed[-1] == b"sub:yz"
+        tr.close()
+        await _close_pair(server, sw, cw, sw2)
+
+    loop.run_until_complete(main())
+
+
+def test_stdlib_streams_cancelled_read_and_eof(loop):
+    """A read cancelled while waiting leaves no waiter behind; data and EOF after it are read."""
+
+    async def main():
+        server, (sr, sw), (_cr, cw) = await _stdlib_stream_pair()
+        t = asyncio.ensure_future(sr.read(10))
+        await asyncio.sleep(0)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert sr._waiter is None
+        cw.write(b"after")
+        cw.write_eof()
+        assert await asyncio.wait_for(sr.read(), 10) == b"after"
+        assert sr.at_eof()
+        assert not sw.is_closing()
+        sw.close()
+        assert sw.is_closing()
+        await _close_pair(server, sw, cw)
+
+    loop.run_until_complete(main())

@@ -100,6 +100,20 @@ _StdSocketTransport = selector_events._SelectorSocketTransport
 _NATIVE_WRITE = getattr(_StdSocketTransport, "_buffer_factory", None) is bytearray
 
 
+def _stock_streams() -> bool:
+    """Whether asyncio's ``StreamReaderProtocol.data_received`` and what it calls are the
+    stdlib's own (not patched), so the transport may do their work natively."""
+    proto, reader = asyncio.StreamReaderProtocol, asyncio.StreamReader
+    prop = proto.__dict__.get("_stream_reader")
+    funcs = (
+        proto.__dict__.get("data_received"),
+        prop.fget if isinstance(prop, property) else None,
+        reader.__dict__.get("feed_data"),
+        reader.__dict__.get("_wakeup_waiter"),
+    )
+    return all(getattr(f, "__module__", None) == "asyncio.streams" for f in funcs)
+
+
 class _SocketTransport(_StdSocketTransport):
     """asyncio's selector socket transport (an ``asyncio.Transport``) whose per-packet paths,
     reading and writing, run natively (``_plait.SocketIo``)."""
@@ -116,6 +130,7 @@ class _SocketTransport(_StdSocketTransport):
         io = _plait.SocketIo(self, sock.fileno())
         self._io = io
         self._read_ready = io.read_ready  # type: ignore[method-assign]
+        self.is_closing = io.is_closing  # type: ignore[method-assign]
         if _NATIVE_WRITE:
             self._write_ready = io.write_ready  # type: ignore[method-assign]
             self.write = io.write  # type: ignore[method-assign]
@@ -127,7 +142,8 @@ class _SocketTransport(_StdSocketTransport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         super().set_protocol(protocol)
-        self._io.set_protocol(protocol)
+        stock = type(protocol) is asyncio.StreamReaderProtocol and _stock_streams()
+        self._io.set_protocol(protocol, asyncio.StreamReader if stock else None)
 
     def _add_reader(self, fd: int, callback: Any, *args: Any) -> None:
         # The native reader drains the socket or asks for a re-arm: edge-triggered, which saves

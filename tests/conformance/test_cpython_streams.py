@@ -1,5 +1,7 @@
-"""CPython's ``test_asyncio.test_streams`` run against plait's streams
-(``plait.aio.StreamReader``/``StreamWriter``/``open_connection``/``start_server``) on plait's loop.
+"""CPython's ``test_asyncio.test_streams`` run on plait's loop twice: unchanged, with asyncio's own
+streams (whose ``StreamReaderProtocol.data_received`` plait's transport does natively), and
+against plait's streams (``plait.aio.StreamReader``/``StreamWriter``/``open_connection``/
+``start_server``).
 
 The test bodies are CPython's, re-bound to module globals in which ``asyncio`` is a namespace
 whose stream names (``StreamReader``, ``StreamWriter``, ``open_connection``, ``start_server``
@@ -35,6 +37,16 @@ _SKIP: dict[str, str] = {
 
 def _rebind(fn):
     return types.FunctionType(fn.__code__, _globals, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+class StdlibStreamTests(test_streams.StreamTests):
+    """asyncio's streams, unchanged, on plait's loop."""
+
+    def setUp(self):
+        super().setUp()
+        self.loop.close()
+        self.loop = aio.new_event_loop()
+        self.set_event_loop(self.loop)
 
 
 class StreamTests(test_streams.StreamTests):

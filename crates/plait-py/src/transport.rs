@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 
 use parking_lot::Mutex;
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyNotImplementedError, PyRuntimeError, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
@@ -96,6 +96,38 @@ fn recv_bytes(py: Python<'_>, fd: RawFd) -> Result<(Bound<'_, PyBytes>, bool), i
     }
 }
 
+/// One `recv` into the thread's spare buffer; `f` gets the bytes read (empty at EOF) while the
+/// spare is held, and its result is returned. `Err(errno)` when `recv` fails.
+fn recv_with<R>(py: Python<'_>, fd: RawFd, f: impl FnOnce(&[u8]) -> R) -> Result<R, i32> {
+    use pyo3::ffi;
+    // Safety: as in `recv_bytes`: the spare is ours alone (taken out of the thread-local slot
+    // while in use), MAX_READ bytes long, and only its first `n` initialised bytes are shown.
+    unsafe {
+        let mut big = SPARE.replace(std::ptr::null_mut());
+        if big.is_null() {
+            big = ffi::PyBytes_FromStringAndSize(std::ptr::null(), MAX_READ_SSIZE);
+            if big.is_null() {
+                drop(PyErr::fetch(py));
+                return Err(libc::ENOMEM);
+            }
+        }
+        let base = ffi::PyBytes_AsString(big).cast::<u8>();
+        let n = libc::recv(fd, base.cast(), MAX_READ, 0);
+        if n < 0 {
+            let e = errno();
+            SPARE.set(big);
+            return Err(e);
+        }
+        let out = f(std::slice::from_raw_parts(base, n as usize));
+        if SPARE.get().is_null() {
+            SPARE.set(big);
+        } else {
+            ffi::Py_DECREF(big);
+        }
+        Ok(out)
+    }
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -121,6 +153,39 @@ enum Sink {
         get_buffer: Py<PyAny>,
         buffer_updated: Py<PyAny>,
     },
+    /// asyncio's own `StreamReaderProtocol`, unmodified: what its `data_received` does with a
+    /// `StreamReader` of exactly `reader_cls` (append to `_buffer`, wake `_waiter`, pause past
+    /// twice `_limit`) is done here, with no Python frame and no intermediate `bytes`. Any other
+    /// reader goes through `data_received`.
+    Stream {
+        protocol: Py<PyAny>,
+        reader_cls: Py<PyAny>,
+        data_received: Py<PyAny>,
+    },
+}
+
+impl Sink {
+    fn clone_ref(&self, py: Python<'_>) -> Self {
+        match self {
+            Sink::Data(f) => Sink::Data(f.clone_ref(py)),
+            Sink::Buffered {
+                get_buffer,
+                buffer_updated,
+            } => Sink::Buffered {
+                get_buffer: get_buffer.clone_ref(py),
+                buffer_updated: buffer_updated.clone_ref(py),
+            },
+            Sink::Stream {
+                protocol,
+                reader_cls,
+                data_received,
+            } => Sink::Stream {
+                protocol: protocol.clone_ref(py),
+                reader_cls: reader_cls.clone_ref(py),
+                data_received: data_received.clone_ref(py),
+            },
+        }
+    }
 }
 
 /// The native half of one socket transport; see the module docs.
@@ -172,6 +237,111 @@ impl SocketIo {
         }
         if let Err(e) = data_received.call1((data,)) {
             return Self::fatal(t, e, "Fatal error: protocol.data_received() call failed.");
+        }
+        Ok(())
+    }
+
+    /// The reader that an unmodified `StreamReaderProtocol` would feed, when the native feed
+    /// does the same: exactly `reader_cls`, not at EOF (the stdlib asserts), with a `bytearray`
+    /// buffer. `None` sends the data through `data_received` instead.
+    fn stock_reader<'py>(
+        protocol: &Bound<'py, PyAny>,
+        reader_cls: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyByteArray>)>> {
+        let py = protocol.py();
+        let wr = protocol.getattr(intern!(py, "_stream_reader_wr"))?;
+        if wr.is_none() {
+            return Ok(None);
+        }
+        let reader = wr.call0()?;
+        if !reader.get_type().is(reader_cls) || reader.getattr(intern!(py, "_eof"))?.is_truthy()? {
+            return Ok(None);
+        }
+        let Ok(buffer) = reader.getattr(intern!(py, "_buffer"))?.cast_into_exact::<PyByteArray>() else {
+            return Ok(None);
+        };
+        Ok(Some((reader, buffer)))
+    }
+
+    /// `StreamReaderProtocol.data_received` for a stock reader, natively: `recv` lands in the
+    /// spare buffer and is appended to the reader's `bytearray`; then what `feed_data` does
+    /// after its `extend` (wake the waiting read, pause reading past twice the limit).
+    fn read_stream(
+        &self,
+        t: &Bound<'_, PyAny>,
+        protocol: &Bound<'_, PyAny>,
+        reader_cls: &Bound<'_, PyAny>,
+        data_received: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        const FAILED: &str = "Fatal error: protocol.data_received() call failed.";
+        let py = t.py();
+        let (reader, buffer) = match Self::stock_reader(protocol, reader_cls) {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.read_data(t, data_received),
+            Err(e) => return Self::fatal(t, e, FAILED),
+        };
+        let read = recv_with(py, self.fd, |data| {
+            let old = buffer.len();
+            // Safety: `buffer` is a bytearray; after a successful resize it holds `old + len`
+            // bytes, the last `len` of which are overwritten here from `data` (a distinct buffer).
+            unsafe {
+                let new_len = pyo3::ffi::Py_ssize_t::try_from(old + data.len()).unwrap_or(pyo3::ffi::Py_ssize_t::MAX);
+                if pyo3::ffi::PyByteArray_Resize(buffer.as_ptr(), new_len) < 0 {
+                    return Err(PyErr::fetch(py));
+                }
+                let dst = pyo3::ffi::PyByteArray_AsString(buffer.as_ptr()).cast::<u8>().add(old);
+                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+            }
+            Ok(data.len())
+        });
+        let n = match read {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Self::fatal(t, e, FAILED),
+            Err(e) if e == libc::EINTR => return self.rearm(t),
+            Err(e) if would_block(e) => return Ok(()),
+            Err(e) => return Self::fatal(t, os_error(e), "Fatal read error on socket transport"),
+        };
+        if n == 0 {
+            t.call_method0(intern!(py, "_read_ready__on_eof"))?;
+            return Ok(());
+        }
+        if n == MAX_READ {
+            self.rearm(t)?;
+        }
+        if let Err(e) = Self::after_feed(&reader, &buffer) {
+            return Self::fatal(t, e, FAILED);
+        }
+        Ok(())
+    }
+
+    /// `StreamReader.feed_data` after its `extend`: `_wakeup_waiter()`, then pause the transport
+    /// when more than twice `_limit` is buffered.
+    fn after_feed(reader: &Bound<'_, PyAny>, buffer: &Bound<'_, PyByteArray>) -> PyResult<()> {
+        let py = reader.py();
+        let waiter = reader.getattr(intern!(py, "_waiter"))?;
+        if !waiter.is_none() {
+            reader.setattr(intern!(py, "_waiter"), py.None())?;
+            if !waiter.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
+                waiter.call_method1(intern!(py, "set_result"), (py.None(),))?;
+            }
+        }
+        let transport = reader.getattr(intern!(py, "_transport"))?;
+        if transport.is_none() || reader.getattr(intern!(py, "_paused"))?.is_truthy()? {
+            return Ok(());
+        }
+        let limit = reader.getattr(intern!(py, "_limit"))?;
+        let over = match limit.extract::<i64>() {
+            Ok(l) => i64::try_from(buffer.len()).unwrap_or(i64::MAX) > l.saturating_mul(2),
+            Err(_) => buffer.len().into_pyobject(py)?.gt(limit.mul(2)?)?,
+        };
+        if over {
+            match transport.call_method0(intern!(py, "pause_reading")) {
+                Ok(_) => reader.setattr(intern!(py, "_paused"), true)?,
+                Err(e) if e.is_instance_of::<PyNotImplementedError>(py) => {
+                    reader.setattr(intern!(py, "_transport"), py.None())?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -257,14 +427,23 @@ impl SocketIo {
     }
 
     /// Caches how `protocol` takes data (called by the transport's `set_protocol`).
-    fn set_protocol(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// `stream_reader` is asyncio's `StreamReader` class when `protocol` is asyncio's own,
+    /// unmodified `StreamReaderProtocol` (the caller checks), else `None`.
+    #[pyo3(signature = (protocol, stream_reader=None))]
+    fn set_protocol(&self, protocol: &Bound<'_, PyAny>, stream_reader: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let py = protocol.py();
         let buffered_cls = BUFFERED_PROTOCOL
             .get_or_try_init(py, || {
                 py.import("asyncio")?.getattr("BufferedProtocol").map(Bound::unbind)
             })?
             .bind(py);
-        let sink = if protocol.is_instance(buffered_cls)? {
+        let sink = if let Some(reader_cls) = stream_reader {
+            Sink::Stream {
+                protocol: protocol.clone().unbind(),
+                reader_cls: reader_cls.unbind(),
+                data_received: protocol.getattr(intern!(py, "data_received"))?.unbind(),
+            }
+        } else if protocol.is_instance(buffered_cls)? {
             Sink::Buffered {
                 get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
                 buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
@@ -283,16 +462,8 @@ impl SocketIo {
         if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
             return Ok(());
         }
-        let sink = match self.sink.lock().as_ref() {
-            Some(Sink::Data(f)) => Sink::Data(f.clone_ref(py)),
-            Some(Sink::Buffered {
-                get_buffer,
-                buffer_updated,
-            }) => Sink::Buffered {
-                get_buffer: get_buffer.clone_ref(py),
-                buffer_updated: buffer_updated.clone_ref(py),
-            },
-            None => return Ok(()),
+        let Some(sink) = self.sink.lock().as_ref().map(|s| s.clone_ref(py)) else {
+            return Ok(());
         };
         match sink {
             Sink::Data(f) => self.read_data(&t, f.bind(py)),
@@ -300,6 +471,11 @@ impl SocketIo {
                 get_buffer,
                 buffer_updated,
             } => self.read_buffered(&t, self.fd, get_buffer.bind(py), buffer_updated.bind(py)),
+            Sink::Stream {
+                protocol,
+                reader_cls,
+                data_received,
+            } => self.read_stream(&t, protocol.bind(py), reader_cls.bind(py), data_received.bind(py)),
         }
     }
 
@@ -404,6 +580,15 @@ impl SocketIo {
         Ok(())
     }
 
+    /// `transport.is_closing()` (its `_closing` flag) without a Python frame; true once the
+    /// transport is gone.
+    fn is_closing(&self, py: Python<'_>) -> PyResult<bool> {
+        match self.transport(py) {
+            Some(t) => t.getattr(intern!(py, "_closing"))?.is_truthy(),
+            None => Ok(true),
+        }
+    }
+
     /// Drops the references to the transport and protocol (after `connection_lost`).
     fn detach(&self) {
         let t = self.transport.lock().take();
@@ -424,6 +609,15 @@ impl SocketIo {
                 }) => {
                     visit.call(get_buffer)?;
                     visit.call(buffer_updated)?;
+                }
+                Some(Sink::Stream {
+                    protocol,
+                    reader_cls,
+                    data_received,
+                }) => {
+                    visit.call(protocol)?;
+                    visit.call(reader_cls)?;
+                    visit.call(data_received)?;
                 }
                 None => {}
             }
