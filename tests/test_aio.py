@@ -834,3 +834,161 @@ def test_stdlib_streams_cancelled_read_and_eof(loop):
         await _close_pair(server, sw, cw)
 
     loop.run_until_complete(main())
+
+
+# --- review fixes ------------------------------------------------------------------------------
+
+
+def test_subprocesses_work_after_install():
+    """install()'s policy provides what asyncio's default policy does (3.11's child watcher)."""
+    import sys
+
+    before = asyncio.get_event_loop_policy()
+    try:
+        aio.install()
+
+        async def main():
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "print('hi')", stdout=asyncio.subprocess.PIPE
+            )
+            out, _ = await proc.communicate()
+            return out, proc.returncode
+
+        assert asyncio.run(main()) == (b"hi\n", 0)
+    finally:
+        asyncio.set_event_loop_policy(before)
+
+
+def test_datagram_received_error_goes_to_the_handler_and_the_endpoint_stays_open(loop):
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+
+    class Server(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got = []
+            self.lost = None
+
+        def datagram_received(self, data, addr):
+            self.got.append(data)
+            if data == b"bad":
+                raise ValueError("bad datagram")
+
+        def connection_lost(self, exc):
+            self.lost = exc
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(Server, local_addr=("127.0.0.1", 0))
+        addr = transport.get_extra_info("sockname")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for d in (b"one", b"bad", b"three"):
+                s.sendto(d, addr)
+                for _ in range(500):
+                    if d in proto.got:
+                        break
+                    await asyncio.sleep(0.002)
+        closing = transport.is_closing()
+        transport.close()
+        await asyncio.sleep(0)
+        return proto, closing
+
+    proto, closing = loop.run_until_complete(main())
+    assert proto.got == [b"one", b"bad", b"three"]
+    assert not closing
+    assert [type(e) for e in errors] == [ValueError]
+
+
+@pytest.mark.parametrize("when", [float("nan"), -float("nan")])
+def test_a_nan_timer_runs_at_once_and_others_still_fire(loop, when):
+    seen = []
+
+    async def main():
+        loop.call_at(when, seen.append, "nan")
+        loop.call_later(float("nan"), seen.append, "later-nan")
+        await asyncio.sleep(0.01)
+        seen.append("slept")
+
+    loop.run_until_complete(asyncio.wait_for(main(), 10))
+    assert seen == ["nan", "later-nan", "slept"]
+
+
+def test_signal_handler_keeps_working_between_runs(loop):
+    seen = []
+    loop.add_signal_handler(signal.SIGUSR1, seen.append, "usr1")
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+        os.kill(os.getpid(), signal.SIGUSR1)  # between runs: queued for the next one
+        loop.run_until_complete(asyncio.sleep(0.05))
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+    assert seen == ["usr1"]
+
+
+def test_stop_then_run_forever_polls_for_io_once(loop):
+    """asyncio: stop() then run_forever() polls I/O with a zero timeout and runs its callbacks."""
+    a, b = socket.socketpair()
+    try:
+        for _ in range(300):
+            seen: list[bytes] = []
+            loop.add_reader(a.fileno(), lambda seen=seen: seen.append(a.recv(10)))
+            run_briefly(loop)  # a recent poll, callbacks ready: the next run must poll all the same
+            b.send(b"x")
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            loop.remove_reader(a.fileno())
+            assert seen == [b"x"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_protocol_without_data_received_can_connect_and_fails_on_data(loop):
+    """asyncio accepts a write-only BaseProtocol; data arriving is a fatal error of that
+    connection only (reported to the handler), nothing leaks."""
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+
+    class WriteOnly(asyncio.BaseProtocol):
+        def __init__(self):
+            self.lost = loop.create_future()
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        async def handle(reader, writer):
+            writer.write(b"unexpected")
+            await writer.drain()
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, proto = await loop.create_connection(WriteOnly, "127.0.0.1", port)
+        exc = await asyncio.wait_for(proto.lost, 10)
+        server.close()
+        await server.wait_closed()
+        return transport, exc
+
+    transport, exc = loop.run_until_complete(main())
+    assert isinstance(exc, AttributeError)
+    assert transport.is_closing()
+    assert [type(e) for e in errors] == [AttributeError]
+
+
+def test_write_after_connection_lost_answers_like_asyncio(loop):
+    async def main():
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.read()  # the server closed
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return writer.transport
+
+    transport = loop.run_until_complete(main())
+    with pytest.raises(TypeError):
+        transport.write("not bytes")
+    transport.write(b"late")  # counted and warned about, as asyncio does
+    assert transport._conn_lost >= 1

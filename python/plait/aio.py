@@ -157,6 +157,9 @@ class _SocketTransport(_StdSocketTransport):
             super()._call_connection_lost(exc)
         finally:
             self._io.detach()
+            # From now on the stdlib's methods answer (errors and warnings of late writes).
+            for name in ("write", "is_closing", "_read_ready", "_write_ready"):
+                self.__dict__.pop(name, None)
 
 
 class _DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.DatagramTransport):
@@ -221,8 +224,12 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
                     if self._stopping:
                         break
         finally:
-            if own_wakeup:
-                signal.set_wakeup_fd(-1)
+            # Keep the wakeup fd while signal handlers are installed (asyncio's loop relies on
+            # it between runs too), and never reset one that is not the loop's.
+            if own_wakeup and not self._signal_handlers:
+                prev = signal.set_wakeup_fd(-1)
+                if self._csock is None or prev != self._csock.fileno():
+                    signal.set_wakeup_fd(prev)
             self._stopping = False
             self._thread_id = None
             events._set_running_loop(None)
@@ -285,12 +292,18 @@ def new_event_loop() -> EventLoop:
     return EventLoop()
 
 
-_BasePolicy: Any = getattr(events, "BaseDefaultEventLoopPolicy", None) or events._BaseDefaultEventLoopPolicy
+# asyncio's Unix default policy (it provides the child watcher that 3.11 and 3.12 use to start
+# subprocesses); its name changed over versions.
+_BasePolicy: Any = (
+    getattr(unix_events, "_UnixDefaultEventLoopPolicy", None)
+    or getattr(events, "BaseDefaultEventLoopPolicy", None)
+    or events._BaseDefaultEventLoopPolicy
+)
 
 
 class EventLoopPolicy(_BasePolicy):  # type: ignore[misc]
     """An event loop policy whose loops are :class:`EventLoop` (for code that still sets policies;
-    prefer ``loop_factory``)."""
+    prefer ``loop_factory``). Subprocesses work as with asyncio's default policy."""
 
     _loop_factory = EventLoop
 

@@ -439,6 +439,14 @@ impl LoopCore {
         }
     }
 
+    /// Makes the next tick poll even with callbacks ready (no skip window): a run starts, or
+    /// `stop()` then `run_forever()` promises one poll for I/O.
+    fn poll_next_tick(&self) {
+        if let Some(p) = self.polling.lock().as_mut() {
+            p.last_poll = f64::NEG_INFINITY;
+        }
+    }
+
     fn schedule_at<'py>(
         slf: &Bound<'py, Self>,
         when: f64,
@@ -448,6 +456,9 @@ impl LoopCore {
     ) -> PyResult<Bound<'py, TimerHandle>> {
         let py = slf.py();
         let this = slf.get();
+        // asyncio runs a NaN deadline at once (no comparison with it holds): schedule it now,
+        // keeping the heap's order total.
+        let when = if when.is_nan() { clock::monotonic() } else { when };
         let handle = Handle::new(py, callback, args, context)?;
         handle.scheduled.store(true, Ordering::Relaxed);
         let init = PyClassInitializer::from(handle).add_subclass(TimerHandle {
@@ -514,7 +525,8 @@ impl LoopCore {
                 last_poll,
             } = p;
             let now = clock::monotonic();
-            let result = if work_ready && now - *last_poll < POLL_SKIP_WINDOW {
+            let result = if work_ready && !this.stopping.load(Ordering::Relaxed) && now - *last_poll < POLL_SKIP_WINDOW
+            {
                 // Callbacks are waiting and the kernel was asked moments ago: run them first.
                 // The window bounds how long I/O can wait behind a chain of callbacks.
                 Ok(())
@@ -956,6 +968,7 @@ impl LoopCore {
     /// Iterates until `stop()` (the body of `run_forever`; the Python side does the set-up).
     fn _run_forever_native(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
+        this.poll_next_tick();
         loop {
             Self::tick(slf)?;
             if this.stopping.load(Ordering::Relaxed) {
@@ -1066,6 +1079,9 @@ impl LoopCore {
         release_all(py, ready);
         release_all(py, timers);
         drop((io, polling, waker, spare));
+        // The receive buffer of this thread's transports: a thread that runs loops one after
+        // another (asyncio.run in a worker thread) must not keep one per thread after it exits.
+        crate::transport::free_spare(py);
     }
 
     #[getter(_closed)]

@@ -16,7 +16,9 @@ use std::os::fd::RawFd;
 
 use parking_lot::Mutex;
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyNotImplementedError, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::exceptions::{
+    PyAttributeError, PyKeyboardInterrupt, PyNotImplementedError, PyRuntimeError, PySystemExit, PyTypeError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
@@ -37,8 +39,8 @@ extern "C" {
 
 thread_local! {
     /// A `bytes` object of `MAX_READ` bytes that reads land in, reused while reads are small.
-    /// Never shown to Python code while it sits here. Left alone at thread exit (the interpreter
-    /// may be gone by then).
+    /// Never shown to Python code while it sits here. Freed when a loop closes on this thread
+    /// ([`free_spare`]); left alone at thread exit (the interpreter may be gone by then).
     static SPARE: Cell<*mut pyo3::ffi::PyObject> = const { Cell::new(std::ptr::null_mut()) };
 }
 
@@ -128,6 +130,15 @@ fn recv_with<R>(py: Python<'_>, fd: RawFd, f: impl FnOnce(&[u8]) -> R) -> Result
     }
 }
 
+/// Frees this thread's spare receive buffer (when its loop closes); the next read allocates one.
+pub fn free_spare(_py: Python<'_>) {
+    let big = SPARE.replace(std::ptr::null_mut());
+    if !big.is_null() {
+        // Safety: the spare is a bytes object owned by this slot alone; the GIL is held.
+        unsafe { pyo3::ffi::Py_DECREF(big) };
+    }
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -148,6 +159,9 @@ fn fatal_passthrough(py: Python<'_>, e: &PyErr) -> bool {
 enum Sink {
     /// `protocol.data_received(bytes)`.
     Data(Py<PyAny>),
+    /// A protocol without `data_received` when set (asyncio accepts a `BaseProtocol` that only
+    /// writes): the method is looked up at each read.
+    Late(Py<PyAny>),
     /// `protocol.get_buffer(-1)` then `protocol.buffer_updated(n)`.
     Buffered {
         get_buffer: Py<PyAny>,
@@ -168,6 +182,7 @@ impl Sink {
     fn clone_ref(&self, py: Python<'_>) -> Self {
         match self {
             Sink::Data(f) => Sink::Data(f.clone_ref(py)),
+            Sink::Late(p) => Sink::Late(p.clone_ref(py)),
             Sink::Buffered {
                 get_buffer,
                 buffer_updated,
@@ -239,6 +254,23 @@ impl SocketIo {
             return Self::fatal(t, e, "Fatal error: protocol.data_received() call failed.");
         }
         Ok(())
+    }
+
+    /// [`Self::read_data`] for a protocol that had no `data_received` when it was set: looked
+    /// up now, as asyncio's transport does at each read (a failure is fatal to the connection).
+    fn read_data_late(&self, t: &Bound<'_, PyAny>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = t.py();
+        match protocol.getattr(intern!(py, "data_received")) {
+            Ok(f) => self.read_data(t, &f),
+            Err(e) => {
+                let read = recv_with(py, self.fd, <[u8]>::is_empty);
+                match read {
+                    Err(e) if would_block(e) => Ok(()),
+                    Ok(true) => t.call_method0(intern!(py, "_read_ready__on_eof")).map(drop),
+                    _ => Self::fatal(t, e, "Fatal error: protocol.data_received() call failed."),
+                }
+            }
+        }
     }
 
     /// The reader that an unmodified `StreamReaderProtocol` would feed, when the native feed
@@ -449,7 +481,11 @@ impl SocketIo {
                 buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
             }
         } else {
-            Sink::Data(protocol.getattr(intern!(py, "data_received"))?.unbind())
+            match protocol.getattr(intern!(py, "data_received")) {
+                Ok(f) => Sink::Data(f.unbind()),
+                Err(e) if e.is_instance_of::<PyAttributeError>(py) => Sink::Late(protocol.clone().unbind()),
+                Err(e) => return Err(e),
+            }
         };
         let old = self.sink.lock().replace(sink);
         drop(old);
@@ -467,6 +503,7 @@ impl SocketIo {
         };
         match sink {
             Sink::Data(f) => self.read_data(&t, f.bind(py)),
+            Sink::Late(p) => self.read_data_late(&t, p.bind(py)),
             Sink::Buffered {
                 get_buffer,
                 buffer_updated,
@@ -602,7 +639,7 @@ impl SocketIo {
         }
         if let Some(s) = self.sink.try_lock() {
             match s.as_ref() {
-                Some(Sink::Data(f)) => visit.call(f)?,
+                Some(Sink::Data(f) | Sink::Late(f)) => visit.call(f)?,
                 Some(Sink::Buffered {
                     get_buffer,
                     buffer_updated,
@@ -727,9 +764,9 @@ impl DatagramIo {
             }
             Ok(data) => {
                 let addr = sockaddr_to_py(py, &sa)?;
-                if let Err(e) = protocol.call_method1(intern!(py, "datagram_received"), (data, addr)) {
-                    return SocketIo::fatal(&t, e, "Fatal error: protocol.datagram_received() call failed.");
-                }
+                // As asyncio's: an exception goes to the loop's exception handler (through the
+                // reader's handle); the endpoint stays open.
+                protocol.call_method1(intern!(py, "datagram_received"), (data, addr))?;
                 Ok(())
             }
         }
