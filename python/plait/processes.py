@@ -80,20 +80,19 @@ _START_METHODS = ("spawn", "forkserver", "fork")
 
 
 def _dumps(obj: Any) -> bytes:
-    """Pickle (protocol 5); what plain pickle cannot send (lambdas, closures, anything from
-    ``__main__``, which workers do not import under that name) goes by value with cloudpickle."""
+    """One message for a worker with every buffer in band (the pool's hello, function
+    definitions): ``_wire.dumps``, pickle then cloudpickle for what plain pickle cannot send.
+    Objects that travel with a descriptor (IPC objects, ``Shared``) cannot go this way."""
     try:
-        data = pickle.dumps(obj, protocol=5)
-        if b"__main__" not in data:
-            return data
-        return cloudpickle.dumps(obj, protocol=5)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        try:
-            return cloudpickle.dumps(obj, protocol=5)
-        except Exception as exc:
-            raise TypeError(
-                f"cannot send {type(obj).__qualname__} object to a worker process: {exc}"
-            ) from exc
+        data, segments = _wire.dumps(obj, inband=True)
+    except TypeError as exc:
+        raise TypeError(f"cannot send {type(obj).__qualname__} object to a worker process: {exc}") from exc
+    if segments:
+        raise TypeError(
+            f"cannot send {type(obj).__qualname__} object to a worker process: it holds shared "
+            "memory (pass such objects as task arguments)"
+        )
+    return data
 
 
 def _dumps_function(fn: Callable[..., Any]) -> bytes:
