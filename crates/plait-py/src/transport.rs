@@ -59,31 +59,24 @@ const COPY_MAX: usize = 16 * 1024;
 /// take the spare itself, shrunk.
 fn recv_bytes(py: Python<'_>, fd: RawFd) -> Result<(Bound<'_, PyBytes>, bool), i32> {
     use pyo3::ffi;
-    // Safety: the spare is a bytes object of MAX_READ bytes that only this thread holds and that
-    // no Python code has seen; writing into it is filling a buffer we own. A copy is made with
+    // Safety: the spare (see `take_spare`) is ours alone; a copy is made with
     // PyBytes_FromStringAndSize from the first `n` (initialised) bytes. _PyBytes_Resize is only
     // called on an object with refcount 1 (ours), as it requires; on failure it frees the object
     // and sets NULL.
     unsafe {
-        let mut big = SPARE.replace(std::ptr::null_mut());
-        if big.is_null() {
-            big = ffi::PyBytes_FromStringAndSize(std::ptr::null(), MAX_READ_SSIZE);
-            if big.is_null() {
-                drop(PyErr::fetch(py));
-                return Err(libc::ENOMEM);
-            }
-        }
+        let mut big = take_spare(py)?;
         let n = libc::recv(fd, ffi::PyBytes_AsString(big).cast(), MAX_READ, 0);
         if n < 0 {
-            SPARE.set(big);
-            return Err(errno());
+            let e = errno();
+            put_spare(big);
+            return Err(e);
         }
         let len: ffi::Py_ssize_t = n;
         let n = n as usize;
         let filled = n == MAX_READ;
         if n <= COPY_MAX {
             let out = ffi::PyBytes_FromStringAndSize(ffi::PyBytes_AsString(big), len);
-            SPARE.set(big);
+            put_spare(big);
             if out.is_null() {
                 drop(PyErr::fetch(py));
                 return Err(libc::ENOMEM);
@@ -101,32 +94,49 @@ fn recv_bytes(py: Python<'_>, fd: RawFd) -> Result<(Bound<'_, PyBytes>, bool), i
 /// One `recv` into the thread's spare buffer; `f` gets the bytes read (empty at EOF) while the
 /// spare is held, and its result is returned. `Err(errno)` when `recv` fails.
 fn recv_with<R>(py: Python<'_>, fd: RawFd, f: impl FnOnce(&[u8]) -> R) -> Result<R, i32> {
-    use pyo3::ffi;
-    // Safety: as in `recv_bytes`: the spare is ours alone (taken out of the thread-local slot
-    // while in use), MAX_READ bytes long, and only its first `n` initialised bytes are shown.
+    // Safety: the spare is ours alone (see `take_spare`), MAX_READ bytes long, and only its
+    // first `n` initialised bytes are shown to `f`.
     unsafe {
-        let mut big = SPARE.replace(std::ptr::null_mut());
-        if big.is_null() {
-            big = ffi::PyBytes_FromStringAndSize(std::ptr::null(), MAX_READ_SSIZE);
-            if big.is_null() {
-                drop(PyErr::fetch(py));
-                return Err(libc::ENOMEM);
-            }
-        }
-        let base = ffi::PyBytes_AsString(big).cast::<u8>();
+        let big = take_spare(py)?;
+        let base = pyo3::ffi::PyBytes_AsString(big).cast::<u8>();
         let n = libc::recv(fd, base.cast(), MAX_READ, 0);
         if n < 0 {
             let e = errno();
-            SPARE.set(big);
+            put_spare(big);
             return Err(e);
         }
         let out = f(std::slice::from_raw_parts(base, n as usize));
-        if SPARE.get().is_null() {
-            SPARE.set(big);
-        } else {
-            ffi::Py_DECREF(big);
-        }
+        put_spare(big);
         Ok(out)
+    }
+}
+
+/// Takes this thread's spare (a `bytes` of `MAX_READ` bytes, refcount 1, never seen by Python
+/// code) out of its slot, or makes one; `Err(ENOMEM)` when that fails.
+/// The caller owns the returned reference: it goes back with [`put_spare`] or is handed over.
+fn take_spare(py: Python<'_>) -> Result<*mut pyo3::ffi::PyObject, i32> {
+    let big = SPARE.replace(std::ptr::null_mut());
+    if !big.is_null() {
+        return Ok(big);
+    }
+    // Safety: the GIL is held (`py`); a NULL source makes an uninitialised bytes object.
+    let big = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), MAX_READ_SSIZE) };
+    if big.is_null() {
+        drop(PyErr::fetch(py));
+        return Err(libc::ENOMEM);
+    }
+    Ok(big)
+}
+
+/// Puts a spare taken with [`take_spare`] back (or frees it, if a nested read left another).
+///
+/// # Safety
+/// `big` comes from `take_spare` and is not used afterwards; the GIL is held.
+unsafe fn put_spare(big: *mut pyo3::ffi::PyObject) {
+    let other = SPARE.replace(big);
+    if !other.is_null() {
+        // Safety: `other` was the slot's own reference; the GIL is held.
+        unsafe { pyo3::ffi::Py_DECREF(other) };
     }
 }
 
