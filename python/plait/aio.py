@@ -305,7 +305,9 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
 
     It is an ``asyncio.StreamReader`` (same methods, same exceptions). Received ``bytes`` are
     queued as they come and handed out whole when a read can take them, so an echo copies
-    nothing; only the coroutines (``read``, ``readexactly``, ``readuntil``, ``readline``) are Python.
+    nothing. ``read``, ``readexactly``, ``readuntil`` and ``readline`` are native too: each
+    returns an awaitable that behaves as the coroutine asyncio's returns (``await`` it, or pass it
+    to ``asyncio.create_task``, ``wait_for``, ``ensure_future``).
     """
 
     def __init__(
@@ -448,58 +450,8 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
         self._set_transport(transport)
 
     # -- the reader side --
-
-    async def _wait_for_data(self, func_name: str) -> None:
-        fut = self._wait(func_name)
-        try:
-            await fut
-        finally:
-            self._clear_waiter()
-
-    async def read(self, n: int = -1) -> bytes:
-        while (data := self._take(n)) is None:
-            fut = self._wait("read")
-            try:
-                await fut
-            finally:
-                self._clear_waiter()
-        return data
-
-    async def readexactly(self, n: int) -> bytes:
-        if n < 0:
-            raise ValueError("readexactly size can not be less than zero")
-        while (data := self._take_exactly(n)) is None:
-            await self._wait_for_data("readexactly")
-        if isinstance(data, tuple):
-            raise asyncio.IncompleteReadError(data[0], n)
-        return data
-
-    async def readuntil(self, separator: Any = b"\n") -> bytes:
-        """Read up to and including ``separator`` (or, as on 3.13, the first of a tuple of
-        separators to end in the data)."""
-        if isinstance(separator, (bytes, bytearray, memoryview)):
-            seps = [bytes(separator)]
-        else:
-            seps = [bytes(s) for s in separator]
-            if not seps:
-                raise ValueError("Separator should contain at least one element")
-        if not all(seps):
-            raise ValueError("Separator should be at least one-byte string")
-        while (data := self._take_until(seps)) is None:
-            await self._wait_for_data("readuntil")
-        if isinstance(data, tuple):
-            raise asyncio.IncompleteReadError(data[0], None)
-        return data
-
-    async def readline(self) -> bytes:
-        try:
-            return await self.readuntil(b"\n")
-        except asyncio.IncompleteReadError as e:
-            return e.partial
-        except asyncio.LimitOverrunError as e:
-            found = e.args[0].startswith("Separator is found")
-            self._discard(e.consumed + 1 if found else self._buffered())
-            raise ValueError(e.args[0]) from None
+    # read, readexactly, readuntil and readline are StreamCore's: each returns a native
+    # awaitable (a coroutine to asyncio.iscoroutine and create_task), no Python frame per read.
 
 
 class StreamWriter(asyncio.StreamWriter):

@@ -11,13 +11,14 @@
 use std::collections::VecDeque;
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 static LIMIT_OVERRUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static INCOMPLETE_READ: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 #[derive(Default)]
 struct Inner {
@@ -30,6 +31,16 @@ struct Inner {
     waiter: Option<Py<PyAny>>,
     transport: Option<Py<PyAny>>,
     paused: bool,
+    writer: WriterFlags,
+}
+
+/// The protocol's state for the connection's writer, read by every `drain()`.
+#[derive(Default, Clone, Copy)]
+struct WriterFlags {
+    /// The transport asked the writer to stop (`pause_writing`): `drain()` has to wait.
+    paused: bool,
+    /// `connection_lost` ran: `drain()` raises.
+    lost: bool,
 }
 
 impl Inner {
@@ -87,6 +98,64 @@ impl Inner {
     }
 }
 
+/// What a read found in the buffer without waiting.
+enum Took<'py> {
+    /// The bytes asked for.
+    Data(Bound<'py, PyBytes>),
+    /// The stream ended first: what was left (an `IncompleteReadError`).
+    Partial(Bound<'py, PyBytes>),
+    /// Not there yet.
+    Wait,
+    /// `readuntil` passed the limit: `LimitOverrunError`, or for `readline` a `ValueError` after
+    /// dropping the line (`found`: the separator is in the buffer, `consumed` bytes in).
+    Overrun { found: bool, consumed: usize },
+}
+
+impl<'py> Took<'py> {
+    /// The `_take_*` methods' result: the bytes, `(partial,)` or `None`.
+    fn into_py_result(py: Python<'py>, took: Self) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(match took {
+            Took::Data(b) => Some(b.into_any()),
+            Took::Partial(b) => Some(PyTuple::new(py, [b])?.into_any()),
+            Took::Wait => None,
+            Took::Overrun { found, consumed } => return Err(limit_overrun(py, overrun_message(found), consumed)),
+        })
+    }
+}
+
+fn overrun_message(found: bool) -> &'static str {
+    if found {
+        "Separator is found, but chunk is longer than limit"
+    } else {
+        "Separator is not found, and chunk exceed the limit"
+    }
+}
+
+fn asyncio_attr<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || py.import("asyncio")?.getattr(name).map(Bound::unbind))
+        .map(|c| c.bind(py))
+}
+
+/// `asyncio.LimitOverrunError(message, consumed)`.
+fn limit_overrun(py: Python<'_>, message: &str, consumed: usize) -> PyErr {
+    match asyncio_attr(py, &LIMIT_OVERRUN, "LimitOverrunError").and_then(|cls| cls.call1((message, consumed))) {
+        Ok(e) => PyErr::from_value(e),
+        Err(e) => e,
+    }
+}
+
+/// `asyncio.IncompleteReadError(partial, expected)`.
+fn incomplete_read(py: Python<'_>, partial: &Bound<'_, PyBytes>, expected: Option<usize>) -> PyErr {
+    match asyncio_attr(py, &INCOMPLETE_READ, "IncompleteReadError").and_then(|cls| cls.call1((partial, expected))) {
+        Ok(e) => PyErr::from_value(e),
+        Err(e) => e,
+    }
+}
+
 /// The protocol and read buffer of one stream connection; see the module docs.
 #[pyclass(module = "plait._plait", frozen, subclass)]
 pub struct StreamCore {
@@ -115,6 +184,145 @@ impl StreamCore {
             return inner.transport.as_ref().map(|t| t.clone_ref(py));
         }
         None
+    }
+
+    /// `read(n)` without waiting: up to `n` bytes (all if `n < 0`, only at end of stream), or
+    /// `None` when it has to wait. `b""` at end of stream.
+    fn take_read<'py>(&self, py: Python<'py>, n: isize) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let mut inner = self.inner.lock();
+        if let Some(e) = &inner.exception {
+            return Err(PyErr::from_value(e.bind(py).clone()));
+        }
+        if n == 0 {
+            return Ok(Some(PyBytes::new(py, b"")));
+        }
+        if n < 0 {
+            if !inner.eof {
+                return Ok(None);
+            }
+            let all = inner.size;
+            let out = inner.take(py, all);
+            return Ok(Some(out));
+        }
+        if inner.size == 0 {
+            return Ok(inner.eof.then(|| PyBytes::new(py, b"")));
+        }
+        // Up to n bytes: the front chunk alone when it fits (no copy).
+        let front = inner.chunks.front().expect("size > 0").bind(py).as_bytes().len() - inner.offset;
+        let want = n.unsigned_abs().min(front);
+        let out = inner.take(py, want);
+        let resume = self.maybe_resume(py, &mut inner);
+        drop(inner);
+        Self::resume(py, resume)?;
+        Ok(Some(out))
+    }
+
+    /// `readexactly(n)` without waiting.
+    fn take_exactly<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Took<'py>> {
+        let mut inner = self.inner.lock();
+        if let Some(e) = &inner.exception {
+            return Err(PyErr::from_value(e.bind(py).clone()));
+        }
+        if inner.size >= n {
+            let out = inner.take(py, n);
+            let resume = self.maybe_resume(py, &mut inner);
+            drop(inner);
+            Self::resume(py, resume)?;
+            return Ok(Took::Data(out));
+        }
+        if inner.eof {
+            let all = inner.size;
+            return Ok(Took::Partial(inner.take(py, all)));
+        }
+        Ok(Took::Wait)
+    }
+
+    /// `readuntil(seps)` without waiting.
+    fn take_until<'py>(&self, py: Python<'py>, seps: &[Vec<u8>]) -> PyResult<Took<'py>> {
+        let mut inner = self.inner.lock();
+        if let Some(e) = &inner.exception {
+            return Err(PyErr::from_value(e.bind(py).clone()));
+        }
+        match inner.find(py, seps) {
+            Some((end, seplen)) if end - seplen > self.limit => {
+                drop(inner);
+                Ok(Took::Overrun {
+                    found: true,
+                    consumed: end - seplen,
+                })
+            }
+            Some((end, _)) => {
+                let out = inner.take(py, end);
+                let resume = self.maybe_resume(py, &mut inner);
+                drop(inner);
+                Self::resume(py, resume)?;
+                Ok(Took::Data(out))
+            }
+            None if inner.size > self.limit => Ok(Took::Overrun {
+                found: false,
+                consumed: inner.size,
+            }),
+            None if inner.eof => {
+                let all = inner.size;
+                Ok(Took::Partial(inner.take(py, all)))
+            }
+            None => Ok(Took::Wait),
+        }
+    }
+
+    /// Drops `n` buffered bytes and resumes a paused transport.
+    fn discard(&self, py: Python<'_>, n: usize) -> PyResult<()> {
+        let mut inner = self.inner.lock();
+        let n = n.min(inner.size);
+        let gone = inner.take(py, n);
+        let resume = self.maybe_resume(py, &mut inner);
+        drop(inner);
+        drop(gone);
+        Self::resume(py, resume)
+    }
+
+    /// A new waiter future, registered as the one the next data wakes: what `await`ing for data
+    /// yields to the task. Raises the stream's exception, or `RuntimeError` if another reader is
+    /// waiting; lets a transport paused for a full buffer read again.
+    fn new_waiter<'py>(slf: &Bound<'py, Self>, func: &str) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let resume = {
+            let inner = this.inner.lock();
+            if let Some(e) = &inner.exception {
+                return Err(PyErr::from_value(e.bind(py).clone()));
+            }
+            if inner.waiter.is_some() {
+                return Err(PyRuntimeError::new_err(format!(
+                    "{func}() called while another coroutine is already waiting for incoming data"
+                )));
+            }
+            if inner.paused {
+                inner.transport.as_ref().map(|t| t.clone_ref(py))
+            } else {
+                None
+            }
+        };
+        if resume.is_some() {
+            // The buffer is full but the reader needs more (a long line): let data in again.
+            this.inner.lock().paused = false;
+            Self::resume(py, resume)?;
+        }
+        let fut = slf
+            .getattr(intern!(py, "_loop"))?
+            .call_method0(intern!(py, "create_future"))?;
+        this.inner.lock().waiter = Some(fut.clone().unbind());
+        Ok(fut)
+    }
+
+    /// Forgets the waiter if it is still `fut` (another reader may have set its own since).
+    fn clear_waiter_if(&self, fut: &Py<PyAny>) {
+        let mut inner = self.inner.lock();
+        if inner.waiter.as_ref().is_some_and(|w| w.is(fut)) {
+            let old = inner.waiter.take();
+            drop(inner);
+            drop(old);
+        }
     }
 
     fn resume(py: Python<'_>, transport: Option<Py<PyAny>>) -> PyResult<()> {
@@ -265,148 +473,88 @@ impl StreamCore {
         self.inner.lock().exception.as_ref().map(|e| e.clone_ref(py))
     }
 
+    /// `asyncio.StreamReader.read`: an awaitable (a native coroutine-like object, accepted by
+    /// `asyncio.create_task`) giving up to `n` bytes, or all of them to the end if `n < 0`.
+    #[pyo3(signature = (n = -1), text_signature = "($self, n=-1)")]
+    fn read(slf: &Bound<'_, Self>, n: isize) -> StreamRead {
+        StreamRead::new(slf, ReadKind::Read(n))
+    }
+
+    /// `asyncio.StreamReader.readexactly`: an awaitable giving exactly `n` bytes, or raising
+    /// `IncompleteReadError` if the stream ends first.
+    fn readexactly(slf: &Bound<'_, Self>, n: isize) -> StreamRead {
+        let kind = match usize::try_from(n) {
+            Ok(n) => ReadKind::Exactly(n),
+            Err(_) => ReadKind::Fail(PyValueError::new_err("readexactly size can not be less than zero")),
+        };
+        StreamRead::new(slf, kind)
+    }
+
+    /// `asyncio.StreamReader.readuntil`: an awaitable giving the data up to and including
+    /// `separator` (or, as on 3.13, the first of a tuple of separators to end in the data).
+    #[pyo3(signature = (separator = None))]
+    fn readuntil(slf: &Bound<'_, Self>, separator: Option<&Bound<'_, PyAny>>) -> StreamRead {
+        let kind = match separator.map_or_else(|| Ok(vec![b"\n".to_vec()]), separators) {
+            Ok(seps) => ReadKind::Until(seps),
+            Err(e) => ReadKind::Fail(e),
+        };
+        StreamRead::new(slf, kind)
+    }
+
+    /// `asyncio.StreamReader.readline`: an awaitable giving one line, with its `\n` (without it
+    /// at the end of the stream).
+    fn readline(slf: &Bound<'_, Self>) -> StreamRead {
+        StreamRead::new(slf, ReadKind::Line)
+    }
+
+    #[getter(_paused_writing)]
+    fn paused_writing(&self) -> bool {
+        self.inner.lock().writer.paused
+    }
+
+    #[setter(_paused_writing)]
+    fn set_paused_writing(&self, value: bool) {
+        self.inner.lock().writer.paused = value;
+    }
+
+    #[getter(_connection_lost)]
+    fn connection_lost_flag(&self) -> bool {
+        self.inner.lock().writer.lost
+    }
+
+    #[setter(_connection_lost)]
+    fn set_connection_lost_flag(&self, value: bool) {
+        self.inner.lock().writer.lost = value;
+    }
+
     /// `read(n)` without waiting: up to `n` bytes (all if `n < 0`, only at end of stream), or
     /// `None` when it has to wait. `b""` at end of stream.
     fn _take<'py>(&self, py: Python<'py>, n: isize) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let mut inner = self.inner.lock();
-        if let Some(e) = &inner.exception {
-            return Err(PyErr::from_value(e.bind(py).clone()));
-        }
-        if n == 0 {
-            return Ok(Some(PyBytes::new(py, b"")));
-        }
-        if n < 0 {
-            if !inner.eof {
-                return Ok(None);
-            }
-            let all = inner.size;
-            let out = inner.take(py, all);
-            return Ok(Some(out));
-        }
-        if inner.size == 0 {
-            return Ok(inner.eof.then(|| PyBytes::new(py, b"")));
-        }
-        // Up to n bytes: the front chunk alone when it fits (no copy).
-        let front = inner.chunks.front().expect("size > 0").bind(py).as_bytes().len() - inner.offset;
-        let want = (n as usize).min(front);
-        let out = inner.take(py, want);
-        let resume = self.maybe_resume(py, &mut inner);
-        drop(inner);
-        Self::resume(py, resume)?;
-        Ok(Some(out))
+        self.take_read(py, n)
     }
 
     /// `readexactly(n)` without waiting: the bytes, or `None` to wait; at end of stream with
     /// too few bytes, `(partial,)` (the caller raises `IncompleteReadError`).
     fn _take_exactly<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let mut inner = self.inner.lock();
-        if let Some(e) = &inner.exception {
-            return Err(PyErr::from_value(e.bind(py).clone()));
-        }
-        if inner.size >= n {
-            let out = inner.take(py, n);
-            let resume = self.maybe_resume(py, &mut inner);
-            drop(inner);
-            Self::resume(py, resume)?;
-            return Ok(Some(out.into_any()));
-        }
-        if inner.eof {
-            let all = inner.size;
-            let out = inner.take(py, all);
-            return Ok(Some(PyTuple::new(py, [out])?.into_any()));
-        }
-        Ok(None)
+        Took::into_py_result(py, self.take_exactly(py, n)?)
     }
 
     /// `readuntil(seps)` without waiting: the bytes up to and including the first of `seps` found,
     /// `None` to wait,
     /// `(partial,)` at end of stream; raises `LimitOverrunError` as asyncio does.
     fn _take_until<'py>(&self, py: Python<'py>, seps: Vec<Vec<u8>>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let mut inner = self.inner.lock();
-        if let Some(e) = &inner.exception {
-            return Err(PyErr::from_value(e.bind(py).clone()));
-        }
-        match inner.find(py, &seps) {
-            Some((end, seplen)) if end - seplen > self.limit => {
-                drop(inner);
-                let cls = LIMIT_OVERRUN.get_or_try_init(py, || {
-                    py.import("asyncio")?.getattr("LimitOverrunError").map(Bound::unbind)
-                })?;
-                Err(PyErr::from_value(cls.bind(py).call1((
-                    "Separator is found, but chunk is longer than limit",
-                    end - seplen,
-                ))?))
-            }
-            Some((end, _)) => {
-                let out = inner.take(py, end);
-                let resume = self.maybe_resume(py, &mut inner);
-                drop(inner);
-                Self::resume(py, resume)?;
-                Ok(Some(out.into_any()))
-            }
-            None if inner.size > self.limit => {
-                let size = inner.size;
-                drop(inner);
-                let cls = LIMIT_OVERRUN.get_or_try_init(py, || {
-                    py.import("asyncio")?.getattr("LimitOverrunError").map(Bound::unbind)
-                })?;
-                Err(PyErr::from_value(
-                    cls.bind(py)
-                        .call1(("Separator is not found, and chunk exceed the limit", size))?,
-                ))
-            }
-            None if inner.eof => {
-                let all = inner.size;
-                let out = inner.take(py, all);
-                Ok(Some(PyTuple::new(py, [out])?.into_any()))
-            }
-            None => Ok(None),
-        }
+        Took::into_py_result(py, self.take_until(py, &seps)?)
     }
 
     /// Drops `n` buffered bytes (after a `LimitOverrunError`, as `readline` does).
     fn _discard(&self, py: Python<'_>, n: usize) -> PyResult<()> {
-        let mut inner = self.inner.lock();
-        let n = n.min(inner.size);
-        let gone = inner.take(py, n);
-        let resume = self.maybe_resume(py, &mut inner);
-        drop(inner);
-        drop(gone);
-        Self::resume(py, resume)
+        self.discard(py, n)
     }
 
     /// A future that completes when data (or the end, or an error) arrives; the reader awaits it.
     /// Raises the stream's exception, or `RuntimeError` if another reader is waiting.
-    fn _wait(slf: &Bound<'_, Self>, func: &str) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let this = slf.get();
-        let resume = {
-            let inner = this.inner.lock();
-            if let Some(e) = &inner.exception {
-                return Err(PyErr::from_value(e.bind(py).clone()));
-            }
-            if inner.waiter.is_some() {
-                return Err(PyRuntimeError::new_err(format!(
-                    "{func}() called while another coroutine is already waiting for incoming data"
-                )));
-            }
-            if inner.paused {
-                inner.transport.as_ref().map(|t| t.clone_ref(py))
-            } else {
-                None
-            }
-        };
-        if resume.is_some() {
-            // The buffer is full but the reader needs more (a long line): let data in again.
-            this.inner.lock().paused = false;
-            Self::resume(py, resume)?;
-        }
-        let fut = slf
-            .getattr(intern!(py, "_loop"))?
-            .call_method0(intern!(py, "create_future"))?
-            .unbind();
-        this.inner.lock().waiter = Some(fut.clone_ref(py));
-        Ok(fut)
+    fn _wait<'py>(slf: &Bound<'py, Self>, func: &str) -> PyResult<Bound<'py, PyAny>> {
+        Self::new_waiter(slf, func)
     }
 
     /// Forgets the waiter (after a wait, or when it was cancelled).
@@ -426,6 +574,231 @@ impl StreamCore {
 
     fn __clear__(&self) {
         let old = std::mem::take(&mut *self.inner.lock());
+        drop(old);
+    }
+}
+
+/// `readuntil`'s `separator`: one bytes-like object or an iterable of them, each non-empty.
+fn separators(separator: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
+    let py = separator.py();
+    let one = |o: &Bound<'_, PyAny>| pyo3::buffer::PyBuffer::<u8>::get(o).and_then(|b| b.to_vec(py));
+    let seps = if let Ok(sep) = one(separator) {
+        vec![sep]
+    } else {
+        let seps = separator.try_iter()?.map(|o| one(&o?)).collect::<PyResult<Vec<_>>>()?;
+        if seps.is_empty() {
+            return Err(PyValueError::new_err("Separator should contain at least one element"));
+        }
+        seps
+    };
+    if seps.iter().any(Vec::is_empty) {
+        return Err(PyValueError::new_err("Separator should be at least one-byte string"));
+    }
+    Ok(seps)
+}
+
+/// Which read a [`StreamRead`] does.
+enum ReadKind {
+    Read(isize),
+    Exactly(usize),
+    Until(Vec<Vec<u8>>),
+    Line,
+    /// Bad arguments: raised when awaited, as the `async def` it replaces does.
+    Fail(PyErr),
+}
+
+impl ReadKind {
+    /// The name the "another coroutine is already waiting" error gives (asyncio's).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Read(_) => "read",
+            Self::Exactly(_) => "readexactly",
+            Self::Until(_) | Self::Line | Self::Fail(_) => "readuntil",
+        }
+    }
+}
+
+enum ReadState {
+    /// Not stepped yet.
+    Fresh,
+    /// Yielded this waiter to the task, which resumes the read when the waiter is done.
+    Waiting(Py<PyAny>),
+    /// Returned or raised.
+    Done,
+}
+
+/// One `read`/`readexactly`/`readuntil`/`readline` of a [`StreamCore`]: what the `async def` of
+/// `asyncio.StreamReader` is, without a Python frame. It behaves as a coroutine (`send`, `throw`,
+/// `close`, `__await__`, so `asyncio.iscoroutine` accepts it and `create_task` runs it): each step
+/// takes the buffered data and returns it (`StopIteration`), or registers a waiter future and
+/// yields it to the task, as `await future` would.
+#[pyclass(module = "plait._plait", frozen)]
+pub struct StreamRead {
+    core: Py<StreamCore>,
+    kind: ReadKind,
+    state: Mutex<ReadState>,
+}
+
+impl StreamRead {
+    fn new(core: &Bound<'_, StreamCore>, kind: ReadKind) -> Self {
+        Self {
+            core: core.clone().unbind(),
+            kind,
+            state: Mutex::new(ReadState::Fresh),
+        }
+    }
+
+    /// The result if the buffer has it (or the end or an error decides it), `None` to wait.
+    fn attempt<'py>(&self, core: &Bound<'py, StreamCore>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = core.py();
+        let c = core.get();
+        let took = match &self.kind {
+            ReadKind::Read(n) => return Ok(c.take_read(py, *n)?.map(Bound::into_any)),
+            ReadKind::Fail(e) => return Err(e.clone_ref(py)),
+            ReadKind::Exactly(n) => c.take_exactly(py, *n)?,
+            ReadKind::Until(seps) => c.take_until(py, seps)?,
+            ReadKind::Line => c.take_until(py, &[b"\n".to_vec()])?,
+        };
+        match (took, &self.kind) {
+            (Took::Wait, _) => Ok(None),
+            (Took::Data(b), _) | (Took::Partial(b), ReadKind::Line) => Ok(Some(b.into_any())),
+            (Took::Partial(b), ReadKind::Exactly(n)) => Err(incomplete_read(py, &b, Some(*n))),
+            (Took::Partial(b), _) => Err(incomplete_read(py, &b, None)),
+            (Took::Overrun { found, consumed }, ReadKind::Line) => {
+                // asyncio's readline drops the too-long line (or all it has) and raises ValueError.
+                let n = if found { consumed + 1 } else { c.inner.lock().size };
+                c.discard(py, n)?;
+                Err(PyValueError::new_err(overrun_message(found)))
+            }
+            (Took::Overrun { found, consumed }, _) => Err(limit_overrun(py, overrun_message(found), consumed)),
+        }
+    }
+
+    /// One step: forget the waiter of the last one, then finish or yield a new waiter.
+    fn step<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let prev = std::mem::replace(&mut *self.state.lock(), ReadState::Done);
+        let core = self.core.bind(py);
+        match prev {
+            ReadState::Done => return Err(PyRuntimeError::new_err("cannot reuse already awaited coroutine")),
+            ReadState::Waiting(fut) => core.get().clear_waiter_if(&fut),
+            ReadState::Fresh => {}
+        }
+        if let Some(out) = self.attempt(core)? {
+            return Err(PyStopIteration::new_err((out.unbind(),)));
+        }
+        let fut = StreamCore::new_waiter(core, self.kind.name())?;
+        // What `Future.__iter__` sets before yielding: the task then waits for the future.
+        fut.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
+        *self.state.lock() = ReadState::Waiting(fut.clone().unbind());
+        Ok(fut)
+    }
+
+    /// Leaves the read: forgets its waiter (cancelling it when `cancel`).
+    fn finish(&self, py: Python<'_>, cancel: bool) -> PyResult<()> {
+        let prev = std::mem::replace(&mut *self.state.lock(), ReadState::Done);
+        if let ReadState::Waiting(fut) = prev {
+            self.core.get().clear_waiter_if(&fut);
+            let fut = fut.bind(py);
+            if cancel && !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+                fut.call_method0(intern!(py, "cancel"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The exception `throw(typ, val, tb)` raises, as for a generator.
+fn thrown(typ: &Bound<'_, PyAny>, val: Option<&Bound<'_, PyAny>>, tb: Option<&Bound<'_, PyAny>>) -> PyErr {
+    let py = typ.py();
+    let val = val.filter(|v| !v.is_none());
+    let exc = if typ.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        if val.is_some() {
+            return PyTypeError::new_err("instance exception may not have a separate value");
+        }
+        Ok(typ.clone())
+    } else if typ
+        .cast::<pyo3::types::PyType>()
+        .is_ok_and(|t| t.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
+    {
+        match val {
+            None => typ.call0(),
+            Some(v) if v.is_instance(typ).unwrap_or(false) => Ok(v.clone()),
+            Some(v) => match v.cast::<PyTuple>() {
+                Ok(args) => typ.call1(args),
+                Err(_) => typ.call1((v,)),
+            },
+        }
+    } else {
+        return PyTypeError::new_err(format!(
+            "exceptions must be classes or instances deriving from BaseException, not {}",
+            typ.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string())
+        ));
+    };
+    match exc {
+        Ok(e) => {
+            if let Some(tb) = tb.filter(|t| !t.is_none()) {
+                if let Err(err) = e.setattr(intern!(py, "__traceback__"), tb) {
+                    return err;
+                }
+            }
+            PyErr::from_value(e)
+        }
+        Err(e) => e,
+    }
+}
+
+#[pymethods]
+impl StreamRead {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.step(py)
+    }
+
+    /// Resumes the read (the value sent is ignored, as a future's result is by `await`).
+    fn send<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.step(value.py())
+    }
+
+    /// Raises `typ` (or `val`) in the read: it forgets and cancels its waiter, and ends.
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.finish(typ.py(), true)?;
+        Err(thrown(typ, val, tb))
+    }
+
+    /// Ends the read, forgetting its waiter.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.finish(py, false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<plait StreamRead {}()>", self.kind.name())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.core)?;
+        if let Some(state) = self.state.try_lock() {
+            if let ReadState::Waiting(fut) = &*state {
+                visit.call(fut)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let old = std::mem::replace(&mut *self.state.lock(), ReadState::Done);
         drop(old);
     }
 }
@@ -482,5 +855,6 @@ impl Ready {
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamCore>()?;
     m.add_class::<Ready>()?;
+    m.add_class::<StreamRead>()?;
     Ok(())
 }
