@@ -454,9 +454,11 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
     # awaitable (a coroutine to asyncio.iscoroutine and create_task), no Python frame per read.
 
 
-class StreamWriter(asyncio.StreamWriter):
+class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[misc]
     """``asyncio.StreamWriter`` whose ``write`` is the native transport's and whose ``drain``
-    returns at once, without a coroutine, when there is nothing to wait for."""
+    is native: when there is nothing to wait for (writing not paused, connection open, no error
+    on the reader) it returns a done awaitable without a coroutine; otherwise it is asyncio's
+    ``drain()`` (waits, or raises the same errors)."""
 
     def __init__(
         self, transport: Any, protocol: Any, reader: StreamReader | None, loop: asyncio.AbstractEventLoop
@@ -479,21 +481,6 @@ class StreamWriter(asyncio.StreamWriter):
         )
         self.write = self._transport.write  # type: ignore[method-assign]
         self._native = isinstance(self._transport, _SocketTransport)
-
-    def drain(self) -> Any:  # type: ignore[override]
-        p = self._protocol
-        tr = self._transport
-        if (
-            p._paused_writing
-            or p._connection_lost
-            or (tr._closing if self._native else tr.is_closing())
-            or (self._reader is not None and self._reader.exception() is not None)
-        ):
-            return asyncio.StreamWriter.drain(self)
-        return _READY
-
-
-_READY = _plait.Ready()
 
 
 async def open_connection(

@@ -803,6 +803,156 @@ impl StreamRead {
     }
 }
 
+static READY: PyOnceLock<Py<Ready>> = PyOnceLock::new();
+static STREAM_WRITER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+#[derive(Default)]
+struct WriterRefs {
+    transport: Option<Py<PyAny>>,
+    protocol: Option<Py<PyAny>>,
+    reader: Option<Py<PyAny>>,
+    /// The transport is plait's socket transport, whose `_closing` attribute is `is_closing()`.
+    native: bool,
+}
+
+/// The native base of `plait.aio.StreamWriter`: its `_transport`, `_protocol` and `_reader` (as
+/// asyncio's `StreamWriter` names them), and a `drain()` that checks natively whether there is
+/// anything to wait for, returning a done awaitable when not and asyncio's `drain()` when so.
+#[pyclass(module = "plait._plait", frozen, subclass)]
+pub struct WriterCore {
+    refs: Mutex<WriterRefs>,
+}
+
+impl WriterCore {
+    /// Whether `drain()` has something to do: writing paused, connection lost, transport
+    /// closing, or an exception set on the reader.
+    fn must_wait(py: Python<'_>, refs: &WriterRefs) -> PyResult<bool> {
+        if let Some(p) = &refs.protocol {
+            let p = p.bind(py);
+            if let Ok(core) = p.cast::<StreamCore>() {
+                let flags = core.get().inner.lock().writer;
+                if flags.paused || flags.lost {
+                    return Ok(true);
+                }
+            } else if p.getattr(intern!(py, "_paused_writing"))?.is_truthy()?
+                || p.getattr(intern!(py, "_connection_lost"))?.is_truthy()?
+            {
+                return Ok(true);
+            }
+        }
+        if let Some(t) = &refs.transport {
+            let t = t.bind(py);
+            let closing = if refs.native {
+                t.getattr(intern!(py, "_closing"))?
+            } else {
+                t.call_method0(intern!(py, "is_closing"))?
+            };
+            if closing.is_truthy()? {
+                return Ok(true);
+            }
+        }
+        if let Some(r) = refs.reader.as_ref().map(|r| r.bind(py)).filter(|r| !r.is_none()) {
+            let failed = match r.cast::<StreamCore>() {
+                Ok(core) => core.get().inner.lock().exception.is_some(),
+                Err(_) => !r.call_method0(intern!(py, "exception"))?.is_none(),
+            };
+            if failed {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[pymethods]
+impl WriterCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
+        Self {
+            refs: Mutex::new(WriterRefs::default()),
+        }
+    }
+
+    /// `asyncio.StreamWriter.drain`: a done awaitable when there is nothing to wait for (no
+    /// coroutine), else asyncio's `drain()` coroutine, which waits or raises.
+    fn drain<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let wait = {
+            let refs = slf.get().refs.lock();
+            Self::must_wait(py, &refs)?
+        };
+        if wait {
+            let cls = STREAM_WRITER
+                .get_or_try_init(py, || py.import("asyncio")?.getattr("StreamWriter").map(Bound::unbind))?;
+            return cls.bind(py).getattr(intern!(py, "drain"))?.call1((slf,));
+        }
+        Ok(READY
+            .get_or_try_init(py, || Py::new(py, Ready))?
+            .bind(py)
+            .clone()
+            .into_any())
+    }
+
+    #[getter(_transport)]
+    fn transport(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.refs.lock().transport.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    #[setter(_transport)]
+    fn set_transport(&self, value: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.refs.lock().transport, value);
+        drop(old);
+    }
+
+    #[getter(_protocol)]
+    fn protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.refs.lock().protocol.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    #[setter(_protocol)]
+    fn set_protocol(&self, value: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.refs.lock().protocol, value);
+        drop(old);
+    }
+
+    #[getter(_reader)]
+    fn reader(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.refs.lock().reader.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    #[setter(_reader)]
+    fn set_reader(&self, value: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut self.refs.lock().reader, value);
+        drop(old);
+    }
+
+    /// Whether `_transport` is plait's socket transport (set with it).
+    #[getter(_native)]
+    fn native(&self) -> bool {
+        self.refs.lock().native
+    }
+
+    #[setter(_native)]
+    fn set_native(&self, value: bool) {
+        self.refs.lock().native = value;
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(refs) = self.refs.try_lock() {
+            visit.call(refs.transport.as_ref())?;
+            visit.call(refs.protocol.as_ref())?;
+            visit.call(refs.reader.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let old = std::mem::take(&mut *self.refs.lock());
+        drop(old);
+    }
+}
+
 /// An awaitable that is already done (`await` returns `None` at once): `drain()` when nothing
 /// needs to wait, without a coroutine.
 #[pyclass(module = "plait._plait", frozen)]
@@ -856,5 +1006,6 @@ pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamCore>()?;
     m.add_class::<Ready>()?;
     m.add_class::<StreamRead>()?;
+    m.add_class::<WriterCore>()?;
     Ok(())
 }
