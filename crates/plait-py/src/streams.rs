@@ -167,14 +167,15 @@ impl StreamCore {
     fn wake(py: Python<'_>, waiter: Option<Py<PyAny>>, exc: Option<&Py<PyAny>>) -> PyResult<()> {
         let Some(w) = waiter else { return Ok(()) };
         let w = w.bind(py);
-        if w.call_method0(intern!(py, "done"))?.is_truthy()? {
-            return Ok(());
-        }
-        match exc {
-            Some(e) => w.call_method1(intern!(py, "set_exception"), (e,))?,
-            None => w.call_method1(intern!(py, "set_result"), (py.None(),))?,
+        // Set it, and check whether it was done (cancelled) only if that failed: one call per wake.
+        let set = match exc {
+            Some(e) => w.call_method1(intern!(py, "set_exception"), (e,)),
+            None => w.call_method1(intern!(py, "set_result"), (py.None(),)),
         };
-        Ok(())
+        match set {
+            Err(e) if !w.call_method0(intern!(py, "done"))?.is_truthy()? => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// After data was consumed: resume a transport paused for a full buffer.
@@ -308,9 +309,7 @@ impl StreamCore {
             this.inner.lock().paused = false;
             Self::resume(py, resume)?;
         }
-        let fut = slf
-            .getattr(intern!(py, "_loop"))?
-            .call_method0(intern!(py, "create_future"))?;
+        let fut = crate::aio::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?;
         this.inner.lock().waiter = Some(fut.clone().unbind());
         Ok(fut)
     }
@@ -358,7 +357,7 @@ impl StreamCore {
     }
 
     /// Queues received data and wakes the reader; pauses the transport past twice the limit.
-    fn data_received(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn data_received(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = data.py();
         let bytes = match data.cast::<PyBytes>() {
             Ok(b) => b.clone(),
@@ -632,7 +631,7 @@ enum ReadState {
 /// `close`, `__await__`, so `asyncio.iscoroutine` accepts it and `create_task` runs it): each step
 /// takes the buffered data and returns it (`StopIteration`), or registers a waiter future and
 /// yields it to the task, as `await future` would.
-#[pyclass(module = "plait._plait", frozen)]
+#[pyclass(module = "plait._plait", frozen, freelist = 16)]
 pub struct StreamRead {
     core: Py<StreamCore>,
     kind: ReadKind,
@@ -675,7 +674,7 @@ impl StreamRead {
     }
 
     /// One step: forget the waiter of the last one, then finish or yield a new waiter.
-    fn step<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn step<'py>(&self, py: Python<'py>) -> PyResult<Step<'py>> {
         let prev = std::mem::replace(&mut *self.state.lock(), ReadState::Done);
         let core = self.core.bind(py);
         match prev {
@@ -684,13 +683,13 @@ impl StreamRead {
             ReadState::Fresh => {}
         }
         if let Some(out) = self.attempt(core)? {
-            return Err(PyStopIteration::new_err((out.unbind(),)));
+            return Ok(Step::Return(out));
         }
         let fut = StreamCore::new_waiter(core, self.kind.name())?;
         // What `Future.__iter__` sets before yielding: the task then waits for the future.
         fut.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
         *self.state.lock() = ReadState::Waiting(fut.clone().unbind());
-        Ok(fut)
+        Ok(Step::Yield(fut))
     }
 
     /// Leaves the read: forgets its waiter (cancelling it when `cancel`).
@@ -705,6 +704,25 @@ impl StreamRead {
         }
         Ok(())
     }
+}
+
+/// What a step of a [`StreamRead`] gives.
+enum Step<'py> {
+    /// The waiter to yield to the task.
+    Yield(Bound<'py, PyAny>),
+    /// The result (`StopIteration(value)`).
+    Return(Bound<'py, PyAny>),
+}
+
+/// Ends `__next__` (`tp_iternext`) with `StopIteration(value)` the cheap way: sets the exception
+/// with `value` unnormalised (no exception object is made; the interpreter's `SEND` and
+/// `PyIter_Send` take the value as it is) and returns `Ok(None)`, which the `tp_iternext` wrapper
+/// turns into `NULL`.
+fn stop_with(value: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
+    // Safety: attached to Python (`value` is bound); PyErr_SetObject takes new references to
+    // both objects. A tuple value is normalised by CPython before use, so any value is correct.
+    unsafe { pyo3::ffi::PyErr_SetObject(pyo3::ffi::PyExc_StopIteration, value.as_ptr()) };
+    None
 }
 
 /// The exception `throw(typ, val, tb)` raises, as for a generator.
@@ -757,13 +775,19 @@ impl StreamRead {
         slf
     }
 
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.step(py)
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.step(py)? {
+            Step::Yield(fut) => Ok(Some(fut.unbind())),
+            Step::Return(out) => Ok(stop_with(&out)),
+        }
     }
 
     /// Resumes the read (the value sent is ignored, as a future's result is by `await`).
     fn send<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.step(value.py())
+        match self.step(value.py())? {
+            Step::Yield(fut) => Ok(fut),
+            Step::Return(out) => Err(PyStopIteration::new_err((out.unbind(),))),
+        }
     }
 
     /// Raises `typ` (or `val`) in the read: it forgets and cancels its waiter, and ends.
@@ -973,9 +997,10 @@ impl Ready {
         slf
     }
 
+    /// Exhausted at once: NULL without an exception, which `await` reads as `StopIteration(None)`.
     #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    fn __next__(&self) -> PyResult<()> {
-        Err(PyStopIteration::new_err(()))
+    fn __next__(&self) -> Option<Py<PyAny>> {
+        None
     }
 
     #[allow(clippy::unused_self, reason = "a Python method: needs self")]

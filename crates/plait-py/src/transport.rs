@@ -22,6 +22,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::streams::StreamCore;
+
 /// The most one read takes (asyncio's `max_size`).
 const MAX_READ: usize = 256 * 1024;
 /// [`MAX_READ`] for the C API.
@@ -116,6 +118,8 @@ fn fatal_passthrough(py: Python<'_>, e: &PyErr) -> bool {
 enum Sink {
     /// `protocol.data_received(bytes)`.
     Data(Py<PyAny>),
+    /// plait's stream protocol (`StreamCore`, `data_received` not overridden): called natively.
+    Stream(Py<StreamCore>),
     /// `protocol.get_buffer(-1)` then `protocol.buffer_updated(n)`.
     Buffered {
         get_buffer: Py<PyAny>,
@@ -154,7 +158,11 @@ impl SocketIo {
         Ok(())
     }
 
-    fn read_data(&self, t: &Bound<'_, PyAny>, data_received: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn read_data(
+        &self,
+        t: &Bound<'_, PyAny>,
+        data_received: impl FnOnce(&Bound<'_, PyBytes>) -> PyResult<()>,
+    ) -> PyResult<()> {
         let py = t.py();
         let read = recv_bytes(py, self.fd);
         let (data, full) = match read {
@@ -170,7 +178,7 @@ impl SocketIo {
         if full {
             self.rearm(t)?;
         }
-        if let Err(e) = data_received.call1((data,)) {
+        if let Err(e) = data_received(&data) {
             return Self::fatal(t, e, "Fatal error: protocol.data_received() call failed.");
         }
         Ok(())
@@ -269,6 +277,14 @@ impl SocketIo {
                 get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
                 buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
             }
+        } else if let Some(stream) = protocol.cast::<StreamCore>().ok().filter(|_| {
+            // Only when the subclass keeps StreamCore's data_received (the same descriptor).
+            let name = intern!(py, "data_received");
+            let mine = protocol.get_type().getattr(name);
+            let core = py.get_type::<StreamCore>().getattr(name);
+            matches!((mine, core), (Ok(a), Ok(b)) if a.is(&b))
+        }) {
+            Sink::Stream(stream.clone().unbind())
         } else {
             Sink::Data(protocol.getattr(intern!(py, "data_received"))?.unbind())
         };
@@ -285,6 +301,7 @@ impl SocketIo {
         }
         let sink = match self.sink.lock().as_ref() {
             Some(Sink::Data(f)) => Sink::Data(f.clone_ref(py)),
+            Some(Sink::Stream(s)) => Sink::Stream(s.clone_ref(py)),
             Some(Sink::Buffered {
                 get_buffer,
                 buffer_updated,
@@ -295,7 +312,8 @@ impl SocketIo {
             None => return Ok(()),
         };
         match sink {
-            Sink::Data(f) => self.read_data(&t, f.bind(py)),
+            Sink::Data(f) => self.read_data(&t, |data| f.bind(py).call1((data,)).map(drop)),
+            Sink::Stream(s) => self.read_data(&t, |data| s.get().data_received(data.as_any())),
             Sink::Buffered {
                 get_buffer,
                 buffer_updated,
@@ -418,6 +436,7 @@ impl SocketIo {
         if let Some(s) = self.sink.try_lock() {
             match s.as_ref() {
                 Some(Sink::Data(f)) => visit.call(f)?,
+                Some(Sink::Stream(f)) => visit.call(f)?,
                 Some(Sink::Buffered {
                     get_buffer,
                     buffer_updated,
