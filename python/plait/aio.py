@@ -455,8 +455,8 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
 
 
 class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[misc]
-    """``asyncio.StreamWriter`` whose ``write`` is the native transport's and whose ``drain``
-    is native: when there is nothing to wait for (writing not paused, connection open, no error
+    """``asyncio.StreamWriter`` whose ``write`` calls the native transport's directly and whose
+    ``drain`` is native: when there is nothing to wait for (writing not paused, connection open, no error
     on the reader) it returns a done awaitable without a coroutine; otherwise it is asyncio's
     ``drain()`` (waits, or raises the same errors)."""
 
@@ -469,9 +469,13 @@ class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[mis
         self._loop = loop
         self._complete_fut = loop.create_future()
         self._complete_fut.set_result(None)
-        self.write = transport.write  # type: ignore[method-assign]
-        # plait's transport keeps its closing flag in an attribute: no method call per drain.
+        self._set_native(transport)
+
+    def _set_native(self, transport: Any) -> None:
+        # plait's transport keeps its closing flag in an attribute (no method call per drain) and,
+        # on 3.11, writes natively: write() then calls SocketIo.write without a Python call.
         self._native = isinstance(transport, _SocketTransport)
+        self._native_write = self._native and _NATIVE_WRITE
 
     async def start_tls(
         self, sslcontext: Any, *, server_hostname: Any = None, ssl_handshake_timeout: Any = None
@@ -479,8 +483,7 @@ class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[mis
         await super().start_tls(
             sslcontext, server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout
         )
-        self.write = self._transport.write  # type: ignore[method-assign]
-        self._native = isinstance(self._transport, _SocketTransport)
+        self._set_native(self._transport)
 
 
 async def open_connection(

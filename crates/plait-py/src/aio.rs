@@ -60,7 +60,7 @@ fn imported<'py>(
 static LOOP_KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 
 /// `asyncio.Future(loop=loop)`, called with vectorcall (no keyword dict to build and parse).
-fn new_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn new_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = loop_.py();
     let cls = imported(py, &FUTURE, "asyncio", "Future")?;
     let kwnames = LOOP_KWNAMES.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;

@@ -17,6 +17,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::transport::SocketIo;
+
 static LIMIT_OVERRUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static INCOMPLETE_READ: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -32,6 +34,8 @@ struct Inner {
     transport: Option<Py<PyAny>>,
     paused: bool,
     writer: WriterFlags,
+    /// `_loop`, and whether it is plait's (its futures are made directly).
+    event_loop: Option<(Py<PyAny>, bool)>,
 }
 
 /// The protocol's state for the connection's writer, read by every `drain()`.
@@ -309,7 +313,17 @@ impl StreamCore {
             this.inner.lock().paused = false;
             Self::resume(py, resume)?;
         }
-        let fut = crate::aio::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?;
+        let event_loop = this
+            .inner
+            .lock()
+            .event_loop
+            .as_ref()
+            .map(|(l, native)| (l.clone_ref(py), *native));
+        let fut = match event_loop {
+            Some((l, true)) => crate::aio::new_future(l.bind(py))?,
+            Some((l, false)) => l.bind(py).call_method0(intern!(py, "create_future"))?,
+            None => crate::aio::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?,
+        };
         this.inner.lock().waiter = Some(fut.clone().unbind());
         Ok(fut)
     }
@@ -506,6 +520,25 @@ impl StreamCore {
         StreamRead::new(slf, ReadKind::Line)
     }
 
+    /// The event loop (asyncio's `StreamReader._loop`).
+    #[getter(_loop)]
+    fn event_loop(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.inner.lock().event_loop.as_ref().map_or_else(
+            || Err(pyo3::exceptions::PyAttributeError::new_err("_loop")),
+            |(l, _)| Ok(l.clone_ref(py)),
+        )
+    }
+
+    #[setter(_loop)]
+    fn set_event_loop(&self, value: Option<Bound<'_, PyAny>>) {
+        let new = value.map(|l| {
+            let native = l.is_instance_of::<crate::aio::LoopCore>();
+            (l.unbind(), native)
+        });
+        let old = std::mem::replace(&mut self.inner.lock().event_loop, new);
+        drop(old);
+    }
+
     #[getter(_paused_writing)]
     fn paused_writing(&self) -> bool {
         self.inner.lock().writer.paused
@@ -567,6 +600,7 @@ impl StreamCore {
             visit.call(inner.exception.as_ref())?;
             visit.call(inner.waiter.as_ref())?;
             visit.call(inner.transport.as_ref())?;
+            visit.call(inner.event_loop.as_ref().map(|(l, _)| l))?;
         }
         Ok(())
     }
@@ -837,6 +871,10 @@ struct WriterRefs {
     reader: Option<Py<PyAny>>,
     /// The transport is plait's socket transport, whose `_closing` attribute is `is_closing()`.
     native: bool,
+    /// The transport writes through `_plait.SocketIo` (its `_io`): `write()` calls it directly.
+    /// The `SocketIo` is looked up per write, not kept: a writer held past its connection (a
+    /// cycle) must not keep the transport's native half alive.
+    native_write: bool,
 }
 
 /// The native base of `plait.aio.StreamWriter`: its `_transport`, `_protocol` and `_reader` (as
@@ -851,11 +889,14 @@ impl WriterCore {
     /// Whether `drain()` has something to do: writing paused, connection lost, transport
     /// closing, or an exception set on the reader.
     fn must_wait(py: Python<'_>, refs: &WriterRefs) -> PyResult<bool> {
+        let mut reader_checked = false;
         if let Some(p) = &refs.protocol {
             let p = p.bind(py);
             if let Ok(core) = p.cast::<StreamCore>() {
-                let flags = core.get().inner.lock().writer;
-                if flags.paused || flags.lost {
+                let inner = core.get().inner.lock();
+                // plait's streams: the protocol is the reader, one lock answers for both.
+                reader_checked = refs.reader.as_ref().is_some_and(|r| r.is(p));
+                if inner.writer.paused || inner.writer.lost || (reader_checked && inner.exception.is_some()) {
                     return Ok(true);
                 }
             } else if p.getattr(intern!(py, "_paused_writing"))?.is_truthy()?
@@ -875,7 +916,12 @@ impl WriterCore {
                 return Ok(true);
             }
         }
-        if let Some(r) = refs.reader.as_ref().map(|r| r.bind(py)).filter(|r| !r.is_none()) {
+        if let Some(r) = refs
+            .reader
+            .as_ref()
+            .map(|r| r.bind(py))
+            .filter(|r| !reader_checked && !r.is_none())
+        {
             let failed = match r.cast::<StreamCore>() {
                 Ok(core) => core.get().inner.lock().exception.is_some(),
                 Err(_) => !r.call_method0(intern!(py, "exception"))?.is_none(),
@@ -896,6 +942,26 @@ impl WriterCore {
         Self {
             refs: Mutex::new(WriterRefs::default()),
         }
+    }
+
+    /// `asyncio.StreamWriter.write`: the transport's `write(data)` (called natively for plait's
+    /// socket transport).
+    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = data.py();
+        let (transport, native_write) = {
+            let refs = self.refs.lock();
+            (refs.transport.as_ref().map(|t| t.clone_ref(py)), refs.native_write)
+        };
+        let Some(t) = transport else {
+            return Err(pyo3::exceptions::PyAttributeError::new_err("_transport"));
+        };
+        let t = t.bind(py);
+        if native_write {
+            if let Ok(io) = t.getattr(intern!(py, "_io"))?.cast::<SocketIo>() {
+                return io.get().write(data);
+            }
+        }
+        t.call_method1(intern!(py, "write"), (data,)).map(drop)
     }
 
     /// `asyncio.StreamWriter.drain`: a done awaitable when there is nothing to wait for (no
@@ -960,6 +1026,17 @@ impl WriterCore {
     #[setter(_native)]
     fn set_native(&self, value: bool) {
         self.refs.lock().native = value;
+    }
+
+    /// Whether `_transport` writes through its `_io` (`_plait.SocketIo`).
+    #[getter(_native_write)]
+    fn native_write(&self) -> bool {
+        self.refs.lock().native_write
+    }
+
+    #[setter(_native_write)]
+    fn set_native_write(&self, value: bool) {
+        self.refs.lock().native_write = value;
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

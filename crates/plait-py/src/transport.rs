@@ -323,7 +323,7 @@ impl SocketIo {
 
     /// `transport.write(data)`: sends at once when nothing is buffered, buffers the rest and
     /// watches for writability, as asyncio's transport does.
-    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = data.py();
         let Some(t) = self.transport(py) else { return Ok(()) };
         let view = match PyBuffer::<u8>::get(data) {
