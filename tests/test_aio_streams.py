@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import socket
 
 import pytest
 
@@ -303,3 +304,27 @@ def test_drain_waits_while_writing_is_paused(loop):
             await writer.wait_closed()
 
     loop.run_until_complete(main())
+
+
+def test_a_subclass_data_received_is_still_called(loop):
+    """The transport hands data to StreamCore natively only when data_received is not overridden."""
+    seen = []
+
+    class Recording(aio.StreamReader):
+        def data_received(self, data):
+            seen.append(data)
+            super().data_received(data)
+
+    async def main():
+        rsock, wsock = socket.socketpair()
+        with wsock:
+            reader = Recording(loop=loop)
+            transport, _ = await loop.connect_accepted_socket(lambda: reader, rsock)
+            wsock.sendall(b"hi")
+            data = await reader.read(10)
+            transport.close()
+            await asyncio.sleep(0)
+        return data
+
+    assert loop.run_until_complete(main()) == b"hi"
+    assert seen == [b"hi"]

@@ -1,12 +1,14 @@
-//! [`StreamCore`]: the buffer and protocol callbacks behind `plait.aio`'s streams
+//! [`StreamCore`]: the buffer, protocol callbacks and reads behind `plait.aio`'s streams
 //! (`plait.aio.start_server` / `open_connection`).
 //!
 //! One object is the connection's protocol *and* its reader's buffer: the transport hands each
 //! received `bytes` to [`StreamCore::data_received`], which queues it (no copy) and wakes the
-//! reader waiting for data. The reader's coroutines (`read`, `readexactly`, `readuntil`...) are
-//! thin Python over the `_take*` methods here, which hand out whole chunks when they can. The
-//! Python subclass adds what runs once per connection (`connection_made`, `connection_lost`,
-//! flow control for writers).
+//! reader waiting for data. The reads (`read`, `readexactly`, `readuntil`, `readline`) return a
+//! [`StreamRead`], a native awaitable that passes for the coroutine asyncio's reader returns: it
+//! takes whole chunks when it can, else yields a waiter future to the task, with no Python frame.
+//! [`WriterCore`], the writer's native base, writes through the transport and answers `drain()`
+//! without a coroutine when there is nothing to wait for. The Python subclasses add what runs once
+//! per connection (`connection_made`, `connection_lost`, flow control for writers).
 
 use std::collections::VecDeque;
 
