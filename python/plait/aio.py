@@ -334,7 +334,9 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
 
     It is an ``asyncio.StreamReader`` (same methods, same exceptions). Received ``bytes`` are
     queued as they come and handed out whole when a read can take them, so an echo copies
-    nothing; only the coroutines (``read``, ``readexactly``, ``readuntil``, ``readline``) are Python.
+    nothing. ``read``, ``readexactly``, ``readuntil`` and ``readline`` are native too: each
+    returns an awaitable that behaves as the coroutine asyncio's returns (``await`` it, or pass it
+    to ``asyncio.create_task``, ``wait_for``, ``ensure_future``).
     """
 
     def __init__(
@@ -477,63 +479,15 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
         self._set_transport(transport)
 
     # -- the reader side --
-
-    async def _wait_for_data(self, func_name: str) -> None:
-        fut = self._wait(func_name)
-        try:
-            await fut
-        finally:
-            self._clear_waiter()
-
-    async def read(self, n: int = -1) -> bytes:
-        while (data := self._take(n)) is None:
-            fut = self._wait("read")
-            try:
-                await fut
-            finally:
-                self._clear_waiter()
-        return data
-
-    async def readexactly(self, n: int) -> bytes:
-        if n < 0:
-            raise ValueError("readexactly size can not be less than zero")
-        while (data := self._take_exactly(n)) is None:
-            await self._wait_for_data("readexactly")
-        if isinstance(data, tuple):
-            raise asyncio.IncompleteReadError(data[0], n)
-        return data
-
-    async def readuntil(self, separator: Any = b"\n") -> bytes:
-        """Read up to and including ``separator`` (or, as on 3.13, the first of a tuple of
-        separators to end in the data)."""
-        if isinstance(separator, (bytes, bytearray, memoryview)):
-            seps = [bytes(separator)]
-        else:
-            seps = [bytes(s) for s in separator]
-            if not seps:
-                raise ValueError("Separator should contain at least one element")
-        if not all(seps):
-            raise ValueError("Separator should be at least one-byte string")
-        while (data := self._take_until(seps)) is None:
-            await self._wait_for_data("readuntil")
-        if isinstance(data, tuple):
-            raise asyncio.IncompleteReadError(data[0], None)
-        return data
-
-    async def readline(self) -> bytes:
-        try:
-            return await self.readuntil(b"\n")
-        except asyncio.IncompleteReadError as e:
-            return e.partial
-        except asyncio.LimitOverrunError as e:
-            found = e.args[0].startswith("Separator is found")
-            self._discard(e.consumed + 1 if found else self._buffered())
-            raise ValueError(e.args[0]) from None
+    # read, readexactly, readuntil and readline are StreamCore's: each returns a native
+    # awaitable (a coroutine to asyncio.iscoroutine and create_task), no Python frame per read.
 
 
-class StreamWriter(asyncio.StreamWriter):
-    """``asyncio.StreamWriter`` whose ``write`` is the native transport's and whose ``drain``
-    returns at once, without a coroutine, when there is nothing to wait for."""
+class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[misc]
+    """``asyncio.StreamWriter`` whose ``write`` calls the native transport's directly and whose
+    ``drain`` is native: when there is nothing to wait for (writing not paused, connection open, no error
+    on the reader) it returns a done awaitable without a coroutine; otherwise it is asyncio's
+    ``drain()`` (waits, or raises the same errors)."""
 
     def __init__(
         self, transport: Any, protocol: Any, reader: StreamReader | None, loop: asyncio.AbstractEventLoop
@@ -544,9 +498,13 @@ class StreamWriter(asyncio.StreamWriter):
         self._loop = loop
         self._complete_fut = loop.create_future()
         self._complete_fut.set_result(None)
-        self.write = transport.write  # type: ignore[method-assign]
-        # plait's transport keeps its closing flag in an attribute: no method call per drain.
+        self._set_native(transport)
+
+    def _set_native(self, transport: Any) -> None:
+        # plait's transport keeps its closing flag in an attribute (no method call per drain) and,
+        # on 3.11, writes natively: write() then calls SocketIo.write without a Python call.
         self._native = isinstance(transport, _SocketTransport)
+        self._native_write = self._native and _NATIVE_WRITE
 
     async def start_tls(
         self, sslcontext: Any, *, server_hostname: Any = None, ssl_handshake_timeout: Any = None
@@ -554,23 +512,7 @@ class StreamWriter(asyncio.StreamWriter):
         await super().start_tls(
             sslcontext, server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout
         )
-        self.write = self._transport.write  # type: ignore[method-assign]
-        self._native = isinstance(self._transport, _SocketTransport)
-
-    def drain(self) -> Any:  # type: ignore[override]
-        p = self._protocol
-        tr = self._transport
-        if (
-            p._paused_writing
-            or p._connection_lost
-            or (tr._closing if self._native else tr.is_closing())
-            or (self._reader is not None and self._reader.exception() is not None)
-        ):
-            return asyncio.StreamWriter.drain(self)
-        return _READY
-
-
-_READY = _plait.Ready()
+        self._set_native(self._transport)
 
 
 async def open_connection(

@@ -57,6 +57,34 @@ fn imported<'py>(
         .map(|f| f.bind(py))
 }
 
+static LOOP_KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+/// `asyncio.Future(loop=loop)`, called with vectorcall (no keyword dict to build and parse).
+pub(crate) fn new_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = loop_.py();
+    let cls = imported(py, &FUTURE, "asyncio", "Future")?;
+    let kwnames = LOOP_KWNAMES.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
+    let args = [loop_.as_ptr()];
+    // Safety: attached to Python; `args` holds one borrowed, live object (alive as long as
+    // `loop_`), named by the one-element `kwnames` tuple, which CPython only reads. The result is
+    // a new reference or NULL with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyObject_Vectorcall(cls.as_ptr(), args.as_ptr(), 0, kwnames.as_ptr()),
+        )
+    }
+}
+
+/// A new future on `loop_`: made directly when it is plait's loop, else `loop_.create_future()`.
+pub(crate) fn create_future_on<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if loop_.is_instance_of::<LoopCore>() {
+        new_future(loop_)
+    } else {
+        loop_.call_method0(intern!(loop_.py(), "create_future"))
+    }
+}
+
 fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Event loop is closed")
 }
@@ -829,10 +857,7 @@ impl LoopCore {
 
     /// A new `asyncio.Future` bound to this loop.
     fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "loop"), slf)?;
-        imported(py, &FUTURE, "asyncio", "Future")?.call((), Some(&kwargs))
+        new_future(slf.as_any())
     }
 
     /// Schedules a coroutine as an `asyncio.Task` (or through the task factory). Keyword

@@ -24,6 +24,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::streams::StreamCore;
+
 /// The most one read takes (asyncio's `max_size`).
 const MAX_READ: usize = 256 * 1024;
 /// [`MAX_READ`] for the C API.
@@ -172,6 +174,8 @@ enum Sink {
     /// A protocol without `data_received` when set (asyncio accepts a `BaseProtocol` that only
     /// writes): the method is looked up at each read.
     Late(Py<PyAny>),
+    /// plait's stream protocol (`StreamCore`, `data_received` not overridden): called natively.
+    Stream(Py<StreamCore>),
     /// `protocol.get_buffer(-1)` then `protocol.buffer_updated(n)`.
     Buffered {
         get_buffer: Py<PyAny>,
@@ -181,7 +185,7 @@ enum Sink {
     /// `StreamReader` of exactly `reader_cls` (append to `_buffer`, wake `_waiter`, pause past
     /// twice `_limit`) is done here, with no Python frame and no intermediate `bytes`. Any other
     /// reader goes through `data_received`.
-    Stream {
+    StdStream {
         protocol: Py<PyAny>,
         reader_cls: Py<PyAny>,
         data_received: Py<PyAny>,
@@ -193,6 +197,7 @@ impl Sink {
         match self {
             Sink::Data(f) => Sink::Data(f.clone_ref(py)),
             Sink::Late(p) => Sink::Late(p.clone_ref(py)),
+            Sink::Stream(p) => Sink::Stream(p.clone_ref(py)),
             Sink::Buffered {
                 get_buffer,
                 buffer_updated,
@@ -200,11 +205,11 @@ impl Sink {
                 get_buffer: get_buffer.clone_ref(py),
                 buffer_updated: buffer_updated.clone_ref(py),
             },
-            Sink::Stream {
+            Sink::StdStream {
                 protocol,
                 reader_cls,
                 data_received,
-            } => Sink::Stream {
+            } => Sink::StdStream {
                 protocol: protocol.clone_ref(py),
                 reader_cls: reader_cls.clone_ref(py),
                 data_received: data_received.clone_ref(py),
@@ -222,6 +227,11 @@ pub struct SocketIo {
 }
 
 impl SocketIo {
+    /// Whether the transport is still attached (not yet past `connection_lost`).
+    pub fn attached(&self) -> bool {
+        self.transport.lock().is_some()
+    }
+
     fn transport<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         self.transport.lock().as_ref().map(|t| t.bind(py).clone())
     }
@@ -244,7 +254,11 @@ impl SocketIo {
         Ok(())
     }
 
-    fn read_data(&self, t: &Bound<'_, PyAny>, data_received: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn read_data(
+        &self,
+        t: &Bound<'_, PyAny>,
+        data_received: impl FnOnce(&Bound<'_, PyBytes>) -> PyResult<()>,
+    ) -> PyResult<()> {
         let py = t.py();
         let read = recv_bytes(py, self.fd);
         let (data, full) = match read {
@@ -260,7 +274,7 @@ impl SocketIo {
         if full {
             self.rearm(t)?;
         }
-        if let Err(e) = data_received.call1((data,)) {
+        if let Err(e) = data_received(&data) {
             return Self::fatal(t, e, "Fatal error: protocol.data_received() call failed.");
         }
         Ok(())
@@ -271,7 +285,7 @@ impl SocketIo {
     fn read_data_late(&self, t: &Bound<'_, PyAny>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = t.py();
         match protocol.getattr(intern!(py, "data_received")) {
-            Ok(f) => self.read_data(t, &f),
+            Ok(f) => self.read_data(t, |data| f.call1((data,)).map(drop)),
             Err(e) => {
                 let read = recv_with(py, self.fd, <[u8]>::is_empty);
                 match read {
@@ -319,7 +333,7 @@ impl SocketIo {
         let py = t.py();
         let (reader, buffer) = match Self::stock_reader(protocol, reader_cls) {
             Ok(Some(r)) => r,
-            Ok(None) => return self.read_data(t, data_received),
+            Ok(None) => return self.read_data(t, |data| data_received.call1((data,)).map(drop)),
             Err(e) => return Self::fatal(t, e, FAILED),
         };
         let read = recv_with(py, self.fd, |data| {
@@ -480,7 +494,7 @@ impl SocketIo {
             })?
             .bind(py);
         let sink = if let Some(reader_cls) = stream_reader {
-            Sink::Stream {
+            Sink::StdStream {
                 protocol: protocol.clone().unbind(),
                 reader_cls: reader_cls.unbind(),
                 data_received: protocol.getattr(intern!(py, "data_received"))?.unbind(),
@@ -490,6 +504,14 @@ impl SocketIo {
                 get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
                 buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
             }
+        } else if let Some(stream) = protocol.cast::<StreamCore>().ok().filter(|_| {
+            // Only when the subclass keeps StreamCore's data_received (the same descriptor).
+            let name = intern!(py, "data_received");
+            let mine = protocol.get_type().getattr(name);
+            let core = py.get_type::<StreamCore>().getattr(name);
+            matches!((mine, core), (Ok(a), Ok(b)) if a.is(&b))
+        }) {
+            Sink::Stream(stream.clone().unbind())
         } else {
             match protocol.getattr(intern!(py, "data_received")) {
                 Ok(f) => Sink::Data(f.unbind()),
@@ -512,13 +534,14 @@ impl SocketIo {
             return Ok(());
         };
         match sink {
-            Sink::Data(f) => self.read_data(&t, f.bind(py)),
+            Sink::Data(f) => self.read_data(&t, |data| f.bind(py).call1((data,)).map(drop)),
             Sink::Late(p) => self.read_data_late(&t, p.bind(py)),
+            Sink::Stream(s) => self.read_data(&t, |data| s.get().data_received(data.as_any())),
             Sink::Buffered {
                 get_buffer,
                 buffer_updated,
             } => self.read_buffered(&t, self.fd, get_buffer.bind(py), buffer_updated.bind(py)),
-            Sink::Stream {
+            Sink::StdStream {
                 protocol,
                 reader_cls,
                 data_received,
@@ -528,7 +551,7 @@ impl SocketIo {
 
     /// `transport.write(data)`: sends at once when nothing is buffered, buffers the rest and
     /// watches for writability, as asyncio's transport does.
-    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = data.py();
         let Some(t) = self.transport(py) else { return Ok(()) };
         let view = match PyBuffer::<u8>::get(data) {
@@ -650,6 +673,7 @@ impl SocketIo {
         if let Some(s) = self.sink.try_lock() {
             match s.as_ref() {
                 Some(Sink::Data(f) | Sink::Late(f)) => visit.call(f)?,
+                Some(Sink::Stream(f)) => visit.call(f)?,
                 Some(Sink::Buffered {
                     get_buffer,
                     buffer_updated,
@@ -657,7 +681,7 @@ impl SocketIo {
                     visit.call(get_buffer)?;
                     visit.call(buffer_updated)?;
                 }
-                Some(Sink::Stream {
+                Some(Sink::StdStream {
                     protocol,
                     reader_cls,
                     data_received,
