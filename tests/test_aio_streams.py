@@ -328,3 +328,16 @@ def test_a_subclass_data_received_is_still_called(loop):
 
     assert loop.run_until_complete(main()) == b"hi"
     assert seen == [b"hi"]
+
+
+def test_float_and_huge_limits_are_kept_like_asyncio():
+    from plait import aio
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        return [aio.StreamReader(limit=lim, loop=loop)._limit for lim in (1e6, 2**70, 100)]
+
+    limits = aio.run(main())
+    assert limits[0] == 1_000_000
+    assert limits[1] >= 2**62
+    assert limits[2] == 100

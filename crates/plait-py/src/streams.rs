@@ -353,8 +353,14 @@ impl StreamCore {
     #[new]
     #[pyo3(signature = (limit = None, *_args, **_kwargs))]
     fn new(limit: Option<&Bound<'_, PyAny>>, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
-        // A bad limit is reported by `__init__` (ValueError, as asyncio does).
-        let limit = limit.map_or(65536, |l| l.extract::<i64>().unwrap_or(1)).max(1);
+        // A bad limit is reported by `__init__` (ValueError, as asyncio does). asyncio accepts
+        // floats and huge ints: truncate a float, saturate what does not fit.
+        let limit = limit.map_or(65536, |l| {
+            l.extract::<i64>()
+                .or_else(|_| l.extract::<f64>().map(|f| if f.is_nan() { 1 } else { f as i64 }))
+                .unwrap_or(i64::MAX)
+        });
+        let limit = limit.max(1);
         Self {
             inner: Mutex::new(Inner::default()),
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
