@@ -79,3 +79,15 @@ def detection_mode():
     before = threads.get_deadlock_detection()
     yield threads.set_deadlock_detection
     threads.set_deadlock_detection(before)
+
+
+@pytest.fixture
+def loop():
+    """A plait.aio event loop, closed after the test (its default executor shut down first)."""
+    from plait import aio
+
+    lp = aio.new_event_loop()
+    yield lp
+    if not lp.is_closed():
+        lp.run_until_complete(lp.shutdown_default_executor())
+    lp.close()

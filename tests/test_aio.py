@@ -17,15 +17,6 @@ import pytest
 from plait import aio
 
 
-@pytest.fixture
-def loop():
-    lp = aio.new_event_loop()
-    yield lp
-    if not lp.is_closed():
-        lp.run_until_complete(lp.shutdown_default_executor())
-    lp.close()
-
-
 def run_briefly(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()

@@ -13,15 +13,6 @@ import pytest
 from plait import aio
 
 
-@pytest.fixture
-def loop():
-    lp = aio.new_event_loop()
-    yield lp
-    if not lp.is_closed():
-        lp.run_until_complete(lp.shutdown_default_executor())
-    lp.close()
-
-
 def reader_on(loop) -> aio.StreamReader:
     return aio.StreamReader(loop=loop)
 

@@ -49,12 +49,8 @@ class StdlibStreamTests(test_streams.StreamTests):
         self.set_event_loop(self.loop)
 
 
-class StreamTests(test_streams.StreamTests):
-    def setUp(self):
-        super().setUp()
-        self.loop.close()
-        self.loop = aio.new_event_loop()
-        self.set_event_loop(self.loop)
+class StreamTests(StdlibStreamTests):
+    """The same tests, re-bound below so that they use plait's streams."""
 
 
 for _name, _fn in list(vars(test_streams.StreamTests).items()):
