@@ -983,3 +983,44 @@ def test_write_after_connection_lost_answers_like_asyncio(loop):
         transport.write("not bytes")
     transport.write(b"late")  # counted and warned about, as asyncio does
     assert transport._conn_lost >= 1
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+async def _echo_stream(reader, writer):
+    while data := await reader.read(1 << 20):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("kind", ["protocol", "asyncio-streams", "plait-streams"])
+def test_echo_keeps_every_byte_across_small_and_large_reads(loop, kind):
+    """Reads switch between the spare buffer (small) and receiving straight into a right-sized
+    object (after a large read): messages of mixed sizes come back byte for byte, in order."""
+    sizes = [100, 200_000, 50, 70_000, 1 << 20, 10, 17_000, 3]
+    payloads = [os.urandom(n) for n in sizes]
+
+    async def main():
+        if kind == "protocol":
+            server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        elif kind == "asyncio-streams":
+            server = await asyncio.start_server(_echo_stream, "127.0.0.1", 0)
+        else:
+            server = await aio.start_server(_echo_stream, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+            for p in payloads:
+                writer.write(p)
+                await writer.drain()
+                assert await asyncio.wait_for(reader.readexactly(len(p)), 30) == p
+            writer.close()
+            await writer.wait_closed()
+
+    loop.run_until_complete(main())
