@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import random
 import socket
 
 import pytest
@@ -225,6 +226,67 @@ def test_readuntil_and_readline(loop):
         loop.run_until_complete(reader.readuntil(b"\n"))
     assert info.value.partial == b"three"
     assert loop.run_until_complete(reader.readline()) == b""
+
+
+@pytest.mark.parametrize("sep", [b"\n", b"\r\n\r\n", b"abcabd"])
+def test_readuntil_across_many_small_pieces_matches_asyncio(loop, sep):
+    """Data arriving in pieces (1 to 7 bytes, so a separator straddles several) while readuntil
+    waits: the same records as asyncio's reader, the search resuming where it stopped."""
+    rng = random.Random(7)
+    alphabet = b"abcd\r\n"
+    data = bytes(rng.choice(alphabet) for _ in range(20_000)) + sep
+    pieces = []
+    i = 0
+    while i < len(data):
+        n = rng.randint(1, 7)
+        pieces.append(data[i : i + n])
+        i += n
+
+    async def records(reader):
+        async def feed():
+            for p in pieces:
+                reader.feed_data(p)
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeder = asyncio.ensure_future(feed())
+        out = []
+        while True:
+            try:
+                out.append(await reader.readuntil(sep))
+            except asyncio.IncompleteReadError as e:
+                out.append(("partial", e.partial))
+                break
+        await feeder
+        return out
+
+    mine = loop.run_until_complete(records(aio.StreamReader(limit=1 << 20, loop=loop)))
+    std_loop = asyncio.new_event_loop()
+    try:
+        theirs = std_loop.run_until_complete(records(asyncio.StreamReader(limit=1 << 20, loop=std_loop)))
+    finally:
+        std_loop.close()
+    assert mine == theirs
+    assert b"".join(r for r in mine if isinstance(r, bytes)) == data
+
+
+def test_a_long_line_in_many_pieces(loop):
+    """A 4 MiB line fed in 4 KiB pieces while readline waits (linear work per piece)."""
+    reader = aio.StreamReader(limit=8 << 20, loop=loop)
+    line = b"x" * (4 << 20) + b"\n"
+
+    async def main():
+        async def feed():
+            for i in range(0, len(line), 4096):
+                reader.feed_data(line[i : i + 4096])
+                await asyncio.sleep(0)
+
+        feeder = asyncio.ensure_future(feed())
+        got = await reader.readline()
+        await feeder
+        return got
+
+    assert loop.run_until_complete(main()) == line
 
 
 def test_readuntil_bad_separator_raises_when_awaited(loop):

@@ -38,6 +38,10 @@ struct Inner {
     writer: WriterFlags,
     /// `_loop`, and whether it is plait's (its futures are made directly).
     event_loop: Option<(Py<PyAny>, bool)>,
+    /// The separators of the last `readuntil` search that failed, and how many buffered bytes it
+    /// had searched: a search for the same separators after more data came resumes near there
+    /// (as asyncio's `readuntil` does) instead of starting over.
+    scanned: Option<(Vec<Vec<u8>>, usize)>,
 }
 
 /// The protocol's state for the connection's writer, read by every `drain()`.
@@ -54,6 +58,9 @@ impl Inner {
     /// chunk itself when it is exactly that.
     fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
         debug_assert!(n <= self.size);
+        if let Some((_, done)) = &mut self.scanned {
+            *done = done.saturating_sub(n);
+        }
         if let Some(front) = self.chunks.front() {
             let len = front.bind(py).as_bytes().len();
             if self.offset == 0 && len == n {
@@ -79,29 +86,73 @@ impl Inner {
     }
 
     /// The earliest end (index just past the separator) of any of `seps` in the buffer, with the
-    /// length of the separator found there.
-    fn find(&self, py: Python<'_>, seps: &[Vec<u8>]) -> Option<(usize, usize)> {
-        let search = |hay: &[u8]| {
-            seps.iter()
-                .filter(|sep| !sep.is_empty())
-                .filter_map(|sep| {
-                    hay.windows(sep.len())
-                        .position(|w| w == &sep[..])
-                        .map(|p| (p + sep.len(), sep.len()))
-                })
-                .min()
+    /// length of the separator found there. A failed search is remembered, so the next one for
+    /// the same separators only looks at what came since (a long line arriving in many pieces
+    /// costs linear, not quadratic, time).
+    fn find(&mut self, py: Python<'_>, seps: &[Vec<u8>]) -> Option<(usize, usize)> {
+        let from = match &self.scanned {
+            Some((old, done)) if old.as_slice() == seps => *done,
+            _ => 0,
         };
-        if self.chunks.len() == 1 {
-            return search(&self.chunks[0].bind(py).as_bytes()[self.offset..]);
-        }
-        // A separator may straddle chunks: search them as one sequence.
-        let mut all = Vec::with_capacity(self.size);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(self.chunks.len());
         for (i, c) in self.chunks.iter().enumerate() {
             let b = c.bind(py).as_bytes();
-            all.extend_from_slice(if i == 0 { &b[self.offset..] } else { b });
+            parts.push(if i == 0 { &b[self.offset..] } else { b });
         }
-        search(&all)
+        let found = seps
+            .iter()
+            .filter(|sep| !sep.is_empty())
+            .filter_map(|sep| {
+                // Matches ending in the searched part were seen; one may end in the new bytes.
+                find_in(&parts, sep, from.saturating_sub(sep.len() - 1)).map(|end| (end, sep.len()))
+            })
+            .min();
+        self.scanned = if found.is_none() { Some((seps.to_vec(), self.size)) } else { None };
+        found
     }
+}
+
+/// The end (index just past it) of the first `sep` (not empty) in the concatenation of `parts`
+/// that starts at or after `from`.
+fn find_in(parts: &[&[u8]], sep: &[u8], from: usize) -> Option<usize> {
+    let mut base = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let end = base + part.len();
+        if end <= from {
+            base = end;
+            continue;
+        }
+        let lo = from.saturating_sub(base);
+        // Whole matches in this part come first, then those starting here and running on.
+        if let Some(p) = memchr::memmem::find(&part[lo..], sep) {
+            return Some(base + lo + p + sep.len());
+        }
+        let straddle = lo.max((part.len() + 1).saturating_sub(sep.len()));
+        if let Some(q) = (straddle..part.len()).find(|&q| matches_across(&parts[i..], q, sep)) {
+            return Some(base + q + sep.len());
+        }
+        base = end;
+    }
+    None
+}
+
+/// Whether `sep` starts at index `at` of `parts[0]` and runs on through the following parts.
+fn matches_across(parts: &[&[u8]], at: usize, sep: &[u8]) -> bool {
+    let mut want = sep;
+    let mut start = at;
+    for part in parts {
+        let have = &part[start.min(part.len())..];
+        let n = have.len().min(want.len());
+        if have[..n] != want[..n] {
+            return false;
+        }
+        want = &want[n..];
+        if want.is_empty() {
+            return true;
+        }
+        start = 0;
+    }
+    false
 }
 
 /// What a read found in the buffer without waiting.
