@@ -1024,3 +1024,26 @@ def test_echo_keeps_every_byte_across_small_and_large_reads(loop, kind):
             await writer.wait_closed()
 
     loop.run_until_complete(main())
+
+
+@pytest.mark.parametrize("delay", [None, 3600])
+def test_cancelled_handle_lets_go_of_its_callback_and_args(loop, delay):
+    """As asyncio's: cancel() drops the callback and arguments at once, so a cancelled
+    long timer (a wait_for timeout, say) keeps nothing alive until its deadline."""
+    import weakref
+
+    class Payload:
+        def method(self):
+            raise AssertionError("a cancelled callback ran")
+
+    cb, arg = Payload(), Payload()
+    refs = [weakref.ref(cb), weakref.ref(arg)]
+    h = loop.call_soon(cb.method, arg) if delay is None else loop.call_later(delay, cb.method, arg)
+    assert h._callback is not None
+    h.cancel()
+    del cb, arg
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    assert h.cancelled() and h._callback is None and h._args is None
+    assert "cancelled" in repr(h) and "method" not in repr(h)
+    run_briefly(loop)

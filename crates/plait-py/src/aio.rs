@@ -154,8 +154,7 @@ fn visit_queued(visit: &PyVisit<'_>, h: &Py<Handle>) -> Result<(), PyTraverseErr
     let exclusive = unsafe { ffi::Py_REFCNT(ptr) == 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 };
     if exclusive {
         let hd = h.get();
-        visit.call(&hd.callback)?;
-        visit.call(&hd.args)?;
+        hd.visit_target(visit)?;
         visit.call(&hd.context)
     } else {
         visit.call(h)
@@ -193,8 +192,9 @@ fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
 /// tuple they came in, called without copying) and the `contextvars.Context` it runs in.
 #[pyclass(module = "plait._plait", frozen, subclass, weakref)]
 pub struct Handle {
-    callback: Py<PyAny>,
-    args: Py<PyTuple>,
+    /// The callback and its arguments; dropped by `cancel`, as asyncio's handle drops them, so
+    /// a cancelled timer holds nothing alive until it leaves the heap.
+    target: Mutex<Option<(Py<PyAny>, Py<PyTuple>)>>,
     context: Py<PyAny>,
     /// `context` was copied here (not passed by the caller).
     own_context: bool,
@@ -227,8 +227,7 @@ impl Handle {
             None => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind(),
         };
         Ok(Self {
-            callback: callback.unbind(),
-            args: args.unbind(),
+            target: Mutex::new(Some((callback.unbind(), args.unbind()))),
             context,
             own_context,
             cancelled: AtomicBool::new(false),
@@ -240,13 +239,53 @@ impl Handle {
         self.cancelled.load(Ordering::Relaxed)
     }
 
-    /// Calls the callback in its context. Errors are the callback's (or the context's, if it is
-    /// already entered elsewhere).
+    /// The callback and its arguments (new references), `None` once cancelled.
+    fn target(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
+        self.target
+            .lock()
+            .as_ref()
+            .map(|(c, a)| (c.clone_ref(py), a.clone_ref(py)))
+    }
+
+    /// Drops the callback and its arguments (outside the lock: their destructors may run code).
+    fn drop_target(&self) {
+        let old = self.target.lock().take();
+        drop(old);
+    }
+
+    fn visit_target(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some((c, a)) = &*self.target.lock() {
+            visit.call(c)?;
+            visit.call(a)?;
+        }
+        Ok(())
+    }
+
+    /// `_format_callback_source(callback, args)`, as asyncio formats a handle's callback (with
+    /// `None`s once cancelled).
+    fn callback_source(&self, py: Python<'_>) -> PyResult<String> {
+        let fmt = imported(
+            py,
+            &FORMAT_CALLBACK,
+            "asyncio.format_helpers",
+            "_format_callback_source",
+        )?;
+        match self.target(py) {
+            Some((c, a)) => fmt.call1((c, a))?.extract(),
+            None => fmt.call1((py.None(), py.None()))?.extract(),
+        }
+    }
+
+    /// Calls the callback in its context (nothing once cancelled). Errors are the callback's (or
+    /// the context's, if it is already entered elsewhere).
     fn call(&self, py: Python<'_>) -> PyResult<()> {
+        let Some((callback, args)) = self.target(py) else {
+            return Ok(());
+        };
         let ctx = self.context.as_ptr();
-        let args = self.args.as_ptr();
+        let args = args.as_ptr();
         // Safety: `ctx` is a live Context (PyContext_Enter type-checks it and fails cleanly
-        // otherwise); `args` is a live tuple whose items stay alive while `self.args` holds it, so
+        // otherwise); `args` is a live tuple whose items stay alive while we hold it, so
         // its item array is a valid vectorcall argument vector of PyTuple_GET_SIZE items. Every
         // NULL return comes with an exception set, which PyErr::fetch takes.
         unsafe {
@@ -255,7 +294,7 @@ impl Handle {
             }
             let n = ffi::PyTuple_GET_SIZE(args) as usize;
             let items = (*args.cast::<ffi::PyTupleObject>()).ob_item.as_ptr();
-            let res = ffi::PyObject_Vectorcall(self.callback.as_ptr(), items, n, std::ptr::null_mut());
+            let res = ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut());
             let exited = ffi::PyContext_Exit(ctx);
             if res.is_null() {
                 return Err(PyErr::fetch(py));
@@ -272,28 +311,27 @@ impl Handle {
         let py = slf.py();
         let h = slf.get();
         let mut info = vec![kind.to_owned()];
-        if let Some(w) = when {
-            info.push(format!("when={}", w.to_string().trim_end_matches(".0")));
-        }
         if h.is_cancelled() {
             info.push("cancelled".to_owned());
         }
-        let fmt = imported(
-            py,
-            &FORMAT_CALLBACK,
-            "asyncio.format_helpers",
-            "_format_callback_source",
-        )?;
-        info.push(fmt.call1((&h.callback, &h.args))?.extract()?);
+        if let Some(w) = when {
+            // Python's float repr (`5.0`, not Rust's `5`), after `cancelled` as asyncio puts it.
+            info.push(format!("when={}", pyo3::types::PyFloat::new(py, w).repr()?));
+        }
+        if h.target.lock().is_some() {
+            info.push(h.callback_source(py)?);
+        }
         Ok(format!("<{}>", info.join(" ")))
     }
 }
 
 #[pymethods]
 impl Handle {
-    /// Cancels the callback: it will not run. Cancelling twice does nothing.
+    /// Cancels the callback: it will not run, and the handle lets go of it and its arguments.
+    /// Cancelling twice does nothing.
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
+        self.drop_target();
     }
 
     /// Whether the callback was cancelled.
@@ -307,13 +345,13 @@ impl Handle {
     }
 
     #[getter]
-    fn _callback(&self, py: Python<'_>) -> Py<PyAny> {
-        self.callback.clone_ref(py)
+    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.target(py).map(|(c, _)| c)
     }
 
     #[getter]
-    fn _args(&self, py: Python<'_>) -> Py<PyTuple> {
-        self.args.clone_ref(py)
+    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.target(py).map(|(_, a)| a)
     }
 
     #[getter]
@@ -337,8 +375,7 @@ impl Handle {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.callback)?;
-        visit.call(&self.args)?;
+        self.visit_target(&visit)?;
         visit.call(&self.context)
     }
 }
@@ -363,6 +400,7 @@ impl TimerHandle {
         if !base.cancelled.swap(true, Ordering::Relaxed) && base.scheduled.load(Ordering::Relaxed) {
             slf.get().cancelled_count.fetch_add(1, Ordering::Relaxed);
         }
+        base.drop_target();
     }
 
     #[getter]
@@ -731,14 +769,7 @@ impl LoopCore {
         if e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py) {
             return Err(e);
         }
-        let hd = h.get();
-        let fmt = imported(
-            py,
-            &FORMAT_CALLBACK,
-            "asyncio.format_helpers",
-            "_format_callback_source",
-        )?;
-        let cb: String = fmt.call1((&hd.callback, &hd.args))?.extract()?;
+        let cb = h.get().callback_source(py)?;
         let ctx = PyDict::new(py);
         ctx.set_item("message", format!("Exception in callback {cb}"))?;
         ctx.set_item("exception", e.value(py))?;

@@ -107,7 +107,11 @@ impl Inner {
                 find_in(&parts, sep, from.saturating_sub(sep.len() - 1)).map(|end| (end, sep.len()))
             })
             .min();
-        self.scanned = if found.is_none() { Some((seps.to_vec(), self.size)) } else { None };
+        self.scanned = if found.is_none() {
+            Some((seps.to_vec(), self.size))
+        } else {
+            None
+        };
         found
     }
 }
