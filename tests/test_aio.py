@@ -1047,3 +1047,28 @@ def test_cancelled_handle_lets_go_of_its_callback_and_args(loop, delay):
     assert h.cancelled() and h._callback is None and h._args is None
     assert "cancelled" in repr(h) and "method" not in repr(h)
     run_briefly(loop)
+
+
+def test_transport_write_takes_any_bytes_like_and_refuses_str(loop):
+    """`bytes` is sent in place; bytearray, memoryview (also a slice) and array go through a
+    buffer view; a str raises asyncio's TypeError."""
+    import array
+
+    async def main():
+        server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        async with server:
+            tr, pr = await loop.create_connection(lambda: _Collect(loop), *server.sockets[0].getsockname())
+            with pytest.raises(TypeError, match="bytes-like"):
+                tr.write("text")
+            parts = [b"ab", bytearray(b"cd"), memoryview(b"xefx")[1:3], array.array("B", b"gh"), b""]
+            for p in parts:
+                tr.write(p)
+            for _ in range(500):
+                if len(pr.data) >= 8:
+                    break
+                await asyncio.sleep(0.01)
+            tr.close()
+            await pr.lost
+            return bytes(pr.data)
+
+    assert loop.run_until_complete(main()) == b"abcdefgh"

@@ -29,6 +29,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::transport::SocketIo;
+
 /// asyncio's cap on one poll's timeout (`base_events.MAXIMUM_SELECT_TIMEOUT`).
 const MAX_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
 
@@ -198,6 +200,9 @@ pub struct Handle {
     context: Py<PyAny>,
     /// `context` was copied here (not passed by the caller).
     own_context: bool,
+    /// The callback is a socket transport's own `read_ready` / `write_ready`: run it as a Rust
+    /// call (no Python call machinery on the per-packet path).
+    native: Option<NativeIo>,
     cancelled: AtomicBool,
     /// A timer in the loop's heap: a cancel then counts towards compaction.
     scheduled: AtomicBool,
@@ -209,6 +214,49 @@ impl Drop for Handle {
         // tracked again before the last reference goes (see `untrack`).
         if self.own_context {
             retrack(self.context.as_ptr());
+        }
+    }
+}
+
+/// A socket transport's reader or writer, called directly by [`Handle::call`].
+struct NativeIo {
+    io: Py<SocketIo>,
+    write: bool,
+}
+
+impl NativeIo {
+    /// `Some` when `callback` (with no arguments) is a `SocketIo`'s `read_ready` or `write_ready`.
+    fn of(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> Option<Self> {
+        let py = callback.py();
+        // Safety: a type check of a live object.
+        if !args.is_empty() || unsafe { ffi::PyCFunction_Check(callback.as_ptr()) } == 0 {
+            return None;
+        }
+        let io = callback
+            .getattr(intern!(py, "__self__"))
+            .ok()?
+            .cast_into::<SocketIo>()
+            .ok()?;
+        let write = match callback
+            .getattr(intern!(py, "__name__"))
+            .ok()?
+            .extract::<String>()
+            .ok()?
+            .as_str()
+        {
+            "read_ready" => false,
+            "write_ready" => true,
+            _ => return None,
+        };
+        Some(Self { io: io.unbind(), write })
+    }
+
+    fn run(&self, py: Python<'_>) -> PyResult<()> {
+        let io = self.io.get();
+        if self.write {
+            io.write_ready(py)
+        } else {
+            io.read_ready(py)
         }
     }
 }
@@ -230,6 +278,7 @@ impl Handle {
             target: Mutex::new(Some((callback.unbind(), args.unbind()))),
             context,
             own_context,
+            native: None,
             cancelled: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
         })
@@ -258,6 +307,9 @@ impl Handle {
             visit.call(c)?;
             visit.call(a)?;
         }
+        if let Some(n) = &self.native {
+            visit.call(&n.io)?;
+        }
         Ok(())
     }
 
@@ -279,6 +331,25 @@ impl Handle {
     /// Calls the callback in its context (nothing once cancelled). Errors are the callback's (or
     /// the context's, if it is already entered elsewhere).
     fn call(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(native) = &self.native {
+            if self.target.lock().is_none() {
+                return Ok(());
+            }
+            let ctx = self.context.as_ptr();
+            // Safety: as below; `native.run` leaves no exception set when it returns Ok.
+            unsafe {
+                if ffi::PyContext_Enter(ctx) < 0 {
+                    return Err(PyErr::fetch(py));
+                }
+                let res = native.run(py);
+                let exited = ffi::PyContext_Exit(ctx);
+                res?;
+                if exited < 0 {
+                    return Err(PyErr::fetch(py));
+                }
+            }
+            return Ok(());
+        }
         let Some((callback, args)) = self.target(py) else {
             return Ok(());
         };
@@ -789,7 +860,10 @@ impl LoopCore {
         let this = slf.get();
         this.check_closed()?;
         let fd = fileobj_to_fd(fd)?;
-        let h = Py::new(py, Handle::new(py, callback, args, None)?)?;
+        let native = NativeIo::of(&callback, &args);
+        let mut handle = Handle::new(py, callback, args, None)?;
+        handle.native = native;
+        let h = Py::new(py, handle)?;
         let old = {
             let mut reg = this.registrar.lock();
             let reg = reg.as_mut().ok_or_else(closed_error)?;

@@ -622,7 +622,7 @@ impl SocketIo {
     }
 
     /// The socket is readable: read once and hand the data to the protocol.
-    fn read_ready(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn read_ready(&self, py: Python<'_>) -> PyResult<()> {
         let Some(t) = self.transport(py) else { return Ok(()) };
         if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
             return Ok(());
@@ -651,12 +651,18 @@ impl SocketIo {
     pub(crate) fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = data.py();
         let Some(t) = self.transport(py) else { return Ok(()) };
-        let view = match PyBuffer::<u8>::get(data) {
-            Ok(v) if v.is_c_contiguous() => v,
-            _ => {
-                // Not bytes-like (or not contiguous): the stdlib's checks and messages.
-                return t.call_method1(intern!(py, "_write_slow"), (data,)).map(drop);
-            }
+        // `bytes` (the common case) is read in place; other bytes-like objects through a buffer
+        // view (which pyo3 allocates).
+        let exact = data.cast_exact::<PyBytes>().ok();
+        let view = match exact {
+            Some(_) => None,
+            None => match PyBuffer::<u8>::get(data) {
+                Ok(v) if v.is_c_contiguous() => Some(v),
+                _ => {
+                    // Not bytes-like (or not contiguous): the stdlib's checks and messages.
+                    return t.call_method1(intern!(py, "_write_slow"), (data,)).map(drop);
+                }
+            },
         };
         if t.getattr(intern!(py, "_eof"))?.is_truthy()? {
             return Err(PyRuntimeError::new_err("Cannot call write() after write_eof()"));
@@ -664,15 +670,20 @@ impl SocketIo {
         if !t.getattr(intern!(py, "_empty_waiter"))?.is_none() {
             return Err(PyRuntimeError::new_err("unable to write; sendfile is in progress"));
         }
-        if view.len_bytes() == 0 {
+        let bytes: &[u8] = match (&exact, &view) {
+            (Some(b), _) => b.as_bytes(),
+            // Safety: the view is C-contiguous and stays alive until the end of this function
+            // (no Python code runs while the slice is used).
+            (None, Some(v)) => unsafe { std::slice::from_raw_parts(v.buf_ptr().cast::<u8>(), v.len_bytes()) },
+            (None, None) => unreachable!("one of the two is set"),
+        };
+        if bytes.is_empty() {
             return Ok(());
         }
         let conn_lost: usize = t.getattr(intern!(py, "_conn_lost"))?.extract()?;
         if conn_lost > 0 {
             return t.call_method1(intern!(py, "_write_slow"), (data,)).map(drop);
         }
-        // Safety: the view is C-contiguous and stays alive until the end of this function.
-        let bytes = unsafe { std::slice::from_raw_parts(view.buf_ptr().cast::<u8>(), view.len_bytes()) };
         let buffer = t.getattr(intern!(py, "_buffer"))?;
         let mut start = 0;
         if buffer.len()? == 0 {
@@ -695,7 +706,7 @@ impl SocketIo {
     }
 
     /// The socket is writable: send what is buffered.
-    fn write_ready(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn write_ready(&self, py: Python<'_>) -> PyResult<()> {
         let Some(t) = self.transport(py) else { return Ok(()) };
         if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
             return Ok(());
