@@ -1072,3 +1072,26 @@ def test_transport_write_takes_any_bytes_like_and_refuses_str(loop):
             return bytes(pr.data)
 
     assert loop.run_until_complete(main()) == b"abcdefgh"
+
+
+def test_cancelled_transport_reader_handle_lets_go_of_the_transport(loop):
+    """A transport's native reader handle, once cancelled and removed, holds nothing alive."""
+    import weakref
+
+    from plait import _plait
+
+    class Owner:
+        pass
+
+    a, b = socket.socketpair()
+    with a, b:
+        owner = Owner()
+        ref = weakref.ref(owner)
+        io = _plait.SocketIo(owner, b.fileno())
+        h = loop._add_reader_edge(b.fileno(), io.read_ready)
+        del io, owner
+        h.cancel()
+        loop._remove_reader(b.fileno())
+        gc.collect()
+        assert h._callback is None
+        assert ref() is None

@@ -270,6 +270,24 @@ def test_readuntil_across_many_small_pieces_matches_asyncio(loop, sep):
     assert b"".join(r for r in mine if isinstance(r, bytes)) == data
 
 
+def test_readuntil_overrun_without_separator_reports_what_asyncio_does(loop):
+    """LimitOverrunError.consumed when no separator is found: the bytes that can no longer start
+    one (asyncio: buffer length + 1 - separator length)."""
+
+    def consumed(reader, lp):
+        reader.feed_data(b"x" * 20)
+        with pytest.raises(asyncio.LimitOverrunError) as info:
+            lp.run_until_complete(reader.readuntil(b"\r\n\r\n"))
+        return info.value.consumed
+
+    std_loop = asyncio.new_event_loop()
+    try:
+        theirs = consumed(asyncio.StreamReader(limit=8, loop=std_loop), std_loop)
+    finally:
+        std_loop.close()
+    assert consumed(aio.StreamReader(limit=8, loop=loop), loop) == theirs == 17
+
+
 def test_a_long_line_in_many_pieces(loop):
     """A 4 MiB line fed in 4 KiB pieces while readline waits (linear work per piece)."""
     reader = aio.StreamReader(limit=8 << 20, loop=loop)

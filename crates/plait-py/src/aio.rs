@@ -59,6 +59,7 @@ fn imported<'py>(
         .map(|f| f.bind(py))
 }
 
+/// `("loop",)`: the keyword names of `asyncio.Future(loop=...)` and `asyncio.Task(coro, loop=...)`.
 static LOOP_KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 
 /// `asyncio.Future(loop=loop)`, called with vectorcall (no keyword dict to build and parse).
@@ -196,13 +197,10 @@ fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
 pub struct Handle {
     /// The callback and its arguments; dropped by `cancel`, as asyncio's handle drops them, so
     /// a cancelled timer holds nothing alive until it leaves the heap.
-    target: Mutex<Option<(Py<PyAny>, Py<PyTuple>)>>,
+    target: Mutex<Option<Target>>,
     context: Py<PyAny>,
     /// `context` was copied here (not passed by the caller).
     own_context: bool,
-    /// The callback is a socket transport's own `read_ready` / `write_ready`: run it as a Rust
-    /// call (no Python call machinery on the per-packet path).
-    native: Option<NativeIo>,
     cancelled: AtomicBool,
     /// A timer in the loop's heap: a cancel then counts towards compaction.
     scheduled: AtomicBool,
@@ -216,6 +214,15 @@ impl Drop for Handle {
             retrack(self.context.as_ptr());
         }
     }
+}
+
+/// What a [`Handle`] calls, until it is cancelled.
+struct Target {
+    callback: Py<PyAny>,
+    args: Py<PyTuple>,
+    /// The callback is a socket transport's own `read_ready` / `write_ready`: run as a Rust
+    /// call (no Python call machinery on the per-packet path).
+    native: Option<NativeIo>,
 }
 
 /// A socket transport's reader or writer, called directly by [`Handle::call`].
@@ -250,15 +257,6 @@ impl NativeIo {
         };
         Some(Self { io: io.unbind(), write })
     }
-
-    fn run(&self, py: Python<'_>) -> PyResult<()> {
-        let io = self.io.get();
-        if self.write {
-            io.write_ready(py)
-        } else {
-            io.read_ready(py)
-        }
-    }
 }
 
 impl Handle {
@@ -275,10 +273,13 @@ impl Handle {
             None => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind(),
         };
         Ok(Self {
-            target: Mutex::new(Some((callback.unbind(), args.unbind()))),
+            target: Mutex::new(Some(Target {
+                callback: callback.unbind(),
+                args: args.unbind(),
+                native: None,
+            })),
             context,
             own_context,
-            native: None,
             cancelled: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
         })
@@ -293,7 +294,7 @@ impl Handle {
         self.target
             .lock()
             .as_ref()
-            .map(|(c, a)| (c.clone_ref(py), a.clone_ref(py)))
+            .map(|t| (t.callback.clone_ref(py), t.args.clone_ref(py)))
     }
 
     /// Drops the callback and its arguments (outside the lock: their destructors may run code).
@@ -303,12 +304,12 @@ impl Handle {
     }
 
     fn visit_target(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some((c, a)) = &*self.target.lock() {
-            visit.call(c)?;
-            visit.call(a)?;
-        }
-        if let Some(n) = &self.native {
-            visit.call(&n.io)?;
+        if let Some(t) = &*self.target.lock() {
+            visit.call(&t.callback)?;
+            visit.call(&t.args)?;
+            if let Some(n) = &t.native {
+                visit.call(&n.io)?;
+            }
         }
         Ok(())
     }
@@ -331,17 +332,26 @@ impl Handle {
     /// Calls the callback in its context (nothing once cancelled). Errors are the callback's (or
     /// the context's, if it is already entered elsewhere).
     fn call(&self, py: Python<'_>) -> PyResult<()> {
-        if let Some(native) = &self.native {
-            if self.target.lock().is_none() {
-                return Ok(());
-            }
+        // One lock: new references to what to run (the lock is released before any call).
+        let (callback, args, native) = match &*self.target.lock() {
+            None => return Ok(()),
+            Some(t) => match &t.native {
+                Some(n) => (None, None, Some((n.io.clone_ref(py), n.write))),
+                None => (Some(t.callback.clone_ref(py)), Some(t.args.clone_ref(py)), None),
+            },
+        };
+        if let Some((io, write)) = native {
             let ctx = self.context.as_ptr();
-            // Safety: as below; `native.run` leaves no exception set when it returns Ok.
+            // Safety: as below; the native reader/writer leaves no exception set when it returns Ok.
             unsafe {
                 if ffi::PyContext_Enter(ctx) < 0 {
                     return Err(PyErr::fetch(py));
                 }
-                let res = native.run(py);
+                let res = if write {
+                    io.get().write_ready(py)
+                } else {
+                    io.get().read_ready(py)
+                };
                 let exited = ffi::PyContext_Exit(ctx);
                 res?;
                 if exited < 0 {
@@ -350,7 +360,7 @@ impl Handle {
             }
             return Ok(());
         }
-        let Some((callback, args)) = self.target(py) else {
+        let (Some(callback), Some(args)) = (callback, args) else {
             return Ok(());
         };
         let ctx = self.context.as_ptr();
@@ -861,8 +871,10 @@ impl LoopCore {
         this.check_closed()?;
         let fd = fileobj_to_fd(fd)?;
         let native = NativeIo::of(&callback, &args);
-        let mut handle = Handle::new(py, callback, args, None)?;
-        handle.native = native;
+        let handle = Handle::new(py, callback, args, None)?;
+        if let Some(t) = handle.target.lock().as_mut() {
+            t.native = native;
+        }
         let h = Py::new(py, handle)?;
         let old = {
             let mut reg = this.registrar.lock();
@@ -979,6 +991,25 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
+        if kwargs.is_none() && context.is_none() && name.is_none() && !this.debug.load(Ordering::Relaxed) {
+            let factory = slf.getattr(intern!(py, "_task_factory"))?;
+            if factory.is_none() {
+                // The common case, `asyncio.Task(coro, loop=self)`, as a vectorcall: no keyword
+                // dict made and freed per task.
+                let task_cls = imported(py, &TASK, "asyncio", "Task")?;
+                let kwnames = LOOP_KWNAMES.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
+                let args = [coro.as_ptr(), slf.as_ptr()];
+                // Safety: `args` holds one positional and one keyword argument (named by the
+                // one-item `kwnames` tuple), all live for the call; the result is a new
+                // reference or NULL with an exception set.
+                return unsafe {
+                    Bound::from_owned_ptr_or_err(
+                        py,
+                        ffi::PyObject_Vectorcall(task_cls.as_ptr(), args.as_ptr(), 1, kwnames.as_ptr()),
+                    )
+                };
+            }
+        }
         let kwargs = kwargs.unwrap_or_else(|| PyDict::new(py));
         if let Some(c) = context {
             kwargs.set_item(intern!(py, "context"), c)?;

@@ -94,17 +94,29 @@ impl Inner {
             Some((old, done)) if old.as_slice() == seps => *done,
             _ => 0,
         };
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(self.chunks.len());
-        for (i, c) in self.chunks.iter().enumerate() {
+        // Matches ending in the searched part were seen; one may end in the new bytes, so the
+        // search starts up to a separator's length before them. Only the chunks from there on
+        // are looked at (walking back from the end), so resuming costs what came since.
+        let longest = seps.iter().map(Vec::len).max().unwrap_or(0);
+        let start = from.saturating_sub(longest.saturating_sub(1));
+        let mut base = self.size;
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for (i, c) in self.chunks.iter().enumerate().rev() {
+            if base <= start {
+                break;
+            }
             let b = c.bind(py).as_bytes();
-            parts.push(if i == 0 { &b[self.offset..] } else { b });
+            let part = if i == 0 { &b[self.offset..] } else { b };
+            base -= part.len();
+            parts.push(part);
         }
+        parts.reverse();
         let found = seps
             .iter()
             .filter(|sep| !sep.is_empty())
             .filter_map(|sep| {
-                // Matches ending in the searched part were seen; one may end in the new bytes.
-                find_in(&parts, sep, from.saturating_sub(sep.len() - 1)).map(|end| (end, sep.len()))
+                let from_sep = from.saturating_sub(sep.len() - 1).saturating_sub(base);
+                find_in(&parts, sep, from_sep).map(|end| (base + end, sep.len()))
             })
             .min();
         self.scanned = if found.is_none() {
@@ -320,9 +332,10 @@ impl StreamCore {
                 Self::resume(py, resume)?;
                 Ok(Took::Data(out))
             }
+            // asyncio reports the bytes that cannot start a separator any more.
             None if inner.size > self.limit => Ok(Took::Overrun {
                 found: false,
-                consumed: inner.size,
+                consumed: (inner.size + 1).saturating_sub(seps.iter().map(Vec::len).max().unwrap_or(1)),
             }),
             None if inner.eof => {
                 let all = inner.size;

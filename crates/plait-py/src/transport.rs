@@ -187,6 +187,9 @@ fn recv_append(
         let e = errno();
         let kept = if n < 0 { old } else { old + n as usize };
         if ffi::PyByteArray_Resize(buffer.as_ptr(), ffi::Py_ssize_t::try_from(kept).unwrap_or(grown)) < 0 {
+            // Out of memory while shrinking: the buffer is still `old + want` long; what `recv`
+            // did not write must not show uninitialised memory.
+            std::ptr::write_bytes(dst.add(kept - old), 0, old + want - kept);
             return Ok(Err(PyErr::fetch(py)));
         }
         if n < 0 {
