@@ -528,10 +528,11 @@ impl SocketIo {
         // Safety: the view is writable, C-contiguous and `len_bytes()` long; it stays alive (and
         // the exporter's buffer pinned) until `buf` is dropped after the call.
         let n = unsafe { libc::recv(fd, buf.buf_ptr(), buf.len_bytes(), 0) };
+        // Read before the view is released (its exporter may free memory, which can set errno).
+        let e = if n < 0 { errno() } else { 0 };
         let full = n > 0 && n as usize == buf.len_bytes();
         drop(buf);
         if n < 0 {
-            let e = errno();
             if e == libc::EINTR {
                 return self.rearm(t);
             }
