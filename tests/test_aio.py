@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -499,7 +500,6 @@ class _Holder:
 def test_cycle_through_a_kept_handle_is_collected(loop, timer):
     """Queued handles are hidden from the collector while the loop holds them; one the program
     kept is handed back to it after running, so a cycle through it is still freed."""
-    import weakref
 
     ref = weakref.ref(_Holder(loop, timer))
     loop.call_later(0.001, loop.stop)
@@ -1030,7 +1030,6 @@ def test_echo_keeps_every_byte_across_small_and_large_reads(loop, kind):
 def test_cancelled_handle_lets_go_of_its_callback_and_args(loop, delay):
     """As asyncio's: cancel() drops the callback and arguments at once, so a cancelled
     long timer (a wait_for timeout, say) keeps nothing alive until its deadline."""
-    import weakref
 
     class Payload:
         def method(self):
@@ -1076,7 +1075,6 @@ def test_transport_write_takes_any_bytes_like_and_refuses_str(loop):
 
 def test_cancelled_transport_reader_handle_lets_go_of_the_transport(loop):
     """A transport's native reader handle, once cancelled and removed, holds nothing alive."""
-    import weakref
 
     from plait import _plait
 

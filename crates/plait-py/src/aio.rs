@@ -64,17 +64,26 @@ static LOOP_KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 
 /// `asyncio.Future(loop=loop)`, called with vectorcall (no keyword dict to build and parse).
 pub(crate) fn new_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = loop_.py();
-    let cls = imported(py, &FUTURE, "asyncio", "Future")?;
+    call_with_loop(imported(loop_.py(), &FUTURE, "asyncio", "Future")?, None, loop_)
+}
+
+/// `cls(arg, loop=loop_)` (or `cls(loop=loop_)`) as one vectorcall.
+fn call_with_loop<'py>(
+    cls: &Bound<'py, PyAny>,
+    arg: Option<&Bound<'py, PyAny>>,
+    loop_: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
     let kwnames = LOOP_KWNAMES.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
-    let args = [loop_.as_ptr()];
-    // Safety: attached to Python; `args` holds one borrowed, live object (alive as long as
-    // `loop_`), named by the one-element `kwnames` tuple, which CPython only reads. The result is
-    // a new reference or NULL with an exception set.
+    let args = [arg.map_or(std::ptr::null_mut(), Bound::as_ptr), loop_.as_ptr()];
+    let (start, nargs) = if arg.is_some() { (0, 1) } else { (1, 0) };
+    // Safety: attached to Python; `args[start..]` holds `nargs` positional arguments then the
+    // keyword argument named by the one-element `kwnames` tuple, all borrowed and alive for the
+    // call; CPython only reads them. The result is a new reference or NULL with an exception set.
     unsafe {
         Bound::from_owned_ptr_or_err(
             py,
-            ffi::PyObject_Vectorcall(cls.as_ptr(), args.as_ptr(), 0, kwnames.as_ptr()),
+            ffi::PyObject_Vectorcall(cls.as_ptr(), args[start..].as_ptr(), nargs, kwnames.as_ptr()),
         )
     }
 }
@@ -225,6 +234,13 @@ struct Target {
     native: Option<NativeIo>,
 }
 
+/// What [`Handle::call`] runs: a transport's own reader (`false`) or writer (`true`), or a
+/// Python callable with its argument tuple.
+enum Run {
+    Native(Py<SocketIo>, bool),
+    Python(Py<PyAny>, Py<PyTuple>),
+}
+
 /// A socket transport's reader or writer, called directly by [`Handle::call`].
 struct NativeIo {
     io: Py<SocketIo>,
@@ -314,76 +330,55 @@ impl Handle {
         Ok(())
     }
 
-    /// `_format_callback_source(callback, args)`, as asyncio formats a handle's callback (with
-    /// `None`s once cancelled).
-    fn callback_source(&self, py: Python<'_>) -> PyResult<String> {
+    /// `_format_callback_source(callback, args)` of a handle's [`Self::target`], as asyncio
+    /// formats it (with `None`s once cancelled).
+    fn callback_source(py: Python<'_>, target: Option<(Py<PyAny>, Py<PyTuple>)>) -> PyResult<String> {
         let fmt = imported(
             py,
             &FORMAT_CALLBACK,
             "asyncio.format_helpers",
             "_format_callback_source",
         )?;
-        match self.target(py) {
-            Some((c, a)) => fmt.call1((c, a))?.extract(),
-            None => fmt.call1((py.None(), py.None()))?.extract(),
-        }
+        let (c, a) = target.map_or_else(|| (py.None(), py.None()), |(c, a)| (c, a.into_any()));
+        fmt.call1((c, a))?.extract()
     }
 
     /// Calls the callback in its context (nothing once cancelled). Errors are the callback's (or
     /// the context's, if it is already entered elsewhere).
     fn call(&self, py: Python<'_>) -> PyResult<()> {
-        // One lock: new references to what to run (the lock is released before any call).
-        let (callback, args, native) = match &*self.target.lock() {
+        // New references to what to run, taken under the lock and used after it is released.
+        let run = match &*self.target.lock() {
             None => return Ok(()),
-            Some(t) => match &t.native {
-                Some(n) => (None, None, Some((n.io.clone_ref(py), n.write))),
-                None => (Some(t.callback.clone_ref(py)), Some(t.args.clone_ref(py)), None),
-            },
-        };
-        if let Some((io, write)) = native {
-            let ctx = self.context.as_ptr();
-            // Safety: as below; the native reader/writer leaves no exception set when it returns Ok.
-            unsafe {
-                if ffi::PyContext_Enter(ctx) < 0 {
-                    return Err(PyErr::fetch(py));
-                }
-                let res = if write {
-                    io.get().write_ready(py)
-                } else {
-                    io.get().read_ready(py)
-                };
-                let exited = ffi::PyContext_Exit(ctx);
-                res?;
-                if exited < 0 {
-                    return Err(PyErr::fetch(py));
-                }
-            }
-            return Ok(());
-        }
-        let (Some(callback), Some(args)) = (callback, args) else {
-            return Ok(());
+            Some(Target { native: Some(n), .. }) => Run::Native(n.io.clone_ref(py), n.write),
+            Some(t) => Run::Python(t.callback.clone_ref(py), t.args.clone_ref(py)),
         };
         let ctx = self.context.as_ptr();
-        let args = args.as_ptr();
         // Safety: `ctx` is a live Context (PyContext_Enter type-checks it and fails cleanly
-        // otherwise); `args` is a live tuple whose items stay alive while we hold it, so
-        // its item array is a valid vectorcall argument vector of PyTuple_GET_SIZE items. Every
-        // NULL return comes with an exception set, which PyErr::fetch takes.
-        unsafe {
-            if ffi::PyContext_Enter(ctx) < 0 {
-                return Err(PyErr::fetch(py));
+        // otherwise), exited after the call whatever its outcome.
+        if unsafe { ffi::PyContext_Enter(ctx) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let res = match run {
+            Run::Native(io, false) => io.get().read_ready(py),
+            Run::Native(io, true) => io.get().write_ready(py),
+            Run::Python(callback, args) => {
+                let args = args.as_ptr();
+                // Safety: `args` is a live tuple whose items stay alive while we hold it, so its
+                // item array is a valid vectorcall argument vector of PyTuple_GET_SIZE items. The
+                // result is a new reference, or NULL with an exception set.
+                unsafe {
+                    let n = ffi::PyTuple_GET_SIZE(args) as usize;
+                    let items = (*args.cast::<ffi::PyTupleObject>()).ob_item.as_ptr();
+                    let res = ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut());
+                    Bound::from_owned_ptr_or_err(py, res).map(drop)
+                }
             }
-            let n = ffi::PyTuple_GET_SIZE(args) as usize;
-            let items = (*args.cast::<ffi::PyTupleObject>()).ob_item.as_ptr();
-            let res = ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut());
-            let exited = ffi::PyContext_Exit(ctx);
-            if res.is_null() {
-                return Err(PyErr::fetch(py));
-            }
-            ffi::Py_DECREF(res);
-            if exited < 0 {
-                return Err(PyErr::fetch(py));
-            }
+        };
+        // Safety: the context entered above.
+        let exited = unsafe { ffi::PyContext_Exit(ctx) };
+        res?;
+        if exited < 0 {
+            return Err(PyErr::fetch(py));
         }
         Ok(())
     }
@@ -399,8 +394,8 @@ impl Handle {
             // Python's float repr (`5.0`, not Rust's `5`), after `cancelled` as asyncio puts it.
             info.push(format!("when={}", pyo3::types::PyFloat::new(py, w).repr()?));
         }
-        if h.target.lock().is_some() {
-            info.push(h.callback_source(py)?);
+        if let Some(target) = h.target(py) {
+            info.push(Self::callback_source(py, Some(target))?);
         }
         Ok(format!("<{}>", info.join(" ")))
     }
@@ -850,7 +845,7 @@ impl LoopCore {
         if e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py) {
             return Err(e);
         }
-        let cb = h.get().callback_source(py)?;
+        let cb = Handle::callback_source(py, h.get().target(py))?;
         let ctx = PyDict::new(py);
         ctx.set_item("message", format!("Exception in callback {cb}"))?;
         ctx.set_item("exception", e.value(py))?;
@@ -871,8 +866,8 @@ impl LoopCore {
         this.check_closed()?;
         let fd = fileobj_to_fd(fd)?;
         let native = NativeIo::of(&callback, &args);
-        let handle = Handle::new(py, callback, args, None)?;
-        if let Some(t) = handle.target.lock().as_mut() {
+        let mut handle = Handle::new(py, callback, args, None)?;
+        if let Some(t) = handle.target.get_mut() {
             t.native = native;
         }
         let h = Py::new(py, handle)?;
@@ -991,30 +986,20 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
-        if kwargs.is_none() && context.is_none() && name.is_none() && !this.debug.load(Ordering::Relaxed) {
-            let factory = slf.getattr(intern!(py, "_task_factory"))?;
-            if factory.is_none() {
-                // The common case, `asyncio.Task(coro, loop=self)`, as a vectorcall: no keyword
-                // dict made and freed per task.
-                let task_cls = imported(py, &TASK, "asyncio", "Task")?;
-                let kwnames = LOOP_KWNAMES.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
-                let args = [coro.as_ptr(), slf.as_ptr()];
-                // Safety: `args` holds one positional and one keyword argument (named by the
-                // one-item `kwnames` tuple), all live for the call; the result is a new
-                // reference or NULL with an exception set.
-                return unsafe {
-                    Bound::from_owned_ptr_or_err(
-                        py,
-                        ffi::PyObject_Vectorcall(task_cls.as_ptr(), args.as_ptr(), 1, kwnames.as_ptr()),
-                    )
-                };
-            }
+        let factory = slf.getattr(intern!(py, "_task_factory"))?;
+        if factory.is_none()
+            && kwargs.is_none()
+            && context.is_none()
+            && name.is_none()
+            && !this.debug.load(Ordering::Relaxed)
+        {
+            // The common case, `asyncio.Task(coro, loop=self)`: no keyword dict per task.
+            return call_with_loop(imported(py, &TASK, "asyncio", "Task")?, Some(coro), slf.as_any());
         }
         let kwargs = kwargs.unwrap_or_else(|| PyDict::new(py));
         if let Some(c) = context {
             kwargs.set_item(intern!(py, "context"), c)?;
         }
-        let factory = slf.getattr(intern!(py, "_task_factory"))?;
         if factory.is_none() {
             kwargs.set_item(intern!(py, "loop"), slf)?;
             if let Some(n) = name {

@@ -36,7 +36,7 @@ pub struct Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.generation != shm::generation() {
+        if self.inherited() {
             std::mem::forget(self.spare.get_mut().take());
         }
     }
@@ -78,13 +78,15 @@ impl Segment {
         Ok(segment)
     }
 
+    /// Made before this (forked) process abandoned its inherited segments: the spare
+    /// descriptor's number was closed there and may belong to another file now.
+    fn inherited(&self) -> bool {
+        self.generation != shm::generation()
+    }
+
     /// The spare descriptor, unless it was inherited through fork (and closed there).
     fn live<'a>(&self, spare: Option<&'a OwnedFd>) -> Option<&'a OwnedFd> {
-        if self.generation == shm::generation() {
-            spare
-        } else {
-            None
-        }
+        spare.filter(|_| !self.inherited())
     }
 
     /// The core segment, shared.
@@ -151,10 +153,10 @@ impl Segment {
     fn release_spare(&self) {
         if !self.claimed.load(Ordering::Relaxed) {
             let spare = self.spare.lock().take();
-            if self.generation == shm::generation() {
-                drop(spare);
-            } else {
+            if self.inherited() {
                 std::mem::forget(spare);
+            } else {
+                drop(spare);
             }
         }
     }

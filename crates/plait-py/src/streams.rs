@@ -119,11 +119,12 @@ impl Inner {
                 find_in(&parts, sep, from_sep).map(|end| (base + end, sep.len()))
             })
             .min();
-        self.scanned = if found.is_none() {
-            Some((seps.to_vec(), self.size))
-        } else {
-            None
-        };
+        match (&mut self.scanned, found) {
+            (_, Some(_)) => self.scanned = None,
+            // Searching the same separators again: only the count moves (no copy of them).
+            (Some((old, done)), None) if old.as_slice() == seps => *done = self.size,
+            (_, None) => self.scanned = Some((seps.to_vec(), self.size)),
+        }
         found
     }
 }

@@ -67,54 +67,25 @@ fn queued(fd: RawFd) -> usize {
     }
 }
 
-/// One `recv` into a `bytes` object; `(data, filled)` where `filled` says the read took all it
-/// could (more may be waiting). `big` is the connection's large-message mark (see [`COPY_MAX`]),
-/// updated from this read.
-///
-/// A fresh 256 KiB allocation per read would cost `mmap`, `mremap` and `munmap` system calls
-/// (glibc serves that size from `mmap`: 3 extra system calls per read, measured with strace), so
-/// small reads land in a reused spare object and are copied out; large ones go straight into a
-/// `bytes` of the queued size.
-fn recv_bytes<'py>(py: Python<'py>, fd: RawFd, big: &AtomicBool) -> Result<(Bound<'py, PyBytes>, bool), i32> {
+/// One `recv` into a new `bytes` (empty at EOF): of `want` bytes when a large read is expected
+/// (see [`SocketIo::large_read`]), shrunk to what came; else through the thread's spare buffer,
+/// copied out. A fresh 256 KiB allocation per read would cost `mmap`, `mremap` and `munmap`
+/// system calls (glibc serves that size from `mmap`, measured with strace).
+fn recv_bytes(py: Python<'_>, fd: RawFd, want: Option<usize>) -> Result<Bound<'_, PyBytes>, i32> {
     use pyo3::ffi;
-    if big.load(Ordering::Relaxed) {
-        let want = queued(fd).min(MAX_READ);
-        if want > COPY_MAX {
-            return recv_exact_size(py, fd, want, big);
-        }
-    }
-    // Safety: the spare (see `take_spare`) is ours alone; a copy is made with
-    // PyBytes_FromStringAndSize from the first `n` (initialised) bytes.
-    unsafe {
-        let big_buf = take_spare(py)?;
-        let n = libc::recv(fd, ffi::PyBytes_AsString(big_buf).cast(), MAX_READ, 0);
-        if n < 0 {
-            let e = errno();
-            put_spare(big_buf);
-            return Err(e);
-        }
-        let len: ffi::Py_ssize_t = n;
-        let n = n as usize;
-        big.store(n > COPY_MAX, Ordering::Relaxed);
-        let out = ffi::PyBytes_FromStringAndSize(ffi::PyBytes_AsString(big_buf), len);
-        put_spare(big_buf);
+    let Some(want) = want else {
+        // Safety: `data` is initialised; PyBytes_FromStringAndSize copies it (NULL with an
+        // exception set when out of memory).
+        let out = recv_with(py, fd, |data| unsafe {
+            ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), ffi::Py_ssize_t::try_from(data.len()).unwrap_or(0))
+        })?;
         if out.is_null() {
             drop(PyErr::fetch(py));
             return Err(libc::ENOMEM);
         }
-        Ok((Bound::from_owned_ptr(py, out).cast_into_unchecked(), n == MAX_READ))
-    }
-}
-
-/// [`recv_bytes`] for `want` queued bytes: one `recv` into a new `bytes` of that size, shrunk
-/// to what came.
-fn recv_exact_size<'py>(
-    py: Python<'py>,
-    fd: RawFd,
-    want: usize,
-    big: &AtomicBool,
-) -> Result<(Bound<'py, PyBytes>, bool), i32> {
-    use pyo3::ffi;
+        // Safety: a new reference to a bytes object.
+        return Ok(unsafe { Bound::from_owned_ptr(py, out).cast_into_unchecked() });
+    };
     // Safety: a NULL source makes an uninitialised bytes object of `want` (<= MAX_READ) bytes,
     // refcount 1 and ours alone; `recv` writes at most `want` bytes into it and only the first
     // `n` are kept. _PyBytes_Resize is only called on that object (refcount 1), as it requires;
@@ -132,14 +103,11 @@ fn recv_exact_size<'py>(
             ffi::Py_DECREF(out);
             return Err(e);
         }
-        let len: ffi::Py_ssize_t = n;
-        let n = n as usize;
-        big.store(n > COPY_MAX, Ordering::Relaxed);
-        if n < want && _PyBytes_Resize(&raw mut out, len) < 0 {
+        if (n as usize) < want && _PyBytes_Resize(&raw mut out, n) < 0 {
             drop(PyErr::fetch(py));
             return Err(libc::ENOMEM);
         }
-        Ok((Bound::from_owned_ptr(py, out).cast_into_unchecked(), n == MAX_READ))
+        Ok(Bound::from_owned_ptr(py, out).cast_into_unchecked())
     }
 }
 
@@ -315,6 +283,16 @@ pub struct SocketIo {
 }
 
 impl SocketIo {
+    /// After a read above [`COPY_MAX`]: the bytes queued now (`FIONREAD`, at most `MAX_READ`),
+    /// when they are many too, to receive straight into place. `None` reads through the spare.
+    fn large_read(&self) -> Option<usize> {
+        if !self.big.load(Ordering::Relaxed) {
+            return None;
+        }
+        let want = queued(self.fd).min(MAX_READ);
+        (want > COPY_MAX).then_some(want)
+    }
+
     /// Whether the transport is still attached (not yet past `connection_lost`).
     pub fn attached(&self) -> bool {
         self.transport.lock().is_some()
@@ -348,18 +326,20 @@ impl SocketIo {
         data_received: impl FnOnce(&Bound<'_, PyBytes>) -> PyResult<()>,
     ) -> PyResult<()> {
         let py = t.py();
-        let read = recv_bytes(py, self.fd, &self.big);
-        let (data, full) = match read {
+        let read = recv_bytes(py, self.fd, self.large_read());
+        let data = match read {
             Ok(d) => d,
             Err(e) if e == libc::EINTR => return self.rearm(t),
             Err(e) if would_block(e) => return Ok(()),
             Err(e) => return Self::fatal(t, os_error(e), "Fatal read error on socket transport"),
         };
-        if data.as_bytes().is_empty() {
+        let n = data.as_bytes().len();
+        self.big.store(n > COPY_MAX, Ordering::Relaxed);
+        if n == 0 {
             t.call_method0(intern!(py, "_read_ready__on_eof"))?;
             return Ok(());
         }
-        if full {
+        if n == MAX_READ {
             self.rearm(t)?;
         }
         if let Err(e) = data_received(&data) {
@@ -424,12 +404,7 @@ impl SocketIo {
             Ok(None) => return self.read_data(t, |data| data_received.call1((data,)).map(drop)),
             Err(e) => return Self::fatal(t, e, FAILED),
         };
-        let want = if self.big.load(Ordering::Relaxed) {
-            queued(self.fd).min(MAX_READ)
-        } else {
-            0
-        };
-        let read = if want > COPY_MAX {
+        let read = if let Some(want) = self.large_read() {
             recv_append(py, self.fd, &buffer, want)
         } else {
             recv_with(py, self.fd, |data| {
@@ -656,17 +631,23 @@ impl SocketIo {
         let py = data.py();
         let Some(t) = self.transport(py) else { return Ok(()) };
         // `bytes` (the common case) is read in place; other bytes-like objects through a buffer
-        // view (which pyo3 allocates).
-        let exact = data.cast_exact::<PyBytes>().ok();
-        let view = match exact {
-            Some(_) => None,
-            None => match PyBuffer::<u8>::get(data) {
-                Ok(v) if v.is_c_contiguous() => Some(v),
+        // view (which pyo3 allocates), kept alive while the slice is used.
+        let mut view = None;
+        let bytes: &[u8] = if let Ok(b) = data.cast_exact::<PyBytes>() {
+            b.as_bytes()
+        } else {
+            match PyBuffer::<u8>::get(data) {
+                Ok(v) if v.is_c_contiguous() => {
+                    let v = view.insert(v);
+                    // Safety: the view is C-contiguous and `len_bytes()` long; it lives in `view`
+                    // until dropped below, after the last use of the slice.
+                    unsafe { std::slice::from_raw_parts(v.buf_ptr().cast::<u8>(), v.len_bytes()) }
+                }
                 _ => {
                     // Not bytes-like (or not contiguous): the stdlib's checks and messages.
                     return t.call_method1(intern!(py, "_write_slow"), (data,)).map(drop);
                 }
-            },
+            }
         };
         if t.getattr(intern!(py, "_eof"))?.is_truthy()? {
             return Err(PyRuntimeError::new_err("Cannot call write() after write_eof()"));
@@ -674,13 +655,6 @@ impl SocketIo {
         if !t.getattr(intern!(py, "_empty_waiter"))?.is_none() {
             return Err(PyRuntimeError::new_err("unable to write; sendfile is in progress"));
         }
-        let bytes: &[u8] = match (&exact, &view) {
-            (Some(b), _) => b.as_bytes(),
-            // Safety: the view is C-contiguous and stays alive until the end of this function
-            // (no Python code runs while the slice is used).
-            (None, Some(v)) => unsafe { std::slice::from_raw_parts(v.buf_ptr().cast::<u8>(), v.len_bytes()) },
-            (None, None) => unreachable!("one of the two is set"),
-        };
         if bytes.is_empty() {
             return Ok(());
         }
