@@ -3,8 +3,9 @@
 //! Descriptors ride along with the bytes of a `sendmsg` and arrive with the first byte of those
 //! bytes at the receiver, in order. A protocol that announces, in each frame, how many
 //! descriptors belong to it can therefore keep received descriptors in a FIFO and hand them to
-//! frames as they are decoded (see [`crate::ipc::frame::Decoder::push_fds`]): a frame's
-//! descriptors are always sent with (or before) the frame's first byte.
+//! frames as they are decoded: a frame's
+//! descriptors are always sent with (or before) the frame's first byte. The framing layer above
+//! (`ipc::frame`) builds on this one; nothing here knows about frames.
 
 use std::collections::VecDeque;
 use std::io;

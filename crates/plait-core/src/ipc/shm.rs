@@ -3,7 +3,8 @@
 //! A segment has no name anywhere (nothing in `/dev/shm` to leak): it lives while some process
 //! holds its descriptor or a mapping of it, and the kernel frees it when the last one goes,
 //! also when its creator is killed. Hand one to another process by sending its descriptor over
-//! a Unix socket ([`crate::ipc::fdpass`]); the receiver maps it with [`Segment::open`]. The size
+//! a Unix socket (`SCM_RIGHTS`, which `ipc::fdpass` implements above this module); the receiver
+//! maps it with [`Segment::open`]. The size
 //! is sealed at creation, so no process can shrink it under another's mapping.
 
 use std::ffi::CStr;

@@ -51,8 +51,9 @@ pub fn poll_once(fd: RawFd, events: i16, timeout_ms: i32) -> i16 {
     }
 }
 
-/// A connected pair of Unix stream sockets, both close-on-exec. Hand one end to a child with
-/// [`crate::supervise::Spawn::keep_fd`] (which clears close-on-exec for that child only).
+/// A connected pair of Unix stream sockets, both close-on-exec. A child process that should keep
+/// one end across `exec` needs close-on-exec cleared for it (the supervisor's spawn does that for
+/// the descriptors it is told to keep; this module knows nothing of children).
 ///
 /// # Errors
 /// The OS error from `socketpair(2)`.
