@@ -171,6 +171,24 @@ def test_message_too_large_is_a_clear_error():
         pp.Queue(capacity=2**32)
 
 
+def test_a_corrupt_queue_header_raises_shared_memory_corrupted():
+    # The ring's capacity is the first word after the segment's 64-byte object header; any
+    # process holding the segment can overwrite it. Write it through the segment's descriptor.
+    q = pp.Queue(capacity=4096)
+    q.put(b"kept")
+    fd = q._segment.fileno()
+    good = os.pread(fd, 8, 64)
+    assert int.from_bytes(good, "little") == 4096
+    os.pwrite(fd, (3).to_bytes(8, "little"), 64)
+    with pytest.raises(plait.SharedMemoryCorrupted, match="Queue is corrupted.*capacity") as info:
+        q.get(timeout=1)
+    assert isinstance(info.value, plait.PlaitError) and isinstance(info.value, RuntimeError)
+    with pytest.raises(plait.SharedMemoryCorrupted):
+        q.put(b"more")
+    os.pwrite(fd, good, 64)
+    assert q.get(timeout=1) == b"kept"
+
+
 def test_close_and_join_thread():
     q = pp.Queue()
     with pytest.raises(AssertionError):

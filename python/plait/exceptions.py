@@ -258,3 +258,14 @@ class MessageTooLarge(PlaitError, ValueError):
     Raised by ``put`` before anything is written. Create the queue with a larger
     ``capacity=`` (bytes), or send large data another way (``plait.processes.share``).
     """
+
+
+class SharedMemoryCorrupted(PlaitError, RuntimeError):
+    """A process-shared object's words in shared memory hold values no plait process writes.
+
+    Raised by any operation on a :mod:`plait.processes` queue, lock or other shared object whose
+    segment was overwritten by another process (or a stray write into its mapping). The message
+    names the object and what was inconsistent. The object is unusable from then on: nothing was
+    changed by the call that raised, but its state cannot be trusted; create a new object, and find
+    the process that writes into the segment.
+    """

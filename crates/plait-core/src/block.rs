@@ -19,10 +19,7 @@ pub trait Blocker {
     fn interrupted(&mut self) -> bool;
 }
 
-/// A wait abandoned because [`Blocker::interrupted`] returned `true`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("wait interrupted")]
-pub struct Interrupted;
+pub use crate::error::Interrupted;
 
 /// A blocker for plain Rust threads: sleeps straight to the deadline and is never interrupted.
 #[derive(Debug, Default, Clone, Copy)]

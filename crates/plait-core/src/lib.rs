@@ -4,6 +4,7 @@
 //! [`Blocker`](block::Blocker) that detaches from the interpreter around every wait and checks for
 //! signals, so the same algorithms serve Rust tests and Python callers.
 //!
+//! - [`error`]: every error type of the core (re-exported by the modules that return them).
 //! - [`sync`]: locks, conditions, semaphores, events, barriers, and the deadlock detector.
 //! - [`queue`]: the blocking queue behind `queue.Queue` and friends.
 //! - [`pool`]: the thread pool's task queue and worker bookkeeping.
@@ -12,6 +13,7 @@
 //! - [`supervise`]: child processes (spawn, watch, kill, reap) and the process pool's dispatcher.
 
 pub mod block;
+pub mod error;
 pub mod ipc;
 pub mod pool;
 pub mod queue;

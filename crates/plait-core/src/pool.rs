@@ -29,10 +29,7 @@ pub enum Submitted {
     StartWorker,
 }
 
-/// Submitting to a pool that was shut down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cannot schedule new futures after shutdown")]
-pub struct PoolShutDown;
+pub use crate::error::PoolShutDown;
 
 /// Task queue shared by a pool's workers; see the module docs.
 #[derive(Debug)]

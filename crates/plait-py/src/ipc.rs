@@ -41,6 +41,7 @@ static TOO_LARGE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static BROKEN_BARRIER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static EMPTY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static FULL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CORRUPTED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -73,6 +74,16 @@ pub(crate) fn ipc_err(py: Python<'_>, err: IpcError, blocker: Option<&mut PyBloc
             "plait.exceptions",
             "MessageTooLarge",
             format!("{err}: create the queue with a larger capacity= (bytes)"),
+        ),
+        IpcError::Corrupt { .. } => new_err(
+            py,
+            &CORRUPTED,
+            "plait.exceptions",
+            "SharedMemoryCorrupted",
+            format!(
+                "{err}: another process wrote into its segment; the object cannot be used any more: \
+                 create a new one"
+            ),
         ),
         IpcError::Interrupted => match blocker {
             Some(b) => b.take_err(),

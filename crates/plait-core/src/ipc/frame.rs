@@ -33,37 +33,7 @@ pub struct Frame {
     pub fds: Vec<OwnedFd>,
 }
 
-/// Framing errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// The payload does not fit a frame.
-    #[error("payload of {len} bytes exceeds the frame limit of {max} bytes")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A header announced more than the decoder accepts (a corrupt or hostile stream).
-    #[error("frame header announces {len} bytes, more than the {max} this stream accepts")]
-    Oversized {
-        /// Announced length.
-        len: usize,
-        /// The decoder's limit.
-        max: usize,
-    },
-    /// More descriptors than a frame can carry.
-    #[error("{0} file descriptors exceed the frame limit of 253")]
-    TooManyFds(usize),
-    /// A frame announced descriptors that did not arrive before it.
-    #[error("frame announces {announced} file descriptors but only {received} arrived")]
-    MissingFds {
-        /// Announced count.
-        announced: usize,
-        /// Descriptors available.
-        received: usize,
-    },
-}
+pub use crate::error::FrameError;
 
 /// Appends one frame to `out`.
 ///

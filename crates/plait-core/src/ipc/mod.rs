@@ -9,6 +9,8 @@
 //! - [`objects`]: locks, semaphores, events, conditions, barriers, atomics in a segment.
 //! - [`ring`]: a crash-safe MPMC ring of variable-size messages (the cross-process queues).
 
+pub use crate::error::IpcError;
+
 pub mod fdpass;
 pub mod frame;
 pub mod futex;

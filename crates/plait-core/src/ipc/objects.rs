@@ -10,7 +10,6 @@
 //! Blocking goes through a [`Blocker`], as in [`crate::sync`]; sleeps are futex waits on words
 //! of the segment (see [`futex`]).
 
-use std::io;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -24,57 +23,7 @@ use crate::ipc::process;
 use crate::ipc::robust::{Acquired, RobustLock};
 use crate::ipc::shm::Segment;
 
-/// Errors of the shared-memory objects; the binding maps each to one Python exception.
-#[derive(Debug, thiserror::Error)]
-pub enum IpcError {
-    /// Creating or mapping the segment failed.
-    #[error("shared memory: {0}")]
-    Os(#[from] io::Error),
-    /// The segment does not hold an object of the expected kind.
-    #[error("the shared-memory segment does not hold a plait {expected}")]
-    WrongKind {
-        /// The kind looked for.
-        expected: &'static str,
-    },
-    /// Releasing a lock that is not locked.
-    #[error("release unlocked lock")]
-    NotLocked,
-    /// Releasing an `RLock` the caller does not own.
-    #[error("cannot release un-acquired lock")]
-    NotOwned,
-    /// Releasing a bounded semaphore above its initial value.
-    #[error("Semaphore released too many times")]
-    TooManyReleases,
-    /// A count would not fit its 32-bit word.
-    #[error("value would exceed {max}")]
-    Overflow {
-        /// The largest allowed value.
-        max: u64,
-    },
-    /// The barrier is broken.
-    #[error("barrier is broken")]
-    BrokenBarrier,
-    /// A message does not fit the ring even when it is empty.
-    #[error("a message of {len} bytes does not fit this queue's ring of {capacity} bytes")]
-    TooLarge {
-        /// Encoded message length.
-        len: usize,
-        /// The ring's capacity (a message also needs 8 bytes of framing).
-        capacity: usize,
-    },
-    /// `task_done` called more times than items were put.
-    #[error("task_done() called too many times")]
-    TooManyTaskDone,
-    /// The wait was interrupted by the blocker.
-    #[error("wait interrupted")]
-    Interrupted,
-}
-
-impl From<Interrupted> for IpcError {
-    fn from(_: Interrupted) -> Self {
-        Self::Interrupted
-    }
-}
+pub use crate::error::IpcError;
 
 const MAGIC: u32 = 0x706c_6169; // "plai"
 /// Where an object's words start in its segment.

@@ -151,12 +151,42 @@ pub fn create(capacity: usize, maxsize: u64) -> Result<SharedRing, IpcError> {
     })
 }
 
-/// The data area of `ring`, checked against the recorded capacity.
-fn area(ring: &SharedRing) -> (*mut u8, usize) {
+/// The data area of `ring`, checked against the recorded capacity (a word that any process
+/// mapping the segment can overwrite).
+fn area(ring: &SharedRing) -> Result<(*mut u8, usize), IpcError> {
     let (ptr, len) = ring.data();
     let cap = ring.capacity();
-    assert!(cap <= len && cap.is_power_of_two(), "corrupt ring header");
-    (ptr, cap)
+    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) || !cap.is_power_of_two() || cap > len {
+        return Err(corrupt(format!(
+            "its header records a capacity of {cap} bytes for a data area of {len} bytes"
+        )));
+    }
+    Ok((ptr, cap))
+}
+
+fn corrupt(detail: impl Into<String>) -> IpcError {
+    IpcError::corrupt(Ring::NAME, detail)
+}
+
+/// Checks the positions read under a side's lock: `head <= tail <= head + cap`, both 8-aligned
+/// (records start there), and far enough from overflow that adding a record cannot wrap.
+fn check_positions(head: u64, tail: u64, cap: usize) -> Result<(), IpcError> {
+    let cap = cap as u64;
+    let sane = head <= tail && tail - head <= cap && head % 8 == 0 && tail % 8 == 0 && tail.checked_add(cap).is_some();
+    if sane {
+        Ok(())
+    } else {
+        Err(corrupt(format!(
+            "its positions are inconsistent (read position {head}, write position {tail}, capacity {cap})"
+        )))
+    }
+}
+
+/// Releases a side's lock, which this process holds: if the word says otherwise, another
+/// process wrote it.
+fn unlock(lock: &RobustLock, side: &str) -> Result<(), IpcError> {
+    lock.unlock()
+        .map_err(|_| corrupt(format!("its {side} lock was found released while this process held it")))
 }
 
 impl Ring {
@@ -175,7 +205,7 @@ impl Ring {
     /// Largest payload a message may have.
     #[must_use]
     pub fn max_message(&self) -> usize {
-        self.capacity() - HEADER
+        self.capacity().saturating_sub(HEADER)
     }
 
     /// Messages in the ring (approximate while others put or get).
@@ -203,7 +233,7 @@ impl Ring {
         // (and saturating keeps it so even across a ring repair).
         let head = self.consumers.pos.load(Ordering::SeqCst);
         let used = self.producers.pos.load(Ordering::SeqCst).saturating_sub(head);
-        (self.capacity() as u64 - used) >= need as u64 && !self.is_full()
+        (self.capacity() as u64).saturating_sub(used) >= need as u64 && !self.is_full()
     }
 
     /// Messages lost with dead consumers, as last reaped (see [`Ring::reap`]).
@@ -215,7 +245,7 @@ impl Ring {
     /// Messages put but not yet marked done (`task_done`), less the lost ones.
     #[must_use]
     pub fn unfinished(&self) -> u64 {
-        let settled = self.done.load(Ordering::SeqCst) + self.lost();
+        let settled = self.done.load(Ordering::SeqCst).saturating_add(self.lost());
         self.producers.count.load(Ordering::SeqCst).saturating_sub(settled)
     }
 
@@ -274,7 +304,7 @@ impl Ring {
         let put = &self.producers.count;
         self.done
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
-                (d + self.lost() < put.load(Ordering::SeqCst)).then_some(d + 1)
+                (d.saturating_add(self.lost()) < put.load(Ordering::SeqCst)).then_some(d.wrapping_add(1))
             })
             .map_err(|_| IpcError::TooManyTaskDone)?;
         if self.unfinished() == 0 {
@@ -290,7 +320,8 @@ impl SharedRing {
     ///
     /// # Errors
     /// [`IpcError::TooLarge`] (before anything is put) for a message that could never fit;
-    /// [`IpcError::Interrupted`].
+    /// [`IpcError::Interrupted`]; [`IpcError::Corrupt`] when the ring's words in shared memory
+    /// are inconsistent (another process wrote them).
     pub fn put<B: Blocker>(
         &self,
         msgs: &[Message<'_>],
@@ -298,7 +329,7 @@ impl SharedRing {
         deadline: Option<Instant>,
         wait: bool,
     ) -> Result<usize, IpcError> {
-        let (base, cap) = area(self);
+        let (base, cap) = area(self)?;
         if let Some(m) = msgs.iter().find(|m| record_len(m.len()) > cap) {
             return Err(IpcError::TooLarge {
                 len: m.len(),
@@ -327,6 +358,10 @@ impl SharedRing {
             let count = p.count.load(Ordering::Relaxed);
             let head = self.consumers.pos.load(Ordering::Acquire);
             let got = self.consumers.count.load(Ordering::Acquire);
+            if let Err(e) = check_positions(head, tail, cap) {
+                unlock(&p.lock, "producer")?;
+                return Err(e);
+            }
             let mut free = cap as u64 - (tail - head);
             let mut slots = if maxsize == 0 {
                 u64::MAX
@@ -351,16 +386,17 @@ impl SharedRing {
             }
             if i > start {
                 p.log_pos.store(t, Ordering::Relaxed);
-                p.log_count.store(count + (i - start) as u64, Ordering::Relaxed);
+                p.log_count
+                    .store(count.wrapping_add((i - start) as u64), Ordering::Relaxed);
                 p.log_old.store(count, Ordering::Relaxed);
                 p.log_active.store(1, Ordering::Release);
                 // The count first: whoever sees the new items (after the commit) sees them
                 // counted, so task_done/join never run ahead of it.
-                p.count.store(count + (i - start) as u64, Ordering::SeqCst);
+                p.count.store(count.wrapping_add((i - start) as u64), Ordering::SeqCst);
                 p.pos.store(t, Ordering::SeqCst); // the commit point
                 p.log_active.store(0, Ordering::Release);
             }
-            p.lock.unlock().expect("the producer lock is held");
+            unlock(&p.lock, "producer")?;
             if i > start {
                 notify(&self.data.seq, &self.data.sleepers);
             }
@@ -376,7 +412,9 @@ impl SharedRing {
     /// Call [`Ring::delivered`] with the result once the messages reached their receiver.
     ///
     /// # Errors
-    /// [`IpcError::Interrupted`].
+    /// [`IpcError::Interrupted`]; [`IpcError::Corrupt`] (with nothing taken) when the ring's
+    /// words or a record header in shared memory are inconsistent. `sink` may have been called
+    /// for messages before the corrupt one: they stay in the ring, so drop what it collected.
     pub fn get<B: Blocker>(
         &self,
         max: usize,
@@ -385,7 +423,7 @@ impl SharedRing {
         wait: bool,
         mut sink: impl FnMut(u32, &[u8], &[u8]),
     ) -> Result<Option<Taken>, IpcError> {
-        let (base, cap) = area(self);
+        let (base, cap) = area(self)?;
         let cons = &self.consumers;
         if max == 0 {
             return Ok(None);
@@ -407,8 +445,12 @@ impl SharedRing {
             let head = cons.pos.load(Ordering::Relaxed);
             let got = cons.count.load(Ordering::Relaxed);
             let tail = self.producers.pos.load(Ordering::Acquire);
+            if let Err(e) = check_positions(head, tail, cap) {
+                unlock(&cons.lock, "consumer")?;
+                return Err(e);
+            }
             if head == tail {
-                cons.lock.unlock().expect("the consumer lock is held");
+                unlock(&cons.lock, "consumer")?;
                 continue;
             }
             let mut at = head;
@@ -417,9 +459,20 @@ impl SharedRing {
                 // Safety: [at, tail) holds committed records that only this lock's holder reads
                 // and no producer overwrites before `head` moves past them.
                 let (tag, len) = unsafe { read_header(base, cap, at) };
+                let rec = record_len(len) as u64;
+                if rec > tail - at {
+                    // Nothing was committed: the messages already handed to `sink` stay in the
+                    // ring; the caller drops what it collected.
+                    unlock(&cons.lock, "consumer")?;
+                    return Err(corrupt(format!(
+                        "a message header at position {at} announces {len} bytes, past the write \
+                         position {tail}"
+                    )));
+                }
+                // Safety: the record lies in [at, tail) (checked above), inside the area.
                 let (a, b) = unsafe { payload(base, cap, at + HEADER as u64, len) };
                 sink(tag, a, b);
-                at += record_len(len) as u64;
+                at += rec;
                 n += 1;
             }
             let slot = self
@@ -428,7 +481,7 @@ impl SharedRing {
                 .position(|s| s.load(Ordering::Relaxed) == 0)
                 .map_or(NO_SLOT, |i| i as u32);
             cons.log_pos.store(at, Ordering::Relaxed);
-            cons.log_count.store(got + n as u64, Ordering::Relaxed);
+            cons.log_count.store(got.wrapping_add(n as u64), Ordering::Relaxed);
             cons.log_slot.store(slot, Ordering::Relaxed);
             cons.log_active.store(1, Ordering::Release);
             if let Some(s) = self.slots.get(slot as usize) {
@@ -438,9 +491,9 @@ impl SharedRing {
                 );
             }
             cons.pos.store(at, Ordering::SeqCst); // the commit point
-            cons.count.store(got + n as u64, Ordering::Release);
+            cons.count.store(got.wrapping_add(n as u64), Ordering::Release);
             cons.log_active.store(0, Ordering::Release);
-            cons.lock.unlock().expect("the consumer lock is held");
+            unlock(&cons.lock, "consumer")?;
             notify(&self.room.seq, &self.room.sleepers);
             return Ok(Some(Taken { count: n, slot }));
         }
@@ -449,7 +502,7 @@ impl SharedRing {
     /// Counts the in-flight messages of dead consumers as lost; returns the total lost.
     ///
     /// # Errors
-    /// [`IpcError::Interrupted`] while waiting for the consumer lock.
+    /// [`IpcError::Interrupted`] while waiting for the consumer lock; [`IpcError::Corrupt`].
     pub fn reap<B: Blocker>(&self, blocker: &mut B) -> Result<u64, IpcError> {
         let c = &self.consumers;
         match c.lock.lock(blocker, None)? {
@@ -460,7 +513,7 @@ impl SharedRing {
                 } else {
                     self.reap_locked();
                 }
-                c.lock.unlock().expect("the consumer lock is held");
+                unlock(&c.lock, "consumer")?;
             }
         }
         Ok(self.lost())
@@ -469,7 +522,7 @@ impl SharedRing {
     /// Waits until every message put was marked done (or lost); `Ok(false)` at the deadline.
     ///
     /// # Errors
-    /// [`IpcError::Interrupted`].
+    /// [`IpcError::Interrupted`]; [`IpcError::Corrupt`].
     pub fn join<B: Blocker>(&self, blocker: &mut B, deadline: Option<Instant>) -> Result<bool, IpcError> {
         loop {
             // Every so often, look for consumers that died holding messages: those count as
@@ -490,7 +543,7 @@ impl SharedRing {
                 } else {
                     self.reap_locked();
                 }
-                self.consumers.lock.unlock().expect("the consumer lock is held");
+                unlock(&self.consumers.lock, "consumer")?;
             }
         }
     }
@@ -504,7 +557,8 @@ impl SharedRing {
 )]
 unsafe fn write_record(base: *mut u8, cap: usize, pos: u64, m: &Message<'_>) {
     let off = (pos as usize) & (cap - 1);
-    let len = u32::try_from(m.len()).expect("message length checked against the capacity");
+    // `put` checked the record against `cap`, which `area` bounds by MAX_CAPACITY (2^31).
+    let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
     // Safety: a header is 8-aligned and never wraps (cap and positions are multiples of 8).
     unsafe {
         base.add(off).cast::<u32>().write(len);
@@ -769,5 +823,88 @@ mod tests {
         r.task_done().unwrap();
         assert!(matches!(r.task_done(), Err(IpcError::TooManyTaskDone)));
         assert!(r.join(&mut Plain, None).unwrap());
+    }
+
+    fn is_corrupt<T: std::fmt::Debug>(r: Result<T, IpcError>) -> bool {
+        matches!(r, Err(IpcError::Corrupt { object: "Queue", .. }))
+    }
+
+    fn try_get(r: &SharedRing) -> Result<Option<Taken>, IpcError> {
+        r.get(8, &mut Plain, None, false, |_, _, _| {})
+    }
+
+    fn try_put(r: &SharedRing) -> Result<usize, IpcError> {
+        r.put(&[Message { tag: 0, parts: &[b"x"] }], &mut Plain, None, false)
+    }
+
+    #[test]
+    fn a_corrupt_capacity_is_an_error_naming_the_queue() {
+        let r = create(4096, 0).unwrap();
+        put1(&r, 1, b"kept");
+        let other = reattach(&r);
+        for bad in [0, 3, 8, 4096 * 2, u64::MAX] {
+            other.capacity.store(bad, Ordering::Relaxed);
+            assert!(is_corrupt(try_put(&r)), "capacity {bad}");
+            assert!(is_corrupt(try_get(&r)), "capacity {bad}");
+            assert!(r.max_message() < usize::MAX);
+        }
+        let err = try_get(&r).unwrap_err().to_string();
+        assert!(err.contains("Queue") && err.contains("capacity"), "{err}");
+        other.capacity.store(4096, Ordering::Relaxed);
+        assert_eq!(get_all(&r, 8), [(1, b"kept".to_vec())]);
+    }
+
+    #[test]
+    fn corrupt_positions_are_an_error_and_leave_the_ring_alone() {
+        let r = create(4096, 0).unwrap();
+        put1(&r, 1, b"kept");
+        let tail = r.producers.pos.load(Ordering::Relaxed);
+        for (head, tail) in [(tail + 8, tail), (0, 8192), (3, tail), (0, u64::MAX - 7)] {
+            let saved = (
+                r.consumers.pos.load(Ordering::Relaxed),
+                r.producers.pos.load(Ordering::Relaxed),
+            );
+            r.consumers.pos.store(head, Ordering::Relaxed);
+            r.producers.pos.store(tail, Ordering::Relaxed);
+            assert!(is_corrupt(try_get(&r)), "head {head} tail {tail}");
+            // A put that finds no room (the positions say the ring is over-full) does not look
+            // further: it reports nothing put, as for a full ring.
+            let put = try_put(&r);
+            assert!(matches!(put, Ok(0)) || is_corrupt(put), "head {head} tail {tail}");
+            assert!(!r.consumers.lock.is_locked() && !r.producers.lock.is_locked());
+            r.consumers.pos.store(saved.0, Ordering::Relaxed);
+            r.producers.pos.store(saved.1, Ordering::Relaxed);
+        }
+        r.task_done().unwrap();
+        r.done.store(u64::MAX, Ordering::Relaxed);
+        r.lost.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(r.unfinished(), 0);
+        assert!(matches!(r.task_done(), Err(IpcError::TooManyTaskDone)));
+        assert_eq!(get_all(&r, 8), [(1, b"kept".to_vec())]);
+    }
+
+    #[test]
+    fn a_corrupt_record_header_is_an_error_and_nothing_is_taken() {
+        let r = create(4096, 0).unwrap();
+        put1(&r, 1, b"first");
+        put1(&r, 2, b"second");
+        let (base, _) = r.data();
+        let second = record_len(b"first".len());
+        // Safety: the second record's length word, 8-aligned inside the area.
+        #[allow(clippy::cast_ptr_alignment, reason = "8-aligned offset of a page-aligned area")]
+        unsafe {
+            base.add(second).cast::<u32>().write(100_000);
+        }
+        let mut seen = 0;
+        assert!(is_corrupt(r.get(8, &mut Plain, None, false, |_, _, _| seen += 1)));
+        assert_eq!(seen, 1, "the record before the corrupt one was read, not taken");
+        assert_eq!(r.len(), 2);
+        assert!(!r.consumers.lock.is_locked());
+        // Safety: as above.
+        #[allow(clippy::cast_ptr_alignment, reason = "8-aligned offset of a page-aligned area")]
+        unsafe {
+            base.add(second).cast::<u32>().write(6);
+        }
+        assert_eq!(get_all(&r, 8), [(1, b"first".to_vec()), (2, b"second".to_vec())]);
     }
 }

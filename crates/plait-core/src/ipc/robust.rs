@@ -45,10 +45,7 @@ pub struct RobustLock {
     owner: AtomicU64,
 }
 
-/// Release of a lock that was not held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("release unlocked lock")]
-pub struct NotLocked;
+pub use crate::error::NotLocked;
 
 impl RobustLock {
     /// Takes the lock if it is free or its holder died; never sleeps.

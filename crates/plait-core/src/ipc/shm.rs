@@ -4,8 +4,8 @@
 //! holds its descriptor or a mapping of it, and the kernel frees it when the last one goes,
 //! also when its creator is killed. Hand one to another process by sending its descriptor over
 //! a Unix socket (`SCM_RIGHTS`, which `ipc::fdpass` implements above this module); the receiver
-//! maps it with [`Segment::open`]. The size
-//! is sealed at creation, so no process can shrink it under another's mapping.
+//! maps it with [`Segment::open`]. The size is sealed at creation, so no process can shrink it
+//! under another's mapping.
 
 use std::ffi::CStr;
 use std::fs::File;

@@ -56,28 +56,7 @@ impl<T: Send> Store for Fifo<T> {
     }
 }
 
-/// Why a queue operation failed.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QueueError<E> {
-    /// Nothing to get (`queue.Empty`).
-    #[error("queue is empty")]
-    Empty,
-    /// No room to put (`queue.Full`).
-    #[error("queue is full")]
-    Full,
-    /// The queue was shut down (`ShutDown`).
-    #[error("queue is shut down")]
-    ShutDown,
-    /// `task_done()` called more times than items were put (`ValueError`).
-    #[error("task_done() called too many times")]
-    TooManyTaskDone,
-    /// The blocker abandoned the wait.
-    #[error("wait interrupted")]
-    Interrupted,
-    /// The store's ordering failed.
-    #[error("ordering failed")]
-    Store(E),
-}
+pub use crate::error::QueueError;
 
 #[derive(Debug)]
 struct State<S> {

@@ -22,35 +22,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 const WAKE_TOKEN: Token = Token(usize::MAX);
 
-/// Errors of the poller. Each carries the OS error, which the binding maps to `OSError`.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    /// The epoll instance or the eventfd could not be created.
-    #[error("cannot create the poller: {0}")]
-    Create(#[source] io::Error),
-    /// The kernel refused to watch the fd (a regular file, a closed fd...).
-    #[error("cannot watch fd {fd}: {source}")]
-    Register {
-        /// The fd.
-        fd: RawFd,
-        /// What the kernel said.
-        #[source]
-        source: io::Error,
-    },
-    /// `epoll_wait` failed (other than by a signal).
-    #[error("polling failed: {0}")]
-    Poll(#[source] io::Error),
-}
-
-impl PollError {
-    /// The underlying OS error.
-    #[must_use]
-    pub fn io_error(&self) -> &io::Error {
-        match self {
-            Self::Create(e) | Self::Poll(e) | Self::Register { source: e, .. } => e,
-        }
-    }
-}
+pub use crate::error::PollError;
 
 /// What an fd is ready for. Errors and hang-ups count as both, as with `selectors`, so the
 /// callback runs and meets the error itself.

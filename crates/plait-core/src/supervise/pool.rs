@@ -131,10 +131,7 @@ pub struct Config {
     pub max_tasks_per_worker: Option<u64>,
 }
 
-/// Submitting to a pool that was shut down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cannot schedule new tasks after shutdown")]
-pub struct PoolClosed;
+pub use crate::error::PoolClosed;
 
 struct Submit<T> {
     id: u64,

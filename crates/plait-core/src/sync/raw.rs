@@ -24,10 +24,7 @@ pub struct RawLock {
     state: AtomicU8,
 }
 
-/// Releasing a lock that is not locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("release unlocked lock")]
-pub struct NotLocked;
+pub use crate::error::NotLocked;
 
 impl RawLock {
     /// A new, unlocked lock.
