@@ -34,7 +34,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
-use super::{Child, Exit, Reaper, Spawn};
+use crate::supervise::{Child, Exit, Reaper, Spawn};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{Decoder, MAX_FDS};
 use crate::ipc::outbox::Outbox;

@@ -1,0 +1,5 @@
+//! The process pool's dispatcher (being split by concern; see `dispatcher`).
+
+mod dispatcher;
+
+pub use dispatcher::*;
