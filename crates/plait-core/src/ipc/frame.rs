@@ -231,4 +231,34 @@ mod tests {
             .collect();
         assert_eq!(counts, [2, 0, 1]);
     }
+
+    #[test]
+    fn corrupt_headers_are_errors_or_wait_for_more_never_panics() {
+        // A deterministic spray of garbage headers (xorshift), each followed by a few bytes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut wire = Vec::new();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                wire.extend_from_slice(&x.to_le_bytes());
+            }
+            let mut dec = Decoder::new(1 << 20);
+            dec.feed(&wire);
+            loop {
+                match dec.next_frame() {
+                    Ok(Some(f)) => assert!(f.payload.len() <= 8 && f.fds.is_empty()),
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(matches!(
+                            e,
+                            FrameError::Oversized { .. } | FrameError::MissingFds { .. }
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
