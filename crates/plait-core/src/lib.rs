@@ -20,4 +20,6 @@ pub mod queue;
 pub mod reactor;
 pub mod supervise;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 pub mod thread;

@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(q.next(&mut Plain), Ok(Some(2)));
         assert_eq!(q.next(&mut Plain), Ok(Some(3)));
         let q2 = Arc::clone(&q);
-        let worker = std::thread::spawn(move || {
+        let worker = crate::testing::spawn(move || {
             let mut got = vec![];
             while let Some(t) = q2.next(&mut Plain).unwrap() {
                 got.push(t);

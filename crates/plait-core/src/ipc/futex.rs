@@ -171,7 +171,11 @@ mod tests {
             Ok(false)
         );
         std::thread::scope(|s| {
-            let t = s.spawn(|| wait_until(&mut Plain, None, &word, &sleepers, || ready.load(Ordering::SeqCst)));
+            let t = s.spawn(|| {
+                wait_until(&mut Plain, crate::testing::patience(), &word, &sleepers, || {
+                    ready.load(Ordering::SeqCst)
+                })
+            });
             ready.store(true, Ordering::SeqCst);
             notify(&word, &sleepers);
             assert_eq!(t.join().unwrap(), Ok(true));
@@ -204,7 +208,7 @@ mod tests {
         let other = Arc::new(other);
         let waiter = {
             let other = Arc::clone(&other);
-            std::thread::spawn(move || {
+            crate::testing::spawn(move || {
                 // Safety: as above; `other` keeps the mapping alive.
                 let b = unsafe { &*other.as_ptr().unwrap().cast::<AtomicU32>() };
                 while b.load(Ordering::SeqCst) == 0 {

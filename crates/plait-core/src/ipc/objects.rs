@@ -731,7 +731,7 @@ mod tests {
     fn event_wakes_a_waiter_through_another_mapping() {
         let ev = Shared::<Event>::create(0, |_| {}).unwrap();
         let other = reattach(&ev);
-        let t = std::thread::spawn(move || other.wait(&mut Plain, None).unwrap());
+        let t = crate::testing::spawn(move || other.wait(&mut Plain, crate::testing::patience()).unwrap());
         ev.set();
         assert!(t.join().unwrap());
         ev.clear();
@@ -744,10 +744,8 @@ mod tests {
     fn event_set_then_clear_still_wakes_a_sleeper() {
         let ev = Shared::<Event>::create(0, |_| {}).unwrap();
         let other = reattach(&ev);
-        let t = std::thread::spawn(move || other.wait(&mut Plain, Some(Instant::now() + Duration::from_secs(30))));
-        while ev.sleepers.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
+        let t = crate::testing::spawn(move || other.wait(&mut Plain, Some(Instant::now() + Duration::from_secs(30))));
+        crate::testing::spin_until(&t, "the waiter sleeps", || ev.sleepers.load(Ordering::SeqCst) != 0);
         ev.set();
         ev.clear();
         assert_eq!(t.join().unwrap(), Ok(true));
@@ -759,7 +757,7 @@ mod tests {
         assert!(s.try_acquire());
         assert!(!s.try_acquire());
         let other = reattach(&s);
-        let t = std::thread::spawn(move || other.acquire(&mut Plain, None).unwrap());
+        let t = crate::testing::spawn(move || other.acquire(&mut Plain, None).unwrap());
         s.release(1).unwrap();
         assert!(t.join().unwrap());
         s.release(1).unwrap();
@@ -769,13 +767,22 @@ mod tests {
     #[test]
     fn rlock_recursion_and_ownership() {
         let l = Shared::<RLock>::create(0, |_| {}).unwrap();
-        assert_eq!(l.acquire(&mut Plain, None, true).unwrap(), Some(Acquired::Clean));
-        assert_eq!(l.acquire(&mut Plain, None, false).unwrap(), Some(Acquired::Clean));
+        assert_eq!(
+            l.acquire(&mut Plain, crate::testing::patience(), true).unwrap(),
+            Some(Acquired::Clean)
+        );
+        assert_eq!(
+            l.acquire(&mut Plain, crate::testing::patience(), false).unwrap(),
+            Some(Acquired::Clean)
+        );
         assert_eq!(l.count(), 2);
         let other = reattach(&l);
-        std::thread::spawn(move || {
+        crate::testing::spawn(move || {
             assert!(matches!(other.release(), Err(IpcError::NotOwned)));
-            assert_eq!(other.acquire(&mut Plain, None, false).unwrap(), None);
+            assert_eq!(
+                other.acquire(&mut Plain, crate::testing::patience(), false).unwrap(),
+                None
+            );
         })
         .join()
         .unwrap();
@@ -790,10 +797,10 @@ mod tests {
         let handles: Vec<_> = (0..2)
             .map(|_| {
                 let other = reattach(&b);
-                std::thread::spawn(move || other.wait(&mut Plain, None).unwrap())
+                crate::testing::spawn(move || other.wait(&mut Plain, crate::testing::patience()).unwrap())
             })
             .collect();
-        let mine = b.wait(&mut Plain, None).unwrap();
+        let mine = b.wait(&mut Plain, crate::testing::patience()).unwrap();
         let mut all: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         all.push(mine);
         all.sort_unstable();
@@ -809,10 +816,8 @@ mod tests {
     fn barrier_reset_fails_its_waiters_even_when_it_mends_the_barrier() {
         let b = Shared::<Barrier>::create(0, |b| b.init(2)).unwrap();
         let other = reattach(&b);
-        let t = std::thread::spawn(move || other.wait(&mut Plain, None));
-        while b.n_waiting() == 0 {
-            std::thread::yield_now();
-        }
+        let t = crate::testing::spawn(move || other.wait(&mut Plain, crate::testing::patience()));
+        crate::testing::spin_until(&t, "the first party waits", || b.n_waiting() != 0);
         b.reset();
         assert!(matches!(t.join().unwrap(), Err(IpcError::BrokenBarrier)));
         assert!(!b.broken());
@@ -821,8 +826,8 @@ mod tests {
         let state = b.state.load(Ordering::SeqCst);
         assert!(matches!(b.outcome(0, state), Some(Err(IpcError::BrokenBarrier))));
         let other = reattach(&b);
-        let t = std::thread::spawn(move || other.wait(&mut Plain, None).unwrap());
-        b.wait(&mut Plain, None).unwrap();
+        let t = crate::testing::spawn(move || other.wait(&mut Plain, crate::testing::patience()).unwrap());
+        b.wait(&mut Plain, crate::testing::patience()).unwrap();
         t.join().unwrap();
         let state = b.state.load(Ordering::SeqCst);
         assert_eq!(state >> 32, 2);
@@ -836,13 +841,13 @@ mod tests {
         let c = Shared::<Condition>::create(0, |_| {}).unwrap();
         let flag = Shared::<AtomicInt>::create(0, |_| {}).unwrap();
         let (c2, f2) = (reattach(&c), reattach(&flag));
-        let t = std::thread::spawn(move || loop {
+        let t = crate::testing::spawn(move || loop {
             let token = c2.prepare();
             if f2.value.load(Ordering::SeqCst) == 1 {
                 c2.sleep(&mut Plain, token, Some(Instant::now())).unwrap();
                 return;
             }
-            c2.sleep(&mut Plain, token, None).unwrap();
+            c2.sleep(&mut Plain, token, crate::testing::patience()).unwrap();
         });
         flag.value.store(1, Ordering::SeqCst);
         c.notify_all();

@@ -668,7 +668,12 @@ mod tests {
         let r = create(4096, 2).unwrap();
         let big = vec![0u8; 4096];
         assert!(matches!(
-            r.put(&[Message { tag: 0, parts: &[&big] }], &mut Plain, None, true),
+            r.put(
+                &[Message { tag: 0, parts: &[&big] }],
+                &mut Plain,
+                crate::testing::patience(),
+                true
+            ),
             Err(IpcError::TooLarge {
                 len: 4096,
                 capacity: 4096
@@ -695,30 +700,51 @@ mod tests {
         let producers: Vec<_> = (0..3u32)
             .map(|p| {
                 let r = reattach(&r);
-                std::thread::spawn(move || {
+                crate::testing::spawn(move || {
                     for i in 0..5000u32 {
                         let v = (p << 24 | i).to_le_bytes();
                         let n = r
-                            .put(&[Message { tag: p, parts: &[&v] }], &mut Plain, None, true)
+                            .put(
+                                &[Message { tag: p, parts: &[&v] }],
+                                &mut Plain,
+                                crate::testing::patience(),
+                                true,
+                            )
                             .unwrap();
                         assert_eq!(n, 1);
                     }
                 })
             })
             .collect();
+        // The consumers stop once every message is in (counted together), not after a quiet spell:
+        // a producer descheduled for long on a loaded machine must not end the test early.
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let consumers: Vec<_> = (0..2)
             .map(|_| {
                 let r = reattach(&r);
-                std::thread::spawn(move || {
+                let received = Arc::clone(&received);
+                crate::testing::spawn(move || {
                     let mut seen = Vec::new();
-                    let deadline = || Some(Instant::now() + Duration::from_millis(500));
-                    while let Some(t) = r
-                        .get(7, &mut Plain, deadline(), true, |_, a, b| {
-                            seen.push(u32::from_le_bytes([a, b].concat().try_into().unwrap()));
-                        })
-                        .unwrap()
-                    {
-                        r.delivered(t);
+                    let give_up = Instant::now() + crate::testing::PATIENCE;
+                    while received.load(Ordering::SeqCst) < 3 * 5000 {
+                        assert!(
+                            Instant::now() < give_up,
+                            "messages missing after {:?}",
+                            crate::testing::PATIENCE
+                        );
+                        // A short wait, then look at the count again: the other consumer may have
+                        // taken the last messages.
+                        let soon = Some(Instant::now() + Duration::from_millis(50));
+                        let before = seen.len();
+                        if let Some(t) = r
+                            .get(7, &mut Plain, soon, true, |_, a, b| {
+                                seen.push(u32::from_le_bytes([a, b].concat().try_into().unwrap()));
+                            })
+                            .unwrap()
+                        {
+                            r.delivered(t);
+                            received.fetch_add(seen.len() - before, Ordering::SeqCst);
+                        }
                     }
                     seen
                 })

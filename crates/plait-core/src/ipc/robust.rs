@@ -212,7 +212,10 @@ mod tests {
         assert_eq!(l.lock(&mut Plain, soon), Ok(None));
         l.unlock().unwrap();
         assert_eq!(l.unlock(), Err(NotLocked));
-        assert_eq!(l.lock(&mut Plain, None), Ok(Some(Acquired::Clean)));
+        assert_eq!(
+            l.lock(&mut Plain, crate::testing::patience()),
+            Ok(Some(Acquired::Clean))
+        );
         l.unlock().unwrap();
     }
 
@@ -225,7 +228,10 @@ mod tests {
         // As if the child had taken the lock and died (with a sleeper flagged).
         l.word.store(dead | WAITERS, Ordering::SeqCst);
         l.owner.store(u64::from(dead), Ordering::SeqCst);
-        assert_eq!(l.lock(&mut Plain, None), Ok(Some(Acquired::OwnerDied)));
+        assert_eq!(
+            l.lock(&mut Plain, crate::testing::patience()),
+            Ok(Some(Acquired::OwnerDied))
+        );
         assert_eq!(l.holder(), Some(process::pid()));
         assert_eq!(l.try_lock(), None);
         l.unlock().unwrap();
@@ -241,9 +247,9 @@ mod tests {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (l, counter) = (Arc::clone(&l), Arc::clone(&counter));
-                std::thread::spawn(move || {
+                crate::testing::spawn(move || {
                     for _ in 0..2000 {
-                        l.lock(&mut Plain, None).unwrap().unwrap();
+                        l.lock(&mut Plain, crate::testing::patience()).unwrap().unwrap();
                         // A non-atomic read-modify-write, protected by the lock.
                         let v = counter.load(Ordering::Relaxed);
                         counter.store(v + 1, Ordering::Relaxed);

@@ -405,7 +405,7 @@ mod tests {
         q.put(1, Wait::No, &mut Plain).unwrap();
         assert_eq!(q.unfinished(&mut Plain), 1);
         let q2 = Arc::clone(&q);
-        let t = std::thread::spawn(move || q2.join(&mut Plain));
+        let t = crate::testing::spawn(move || q2.join(&mut Plain));
         q.get(Wait::No, &mut Plain).unwrap();
         q.task_done(&mut Plain).unwrap();
         t.join().unwrap().unwrap();
@@ -416,8 +416,10 @@ mod tests {
     fn shutdown_wakes_getters_and_drains_when_immediate() {
         let q = Arc::new(fifo(0));
         let q2 = Arc::clone(&q);
-        let t = std::thread::spawn(move || q2.get(Wait::Until(None), &mut Plain));
-        std::thread::sleep(Duration::from_millis(10));
+        let asleep = crate::testing::Announce::default();
+        let mut blocker = asleep.clone();
+        let t = crate::testing::spawn(move || q2.get(Wait::Until(crate::testing::patience()), &mut blocker));
+        asleep.wait_asleep(&t);
         assert!(q.shutdown(false, &mut Plain).is_empty());
         assert_eq!(t.join().unwrap(), Err(QueueError::ShutDown));
         let q = fifo(0);
@@ -433,16 +435,17 @@ mod tests {
         let producers: Vec<_> = (0..3)
             .map(|p| {
                 let q = Arc::clone(&q);
-                std::thread::spawn(move || {
+                crate::testing::spawn(move || {
                     for i in 0..1000 {
-                        q.put(p * 1000 + i, Wait::Until(None), &mut Plain).unwrap();
+                        q.put(p * 1000 + i, Wait::Until(crate::testing::patience()), &mut Plain)
+                            .unwrap();
                     }
                 })
             })
             .collect();
         let mut seen = vec![false; 3000];
         for _ in 0..3000 {
-            let v = q.get(Wait::Until(None), &mut Plain).unwrap() as usize;
+            let v = q.get(Wait::Until(crate::testing::patience()), &mut Plain).unwrap() as usize;
             assert!(!seen[v]);
             seen[v] = true;
         }

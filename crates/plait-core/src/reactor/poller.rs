@@ -409,7 +409,7 @@ mod tests {
         let (mut sel, _reg, w) = new::<u8>(64).unwrap();
         // The waker must outlive the wait: closing its eventfd would drop a pending wake-up.
         let w2 = w.clone();
-        let t = std::thread::spawn(move || w2.wake());
+        let t = crate::testing::spawn(move || w2.wake());
         let mut out = Vec::new();
         sel.select(None, &mut out).unwrap();
         assert!(out.is_empty());

@@ -96,7 +96,7 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 let q = Arc::clone(&q);
-                std::thread::spawn(move || (0..1000).for_each(|i| q.push(t * 1000 + i)))
+                crate::testing::spawn(move || (0..1000).for_each(|i| q.push(t * 1000 + i)))
             })
             .collect();
         for h in handles {

@@ -405,7 +405,7 @@ mod tests {
     #[test]
     fn exit_code_is_reported_and_pidfd_fires() {
         let mut child = Spawn::new("/bin/sh", ["-c", "exit 3"]).spawn().unwrap();
-        assert!(readable(child.pidfd(), 5000));
+        assert!(readable(child.pidfd(), 60_000));
         assert_eq!(child.wait().unwrap(), Exit::Code(3));
         assert_eq!(child.try_wait().unwrap(), Some(Exit::Code(3)));
     }
@@ -469,7 +469,7 @@ mod tests {
         let (reaper, seen) = recording_reaper();
         let mut child = Child::adopt_foreign(start("/bin/sh", &["-c", "exit 3"]), reaper).unwrap();
         assert!(child.is_foreign());
-        assert!(readable(child.pidfd(), 5000));
+        assert!(readable(child.pidfd(), 60_000));
         assert_eq!(child.wait().unwrap(), Exit::Code(3));
         assert_eq!(child.try_wait().unwrap(), Some(Exit::Code(3)));
         drop(child);

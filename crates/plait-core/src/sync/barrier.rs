@@ -230,9 +230,11 @@ mod tests {
             let threads: Vec<_> = (0..3)
                 .map(|_| {
                     let b = Arc::clone(&b);
-                    std::thread::spawn(move || match b.arrive(None, &mut Plain).unwrap() {
-                        Arrival::Passed(i) | Arrival::RunAction(i) => i,
-                    })
+                    crate::testing::spawn(
+                        move || match b.arrive(crate::testing::patience(), &mut Plain).unwrap() {
+                            Arrival::Passed(i) | Arrival::RunAction(i) => i,
+                        },
+                    )
                 })
                 .collect();
             let mut idx: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -247,7 +249,10 @@ mod tests {
         let d = Some(Instant::now() + Duration::from_millis(10));
         assert_eq!(b.arrive(d, &mut Plain), Err(SyncError::BrokenBarrier));
         assert!(b.broken());
-        assert_eq!(b.arrive(None, &mut Plain), Err(SyncError::BrokenBarrier));
+        assert_eq!(
+            b.arrive(crate::testing::patience(), &mut Plain),
+            Err(SyncError::BrokenBarrier)
+        );
         b.reset(&mut Plain).unwrap();
         assert!(!b.broken());
     }
@@ -256,14 +261,12 @@ mod tests {
     fn failed_action_breaks() {
         let b = Arc::new(Barrier::new(2, true));
         let b2 = Arc::clone(&b);
-        let t = std::thread::spawn(move || b2.arrive(None, &mut Plain));
-        loop {
-            if b.n_waiting() == 1 {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        assert_eq!(b.arrive(None, &mut Plain), Ok(Arrival::RunAction(1)));
+        let t = crate::testing::spawn(move || b2.arrive(crate::testing::patience(), &mut Plain));
+        crate::testing::spin_until(&t, "the first party waits", || b.n_waiting() == 1);
+        assert_eq!(
+            b.arrive(crate::testing::patience(), &mut Plain),
+            Ok(Arrival::RunAction(1))
+        );
         b.finish_action(false);
         assert_eq!(t.join().unwrap(), Err(SyncError::BrokenBarrier));
     }

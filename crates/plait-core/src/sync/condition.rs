@@ -146,7 +146,7 @@ mod tests {
             .map(|_| {
                 let (q, woke) = (Arc::clone(&q), Arc::clone(&woke));
                 let s = q.enqueue();
-                std::thread::spawn(move || {
+                crate::testing::spawn(move || {
                     let got = q
                         .wait(&s, Some(Instant::now() + Duration::from_millis(300)), &mut Plain)
                         .unwrap();

@@ -105,13 +105,18 @@ mod tests {
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let ev = Arc::clone(&ev);
-                std::thread::spawn(move || ev.wait(None, &mut Plain).unwrap())
+                let asleep = crate::testing::Announce::default();
+                let mut blocker = asleep.clone();
+                let t = crate::testing::spawn(move || ev.wait(crate::testing::patience(), &mut blocker).unwrap());
+                (t, asleep)
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(20));
+        for (t, asleep) in &waiters {
+            asleep.wait_asleep(t);
+        }
         ev.set();
         ev.clear();
-        for w in waiters {
+        for (w, _) in waiters {
             assert!(w.join().unwrap());
         }
         assert!(!ev.is_set());

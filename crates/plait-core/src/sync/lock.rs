@@ -324,7 +324,7 @@ mod tests {
         let saved = lock.release_save(me).unwrap();
         assert_eq!(saved.count, 2);
         assert!(!lock.locked());
-        assert!(lock.acquire_slow(me, None, &mut Plain).unwrap());
+        assert!(lock.acquire_slow(me, crate::testing::patience(), &mut Plain).unwrap());
         lock.restore(saved);
         assert_eq!(lock.release(me), Ok(false));
         assert_eq!(lock.release(me), Ok(true));

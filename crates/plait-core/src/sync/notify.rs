@@ -87,8 +87,12 @@ mod tests {
         let n = Arc::new(Notifier::new());
         let flag = Arc::new(AtomicBool::new(false));
         let (n2, f2) = (Arc::clone(&n), Arc::clone(&flag));
-        let t = std::thread::spawn(move || n2.wait_until(|| f2.load(Ordering::SeqCst), None, &mut Plain));
-        std::thread::sleep(Duration::from_millis(10));
+        let asleep = crate::testing::Announce::default();
+        let mut blocker = asleep.clone();
+        let t = crate::testing::spawn(move || {
+            n2.wait_until(|| f2.load(Ordering::SeqCst), crate::testing::patience(), &mut blocker)
+        });
+        asleep.wait_asleep(&t);
         flag.store(true, Ordering::SeqCst);
         n.notify();
         assert_eq!(t.join().unwrap(), Ok(true));

@@ -192,8 +192,10 @@ mod tests {
         let lock = Arc::new(RawLock::new());
         assert!(lock.try_lock());
         let l2 = Arc::clone(&lock);
-        let t = std::thread::spawn(move || l2.lock_until(None));
-        std::thread::sleep(Duration::from_millis(10));
+        let t = crate::testing::spawn(move || l2.lock_until(Some(Instant::now() + crate::testing::PATIENCE)));
+        crate::testing::spin_until(&t, "the waiter parked", || {
+            lock.state.load(Ordering::SeqCst) & PARKED != 0
+        });
         lock.unlock().unwrap();
         assert!(t.join().unwrap());
         assert!(lock.is_locked());
@@ -206,7 +208,7 @@ mod tests {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
-                std::thread::spawn(move || {
+                crate::testing::spawn(move || {
                     for _ in 0..10_000 {
                         assert!(lock.lock_until(None));
                         // A non-atomic read-modify-write: lost updates would show a missing exclusion.

@@ -200,8 +200,10 @@ mod tests {
     fn release_by_stranger_wakes_waiter_and_disables_tracking() {
         let s = Arc::new(Semaphore::new(0, false, None));
         let s2 = Arc::clone(&s);
-        let t = std::thread::spawn(move || s2.acquire_slow(7, None, &mut Plain).unwrap());
-        std::thread::sleep(Duration::from_millis(10));
+        let asleep = crate::testing::Announce::default();
+        let mut blocker = asleep.clone();
+        let t = crate::testing::spawn(move || s2.acquire_slow(7, crate::testing::patience(), &mut blocker).unwrap());
+        asleep.wait_asleep(&t);
         s.release(8, 1).unwrap();
         assert!(t.join().unwrap());
         let mut h = vec![];
