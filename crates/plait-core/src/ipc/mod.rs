@@ -6,6 +6,7 @@
 //!   framed messages between processes.
 //! - [`futex`]: sleeping and waking on words of shared mappings; [`process`]: who is alive.
 //! - [`robust`]: a lock that the next acquirer takes over when its holder dies.
+//! - [`shared`]: the segment that holds one object, with its header.
 //! - [`objects`]: locks, semaphores, events, conditions, barriers, atomics in a segment.
 //! - [`ring`]: a crash-safe MPMC ring of variable-size messages (the cross-process queues).
 
@@ -19,5 +20,6 @@ pub mod outbox;
 pub mod process;
 pub mod ring;
 pub mod robust;
+pub mod shared;
 pub mod shm;
 pub mod socket;

@@ -38,10 +38,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::block::Blocker;
+use crate::error::IpcError;
 use crate::ipc::futex::{notify, wait_until};
-use crate::ipc::objects::{IpcError, Layout, Shared};
 use crate::ipc::process;
 use crate::ipc::robust::{Acquired, RobustLock};
+use crate::ipc::shared::{Layout, Shared};
 
 /// In-flight slots (concurrent gets between commit and delivery that are tracked).
 pub const SLOTS: usize = 64;
