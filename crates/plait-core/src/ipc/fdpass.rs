@@ -23,13 +23,25 @@ const CMSG_BUF: usize = 4096;
 /// close its copies). Never raises `SIGPIPE`.
 ///
 /// # Errors
-/// The OS error from `sendmsg` (`WouldBlock` on a full non-blocking socket).
+/// The OS error from `sendmsg` (`WouldBlock` on a full non-blocking socket); `InvalidInput`
+/// (nothing sent) for more than [`MAX_FDS_PER_SEND`] descriptors, or descriptors without a byte
+/// to ride on.
 pub fn send(fd: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
-    assert!(fds.len() <= MAX_FDS_PER_SEND, "too many descriptors for one send");
-    assert!(
-        !data.is_empty() || fds.is_empty(),
-        "descriptors need at least one byte to ride on"
-    );
+    if fds.len() > MAX_FDS_PER_SEND {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors exceed the {MAX_FDS_PER_SEND} one send can carry",
+                fds.len()
+            ),
+        ));
+    }
+    if data.is_empty() && !fds.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptors need at least one byte to ride on",
+        ));
+    }
     let mut iov = libc::iovec {
         iov_base: data.as_ptr().cast_mut().cast(),
         iov_len: data.len(),
@@ -143,6 +155,15 @@ mod tests {
         let raw: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();
         assert_eq!(send(a.as_raw_fd(), b"xy", &raw[..2]).unwrap(), 2);
         assert_eq!(send(a.as_raw_fd(), b"z", &raw[2..]).unwrap(), 1);
+        assert_eq!(
+            send(a.as_raw_fd(), b"", &raw[..1]).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let too_many = vec![raw[0]; MAX_FDS_PER_SEND + 1];
+        assert_eq!(
+            send(a.as_raw_fd(), b"w", &too_many).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
         drop(files);
         let mut got = VecDeque::new();
         let mut buf = [0u8; 16];

@@ -176,15 +176,19 @@ impl Segment {
     /// descriptor).
     ///
     /// # Errors
-    /// The OS error from `pwrite`.
-    ///
-    /// # Panics
-    /// If `at + data.len()` exceeds the segment.
+    /// The OS error from `pwrite`; `InvalidInput` if `at + data.len()` exceeds the segment
+    /// (nothing is written then).
     pub fn write_at(&self, at: usize, data: &[u8]) -> io::Result<()> {
-        assert!(
-            at.checked_add(data.len()).is_some_and(|end| end <= self.len),
-            "write past the segment"
-        );
+        if at.checked_add(data.len()).is_none_or(|end| end > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} bytes at offset {at} exceed the segment of {} bytes",
+                    data.len(),
+                    self.len
+                ),
+            ));
+        }
         if data.is_empty() {
             return Ok(());
         }
@@ -230,6 +234,11 @@ mod tests {
         let (s, _) = crate::ipc::socket::pair().unwrap();
         assert_eq!(
             Segment::open(OwnedFd::from(s), false).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(a.write_at(99, b"xy").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            a.write_at(usize::MAX, b"x").unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
         let empty = Segment::create(0).unwrap();
