@@ -180,7 +180,7 @@ def test_a_corrupt_queue_header_raises_shared_memory_corrupted():
     good = os.pread(fd, 8, 64)
     assert int.from_bytes(good, "little") == 4096
     os.pwrite(fd, (3).to_bytes(8, "little"), 64)
-    with pytest.raises(plait.SharedMemoryCorrupted, match="Queue is corrupted.*capacity") as info:
+    with pytest.raises(plait.SharedMemoryCorrupted, match=r"Queue is corrupted.*capacity") as info:
         q.get(timeout=1)
     assert isinstance(info.value, plait.PlaitError) and isinstance(info.value, RuntimeError)
     with pytest.raises(plait.SharedMemoryCorrupted):
