@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from plait import WorkerCrashed, _wire
+from plait import WorkerCrashed
+from plait.processes import _wire
 from plait.processes import ProcessPool, Shared, share
 
 np = pytest.importorskip("numpy")

@@ -31,7 +31,7 @@ from asyncio import events, selector_events, unix_events
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from . import _plait
+from .. import _plait
 
 __all__ = [
     "EventLoop",

@@ -50,7 +50,8 @@ def _run_worker(control: socket.socket, fd: int) -> NoReturn:  # pragma: no cove
     code = 1
     try:
         control.close()  # so the pool sees end of stream when the server dies, workers or not
-        from . import _plait, _worker
+        from .. import _plait
+        from . import _worker
 
         code = _worker.serve(_plait.FrameChannel(fd))
     except BaseException:
@@ -116,7 +117,9 @@ def main(argv: list[str]) -> int:
 
     import cloudpickle  # noqa: F401
 
-    from . import _worker, processes  # noqa: F401
+    import plait.processes  # noqa: F401
+
+    from . import _worker  # noqa: F401
 
     children: set[int] = set()
     try:
@@ -174,7 +177,7 @@ class ForkServer:
     started go on serving; only their exit status is lost). ``close`` stops and reaps it.
     """
 
-    module = "plait._forkserver"
+    module = "plait.processes._forkserver"
     """What the server runs (``python -m module FD``)."""
 
     def __init__(self, executable: str) -> None:

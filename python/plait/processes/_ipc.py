@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _plait, _wire
-from ._plait import Segment
+from .. import _plait
+from . import _wire
+from .._plait import Segment
 
 __all__ = [
     "AtomicInt",

@@ -30,8 +30,9 @@ from typing import Any
 
 import cloudpickle
 
-from . import _backend, _plait, _wire
-from ._backend import Backend
+from .. import _backend, _plait
+from . import _wire
+from .._backend import Backend
 from ._forkserver import ForkServer
 from ._ipc import (
     AtomicInt,
@@ -49,9 +50,9 @@ from ._ipc import (
     SharedArray,
     SimpleQueue,
 )
-from ._pool import Future
+from .._pool import Future
 from ._wire import Shared, share
-from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
+from ..exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
 
 __all__ = [
     "AtomicInt",
@@ -361,7 +362,7 @@ class ProcessPool(concurrent.futures.Executor):
         self._core: Backend = _backend.check(
             _plait.ProcessPoolCore(
                 max_workers,
-                [sys.executable, "-m", "plait._worker"],
+                [sys.executable, "-m", "plait.processes._worker"],
                 _dumps(hello),
                 _complete,
                 max_tasks_per_worker,

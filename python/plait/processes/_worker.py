@@ -15,7 +15,8 @@ import signal
 import sys
 import traceback
 
-from . import _plait, _wire
+from .. import _plait
+from . import _wire
 
 HELLO, DEFINE, TASK, SHUTDOWN, READY, OK, ERR, INIT_FAILED = _plait.PROTOCOL
 

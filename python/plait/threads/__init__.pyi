@@ -4,24 +4,24 @@ from queue import Empty as Empty
 from queue import Full as Full
 from threading import BrokenBarrierError as BrokenBarrierError
 
-from ._plait import AtomicFlag as AtomicFlag
-from ._plait import AtomicInt as AtomicInt
-from ._plait import Barrier as Barrier
-from ._plait import BoundedSemaphore as BoundedSemaphore
-from ._plait import Condition as Condition
-from ._plait import Event as Event
-from ._plait import LifoQueue as LifoQueue
-from ._plait import Lock as Lock
-from ._plait import PriorityQueue as PriorityQueue
-from ._plait import Queue as Queue
-from ._plait import RLock as RLock
-from ._plait import Semaphore as Semaphore
-from ._plait import SimpleQueue as SimpleQueue
-from ._pool import ThreadPool as ThreadPool
-from .exceptions import BrokenThreadPool as BrokenThreadPool
-from .exceptions import DeadlockError as DeadlockError
-from .exceptions import LockOrderWarning as LockOrderWarning
-from .exceptions import ShutDown as ShutDown
+from .._plait import AtomicFlag as AtomicFlag
+from .._plait import AtomicInt as AtomicInt
+from .._plait import Barrier as Barrier
+from .._plait import BoundedSemaphore as BoundedSemaphore
+from .._plait import Condition as Condition
+from .._plait import Event as Event
+from .._plait import LifoQueue as LifoQueue
+from .._plait import Lock as Lock
+from .._plait import PriorityQueue as PriorityQueue
+from .._plait import Queue as Queue
+from .._plait import RLock as RLock
+from .._plait import Semaphore as Semaphore
+from .._plait import SimpleQueue as SimpleQueue
+from .._pool import ThreadPool as ThreadPool
+from ..exceptions import BrokenThreadPool as BrokenThreadPool
+from ..exceptions import DeadlockError as DeadlockError
+from ..exceptions import LockOrderWarning as LockOrderWarning
+from ..exceptions import ShutDown as ShutDown
 
 __all__ = [
     "TIMEOUT_MAX",
