@@ -12,8 +12,7 @@ import time
 import pytest
 
 from plait import WorkerCrashed
-from plait.processes import _wire
-from plait.processes import ProcessPool, Shared, share
+from plait.processes import ProcessPool, Shared, _wire, share
 
 np = pytest.importorskip("numpy")
 

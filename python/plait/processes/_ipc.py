@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .. import _plait
-from . import _wire
 from .._plait import Segment
+from . import _wire
 
 __all__ = [
     "AtomicInt",

@@ -1,4 +1,4 @@
-"""Worker process of :class:`plait.processes.ProcessPool`: ``python -m plait._worker FD``.
+"""Worker process of :class:`plait.processes.ProcessPool`: ``python -m plait.processes._worker FD``.
 
 It speaks the frame protocol of ``plait_core::supervise::pool`` on socket ``FD``: receives the
 setup (``HELLO``), pickled functions (``DEFINE``) and tasks (``TASK``), and answers with ``READY``,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os as _os
 
 from .. import _plait, _report
-from .._pool import ThreadPool
 from ..exceptions import BrokenThreadPool, DeadlockError, LockOrderWarning, ShutDown
+from ._pool import ThreadPool
 
 __all__ = [
     "AtomicFlag",

@@ -17,11 +17,11 @@ from .._plait import Queue as Queue
 from .._plait import RLock as RLock
 from .._plait import Semaphore as Semaphore
 from .._plait import SimpleQueue as SimpleQueue
-from .._pool import ThreadPool as ThreadPool
 from ..exceptions import BrokenThreadPool as BrokenThreadPool
 from ..exceptions import DeadlockError as DeadlockError
 from ..exceptions import LockOrderWarning as LockOrderWarning
 from ..exceptions import ShutDown as ShutDown
+from ._pool import ThreadPool as ThreadPool
 
 __all__ = [
     "TIMEOUT_MAX",
