@@ -46,11 +46,11 @@ __all__ = [
     "share",
 ]
 
-# Where each public name is defined (a submodule of this package).
+# Where each name is defined (a module relative to this package).
 _HOMES = {
-    "ProcessPool": "_executor",
-    "Shared": "_wire",
-    "share": "_wire",
+    "ProcessPool": "._executor",
+    "Shared": "._wire",
+    "share": "._wire",
     **dict.fromkeys(
         (
             "AtomicInt",
@@ -68,8 +68,25 @@ _HOMES = {
             "SharedArray",
             "SimpleQueue",
         ),
-        "_ipc",
+        "._ipc",
     ),
+    # Not in __all__, importable from here before the package split: kept so.
+    **dict.fromkeys(("BrokenProcessPool", "RemoteTraceback", "TaskTimeout", "WorkerCrashed"), "..exceptions"),
+    **dict.fromkeys(
+        (
+            "DONE_BROKEN",
+            "DONE_CANCELLED",
+            "DONE_CRASHED",
+            "DONE_ERR",
+            "DONE_OK",
+            "DONE_TIMED_OUT",
+            "DONE_UNSENDABLE",
+        ),
+        "._executor",
+    ),
+    "Future": ".._pool",
+    "Backend": ".._backend",
+    "ForkServer": "._forkserver",
 }
 
 
@@ -77,7 +94,7 @@ def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    value = getattr(importlib.import_module(home, __name__), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 
