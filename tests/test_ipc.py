@@ -547,7 +547,7 @@ def test_shared_array_is_written_by_children_and_tasks(method):
 
 
 def test_shared_array_without_numpy_is_a_memoryview(monkeypatch):
-    from plait import _ipc
+    from plait.processes import _ipc
 
     monkeypatch.setattr(_ipc, "_numpy", lambda: None)
     a = pp.SharedArray((2, 3), "i")

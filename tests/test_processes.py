@@ -683,7 +683,7 @@ def test_a_killed_forkserver_is_replaced():
 
 
 def test_a_forkserver_that_cannot_start_breaks_the_pool(monkeypatch):
-    from plait import _forkserver
+    from plait.processes import _forkserver
 
     monkeypatch.setattr(_forkserver.ForkServer, "module", "plait._no_such_module")
     with ProcessPool(max_workers=1, start_method="forkserver") as pool:

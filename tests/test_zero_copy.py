@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from plait import WorkerCrashed, _wire
-from plait.processes import ProcessPool, Shared, share
+from plait import WorkerCrashed
+from plait.processes import ProcessPool, Shared, _wire, share
 
 np = pytest.importorskip("numpy")
 

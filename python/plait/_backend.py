@@ -8,10 +8,10 @@ a cluster (Dask distributed, Ray) implements the same few calls and speaks the s
 - ``submit(func, definition, body, timeout, segments) -> (future, task_id)``: queue a task.
   ``func`` is a function id (0: the callable travels in ``body``), ``definition`` the pickled
   function the first time ``func`` is used, ``body`` the pickled ``(args, kwargs)`` (or
-  ``(fn, args, kwargs)``) made by :func:`plait._wire.dumps`, ``segments`` the shared-memory
+  ``(fn, args, kwargs)``) made by :func:`plait.processes._wire.dumps`, ``segments`` the shared-memory
   segments holding its large buffers (a remote backend would ship their bytes instead). The
   future is a ``plait._pool.Future`` that the backend completes through
-  ``plait.processes._complete(future, kind, payload, segments)`` with one of
+  ``plait.processes._executor._complete(future, kind, payload, segments)`` with one of
   ``_plait.DONE_KINDS``: a pickled result, a pickled ``(exception, traceback text)``, a crash
   ``(text, exitcode, signal)``, a timeout (seconds), a cancel, or a broken pool (reason).
 - ``cancel_running(task_id)``: stop a running task (its worker is killed and replaced).
@@ -20,7 +20,7 @@ a cluster (Dask distributed, Ray) implements the same few calls and speaks the s
   shutdown has completed (a remote backend may simply wait for its client to close);
   ``run_completer()``: completes futures, on another thread, until every outcome is delivered.
 
-The worker side is ``python -m plait._worker``: a loop over frames (``_plait.PROTOCOL``) that a
+The worker side is ``python -m plait.processes._worker``: a loop over frames (``_plait.PROTOCOL``) that a
 remote backend can run inside its own workers with a different transport.
 """
 

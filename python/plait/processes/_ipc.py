@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _plait, _wire
-from ._plait import Segment
+from .. import _plait
+from .._plait import Segment
+from . import _wire
 
 __all__ = [
     "AtomicInt",

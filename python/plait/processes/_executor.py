@@ -1,28 +1,19 @@
-"""plait.processes: a process pool that survives crashes, enforces timeouts and cancels; and
-process-shared queues, locks and counters in shared memory (see ``docs/ipc.md``).
+"""``ProcessPool``: the executor, its dispatcher and completer threads, and how tasks and their
+outcomes cross to the workers (see the package docstring, :mod:`plait.processes`).
 
-``ProcessPool`` is a ``concurrent.futures.Executor`` (``submit``, ``map``, ``shutdown``, context
-manager) with ``multiprocessing.Pool``'s ``imap``, ``imap_unordered`` and ``starmap``. A worker that
-dies fails only the task it was running (:class:`~plait.WorkerCrashed`); a task past its timeout
-gets :class:`~plait.TaskTimeout` and its worker is replaced; ``pool.cancel_running(future)`` stops
-a running task. Functions defined in ``__main__``, lambdas and closures work (they travel by value
-with cloudpickle). Workers start by "spawn" (the default), "forkserver" or "fork". The dispatcher
-(task queue, worker supervision, result collection) is Rust.
+Maps are planned by ``_planner``; workers start by ``python -m plait.processes._worker``
+(spawn), by ``_fork`` (fork) or by a ``_forkserver``; tasks and results are encoded by ``_wire``.
 """
 
 from __future__ import annotations
 
 import atexit
-import collections
 import concurrent.futures
-import functools
 import itertools
 import os
 import pickle
-import signal
 import sys
 import threading
-import time
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,53 +21,25 @@ from typing import Any
 
 import cloudpickle
 
-from . import _backend, _plait, _wire
-from ._backend import Backend
+from .. import _backend, _plait
+from .._backend import Backend
+from .._pool import Future
+from .._progress import progress_bar
+from ..exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
+from . import _wire
+from ._fork import fork_worker
 from ._forkserver import ForkServer
-from ._ipc import (
-    AtomicInt,
-    Barrier,
-    BoundedSemaphore,
-    Condition,
-    Connection,
-    Event,
-    JoinableQueue,
-    Lock,
-    Pipe,
-    Queue,
-    RLock,
-    Semaphore,
-    SharedArray,
-    SimpleQueue,
-)
-from ._pool import Future
-from ._wire import Shared, share
-from .exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
+from ._planner import Plan, Runner, check_chunksize, results_of, run_chunk, run_chunk1
 
-__all__ = [
-    "AtomicInt",
-    "Barrier",
-    "BoundedSemaphore",
-    "Condition",
-    "Connection",
-    "Event",
-    "JoinableQueue",
-    "Lock",
-    "Pipe",
-    "ProcessPool",
-    "Queue",
-    "RLock",
-    "Semaphore",
-    "Shared",
-    "SharedArray",
-    "SimpleQueue",
-    "share",
-]
+__all__ = ["ProcessPool"]
 
 DONE_OK, DONE_ERR, DONE_CRASHED, DONE_TIMED_OUT, DONE_CANCELLED, DONE_BROKEN, DONE_UNSENDABLE = (
     _plait.DONE_KINDS
 )
 _START_METHODS = ("spawn", "forkserver", "fork")
+# What a fork server imports once for all its workers: this module (and with it pickle,
+# cloudpickle, the wire format and the chunk loop) and the process-shared objects.
+_FORKSERVER_PRELOAD = (__name__, f"{__package__}._ipc")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -105,29 +68,6 @@ def _dumps_function(fn: Callable[..., Any]) -> bytes:
     return _dumps(fn)
 
 
-def _fork_worker(fd: int) -> int:
-    """start_method="fork": called by the dispatcher with the new worker's socket fd; the child
-    serves that socket (a copy of this interpreter, as multiprocessing's fork does) and exits."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            from . import _worker
-
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            _close_inherited_segments(fd)
-            code = _worker.serve(_plait.FrameChannel(fd))
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    return pid
-
-
 def _fd_limit() -> int:
     import resource
 
@@ -135,37 +75,13 @@ def _fd_limit() -> int:
     return 1 << 20 if soft == resource.RLIM_INFINITY else soft
 
 
-def _close_inherited_segments(keep: int) -> None:
-    """In a forked worker: close the parent's shared-memory segment descriptors (queued tasks',
-    ``Shared`` objects'), so their memory is freed when the parent lets go of it, not when this
-    worker exits. Other inherited descriptors stay open, as with multiprocessing's fork. The
-    inherited segment objects are told first, so that dropping one later cannot close the new
-    file (a received segment) that has taken its descriptor's number."""
-    _plait._abandon_inherited_segments()
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd != keep:
-            try:
-                if os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:plait-shm"):
-                    os.close(fd)
-            except OSError:
-                pass
-
-
-class _Runner(functools.partial):  # type: ignore[type-arg]
-    """A map's chunk loop bound to its function (see ``ProcessPool._chunk_runner``): as
-    stateless as that function, so it is sent once per worker when the function is plain."""
-
-    __slots__ = ()
-
-
-_CACHEABLE = (types.FunctionType, types.BuiltinFunctionType, _Runner)
+_CACHEABLE = (types.FunctionType, types.BuiltinFunctionType, Runner)
 
 
 def _plain(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` carries no state of its own: a function without free variables (module
     level, ``__main__``, a lambda), or a chunk runner around one."""
-    if type(fn) is _Runner:
+    if type(fn) is Runner:
         fn = fn.args[0]  # type: ignore[attr-defined]
     return type(fn) in _CACHEABLE and not getattr(fn, "__closure__", None)
 
@@ -342,18 +258,20 @@ class ProcessPool(concurrent.futures.Executor):
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
         # Eager maps still submitting chunks: shutdown() submits the rest of each at once.
-        self._plans: weakref.WeakSet[_Plan] = weakref.WeakSet()
+        self._plans: weakref.WeakSet[Plan] = weakref.WeakSet()
         # Tasks' shared-memory segments not yet released (each holds a descriptor until its
         # task ends): past the budget, buffers travel in band instead.
         self._segments_out = _plait.AtomicInt(0)
         self._segment_budget = max(16, _fd_limit() // 4)
-        self._runners: dict[tuple[Any, bool], _Runner] = {}
+        self._runners: dict[tuple[Any, bool], Runner] = {}
         self._function_ids = itertools.count(1)
         self._lock = threading.Lock()
         # forkserver: workers are forked by this pool's fork server (started on the dispatcher
         # thread with the first worker), which also reports how they exit.
-        self._forkserver = ForkServer(sys.executable) if start_method == "forkserver" else None
-        launch: Callable[[int], int] | None = _fork_worker if start_method == "fork" else None
+        self._forkserver = None
+        if start_method == "forkserver":
+            self._forkserver = ForkServer(sys.executable, _FORKSERVER_PRELOAD)
+        launch: Callable[[int], int] | None = fork_worker if start_method == "fork" else None
         reap: Callable[[int], int] | None = None
         if self._forkserver is not None:
             launch, reap = self._forkserver.launch, self._forkserver.status
@@ -361,7 +279,7 @@ class ProcessPool(concurrent.futures.Executor):
         self._core: Backend = _backend.check(
             _plait.ProcessPoolCore(
                 max_workers,
-                [sys.executable, "-m", "plait._worker"],
+                [sys.executable, "-m", "plait.processes._worker"],
                 _dumps(hello),
                 _complete,
                 max_tasks_per_worker,
@@ -471,7 +389,7 @@ class ProcessPool(concurrent.futures.Executor):
         ``unpack``, else ``fn(item)``. For a plain function the same runner object serves every
         map, so it is sent to each worker once; around a stateful callable it travels with each
         chunk, as the callable would."""
-        runner = _Runner(_run_chunk if unpack else _run_chunk1, fn)
+        runner = Runner(run_chunk if unpack else run_chunk1, fn)
         if not _plain(fn):
             return runner
         with self._lock:
@@ -493,7 +411,7 @@ class ProcessPool(concurrent.futures.Executor):
         # One iterable: items go as they are and the worker calls fn(item). Several: zipped into
         # argument tuples. star=False: the one iterable already holds argument tuples (starmap).
         # A range is never materialised: its chunks are ranges too.
-        _check_chunksize(chunksize)
+        check_chunksize(chunksize)
         if star and len(iterables) == 1:
             source = iterables[0]
             items: Sequence[Any] = source if type(source) is range else list(source)
@@ -501,8 +419,8 @@ class ProcessPool(concurrent.futures.Executor):
         else:
             items = list(zip(*iterables, strict=False)) if star else [tuple(args) for args in iterables[0]]
             runner = self._chunk_runner(fn, unpack=True)
-        plan = _Plan(self, runner, items, chunksize, task_timeout, ordered=True)
-        return _results(plan, timeout=timeout, bar=_progress_bar(progress, len(items)))
+        plan = Plan(self, runner, items, chunksize, task_timeout, ordered=True)
+        return results_of(plan, timeout=timeout, bar=progress_bar(progress, len(items)))
 
     def map(
         self,
@@ -558,11 +476,11 @@ class ProcessPool(concurrent.futures.Executor):
         ordered: bool,
         progress: bool | str = False,
     ) -> Iterator[Any]:
-        _check_chunksize(chunksize)
+        check_chunksize(chunksize)
         total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
         runner = self._chunk_runner(fn, unpack=False)
-        plan = _Plan(self, runner, iterable, chunksize, self._task_timeout, ordered)
-        return _results(plan, timeout=None, bar=_progress_bar(progress, total))
+        plan = Plan(self, runner, iterable, chunksize, self._task_timeout, ordered)
+        return results_of(plan, timeout=None, bar=progress_bar(progress, total))
 
     def _stop(self, futures: list[Future]) -> None:
         for f in futures:
@@ -581,326 +499,3 @@ class ProcessPool(concurrent.futures.Executor):
             else:
                 plan.top_up(everything=True)
         _stop_dispatcher(self._key, cancel_futures, wait)
-
-
-def _run_chunk1(
-    fn: Callable[..., Any], chunk: Iterable[Any]
-) -> tuple[list[Any], BaseException | None, float]:
-    """Runs in the worker: ``fn(item)`` for each item, stopping at the first exception; also
-    returns the time it took (chunk sizes adapt to it)."""
-    results: list[Any] = []
-    start = time.perf_counter()
-    try:
-        results.extend(map(fn, chunk))  # keeps the results before an exception
-    except Exception as exc:
-        return results, exc, time.perf_counter() - start
-    return _compact(results), None, time.perf_counter() - start
-
-
-def _run_chunk(
-    fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
-) -> tuple[list[Any], BaseException | None, float]:
-    """Runs in the worker: ``fn(*args)`` for each item, stopping at the first exception."""
-    results: list[Any] = []
-    start = time.perf_counter()
-    try:
-        results.extend(itertools.starmap(fn, chunk))  # keeps the results before an exception
-    except Exception as exc:
-        return results, exc, time.perf_counter() - start
-    return _compact(results), None, time.perf_counter() - start
-
-
-def _compact(results: list[Any]) -> Any:
-    """A long list of exact ints (64-bit) or exact floats as ``(kind, bytes)`` (see
-    ``_plait.pack_numbers``): one block of bytes to pickle, and the caller rebuilds the numbers
-    several times faster than it would unpickle them one by one; other lists as they are."""
-    if len(results) >= 256:
-        return _plait.pack_numbers(results) or results
-    return results
-
-
-def _count(results: Any) -> int:
-    return len(results[1]) // 8 if type(results) is tuple else len(results)
-
-
-def _check_chunksize(chunksize: int | None) -> None:
-    if chunksize is not None and chunksize < 1:
-        raise ValueError("chunksize must be >= 1")
-
-
-class _Plan:
-    """The chunks of one map: sized from the measured task time, kept a few per worker in flight.
-
-    A sequence (list, tuple, range) is scheduled eagerly: each finished chunk submits the next
-    from the completer thread (so the work goes on whether or not results are being read), and
-    ``shutdown()`` submits whatever is left at once. Any other iterable is read lazily, a window
-    of chunks ahead of the consumer, on the consumer's thread only and never under the plan's
-    lock (user generators never run on the pool's threads, nor block them).
-    """
-
-    #: Target duration of one chunk: a few ms at least (the per-chunk cost is ~10 us), at most
-    #: this much (so a Ctrl-C or a timeout kills little work, and the end of a map balances).
-    MIN_CHUNK_S = 0.002
-    MAX_CHUNK_S = 0.2
-    #: Largest probe (a chunk sized before any duration is measured) of an eager map.
-    MAX_PROBE = 16
-
-    def __init__(
-        self,
-        pool: ProcessPool,
-        runner: Callable[..., Any],
-        items: Iterable[Any],
-        chunksize: int | None,
-        task_timeout: float | None,
-        ordered: bool,
-    ) -> None:
-        self.pool = pool
-        self.ordered = ordered
-        self.runner = runner
-        self.fixed = chunksize
-        self.task_timeout = task_timeout
-        self.workers = pool._max_workers
-        self.window = 2 * self.workers
-        self.eager = isinstance(items, (list, tuple, range))
-        self.items: Any = items if self.eager else None
-        self.source = None if self.eager else iter(items)
-        self.n: int | None = len(items) if self.eager else None  # type: ignore[arg-type]
-        self.taken = 0  # items handed to chunks
-        self.submitted = 0  # chunks
-        self.exhausted = False
-        self.per_item: float | None = None  # seconds, smoothed
-        self.order: collections.deque[Future] = collections.deque()  # submitted, not yet consumed
-        self.finished: collections.deque[Future] = collections.deque()  # done, in completion order
-        self.live: set[Future] = set()  # not yet consumed
-        self.in_flight = 0
-        self.cond = threading.Condition(threading.RLock())  # callbacks may run inside submit
-        self.stopped = False
-        self.failure: BaseException | None = None  # raised after the results submitted before it
-        if self.eager:
-            pool._plans.add(self)
-        self.top_up()
-
-    def _size(self, everything: bool = False) -> int:
-        if self.fixed is not None:
-            return self.fixed
-        remaining = self.n - self.taken if self.n is not None else None
-        if self.per_item is None:
-            if remaining is None:
-                return 1  # a lazy probe: its duration sizes every later chunk
-            if everything:  # shutdown() with nothing measured: multiprocessing's default
-                return max(1, -(-remaining // (self.workers * 4)))
-            # Probes of 1, 2, 4, ... items, never more than a small share of the map.
-            size = min(1 << min(self.submitted, 8), self.MAX_PROBE)
-            return max(1, min(size, remaining // (self.workers * 8)))
-        if remaining is None:
-            target = self.MAX_CHUNK_S / 4
-        else:
-            spread = remaining * self.per_item / self.workers / 8
-            target = min(self.MAX_CHUNK_S, max(self.MIN_CHUNK_S, spread))
-        per_item = max(self.per_item, 1e-9)
-        size = max(1, int(target / per_item))
-        if remaining is not None:
-            size = min(size, -(-remaining // self.workers))  # every worker gets a share
-            if remaining - size < self.MIN_CHUNK_S / per_item:
-                size = remaining  # the rest is too little to split further
-        return size
-
-    def more(self) -> bool:
-        """Whether items are left to submit."""
-        if self.n is not None:
-            return self.taken < self.n
-        return not self.exhausted
-
-    def _room(self, everything: bool) -> bool:
-        if self.stopped or not self.more():
-            return False
-        if everything:
-            return True
-        # Eager: chunks in flight (finished ones make room at once). Lazy: chunks not yet
-        # consumed, so a slow consumer holds the reading back.
-        return (self.in_flight if self.eager else len(self.live)) < self.window
-
-    def _submit(self, chunk: Any) -> Future | None:
-        """Submits one chunk (with ``cond`` held, so chunks queue in order)."""
-        try:
-            future = self.pool._submit(self.runner, (chunk,), {}, self.task_timeout)
-        except BaseException as exc:
-            self.failure = exc
-            self.stopped = True
-            return None
-        self.in_flight += 1
-        self.submitted += 1
-        self.order.append(future)
-        self.live.add(future)
-        return future
-
-    def top_up(self, everything: bool = False) -> None:
-        """Submits chunks until the window is full (``everything``: all that is left). Called
-        without ``cond`` held."""
-        while True:
-            if self.eager:
-                with self.cond:
-                    if not self._room(everything):
-                        break
-                    size = self._size(everything)
-                    chunk = self.items[self.taken : self.taken + size]
-                    self.taken += len(chunk)
-                    future = self._submit(chunk)
-            else:
-                with self.cond:
-                    if not self._room(False):
-                        break
-                    size = self._size()
-                try:
-                    chunk = list(itertools.islice(self.source, size))  # type: ignore[arg-type]
-                except BaseException as exc:  # the input itself raised: after the results before it
-                    with self.cond:
-                        self.failure = exc
-                        self.exhausted = True
-                    break
-                with self.cond:
-                    self.taken += len(chunk)
-                    if len(chunk) < size:
-                        self.exhausted = True
-                    future = self._submit(chunk) if chunk else None
-            if future is None:
-                break
-            future.add_done_callback(self._done)
-        with self.cond:
-            self.cond.notify_all()
-
-    def _done(self, future: Future) -> None:
-        with self.cond:
-            self.in_flight -= 1
-            if not self.ordered:
-                self.finished.append(future)
-            if not future.cancelled() and future.exception() is None:
-                results, error, elapsed = future.result()
-                count = _count(results) + (error is not None)
-                if count and self.fixed is None:
-                    per = elapsed / count
-                    self.per_item = per if self.per_item is None else (self.per_item + per) / 2
-            self.cond.notify_all()
-        if self.eager:
-            self.top_up()
-
-    def stop(self) -> None:
-        """No more chunks; queued ones are cancelled and running ones' workers stopped."""
-        with self.cond:
-            self.stopped = True
-            pending = [f for f in self.live if not f.done()]
-        self.pool._stop(pending)
-
-
-def _results(plan: _Plan, timeout: float | None, bar: Any) -> Iterator[Any]:
-    """The items of ``plan``'s results, in order or as finished; a chunk's error is raised after
-    the results it produced before it. ``timeout`` counts from now (the call to ``map``)."""
-    end = None if timeout is None else time.monotonic() + timeout
-    return itertools.chain.from_iterable(_chunks(plan, end, bar))
-
-
-def _chunks(plan: _Plan, end: float | None, bar: Any) -> Iterator[list[Any]]:
-    ordered = plan.ordered
-    try:
-        while True:
-            if not plan.eager:
-                plan.top_up()  # read the next items here, on the consumer's thread
-            with plan.cond:
-                while True:
-                    future: Future | None
-                    if ordered and plan.order:
-                        future = plan.order[0]
-                        break
-                    if not ordered and plan.finished:
-                        future = plan.finished.popleft()
-                        break
-                    if not plan.live:
-                        if plan.failure is not None:
-                            raise plan.failure
-                        if not plan.more():
-                            return
-                    if not plan.eager and plan._room(False):
-                        future = None  # room to read more input
-                        break
-                    remaining = None if end is None else end - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise TimeoutError
-                    plan.cond.wait(remaining)
-            if future is None:
-                continue
-            remaining = None if end is None else max(0.0, end - time.monotonic())
-            results, error, _ = future.result(remaining)
-            if type(results) is tuple:
-                results = _plait.unpack_numbers(*results)
-            # Consumed: the plan forgets it (a long map keeps no results it already gave).
-            with plan.cond:
-                if ordered:
-                    plan.order.popleft()
-                plan.live.discard(future)
-            if bar is not None:
-                bar.update(len(results))
-            yield results
-            if error is not None:
-                raise error
-    finally:
-        if bar is not None:
-            bar.close()
-        # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
-        # cancelled and running ones stopped, so their workers are free at once.
-        plan.stop()
-
-
-class _Bar:
-    """A minimal progress bar on stderr, for when tqdm is not installed."""
-
-    def __init__(self, total: int | None) -> None:
-        self._clock = time.monotonic
-        self.total = total
-        self.done = 0
-        self._start = self._clock()
-        self._shown = 0.0
-        self._closed = False
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = self._clock()
-        if now - self._shown >= 0.1 or (self.total is not None and self.done >= self.total):
-            self._shown = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        elapsed = max(now - self._start, 1e-9)
-        rate = self.done / elapsed
-        if self.total:
-            frac = min(self.done / self.total, 1.0)
-            filled = int(frac * 30)
-            line = (
-                f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {frac:4.0%} {rate:,.0f}/s"
-            )
-        else:
-            line = f"\r{self.done} done {rate:,.0f}/s"
-        sys.stderr.write(line)
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._draw(self._clock())
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _progress_bar(progress: bool | str, total: int | None) -> Any:
-    """The bar for ``progress``: False/None -> none; True -> only when stderr is a terminal;
-    "always" -> always. tqdm is used when installed."""
-    if progress in (False, None):
-        return None
-    if progress not in (True, "always"):
-        raise ValueError(f"progress must be True, False or 'always', not {progress!r}")
-    if progress is True and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _Bar(total)
-    return tqdm(total=total, file=sys.stderr)

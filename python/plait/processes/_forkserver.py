@@ -1,8 +1,9 @@
-"""The fork server of ``ProcessPool(start_method="forkserver")``: ``python -m plait._forkserver FD``.
+"""The fork server of ``ProcessPool(start_method="forkserver")``:
+``python -m plait.processes._forkserver [MODULE ...] FD``.
 
 Each pool has its own, started the spawn way with one end of a ``SOCK_SEQPACKET`` socket pair as
-``FD``. It imports what workers need (plait's worker loop and ``plait.processes``, pickle,
-cloudpickle) once, then answers the pool's requests, one at a time:
+``FD``. It imports what workers need once (plait's worker loop, and the ``MODULE``s the pool
+names: its own, cloudpickle), then answers the pool's requests, one at a time:
 
 - ``FORK`` with a worker socket attached (``SCM_RIGHTS``): it forks; the child closes ``FD`` and
   serves that socket as a worker (``_worker.serve``), exactly as a spawned worker would. The reply
@@ -14,13 +15,15 @@ cloudpickle) once, then answers the pool's requests, one at a time:
 At end of stream on ``FD`` (the pool shut down, or its process died) the server kills the workers
 it has not reaped, reaps them and exits. It ignores SIGINT, as workers do: Ctrl-C is the pool's.
 
-The pool's half, :class:`ForkServer`, lives here too, so the wire format is in one file.
+The pool's half, :class:`ForkServer`, lives here too, so the wire format is in one file. This
+module imports nothing of the pool: the pool tells the server what to preload.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import os
 import select
 import signal
@@ -50,9 +53,10 @@ def _run_worker(control: socket.socket, fd: int) -> NoReturn:  # pragma: no cove
     code = 1
     try:
         control.close()  # so the pool sees end of stream when the server dies, workers or not
-        from . import _plait, _worker
+        from .. import _plait
+        from ._worker import serve
 
-        code = _worker.serve(_plait.FrameChannel(fd))
+        code = serve(_plait.FrameChannel(fd))
     except BaseException:
         import traceback
 
@@ -112,11 +116,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(argv[-1]))
     # What every worker needs, imported once here rather than in each worker.
-    import pickle  # noqa: F401
+    from . import _worker  # noqa: F401
 
-    import cloudpickle  # noqa: F401
-
-    from . import _worker, processes  # noqa: F401
+    for name in argv[1:-1]:
+        importlib.import_module(name)
 
     children: set[int] = set()
     try:
@@ -174,11 +177,13 @@ class ForkServer:
     started go on serving; only their exit status is lost). ``close`` stops and reaps it.
     """
 
-    module = "plait._forkserver"
-    """What the server runs (``python -m module FD``)."""
+    module = "plait.processes._forkserver"
+    """What the server runs (``python -m module [PRELOAD ...] FD``)."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, preload: tuple[str, ...] = ()) -> None:
+        """``preload``: modules the server imports before it forks workers (those they need)."""
         self._executable = executable
+        self._preload = preload
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self._pid = 0
@@ -245,7 +250,7 @@ class ForkServer:
             target = 4 if theirs.fileno() == 3 else 3
             pid = os.posix_spawn(
                 self._executable,
-                [self._executable, "-m", self.module, str(target)],
+                [self._executable, "-m", self.module, *self._preload, str(target)],
                 os.environ,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, theirs.fileno(), target),

@@ -1,4 +1,4 @@
-"""Worker process of :class:`plait.processes.ProcessPool`: ``python -m plait._worker FD``.
+"""Worker process of :class:`plait.processes.ProcessPool`: ``python -m plait.processes._worker FD``.
 
 It speaks the frame protocol of ``plait_core::supervise::pool`` on socket ``FD``: receives the
 setup (``HELLO``), pickled functions (``DEFINE``) and tasks (``TASK``), and answers with ``READY``,
@@ -15,7 +15,8 @@ import signal
 import sys
 import traceback
 
-from . import _plait, _wire
+from .. import _plait
+from . import _wire
 
 HELLO, DEFINE, TASK, SHUTDOWN, READY, OK, ERR, INIT_FAILED = _plait.PROTOCOL
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _plait, _report
+from .. import _plait, _report
+from ..exceptions import BrokenThreadPool, DeadlockError, LockOrderWarning, ShutDown
 from ._pool import ThreadPool
-from .exceptions import BrokenThreadPool, DeadlockError, LockOrderWarning, ShutDown
 
 __all__ = [
     "AtomicFlag",

@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from ._plait import Segment
+from .._plait import Segment
 
 __all__ = ["OOB_THRESHOLD", "Shared", "dumps", "loads", "share"]
 

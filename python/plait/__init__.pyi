@@ -1,0 +1,30 @@
+"""Type stubs for plait."""
+
+from .exceptions import BrokenProcessPool as BrokenProcessPool
+from .exceptions import BrokenThreadPool as BrokenThreadPool
+from .exceptions import DeadlockError as DeadlockError
+from .exceptions import DeadlockWarning as DeadlockWarning
+from .exceptions import LockOrderWarning as LockOrderWarning
+from .exceptions import MessageTooLarge as MessageTooLarge
+from .exceptions import OwnerDied as OwnerDied
+from .exceptions import PlaitError as PlaitError
+from .exceptions import ShutDown as ShutDown
+from .exceptions import TaskTimeout as TaskTimeout
+from .exceptions import WorkerCrashed as WorkerCrashed
+
+__all__ = [
+    "BrokenProcessPool",
+    "BrokenThreadPool",
+    "DeadlockError",
+    "DeadlockWarning",
+    "LockOrderWarning",
+    "MessageTooLarge",
+    "OwnerDied",
+    "PlaitError",
+    "ShutDown",
+    "TaskTimeout",
+    "WorkerCrashed",
+    "__version__",
+]
+
+__version__: str

@@ -1,0 +1,92 @@
+"""Type stubs for plait.exceptions."""
+
+import sys
+from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool
+from concurrent.futures.thread import BrokenThreadPool as _BrokenThreadPool
+from typing import Any
+
+__all__ = [
+    "BrokenThreadPool",
+    "DeadlockEdge",
+    "DeadlockError",
+    "DeadlockWarning",
+    "LockInfo",
+    "LockOrderWarning",
+    "MessageTooLarge",
+    "OwnerDied",
+    "PlaitError",
+    "ShutDown",
+]
+
+TYPE_CHECKING: bool  # the module's own cheap stand-in for typing.TYPE_CHECKING
+
+class PlaitError(Exception): ...
+
+class _Record:
+    def __init__(self, **values: Any) -> None: ...
+    def __setattr__(self, name: str, value: Any) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class LockInfo(_Record):
+    label: str
+    kind: str
+    name: str | None
+    id: int
+    acquired_at: str | None
+    def __init__(
+        self, *, label: str, kind: str, name: str | None, id: int, acquired_at: str | None
+    ) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class DeadlockEdge(_Record):
+    thread_ident: int
+    thread_name: str
+    waits_for: LockInfo
+    held_by: tuple[tuple[int, str], ...]
+    stack: list[str]
+    def __init__(
+        self,
+        *,
+        thread_ident: int,
+        thread_name: str,
+        waits_for: LockInfo,
+        held_by: tuple[tuple[int, str], ...],
+        stack: list[str] = ...,
+    ) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class DeadlockError(PlaitError, RuntimeError):
+    cycle: list[DeadlockEdge]
+    def __init__(self, message: str, cycle: list[DeadlockEdge] | None = None) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class DeadlockWarning(RuntimeWarning): ...
+class LockOrderWarning(RuntimeWarning): ...
+
+if sys.version_info >= (3, 13):
+    import queue
+
+    class ShutDown(PlaitError, queue.ShutDown): ...
+
+else:
+    class ShutDown(PlaitError): ...
+
+class BrokenThreadPool(PlaitError, _BrokenThreadPool): ...
+class BrokenProcessPool(PlaitError, _BrokenProcessPool): ...
+
+class WorkerCrashed(PlaitError, RuntimeError):
+    exitcode: int | None
+    signal: int | None
+    def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None: ...
+
+class TaskTimeout(PlaitError, TimeoutError):
+    timeout: float | None
+    def __init__(self, message: str, timeout: float | None = None) -> None: ...
+
+class RemoteTraceback(Exception):
+    tb: str
+    def __init__(self, tb: str) -> None: ...
+
+class OwnerDied(PlaitError, RuntimeError): ...
+class MessageTooLarge(PlaitError, ValueError): ...

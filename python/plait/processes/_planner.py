@@ -1,0 +1,312 @@
+"""The chunk planner of ``ProcessPool``'s maps (``map``, ``starmap``, ``imap``, ``imap_unordered``).
+
+A map's items travel in chunks: :class:`Plan` sizes them from the measured task time and keeps a
+few per worker in flight; :func:`results_of` yields their items in order or as they finish. The
+chunk loop that runs in the worker (:class:`Runner` around :func:`run_chunk` or
+:func:`run_chunk1`) lives here too, so a worker that unpickles it imports only this module.
+The planner knows the pool only through :class:`Submitter`.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .. import _plait
+
+if TYPE_CHECKING:
+    from .._pool import Future
+    from .._progress import Progress
+
+__all__ = ["Plan", "Runner", "Submitter", "check_chunksize", "results_of", "run_chunk", "run_chunk1"]
+
+
+class Submitter(Protocol):
+    """What a plan needs of its pool (``ProcessPool``)."""
+
+    _max_workers: int
+    _plans: weakref.WeakSet[Plan]
+
+    def _submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> Future: ...
+
+    def _stop(self, futures: list[Future]) -> None: ...
+
+
+class Runner(functools.partial):  # type: ignore[type-arg]
+    """A map's chunk loop bound to its function (see ``ProcessPool._chunk_runner``): as
+    stateless as that function, so it is sent once per worker when the function is plain."""
+
+    __slots__ = ()
+
+
+def run_chunk1(fn: Callable[..., Any], chunk: Iterable[Any]) -> tuple[list[Any], BaseException | None, float]:
+    """Runs in the worker: ``fn(item)`` for each item, stopping at the first exception; also
+    returns the time it took (chunk sizes adapt to it)."""
+    results: list[Any] = []
+    start = time.perf_counter()
+    try:
+        results.extend(map(fn, chunk))  # keeps the results before an exception
+    except Exception as exc:
+        return results, exc, time.perf_counter() - start
+    return _compact(results), None, time.perf_counter() - start
+
+
+def run_chunk(
+    fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
+) -> tuple[list[Any], BaseException | None, float]:
+    """Runs in the worker: ``fn(*args)`` for each item, stopping at the first exception."""
+    results: list[Any] = []
+    start = time.perf_counter()
+    try:
+        results.extend(itertools.starmap(fn, chunk))  # keeps the results before an exception
+    except Exception as exc:
+        return results, exc, time.perf_counter() - start
+    return _compact(results), None, time.perf_counter() - start
+
+
+def _compact(results: list[Any]) -> Any:
+    """A long list of exact ints (64-bit) or exact floats as ``(kind, bytes)`` (see
+    ``_plait.pack_numbers``): one block of bytes to pickle, and the caller rebuilds the numbers
+    several times faster than it would unpickle them one by one; other lists as they are."""
+    if len(results) >= 256:
+        return _plait.pack_numbers(results) or results
+    return results
+
+
+def _count(results: Any) -> int:
+    return len(results[1]) // 8 if type(results) is tuple else len(results)
+
+
+def check_chunksize(chunksize: int | None) -> None:
+    if chunksize is not None and chunksize < 1:
+        raise ValueError("chunksize must be >= 1")
+
+
+class Plan:
+    """The chunks of one map: sized from the measured task time, kept a few per worker in flight.
+
+    A sequence (list, tuple, range) is scheduled eagerly: each finished chunk submits the next
+    from the completer thread (so the work goes on whether or not results are being read), and
+    ``shutdown()`` submits whatever is left at once. Any other iterable is read lazily, a window
+    of chunks ahead of the consumer, on the consumer's thread only and never under the plan's
+    lock (user generators never run on the pool's threads, nor block them).
+    """
+
+    #: Target duration of one chunk: a few ms at least (the per-chunk cost is ~10 us), at most
+    #: this much (so a Ctrl-C or a timeout kills little work, and the end of a map balances).
+    MIN_CHUNK_S = 0.002
+    MAX_CHUNK_S = 0.2
+    #: Largest probe (a chunk sized before any duration is measured) of an eager map.
+    MAX_PROBE = 16
+
+    def __init__(
+        self,
+        pool: Submitter,
+        runner: Callable[..., Any],
+        items: Iterable[Any],
+        chunksize: int | None,
+        task_timeout: float | None,
+        ordered: bool,
+    ) -> None:
+        self.pool = pool
+        self.ordered = ordered
+        self.runner = runner
+        self.fixed = chunksize
+        self.task_timeout = task_timeout
+        self.workers = pool._max_workers
+        self.window = 2 * self.workers
+        self.eager = isinstance(items, (list, tuple, range))
+        self.items: Any = items if self.eager else None
+        self.source = None if self.eager else iter(items)
+        self.n: int | None = len(items) if self.eager else None  # type: ignore[arg-type]
+        self.taken = 0  # items handed to chunks
+        self.submitted = 0  # chunks
+        self.exhausted = False
+        self.per_item: float | None = None  # seconds, smoothed
+        self.order: collections.deque[Future] = collections.deque()  # submitted, not yet consumed
+        self.finished: collections.deque[Future] = collections.deque()  # done, in completion order
+        self.live: set[Future] = set()  # not yet consumed
+        self.in_flight = 0
+        self.cond = threading.Condition(threading.RLock())  # callbacks may run inside submit
+        self.stopped = False
+        self.failure: BaseException | None = None  # raised after the results submitted before it
+        if self.eager:
+            pool._plans.add(self)
+        self.top_up()
+
+    def _size(self, everything: bool = False) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        remaining = self.n - self.taken if self.n is not None else None
+        if self.per_item is None:
+            if remaining is None:
+                return 1  # a lazy probe: its duration sizes every later chunk
+            if everything:  # shutdown() with nothing measured: multiprocessing's default
+                return max(1, -(-remaining // (self.workers * 4)))
+            # Probes of 1, 2, 4, ... items, never more than a small share of the map.
+            size = min(1 << min(self.submitted, 8), self.MAX_PROBE)
+            return max(1, min(size, remaining // (self.workers * 8)))
+        if remaining is None:
+            target = self.MAX_CHUNK_S / 4
+        else:
+            spread = remaining * self.per_item / self.workers / 8
+            target = min(self.MAX_CHUNK_S, max(self.MIN_CHUNK_S, spread))
+        per_item = max(self.per_item, 1e-9)
+        size = max(1, int(target / per_item))
+        if remaining is not None:
+            size = min(size, -(-remaining // self.workers))  # every worker gets a share
+            if remaining - size < self.MIN_CHUNK_S / per_item:
+                size = remaining  # the rest is too little to split further
+        return size
+
+    def more(self) -> bool:
+        """Whether items are left to submit."""
+        if self.n is not None:
+            return self.taken < self.n
+        return not self.exhausted
+
+    def _room(self, everything: bool) -> bool:
+        if self.stopped or not self.more():
+            return False
+        if everything:
+            return True
+        # Eager: chunks in flight (finished ones make room at once). Lazy: chunks not yet
+        # consumed, so a slow consumer holds the reading back.
+        return (self.in_flight if self.eager else len(self.live)) < self.window
+
+    def _submit(self, chunk: Any) -> Future | None:
+        """Submits one chunk (with ``cond`` held, so chunks queue in order)."""
+        try:
+            future = self.pool._submit(self.runner, (chunk,), {}, self.task_timeout)
+        except BaseException as exc:
+            self.failure = exc
+            self.stopped = True
+            return None
+        self.in_flight += 1
+        self.submitted += 1
+        self.order.append(future)
+        self.live.add(future)
+        return future
+
+    def top_up(self, everything: bool = False) -> None:
+        """Submits chunks until the window is full (``everything``: all that is left). Called
+        without ``cond`` held."""
+        while True:
+            if self.eager:
+                with self.cond:
+                    if not self._room(everything):
+                        break
+                    size = self._size(everything)
+                    chunk = self.items[self.taken : self.taken + size]
+                    self.taken += len(chunk)
+                    future = self._submit(chunk)
+            else:
+                with self.cond:
+                    if not self._room(False):
+                        break
+                    size = self._size()
+                try:
+                    chunk = list(itertools.islice(self.source, size))  # type: ignore[arg-type]
+                except BaseException as exc:  # the input itself raised: after the results before it
+                    with self.cond:
+                        self.failure = exc
+                        self.exhausted = True
+                    break
+                with self.cond:
+                    self.taken += len(chunk)
+                    if len(chunk) < size:
+                        self.exhausted = True
+                    future = self._submit(chunk) if chunk else None
+            if future is None:
+                break
+            future.add_done_callback(self._done)
+        with self.cond:
+            self.cond.notify_all()
+
+    def _done(self, future: Future) -> None:
+        with self.cond:
+            self.in_flight -= 1
+            if not self.ordered:
+                self.finished.append(future)
+            if not future.cancelled() and future.exception() is None:
+                results, error, elapsed = future.result()
+                count = _count(results) + (error is not None)
+                if count and self.fixed is None:
+                    per = elapsed / count
+                    self.per_item = per if self.per_item is None else (self.per_item + per) / 2
+            self.cond.notify_all()
+        if self.eager:
+            self.top_up()
+
+    def stop(self) -> None:
+        """No more chunks; queued ones are cancelled and running ones' workers stopped."""
+        with self.cond:
+            self.stopped = True
+            pending = [f for f in self.live if not f.done()]
+        self.pool._stop(pending)
+
+
+def results_of(plan: Plan, timeout: float | None, bar: Progress | None) -> Iterator[Any]:
+    """The items of ``plan``'s results, in order or as finished; a chunk's error is raised after
+    the results it produced before it. ``timeout`` counts from now (the call to ``map``)."""
+    end = None if timeout is None else time.monotonic() + timeout
+    return itertools.chain.from_iterable(_chunks(plan, end, bar))
+
+
+def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[list[Any]]:
+    ordered = plan.ordered
+    try:
+        while True:
+            if not plan.eager:
+                plan.top_up()  # read the next items here, on the consumer's thread
+            with plan.cond:
+                while True:
+                    future: Future | None
+                    if ordered and plan.order:
+                        future = plan.order[0]
+                        break
+                    if not ordered and plan.finished:
+                        future = plan.finished.popleft()
+                        break
+                    if not plan.live:
+                        if plan.failure is not None:
+                            raise plan.failure
+                        if not plan.more():
+                            return
+                    if not plan.eager and plan._room(False):
+                        future = None  # room to read more input
+                        break
+                    remaining = None if end is None else end - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError
+                    plan.cond.wait(remaining)
+            if future is None:
+                continue
+            remaining = None if end is None else max(0.0, end - time.monotonic())
+            results, error, _ = future.result(remaining)
+            if type(results) is tuple:
+                results = _plait.unpack_numbers(*results)
+            # Consumed: the plan forgets it (a long map keeps no results it already gave).
+            with plan.cond:
+                if ordered:
+                    plan.order.popleft()
+                plan.live.discard(future)
+            if bar is not None:
+                bar.update(len(results))
+            yield results
+            if error is not None:
+                raise error
+    finally:
+        if bar is not None:
+            bar.close()
+        # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
+        # cancelled and running ones stopped, so their workers are free at once.
+        plan.stop()
