@@ -8,6 +8,7 @@ from .exceptions import LockOrderWarning as LockOrderWarning
 from .exceptions import MessageTooLarge as MessageTooLarge
 from .exceptions import OwnerDied as OwnerDied
 from .exceptions import PlaitError as PlaitError
+from .exceptions import SharedMemoryCorrupted as SharedMemoryCorrupted
 from .exceptions import ShutDown as ShutDown
 from .exceptions import TaskTimeout as TaskTimeout
 from .exceptions import WorkerCrashed as WorkerCrashed
@@ -21,6 +22,7 @@ __all__ = [
     "MessageTooLarge",
     "OwnerDied",
     "PlaitError",
+    "SharedMemoryCorrupted",
     "ShutDown",
     "TaskTimeout",
     "WorkerCrashed",
