@@ -6,17 +6,12 @@
 use pyo3::prelude::*;
 
 mod aio;
-mod atomic;
 mod blocking;
 mod errors;
-mod future;
 mod ipc;
-mod pipe;
 mod pool;
 mod processes;
 mod queue;
-mod report;
-mod shm;
 mod streams;
 mod sync;
 mod transport;
@@ -27,16 +22,11 @@ mod transport;
 fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     blocking::init(m)?;
     aio::init(m)?;
-    report::init(m)?;
     sync::init(m)?;
-    atomic::init(m)?;
     queue::init(m)?;
-    future::init(m)?;
     pool::init(m)?;
     processes::init(m)?;
-    shm::init(m)?;
     ipc::init(m)?;
-    pipe::init(m)?;
     transport::init(m)?;
     streams::init(m)?;
     Ok(())

@@ -22,7 +22,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::future::{new_future, FutureCore, Outcome};
+use crate::pool::future::{new_future, FutureCore, Outcome};
 
 /// One `submit()` call.
 struct Call {

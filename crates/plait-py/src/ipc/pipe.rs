@@ -23,8 +23,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::ipc::{decode, encode, ipc_err, receive, Received, TAG_RAW};
-use crate::shm::Segment;
+use crate::ipc::queue::{decode, encode, ipc_err, receive, Received, TAG_RAW};
+use crate::ipc::shm::Segment;
 
 static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 

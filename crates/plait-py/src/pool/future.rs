@@ -15,7 +15,7 @@ use pyo3::types::{PyList, PyString, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::sync::Condition;
+use crate::sync::lock::Condition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -19,7 +19,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{lock_deadline, optional_deadline, truthy, PyBlocker, Wait};
 use crate::errors::sync_err;
-use crate::report::{after_acquire, after_release, before_wait, before_wait_reacquire, SiteCell};
+use crate::sync::report::{after_acquire, after_release, before_wait, before_wait_reacquire, SiteCell};
 
 /// A core primitive plus its acquisition site; the unit the deadlock graph sees.
 pub struct Tracked<T> {

@@ -34,7 +34,7 @@ use pyo3::types::{
 
 use crate::blocking::{optional_deadline, PyBlocker};
 use crate::errors::class;
-use crate::shm::Segment;
+use crate::ipc::shm::Segment;
 
 static OWNER_DIED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TOO_LARGE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
