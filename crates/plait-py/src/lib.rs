@@ -21,6 +21,7 @@ mod transport;
 #[pymodule(gil_used = false)]
 fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     blocking::init(m)?;
+    errors::init(m)?;
     aio::init(m)?;
     sync::init(m)?;
     queue::init(m)?;

@@ -21,8 +21,8 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt, PyList};
 
-use crate::pool::future::{new_future, FutureCore, Outcome as FutureOutcome};
 use crate::ipc::shm::Segment;
+use crate::pool::future::{new_future, FutureCore, Outcome as FutureOutcome};
 
 /// Maps received segment descriptors as a list of `Segment`s (see `Segment::open`).
 fn segments(py: Python<'_>, fds: Vec<OwnedFd>, keep_fds: bool) -> PyResult<Bound<'_, PyList>> {
