@@ -12,6 +12,7 @@
 
 use std::io;
 
+use plait_core::ipc::frame::FrameError;
 use plait_core::ipc::objects::IpcError;
 use plait_core::queue::QueueError;
 use plait_core::sync::SyncError;
@@ -252,6 +253,15 @@ pub fn ipc_err(py: Python<'_>, err: IpcError, blocker: Option<&mut PyBlocker<'_,
             format!("{err}: create the queue with a larger capacity= (bytes)"),
         ),
         IpcError::Interrupted => interrupted(blocker),
+    }
+}
+
+/// Maps a framing error: a frame that cannot be sent (too large, too many descriptors) is the
+/// caller's `ValueError`; a corrupt stream received is an `OSError`.
+pub fn frame_err(err: FrameError) -> PyErr {
+    match err {
+        FrameError::TooLarge { .. } | FrameError::TooManyFds(_) => PyValueError::new_err(err.to_string()),
+        FrameError::Oversized { .. } | FrameError::MissingFds { .. } => PyOSError::new_err(err.to_string()),
     }
 }
 
