@@ -77,9 +77,13 @@ pub fn report(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 /// plait's own exception classes, defined in `plait.exceptions`.
 #[derive(Clone, Copy)]
 pub enum Plait {
+    /// `put`/`get` on a queue that was shut down.
     ShutDown,
+    /// A process died holding a process-shared lock.
     OwnerDied,
+    /// A message larger than a process-shared queue's ring.
     MessageTooLarge,
+    /// A thread pool whose initializer failed.
     BrokenThreadPool,
 }
 

@@ -1,7 +1,9 @@
 //! `plait._plait`: the thin `PyO3` binding over `plait-core`.
 //!
-//! One file per area, each with an `init` that adds its classes and functions to the module. The
-//! public API lives in the `plait` Python package; this module is private.
+//! One folder per model, mirroring `plait-core` (`sync/`, `queue/`, `pool/`, `processes/`,
+//! `ipc/`), each with an `init` that adds its classes and functions to the module; `errors.rs` is
+//! the one place where core errors become Python exceptions, `blocking.rs` the shared blocking
+//! wait. The public API lives in the `plait` Python package; this module is private.
 
 use pyo3::prelude::*;
 
