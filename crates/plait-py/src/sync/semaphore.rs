@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use plait_core::sync as core;
 use plait_core::sync::deadlock::{self, Resource};
-use plait_core::sync::{self as core};
 use plait_core::thread::{self, ThreadId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -6,8 +6,8 @@ use std::any::Any;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use plait_core::sync as core;
 use plait_core::sync::deadlock::{self, Resource};
-use plait_core::sync::{self as core};
 use plait_core::thread::ThreadId;
 use pyo3::ffi;
 use pyo3::prelude::*;
