@@ -8,7 +8,7 @@
 //! The deadlock report formatter (`plait._report`) is handed down the same way.
 //!
 //! One helper per job: [`sync_err`], [`queue_err`], [`ipc_err`] map the core's error enums;
-//! [`os_error`] builds an `OSError` that keeps its errno.
+//! [`os_error_for`] builds an `OSError` that keeps its errno.
 
 use std::io;
 
@@ -126,6 +126,20 @@ static EMPTY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static FULL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CANCELLED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
+/// A stdlib class by module and name, looked up once into `cell` (kept with this signature for
+/// the asyncio errors of `plait.aio`).
+///
+/// # Errors
+/// The import's or the attribute lookup's error.
+pub fn class<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    module: &str,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.import(py, module, name)
+}
+
 /// An instance of `cls(msg)` as a `PyErr` (or the error of finding the class).
 fn raise<A: pyo3::PyErrArguments + Send + Sync + 'static>(cls: PyResult<&Bound<'_, PyType>>, args: A) -> PyErr {
     match cls {
@@ -141,22 +155,22 @@ pub fn plait_err(py: Python<'_>, which: Plait, msg: String) -> PyErr {
 
 /// `threading.BrokenBarrierError('')`.
 pub fn broken_barrier(py: Python<'_>) -> PyErr {
-    raise(BROKEN_BARRIER.import(py, "threading", "BrokenBarrierError"), "")
+    raise(class(py, &BROKEN_BARRIER, "threading", "BrokenBarrierError"), "")
 }
 
 /// `queue.Empty('')`.
 pub fn queue_empty(py: Python<'_>) -> PyErr {
-    raise(EMPTY.import(py, "queue", "Empty"), "")
+    raise(class(py, &EMPTY, "queue", "Empty"), "")
 }
 
 /// `queue.Full(msg)`.
 pub fn queue_full(py: Python<'_>, msg: String) -> PyErr {
-    raise(FULL.import(py, "queue", "Full"), msg)
+    raise(class(py, &FULL, "queue", "Full"), msg)
 }
 
 /// `concurrent.futures.CancelledError()`.
 pub fn cancelled(py: Python<'_>) -> PyErr {
-    raise(CANCELLED.import(py, "concurrent.futures", "CancelledError"), ())
+    raise(class(py, &CANCELLED, "concurrent.futures", "CancelledError"), ())
 }
 
 /// `BrokenThreadPool(msg)`.
@@ -181,7 +195,7 @@ pub fn owner_died(py: Python<'_>, what: &str) -> PyErr {
 /// An `OSError` built as Python builds its own, `OSError(errno, strerror)`, so it keeps `errno`
 /// (and becomes the matching subclass, e.g. `FileNotFoundError`); `what` names the object and
 /// the operation. An error without an errno gives a plain `OSError(message)`.
-pub fn os_error(what: &str, err: &io::Error) -> PyErr {
+pub fn os_error_for(what: &str, err: &io::Error) -> PyErr {
     match err.raw_os_error() {
         Some(errno) => {
             let strerror = io::Error::from_raw_os_error(errno).to_string();
@@ -194,11 +208,11 @@ pub fn os_error(what: &str, err: &io::Error) -> PyErr {
 }
 
 /// The `OSError` of a failed send or receive on a connection: `BrokenPipeError` when the peer
-/// is gone (`EPIPE` or `ECONNRESET`), else [`os_error`].
+/// is gone (`EPIPE` or `ECONNRESET`), else [`os_error_for`].
 pub fn connection_error(what: &str, err: &io::Error) -> PyErr {
     match err.raw_os_error() {
         Some(libc::EPIPE | libc::ECONNRESET) => PyBrokenPipeError::new_err(format!("{what}: the other end is closed")),
-        _ => os_error(what, err),
+        _ => os_error_for(what, err),
     }
 }
 
@@ -244,7 +258,7 @@ pub fn queue_err(py: Python<'_>, err: QueueError<PyErr>, blocker: &mut PyBlocker
 /// Maps an error of a process-shared object; `Interrupted` takes the blocker's pending error.
 pub fn ipc_err(py: Python<'_>, err: IpcError, blocker: Option<&mut PyBlocker<'_, '_>>) -> PyErr {
     match err {
-        IpcError::Os(e) => os_error("shared memory", &e),
+        IpcError::Os(e) => os_error_for("shared memory", &e),
         IpcError::WrongKind { .. } => PyTypeError::new_err(err.to_string()),
         IpcError::NotLocked => PyValueError::new_err("semaphore or lock released too many times"),
         IpcError::NotOwned => PyRuntimeError::new_err(err.to_string()),

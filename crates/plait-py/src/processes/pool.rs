@@ -16,7 +16,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::errors::os_error;
+use crate::errors::os_error_for;
 use crate::ipc::shm::{segments, Segment};
 use crate::pool::future::{new_future, FutureCore, Outcome as FutureOutcome};
 
@@ -223,8 +223,8 @@ impl ProcessPoolCore {
             max_tasks_per_worker,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        let (pool, runner) =
-            Pool::new(config, FutureSink { done: tx }).map_err(|e| os_error("cannot start the process pool", &e))?;
+        let (pool, runner) = Pool::new(config, FutureSink { done: tx })
+            .map_err(|e| os_error_for("cannot start the process pool", &e))?;
         Ok(Self {
             pool,
             runner: Mutex::new(Some(runner)),

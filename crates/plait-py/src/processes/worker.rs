@@ -13,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt, PyList};
 
-use crate::errors::{frame_err, os_error};
+use crate::errors::{frame_err, os_error_for};
 use crate::ipc::shm::{segments, Segment};
 
 /// The worker's end of the wire: frames over a socket fd it owns.
@@ -70,7 +70,7 @@ impl FrameChannel {
         match got {
             Ok(Some(f)) => frame_tuple(py, f),
             Ok(None) => Ok((0, 0, PyBytes::new(py, b""), None)),
-            Err(e) => Err(os_error("worker channel: recv", &e)),
+            Err(e) => Err(os_error_for("worker channel: recv", &e)),
         }
     }
 
@@ -89,7 +89,7 @@ impl FrameChannel {
     /// Writes every queued frame now.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.flush_pending())
-            .map_err(|e| os_error("worker channel: send", &e))
+            .map_err(|e| os_error_for("worker channel: send", &e))
     }
 }
 
