@@ -902,3 +902,47 @@ def test_condition_notify_wakes_at_most_n_and_needs_the_lock():
         cond.notify(1)  # nobody waits: a permit must not be left for a later waiter
     assert not cond.wait(0.05) if cond.acquire() else False
     cond.release()
+
+
+def test_shared_memory_oserror_keeps_errno():
+    import errno
+
+    # No address space holds 2**62 bytes: mapping the (sparse, lazily mapped) segment fails
+    # with ENOMEM, which must reach Python as OSError(errno, strerror), like Python's own.
+    seg = plait._plait.Segment(1 << 62)
+    with pytest.raises(OSError) as info:
+        memoryview(seg)
+    assert info.value.errno == errno.ENOMEM
+    assert info.value.strerror.startswith("cannot map a shared-memory segment: ")
+    del seg
+
+
+_BEFORE_INSTALL = """
+import importlib.machinery, importlib.util, sys
+loader = importlib.machinery.ExtensionFileLoader("_plait", sys.argv[1])
+spec = importlib.util.spec_from_loader("_plait", loader)
+native = importlib.util.module_from_spec(spec)
+loader.exec_module(native)
+q = native.Queue()
+q.shutdown()
+try:
+    q.get()
+except RuntimeError as e:
+    print("RuntimeError:", e)
+"""
+
+
+def test_binding_used_before_install_says_so():
+    import subprocess
+    import sys
+
+    # The binding loaded alone (not through `import plait`): plait's exceptions were never
+    # handed down, so raising one is a clear error instead of an import of the Python API.
+    out = subprocess.run(
+        [sys.executable, "-c", _BEFORE_INSTALL, plait._plait.__file__],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=True,
+    ).stdout
+    assert out.startswith("RuntimeError: plait._plait needs plait.exceptions")

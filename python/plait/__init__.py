@@ -12,6 +12,8 @@ Modules:
 
 from __future__ import annotations
 
+from . import _plait
+from . import exceptions as _exceptions
 from .exceptions import (
     DeadlockError,
     DeadlockWarning,
@@ -26,6 +28,19 @@ from .exceptions import (
 )
 
 __version__ = "0.1.0"
+
+
+def _load_report() -> object:
+    # Imported on the first deadlock or lock-order report only: its imports cost milliseconds.
+    from . import _report
+
+    return _report
+
+
+# The binding raises plait's exceptions and reports deadlocks through the Python code above it:
+# both are handed down once, here, before any native object exists (plait._plait is a submodule:
+# whoever uses it has imported this package first).
+_plait._install(exceptions=_exceptions, report=_load_report)
 
 
 def __getattr__(name: str) -> object:

@@ -1,22 +1,19 @@
 //! `plait._plait`: the thin `PyO3` binding over `plait-core`.
 //!
-//! One file per area, each with an `init` that adds its classes and functions to the module. The
-//! public API lives in the `plait` Python package; this module is private.
+//! One folder per model, mirroring `plait-core` (`sync/`, `queue/`, `pool/`, `processes/`,
+//! `ipc/`), each with an `init` that adds its classes and functions to the module; `errors.rs` is
+//! the one place where core errors become Python exceptions, `blocking.rs` the shared blocking
+//! wait. The public API lives in the `plait` Python package; this module is private.
 
 use pyo3::prelude::*;
 
 mod aio;
-mod atomic;
 mod blocking;
 mod errors;
-mod future;
 mod ipc;
-mod pipe;
 mod pool;
 mod processes;
 mod queue;
-mod report;
-mod shm;
 mod streams;
 mod sync;
 mod transport;
@@ -26,17 +23,13 @@ mod transport;
 #[pymodule(gil_used = false)]
 fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     blocking::init(m)?;
+    errors::init(m)?;
     aio::init(m)?;
-    report::init(m)?;
     sync::init(m)?;
-    atomic::init(m)?;
     queue::init(m)?;
-    future::init(m)?;
     pool::init(m)?;
     processes::init(m)?;
-    shm::init(m)?;
     ipc::init(m)?;
-    pipe::init(m)?;
     transport::init(m)?;
     streams::init(m)?;
     Ok(())

@@ -15,7 +15,8 @@ use pyo3::types::{PyList, PyString, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::sync::Condition;
+use crate::errors;
+use crate::sync::condition::Condition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -95,16 +96,6 @@ fn state_str(py: Python<'_>, state: State) -> PyResult<Py<PyString>> {
         State::Finished => 4,
     };
     Ok(states[i].clone_ref(py))
-}
-
-fn cancelled_error(py: Python<'_>) -> PyErr {
-    match base(py).and_then(|b| b.getattr("CancelledError")) {
-        Ok(cls) => match cls.call0() {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(e) => e,
-        },
-        Err(e) => e,
-    }
 }
 
 /// Logs an exception raised by a done-callback, as `concurrent.futures` does.
@@ -355,7 +346,7 @@ impl FutureCore {
             }
         };
         Some(match seen {
-            Seen::Cancelled => Err(cancelled_error(py)),
+            Seen::Cancelled => Err(errors::cancelled(py)),
             Seen::Raised(e) => Err(PyErr::from_value(e.into_bound(py))),
             Seen::Returned(r) => Ok(r.unwrap_or_else(|| py.None())),
         })
@@ -456,7 +447,7 @@ impl FutureCore {
                 }
             };
             Some(match seen {
-                None => Err(cancelled_error(py)),
+                None => Err(errors::cancelled(py)),
                 Some(e) => Ok(e.unwrap_or_else(|| py.None())),
             })
         };

@@ -2,12 +2,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 
-fn overflow() -> PyErr {
-    PyOverflowError::new_err("AtomicInt overflow: the value must fit in a signed 64-bit integer")
-}
+use crate::errors::atomic_overflow as overflow;
 
 /// A 64-bit signed integer updated atomically (sequentially consistent).
 #[pyclass(module = "plait.threads", frozen)]

@@ -19,28 +19,18 @@ use plait_core::ipc::socket::{poll_once, wait_fd};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::ipc::{decode, encode, ipc_err, receive, Received, TAG_RAW};
-use crate::shm::Segment;
-
-static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+use crate::errors::{connection_error, ipc_err};
+use crate::ipc::shm::Segment;
+use crate::ipc::wire::{self, decode, encode, receive, Received, TAG_RAW};
 
 /// How often a sender blocked on a full ring checks whether the receiver is gone.
 const PEER_CHECK: Duration = Duration::from_millis(50);
 
 fn closed_err() -> PyErr {
     PyOSError::new_err("handle is closed")
-}
-
-fn os_err(what: &str) -> PyErr {
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EPIPE | libc::ECONNRESET) => PyBrokenPipeError::new_err(format!("{what}: the other end is closed")),
-        _ => PyOSError::new_err(format!("{what}: {e}")),
-    }
 }
 
 /// One end of a `Pipe`.
@@ -122,7 +112,7 @@ impl IpcConnection {
                 Some(libc::EAGAIN) => {
                     wait_fd(fd, libc::POLLOUT, None, &mut blocker).map_err(|_| blocker.take_err())?;
                 }
-                _ => return Err(os_err("send")),
+                _ => return Err(connection_error("send", &std::io::Error::last_os_error())),
             }
         }
     }
@@ -152,7 +142,7 @@ impl IpcConnection {
             }
             match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR | libc::EAGAIN) => {}
-                _ => return Err(os_err("recv")),
+                _ => return Err(connection_error("recv", &std::io::Error::last_os_error())),
             }
         };
         Ok(taken.and_then(|t| {
@@ -252,8 +242,8 @@ impl IpcConnection {
             Some(Received::Raw(b)) => b,
             Some(other) => {
                 let obj = decode(py, other)?;
-                let dumps = DUMPS.get_or_try_init(py, || py.import("pickle")?.getattr("dumps").map(Bound::unbind))?;
-                dumps.bind(py).call1((obj,))?.cast_into::<PyBytes>()?.unbind()
+                let dumps = wire::dumps(py)?;
+                dumps.call1((obj,))?.cast_into::<PyBytes>()?.unbind()
             }
         };
         if let Some(max) = maxlength {

@@ -1,63 +1,16 @@
 //! Deadlock and lock-order reports: acquisition sites, the deadlock check before a wait, and the
-//! snapshot behind `plait.threads.dump()`. Messages are formatted in Python (`plait._report`);
-//! this file gathers the data.
+//! snapshot behind `plait.threads.dump()`. Messages are formatted in Python (the report formatter
+//! handed down at import, see `errors::report`); this file gathers the data.
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use plait_core::sync::deadlock::{self, Deadlock, Mode, Resource, WaitGuard};
 use plait_core::thread::{self, ThreadId};
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::sync::site_of;
-
-unsafe extern "C" {
-    fn PyFrame_GetLasti(frame: *mut ffi::PyFrameObject) -> std::os::raw::c_int;
-}
-
-/// Where a lock was last acquired: the code object and instruction index of the caller's frame.
-/// The line number is computed only when a report needs it.
-#[derive(Default)]
-pub struct SiteCell(Mutex<Option<(Py<PyAny>, i32)>>);
-
-impl SiteCell {
-    /// Records the calling Python frame (no-op when there is none, e.g. a call from C).
-    #[inline]
-    pub fn record(&self, py: Python<'_>) {
-        // Safety: called with the thread attached; PyEval_GetFrame returns a borrowed frame (or
-        // NULL), PyFrame_GetCode a new reference that `from_owned_ptr` takes over.
-        let site = unsafe {
-            let frame = ffi::PyEval_GetFrame();
-            if frame.is_null() {
-                return;
-            }
-            let code = ffi::PyFrame_GetCode(frame);
-            let lasti = PyFrame_GetLasti(frame);
-            (Bound::from_owned_ptr(py, code.cast::<ffi::PyObject>()).unbind(), lasti)
-        };
-        let old = self.0.lock().replace(site);
-        drop(old);
-    }
-
-    /// The recorded site as `(code, lasti)`, or `(None, -1)`.
-    pub fn get(&self, py: Python<'_>) -> (Py<PyAny>, i32) {
-        match &*self.0.lock() {
-            Some((code, lasti)) => (code.clone_ref(py), *lasti),
-            None => (py.None(), -1),
-        }
-    }
-}
-
-static REPORT: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-fn report_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    REPORT
-        .get_or_try_init(py, || py.import("plait._report").map(Bound::unbind))
-        .map(|m| m.bind(py))
-}
+use crate::errors;
+use crate::sync::tracked::{site_of, SiteCell, Tracked};
 
 /// `(ident, label, kind, name, id, code, lasti)` for one resource held by `holder`.
 fn resource_tuple<'py>(py: Python<'py>, res: &dyn Resource) -> PyResult<Bound<'py, PyTuple>> {
@@ -74,7 +27,7 @@ fn deadlock_error<'py>(py: Python<'py>, found: &Deadlock) -> PyResult<Bound<'py,
         let res = resource_tuple(py, edge.waits_for.as_ref())?;
         edges.append((edge.thread, res, edge.holders.clone()))?;
     }
-    report_module(py)?.call_method1("deadlock_error", (edges, thread::current()))
+    errors::report(py)?.call_method1("deadlock_error", (edges, thread::current()))
 }
 
 /// Records that the caller is about to sleep on `resource` and checks for a deadlock. In raise
@@ -94,7 +47,7 @@ pub fn before_wait(py: Python<'_>, resource: Arc<dyn Resource>, timed: bool) -> 
         drop(guard);
         return Err(PyErr::from_value(err));
     }
-    report_module(py)?.call_method1("warn_deadlock", (err,))?;
+    errors::report(py)?.call_method1("warn_deadlock", (err,))?;
     Ok(guard)
 }
 
@@ -109,12 +62,26 @@ pub fn before_wait_reacquire(py: Python<'_>, resource: Arc<dyn Resource>) -> Wai
     let (guard, found) = deadlock::begin_wait(thread::current(), resource, false);
     if let Some(found) = found {
         let reported = deadlock_error(py, &found)
-            .and_then(|err| report_module(py)?.call_method1("warn_deadlock", (err,)).map(drop));
+            .and_then(|err| errors::report(py)?.call_method1("warn_deadlock", (err,)).map(drop));
         if let Err(e) = reported {
             e.write_unraisable(py, None);
         }
     }
     guard
+}
+
+// The acquire bookkeeping of a tracked primitive lives here, beside the checks it runs, so that
+// `tracked.rs` needs nothing from this file.
+impl<T: Resource> Tracked<T> {
+    /// Bookkeeping after a fresh acquire (site, lock order). If it fails (a lock-order warning
+    /// turned into an error), `undo` gives back what was taken, so the failed acquire leaves
+    /// nothing held.
+    pub fn acquired(&self, py: Python<'_>, me: ThreadId, undo: impl FnOnce(&T)) -> PyResult<()> {
+        after_acquire(py, me, self, &self.site).inspect_err(|_| {
+            undo(&self.core);
+            after_release(me, self);
+        })
+    }
 }
 
 /// Called after a successful outermost acquire: records the site and checks the lock order.
@@ -132,7 +99,7 @@ pub fn after_acquire(py: Python<'_>, me: ThreadId, res: &dyn Resource, site: &Si
 #[cold]
 fn check_order(py: Python<'_>, me: ThreadId, res: &dyn Resource) -> PyResult<()> {
     for inv in deadlock::order_acquired(me, res) {
-        report_module(py)?.call_method1("warn_lock_order", (inv.acquiring, inv.held, inv.earlier))?;
+        errors::report(py)?.call_method1("warn_lock_order", (inv.acquiring, inv.held, inv.earlier))?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `ProcessPoolCore` and `FrameChannel`: the native halves of `plait.processes`.
+//! `ProcessPoolCore`: the native half of `plait.processes.ProcessPool`.
 //!
 //! `ProcessPoolCore` wraps `plait_core::supervise::pool::Pool` with the pool's futures as tickets;
 //! its sink completes them on the dispatcher thread, turning payloads back into Python objects
@@ -6,38 +6,19 @@
 //! worker's end of the wire: blocking frame reads and writes on a socket, detached from the
 //! interpreter while they wait.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use plait_core::ipc::fdpass;
-use plait_core::ipc::frame::Decoder;
-use plait_core::ipc::outbox::Outbox;
 use plait_core::supervise::pool::{Config, Outcome, Pool, Runner, Sink};
 use plait_core::supervise::{Exit, Reaper};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList};
+use pyo3::types::PyBytes;
 
-use crate::future::{new_future, FutureCore, Outcome as FutureOutcome};
-use crate::shm::Segment;
-
-/// Maps received segment descriptors as a list of `Segment`s (see `Segment::open`).
-fn segments(py: Python<'_>, fds: Vec<OwnedFd>, keep_fds: bool) -> PyResult<Bound<'_, PyList>> {
-    let mapped = fds
-        .into_iter()
-        .map(|fd| {
-            if keep_fds {
-                Segment::open(fd, true)
-            } else {
-                Segment::open_spare(fd)
-            }
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, mapped)
-}
+use crate::errors::os_error_for;
+use crate::ipc::shm::{segments, Segment};
+use crate::pool::future::{new_future, FutureCore, Outcome as FutureOutcome};
 
 /// Turns dispatcher outcomes into future completions (on the dispatcher thread).
 ///
@@ -243,7 +224,7 @@ impl ProcessPoolCore {
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let (pool, runner) = Pool::new(config, FutureSink { done: tx })
-            .map_err(|e| PyOSError::new_err(format!("cannot start the process pool: {e}")))?;
+            .map_err(|e| os_error_for("cannot start the process pool", &e))?;
         Ok(Self {
             pool,
             runner: Mutex::new(Some(runner)),
@@ -345,156 +326,8 @@ impl ProcessPoolCore {
     }
 }
 
-/// The worker's end of the wire: frames over a socket fd it owns.
-#[pyclass(module = "plait.processes", frozen)]
-pub struct FrameChannel {
-    stream: UnixStream,
-    decoder: Mutex<Decoder>,
-    write: Mutex<Outbox>,
-}
-
-#[pymethods]
-impl FrameChannel {
-    /// Takes ownership of `fd` (a connected Unix stream socket).
-    #[new]
-    fn new(fd: i32) -> PyResult<Self> {
-        if fd < 0 {
-            return Err(PyValueError::new_err("fd must be a non-negative file descriptor"));
-        }
-        // Safety: the caller hands over an open socket fd it will not use again.
-        let stream = unsafe { UnixStream::from_raw_fd(fd) };
-        Ok(Self {
-            stream,
-            decoder: Mutex::new(Decoder::default()),
-            write: Mutex::new(Outbox::default()),
-        })
-    }
-
-    /// The next frame as `(kind, id, payload, segments)` (`segments`: None, or the list of
-    /// shared-memory segments sent with the frame); `(0, 0, b"", None)` once the peer closed the
-    /// socket. Frames queued by `send` go out before this blocks, so replies to a batch of
-    /// requests leave in one write.
-    #[allow(clippy::type_complexity)]
-    fn recv<'py>(&self, py: Python<'py>) -> PyResult<(u8, u64, Bound<'py, PyBytes>, Option<Bound<'py, PyList>>)> {
-        let ready = self
-            .decoder
-            .lock()
-            .next_frame()
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
-        if let Some(f) = ready {
-            return frame_tuple(py, f);
-        }
-        let got = py.detach(|| -> std::io::Result<Option<plait_core::ipc::frame::Frame>> {
-            self.flush_pending()?;
-            let mut decoder = self.decoder.lock();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                if let Some(frame) = decoder.next_frame().map_err(std::io::Error::other)? {
-                    return Ok(Some(frame));
-                }
-                match fdpass::recv(self.stream.as_raw_fd(), &mut buf, decoder.push_fds()) {
-                    Ok(0) => return Ok(None),
-                    Ok(n) => decoder.feed(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        });
-        match got {
-            Ok(Some(f)) => frame_tuple(py, f),
-            Ok(None) => Ok((0, 0, PyBytes::new(py, b""), None)),
-            Err(e) => Err(PyOSError::new_err(e.to_string())),
-        }
-    }
-
-    /// Queues one frame, with `segments` (shared memory created here) sent beside it; it is
-    /// written by the next `recv` that has to wait, or by `flush`.
-    #[pyo3(signature = (kind, id, payload, segments=None))]
-    fn send(&self, kind: u8, id: u64, payload: &[u8], segments: Option<Vec<Py<Segment>>>) -> PyResult<()> {
-        let fds = segments
-            .iter()
-            .flatten()
-            .map(|s| s.get().dup_fd())
-            .collect::<PyResult<Vec<_>>>()?;
-        self.write
-            .lock()
-            .push(kind, id, payload, fds)
-            .map_err(|e| PyValueError::new_err(e.to_string()))
-    }
-
-    /// Writes every queued frame now.
-    fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.flush_pending())
-            .map_err(|e| PyOSError::new_err(e.to_string()))
-    }
-}
-
-impl FrameChannel {
-    fn flush_pending(&self) -> std::io::Result<()> {
-        // A blocking socket: write_to returns once everything is written.
-        while !self.write.lock().write_to(self.stream.as_raw_fd())? {}
-        Ok(())
-    }
-}
-
-#[allow(clippy::type_complexity)]
-fn frame_tuple(
-    py: Python<'_>,
-    f: plait_core::ipc::frame::Frame,
-) -> PyResult<(u8, u64, Bound<'_, PyBytes>, Option<Bound<'_, PyList>>)> {
-    let segs = if f.fds.is_empty() {
-        None
-    } else {
-        // A worker keeps the descriptors: a result may be a view of its arguments, sent back.
-        Some(segments(py, f.fds, true)?)
-    };
-    Ok((f.kind, f.id, PyBytes::new(py, &f.payload), segs))
-}
-
-/// A list of numbers as one block of bytes, when every item is an exact `int` that fits 64
-/// bits (`"q"`) or every item an exact `float` (`"d"`); `None` otherwise. A map's chunk of
-/// results travels this way: packing costs a few ns per item in the worker, and the caller
-/// rebuilds the numbers faster than it would unpickle them one by one.
-#[pyfunction]
-pub fn pack_numbers<'py>(py: Python<'py>, items: &Bound<'py, PyList>) -> Option<(char, Bound<'py, PyBytes>)> {
-    let n = items.len();
-    let first = items.get_item(0).ok()?;
-    let mut out = Vec::with_capacity(n * 8);
-    if first.is_exact_instance_of::<PyInt>() {
-        for item in items.iter() {
-            if !item.is_exact_instance_of::<PyInt>() {
-                return None;
-            }
-            out.extend_from_slice(&item.extract::<i64>().ok()?.to_le_bytes());
-        }
-        Some(('q', PyBytes::new(py, &out)))
-    } else if first.is_exact_instance_of::<PyFloat>() {
-        for item in items.iter() {
-            let f = item.cast_exact::<PyFloat>().ok()?;
-            out.extend_from_slice(&f.value().to_le_bytes());
-        }
-        Some(('d', PyBytes::new(py, &out)))
-    } else {
-        None
-    }
-}
-
-/// The list packed by `pack_numbers`.
-#[pyfunction]
-pub fn unpack_numbers<'py>(py: Python<'py>, kind: char, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-    let words = data.chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).expect("8 bytes"));
-    match kind {
-        'q' => PyList::new(py, words.map(i64::from_le_bytes)),
-        'd' => PyList::new(py, words.map(f64::from_le_bytes)),
-        _ => Err(PyValueError::new_err(format!("unknown number kind {kind:?}"))),
-    }
-}
-
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(pack_numbers, m)?)?;
-    m.add_function(wrap_pyfunction!(unpack_numbers, m)?)?;
     m.add_class::<ProcessPoolCore>()?;
-    m.add_class::<FrameChannel>()?;
     m.add("PROTOCOL", {
         use plait_core::supervise::pool as p;
         (

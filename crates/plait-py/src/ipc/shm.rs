@@ -13,8 +13,26 @@ use std::sync::Arc;
 
 use plait_core::ipc::shm;
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::errors::os_error_for;
+
+/// Maps received segment descriptors as a list of `Segment`s (see `Segment::open`).
+pub fn segments(py: Python<'_>, fds: Vec<OwnedFd>, keep_fds: bool) -> PyResult<Bound<'_, PyList>> {
+    let mapped = fds
+        .into_iter()
+        .map(|fd| {
+            if keep_fds {
+                Segment::open(fd, true)
+            } else {
+                Segment::open_spare(fd)
+            }
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, mapped)
+}
 
 /// Offsets of packed buffers are aligned to this (a cache line; enough for any dtype).
 const ALIGN: usize = 64;
@@ -49,7 +67,7 @@ impl Segment {
     pub fn open(fd: OwnedFd, keep_fd: bool) -> PyResult<Self> {
         shm::Segment::open(fd, keep_fd)
             .map(Self::wrap)
-            .map_err(|e| PyOSError::new_err(format!("cannot map a shared-memory segment: {e}")))
+            .map_err(|e| os_error_for("cannot map a shared-memory segment", &e))
     }
 
     fn wrap(inner: shm::Segment) -> Self {
@@ -72,7 +90,7 @@ impl Segment {
     pub fn open_spare(fd: OwnedFd) -> PyResult<Self> {
         let spare = fd
             .try_clone()
-            .map_err(|e| PyOSError::new_err(format!("cannot duplicate a segment descriptor: {e}")))?;
+            .map_err(|e| os_error_for("cannot duplicate a segment descriptor", &e))?;
         let segment = Self::open(fd, false)?;
         *segment.spare.lock() = Some(spare);
         Ok(segment)
@@ -101,13 +119,13 @@ impl Segment {
             PyValueError::new_err("this segment was received, not created here: it cannot be sent on")
         })?;
         fd.try_clone()
-            .map_err(|e| PyOSError::new_err(format!("cannot duplicate a segment descriptor: {e}")))
+            .map_err(|e| os_error_for("cannot duplicate a segment descriptor", &e))
     }
 }
 
 fn create(size: usize) -> PyResult<shm::Segment> {
     shm::Segment::create(size)
-        .map_err(|e| PyOSError::new_err(format!("cannot create a shared-memory segment of {size} bytes: {e}")))
+        .map_err(|e| os_error_for(&format!("cannot create a shared-memory segment of {size} bytes"), &e))
 }
 
 #[pymethods]
@@ -189,7 +207,7 @@ impl Segment {
             }
             Ok(())
         })
-        .map_err(|e| PyOSError::new_err(format!("cannot fill a shared-memory segment: {e}")))?;
+        .map_err(|e| os_error_for("cannot fill a shared-memory segment", &e))?;
         Ok((Self::wrap(inner), places))
     }
 
@@ -200,7 +218,10 @@ impl Segment {
             return Ok(None); // nothing here can point into it
         }
         let view = PyUntypedBuffer::get(buffer)?;
-        let start = self.inner.as_ptr().map_err(|e| PyOSError::new_err(e.to_string()))? as usize;
+        let start = self
+            .inner
+            .as_ptr()
+            .map_err(|e| os_error_for("cannot map a shared-memory segment", &e))? as usize;
         let at = view.buf_ptr() as usize;
         let fits = at >= start && at - start + view.len_bytes() <= self.inner.len() && !self.inner.is_empty();
         Ok(fits.then(|| at - start))
@@ -219,7 +240,7 @@ impl Segment {
         let base = this
             .inner
             .as_ptr()
-            .map_err(|e| PyOSError::new_err(format!("cannot map a shared-memory segment: {e}")))?;
+            .map_err(|e| os_error_for("cannot map a shared-memory segment", &e))?;
         let len = pyo3::ffi::Py_ssize_t::try_from(this.inner.len())
             .map_err(|_| PyValueError::new_err("segment too large for a buffer"))?;
         // Safety: `view` is the caller's Py_buffer; the mapping stays valid while `slf` (made

@@ -18,11 +18,11 @@ use plait_core::pool::{Submitted, TaskQueue};
 use plait_core::sync::Notifier;
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::future::{new_future, FutureCore, Outcome};
+use crate::errors;
+use crate::pool::future::{new_future, FutureCore, Outcome};
 
 /// One `submit()` call.
 struct Call {
@@ -158,8 +158,6 @@ impl MapJob {
     }
 }
 
-static BROKEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
 struct Shared {
     tasks: TaskQueue<Task>,
     initializer: Option<Py<PyAny>>,
@@ -171,8 +169,7 @@ impl Shared {
     fn check_broken(&self, py: Python<'_>) -> PyResult<()> {
         let broken = self.broken.lock().clone();
         if let Some(msg) = broken {
-            let cls = BROKEN.import(py, "plait.exceptions", "BrokenThreadPool")?;
-            return Err(PyErr::from_type(cls.clone(), msg));
+            return Err(errors::broken_thread_pool(py, &msg));
         }
         Ok(())
     }
@@ -207,11 +204,10 @@ impl Shared {
     fn break_pool(&self, py: Python<'_>) -> PyResult<()> {
         let msg = "A thread initializer failed, the thread pool is not usable anymore".to_owned();
         *self.broken.lock() = Some(msg.clone());
-        let cls = BROKEN.import(py, "plait.exceptions", "BrokenThreadPool")?;
         while let Some(task) = self.tasks.try_next() {
             match task {
                 Task::Call(call) => {
-                    let exc = cls.call1((msg.as_str(),))?.unbind();
+                    let exc = errors::broken_thread_pool(py, &msg).into_value(py).into_any();
                     let future = call.future.bind(py);
                     if FutureCore::start(future)? {
                         FutureCore::finish(future, Outcome::Err(exc))?;
@@ -315,8 +311,7 @@ impl MapIterator {
             }
             Slot::Cancelled => {
                 self.finish();
-                let cls = py.import("concurrent.futures")?.getattr("CancelledError")?;
-                Err(PyErr::from_value(cls.call0()?))
+                Err(errors::cancelled(py))
             }
             Slot::Pending | Slot::Taken => Err(PyRuntimeError::new_err("map result taken twice")),
         }
