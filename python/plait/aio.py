@@ -158,8 +158,15 @@ class _SocketTransport(_StdSocketTransport):
         finally:
             self._io.detach()
             # From now on the stdlib's methods answer (errors and warnings of late writes).
-            for name in ("write", "is_closing", "_read_ready", "_write_ready"):
-                self.__dict__.pop(name, None)
+            self._release_native()
+
+    def _release_native(self) -> None:
+        """Lets go of the native half (it reads and writes the fd by number): after
+        ``connection_lost``, or when the loop closes under the transport. From now on the stdlib's
+        methods answer (errors and warnings of late writes)."""
+        self._io.detach()
+        for name in ("write", "is_closing", "_read_ready", "_write_ready"):
+            self.__dict__.pop(name, None)
 
 
 class _DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.DatagramTransport):
@@ -186,8 +193,12 @@ class _DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.Dat
         try:
             super()._call_connection_lost(exc)
         finally:
-            if self._io is not None:
-                self._io.detach()
+            self._release_native()
+
+    def _release_native(self) -> None:
+        if self._io is not None:
+            self._io.detach()
+            self.__dict__.pop("_read_ready", None)
 
 
 class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore[misc]
@@ -235,6 +246,25 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def close(self) -> None:
+        """Close the loop as asyncio's does, then close the sockets of transports left open.
+
+        asyncio leaves those to the collector, which finds them late when they sit in a reference
+        cycle (a connection handler's task waiting on its reader): their fds stay open until a
+        full collection. They still warn as unclosed transports when collected."""
+        if self.is_running() or self.is_closed():
+            super().close()  # raises, or nothing to do
+            return
+        open_transports = list(self._transports.values())
+        super().close()
+        for transport in open_transports:
+            sock = transport._sock
+            if sock is not None:
+                release = getattr(transport, "_release_native", None)
+                if release is not None:
+                    release()
+                sock.close()
 
     def _set_signal_wakeup(self) -> bool:
         """In the main thread, point the signal wakeup fd at the loop's self-pipe while it runs
