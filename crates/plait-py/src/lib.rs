@@ -17,9 +17,7 @@ mod processes;
 mod queue;
 mod report;
 mod shm;
-mod streams;
 mod sync;
-mod transport;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
 /// atomics or locks inside, and every blocking wait detaches from the interpreter.
@@ -37,7 +35,5 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     shm::init(m)?;
     ipc::init(m)?;
     pipe::init(m)?;
-    transport::init(m)?;
-    streams::init(m)?;
     Ok(())
 }

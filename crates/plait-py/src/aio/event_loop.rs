@@ -29,7 +29,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::transport::SocketIo;
+use crate::aio::transport::SocketIo;
 
 /// asyncio's cap on one poll's timeout (`base_events.MAXIMUM_SELECT_TIMEOUT`).
 const MAX_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
@@ -1227,7 +1227,7 @@ impl LoopCore {
         drop((io, polling, waker, spare));
         // The receive buffer of this thread's transports: a thread that runs loops one after
         // another (asyncio.run in a worker thread) must not keep one per thread after it exits.
-        crate::transport::free_spare(py);
+        crate::aio::transport::free_spare(py);
     }
 
     #[getter(_closed)]

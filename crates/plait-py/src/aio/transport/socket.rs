@@ -25,7 +25,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::streams::StreamCore;
+use crate::aio::streams::StreamCore;
 
 /// The most one read takes (asyncio's `max_size`).
 const MAX_READ: usize = 256 * 1024;

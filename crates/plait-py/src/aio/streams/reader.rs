@@ -19,7 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::transport::SocketIo;
+use crate::aio::transport::SocketIo;
 
 static LIMIT_OVERRUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static INCOMPLETE_READ: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -391,9 +391,9 @@ impl StreamCore {
             .as_ref()
             .map(|(l, native)| (l.clone_ref(py), *native));
         let fut = match event_loop {
-            Some((l, true)) => crate::aio::new_future(l.bind(py))?,
+            Some((l, true)) => crate::aio::event_loop::new_future(l.bind(py))?,
             Some((l, false)) => l.bind(py).call_method0(intern!(py, "create_future"))?,
-            None => crate::aio::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?,
+            None => crate::aio::event_loop::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?,
         };
         this.inner.lock().waiter = Some(fut.clone().unbind());
         Ok(fut)
@@ -609,7 +609,7 @@ impl StreamCore {
     #[setter(_loop)]
     fn set_event_loop(&self, value: Option<Bound<'_, PyAny>>) {
         let new = value.map(|l| {
-            let native = l.is_instance_of::<crate::aio::LoopCore>();
+            let native = l.is_instance_of::<crate::aio::event_loop::LoopCore>();
             (l.unbind(), native)
         });
         let old = std::mem::replace(&mut self.inner.lock().event_loop, new);
