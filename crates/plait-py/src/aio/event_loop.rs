@@ -14,79 +14,33 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use plait_core::reactor::clock;
 use plait_core::reactor::poller::{self, PollError, Readiness, Registrar, Selector, Waker};
 use plait_core::reactor::ready::ReadyQueue;
 use plait_core::reactor::timers::TimerHeap;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
-use pyo3::ffi;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::pyclass::CompareOp;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::aio::transport::SocketIo;
+use super::futures::{call_with_loop, imported, new_future, TASK};
+use super::gc::{release_all, untrack, visit_queued};
+use super::handle::{Handle, TimerHandle};
+use super::source::NativeCallback;
 
 /// asyncio's cap on one poll's timeout (`base_events.MAXIMUM_SELECT_TIMEOUT`).
-const MAX_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
+pub(super) const MAX_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
 
 /// A tick with callbacks ready skips the poll if the previous poll was less than this long ago
 /// (seconds): a round trip of callbacks then costs no system call, and I/O still waits at most
 /// this long behind callbacks that keep rescheduling themselves.
-const POLL_SKIP_WINDOW: f64 = 50e-6;
+pub(super) const POLL_SKIP_WINDOW: f64 = 50e-6;
 
 /// Timers are compacted when more than this many are cancelled and they are over half the heap
 /// (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES` and `_MIN_CANCELLED_TIMER_HANDLES_FRACTION`).
-const MIN_CANCELLED_TO_COMPACT: usize = 100;
-
-static FORMAT_CALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-fn imported<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    module: &str,
-    name: &str,
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || py.import(module)?.getattr(name).map(Bound::unbind))
-        .map(|f| f.bind(py))
-}
-
-/// `("loop",)`: the keyword names of `asyncio.Future(loop=...)` and `asyncio.Task(coro, loop=...)`.
-static LOOP_KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
-
-/// `asyncio.Future(loop=loop)`, called with vectorcall (no keyword dict to build and parse).
-pub(crate) fn new_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    call_with_loop(imported(loop_.py(), &FUTURE, "asyncio", "Future")?, None, loop_)
-}
-
-/// `cls(arg, loop=loop_)` (or `cls(loop=loop_)`) as one vectorcall.
-fn call_with_loop<'py>(
-    cls: &Bound<'py, PyAny>,
-    arg: Option<&Bound<'py, PyAny>>,
-    loop_: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let py = cls.py();
-    let kwnames = LOOP_KWNAMES.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
-    let args = [arg.map_or(std::ptr::null_mut(), Bound::as_ptr), loop_.as_ptr()];
-    let (start, nargs) = if arg.is_some() { (0, 1) } else { (1, 0) };
-    // Safety: attached to Python; `args[start..]` holds `nargs` positional arguments then the
-    // keyword argument named by the one-element `kwnames` tuple, all borrowed and alive for the
-    // call; CPython only reads them. The result is a new reference or NULL with an exception set.
-    unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            ffi::PyObject_Vectorcall(cls.as_ptr(), args[start..].as_ptr(), nargs, kwnames.as_ptr()),
-        )
-    }
-}
+pub(super) const MIN_CANCELLED_TO_COMPACT: usize = 100;
 
 /// A new future on `loop_`: made directly when it is plait's loop, else `loop_.create_future()`.
 pub(crate) fn create_future_on<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -97,86 +51,23 @@ pub(crate) fn create_future_on<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound
     }
 }
 
-fn closed_error() -> PyErr {
+/// Run by every loop's close, on its thread: registered once by a layer above (the transports
+/// free their per-thread receive buffer), so the loop does not name it.
+static ON_CLOSE: std::sync::OnceLock<fn(Python<'_>)> = std::sync::OnceLock::new();
+
+/// Registers the function every loop runs when it closes (the first one registered stays).
+pub(crate) fn on_close(hook: fn(Python<'_>)) {
+    // A second module init (subinterpreter) registers the same function: nothing to do.
+    let _ = ON_CLOSE.set(hook);
+}
+
+pub(super) fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Event loop is closed")
 }
 
-fn poll_error(e: PollError) -> PyErr {
+pub(super) fn poll_error(e: PollError) -> PyErr {
     match e {
         PollError::Create(e) | PollError::Poll(e) | PollError::Register { source: e, .. } => e.into(),
-    }
-}
-
-/// Takes a freshly scheduled handle off the garbage collector's lists while the loop holds it.
-///
-/// A queued handle is alive because the loop holds it, so the collector gains nothing from
-/// traversing it, and with many handles queued its passes dominate the cost of `call_soon`.
-/// [`release`] puts a handle back under the collector when the loop lets go of it while someone
-/// else still holds it (so a cycle through a kept handle stays collectable).
-/// The context copied for the handle (not one the caller passed) is taken off too: it is a new
-/// object per `call_soon`, and otherwise piles up in the collector's older generations.
-fn untrack(h: &Bound<'_, Handle>) {
-    // Safety: both are live, fully initialised GC objects (Handle implements `__traverse__`,
-    // contexts are GC types); untracking an object that `release` re-tracks before anyone else
-    // can depend on the collector seeing it is the documented use of PyObject_GC_UnTrack.
-    unsafe {
-        ffi::PyObject_GC_UnTrack(h.as_ptr().cast());
-        if h.get().own_context {
-            ffi::PyObject_GC_UnTrack(h.get().context.as_ptr().cast());
-        }
-    }
-}
-
-fn retrack(ptr: *mut ffi::PyObject) {
-    // Safety: `ptr` is alive and fully initialised; IsTracked guards against tracking twice.
-    unsafe {
-        if ffi::PyObject_GC_IsTracked(ptr) == 0 {
-            ffi::PyObject_GC_Track(ptr.cast());
-        }
-    }
-}
-
-/// Drops the loop's reference to a handle, first re-tracking it (and its own context) if
-/// anyone else still holds either, so cycles through them stay collectable.
-fn release<T: pyo3::PyClass>(py: Python<'_>, h: Py<T>) {
-    let ptr = h.as_ptr();
-    // Every handle the loop queues is a Handle or a TimerHandle (a Handle subclass).
-    let base = h.bind(py).cast::<Handle>().ok().map(Bound::get);
-    let ctx = base.filter(|b| b.own_context).map(|b| b.context.as_ptr());
-    // Safety: `ptr` and `ctx` are alive while we hold the handle.
-    let shared = unsafe { ffi::Py_REFCNT(ptr) > 1 || ctx.is_some_and(|c| ffi::Py_REFCNT(c) > 1) };
-    if shared {
-        retrack(ptr);
-        if let Some(c) = ctx {
-            retrack(c);
-        }
-    }
-    drop(h);
-}
-
-/// Lets the collector see through a queued handle. One only the loop holds (untracked, see
-/// [`untrack`]) is part of the loop: its callback, arguments and context are visited as the
-/// loop's own references, so a cycle through them (a pending `loop.stop`) is still found. One
-/// that others hold too is visited as itself (the collector then treats what it holds as
-/// reachable, never freeing anything early).
-fn visit_queued(visit: &PyVisit<'_>, h: &Py<Handle>) -> Result<(), PyTraverseError> {
-    let ptr = h.as_ptr();
-    // Safety: reading the refcount and tracking state of a live object; the collector does not
-    // change either while it traverses.
-    let exclusive = unsafe { ffi::Py_REFCNT(ptr) == 1 && ffi::PyObject_GC_IsTracked(ptr) == 0 };
-    if exclusive {
-        let hd = h.get();
-        hd.visit_target(visit)?;
-        visit.call(&hd.context)
-    } else {
-        visit.call(h)
-    }
-}
-
-/// [`release`]s every handle in `items`.
-fn release_all<T: pyo3::PyClass>(py: Python<'_>, items: impl IntoIterator<Item = Py<T>>) {
-    for h in items {
-        release(py, h);
     }
 }
 
@@ -200,320 +91,6 @@ fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("Invalid file descriptor: {fd}")))
 }
 
-/// A callback scheduled on the loop, like `asyncio.Handle`: the callback, its arguments (the
-/// tuple they came in, called without copying) and the `contextvars.Context` it runs in.
-#[pyclass(module = "plait._plait", frozen, subclass, weakref)]
-pub struct Handle {
-    /// The callback and its arguments; dropped by `cancel`, as asyncio's handle drops them, so
-    /// a cancelled timer holds nothing alive until it leaves the heap.
-    target: Mutex<Option<Target>>,
-    context: Py<PyAny>,
-    /// `context` was copied here (not passed by the caller).
-    own_context: bool,
-    cancelled: AtomicBool,
-    /// A timer in the loop's heap: a cancel then counts towards compaction.
-    scheduled: AtomicBool,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // A context's dealloc unlinks it from the collector's list unconditionally: it must be
-        // tracked again before the last reference goes (see `untrack`).
-        if self.own_context {
-            retrack(self.context.as_ptr());
-        }
-    }
-}
-
-/// What a [`Handle`] calls, until it is cancelled.
-struct Target {
-    callback: Py<PyAny>,
-    args: Py<PyTuple>,
-    /// The callback is a socket transport's own `read_ready` / `write_ready`: run as a Rust
-    /// call (no Python call machinery on the per-packet path).
-    native: Option<NativeIo>,
-}
-
-/// What [`Handle::call`] runs: a transport's own reader (`false`) or writer (`true`), or a
-/// Python callable with its argument tuple.
-enum Run {
-    Native(Py<SocketIo>, bool),
-    Python(Py<PyAny>, Py<PyTuple>),
-}
-
-/// A socket transport's reader or writer, called directly by [`Handle::call`].
-struct NativeIo {
-    io: Py<SocketIo>,
-    write: bool,
-}
-
-impl NativeIo {
-    /// `Some` when `callback` (with no arguments) is a `SocketIo`'s `read_ready` or `write_ready`.
-    fn of(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> Option<Self> {
-        let py = callback.py();
-        // Safety: a type check of a live object.
-        if !args.is_empty() || unsafe { ffi::PyCFunction_Check(callback.as_ptr()) } == 0 {
-            return None;
-        }
-        let io = callback
-            .getattr(intern!(py, "__self__"))
-            .ok()?
-            .cast_into::<SocketIo>()
-            .ok()?;
-        let write = match callback
-            .getattr(intern!(py, "__name__"))
-            .ok()?
-            .extract::<String>()
-            .ok()?
-            .as_str()
-        {
-            "read_ready" => false,
-            "write_ready" => true,
-            _ => return None,
-        };
-        Some(Self { io: io.unbind(), write })
-    }
-}
-
-impl Handle {
-    fn new(
-        py: Python<'_>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let own_context = context.is_none();
-        let context = match context {
-            Some(c) => c.unbind(),
-            // Safety: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
-            None => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind(),
-        };
-        Ok(Self {
-            target: Mutex::new(Some(Target {
-                callback: callback.unbind(),
-                args: args.unbind(),
-                native: None,
-            })),
-            context,
-            own_context,
-            cancelled: AtomicBool::new(false),
-            scheduled: AtomicBool::new(false),
-        })
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-
-    /// The callback and its arguments (new references), `None` once cancelled.
-    fn target(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
-        self.target
-            .lock()
-            .as_ref()
-            .map(|t| (t.callback.clone_ref(py), t.args.clone_ref(py)))
-    }
-
-    /// Drops the callback and its arguments (outside the lock: their destructors may run code).
-    fn drop_target(&self) {
-        let old = self.target.lock().take();
-        drop(old);
-    }
-
-    fn visit_target(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(t) = &*self.target.lock() {
-            visit.call(&t.callback)?;
-            visit.call(&t.args)?;
-            if let Some(n) = &t.native {
-                visit.call(&n.io)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `_format_callback_source(callback, args)` of a handle's [`Self::target`], as asyncio
-    /// formats it (with `None`s once cancelled).
-    fn callback_source(py: Python<'_>, target: Option<(Py<PyAny>, Py<PyTuple>)>) -> PyResult<String> {
-        let fmt = imported(
-            py,
-            &FORMAT_CALLBACK,
-            "asyncio.format_helpers",
-            "_format_callback_source",
-        )?;
-        let (c, a) = target.map_or_else(|| (py.None(), py.None()), |(c, a)| (c, a.into_any()));
-        fmt.call1((c, a))?.extract()
-    }
-
-    /// Calls the callback in its context (nothing once cancelled). Errors are the callback's (or
-    /// the context's, if it is already entered elsewhere).
-    fn call(&self, py: Python<'_>) -> PyResult<()> {
-        // New references to what to run, taken under the lock and used after it is released.
-        let run = match &*self.target.lock() {
-            None => return Ok(()),
-            Some(Target { native: Some(n), .. }) => Run::Native(n.io.clone_ref(py), n.write),
-            Some(t) => Run::Python(t.callback.clone_ref(py), t.args.clone_ref(py)),
-        };
-        let ctx = self.context.as_ptr();
-        // Safety: `ctx` is a live Context (PyContext_Enter type-checks it and fails cleanly
-        // otherwise), exited after the call whatever its outcome.
-        if unsafe { ffi::PyContext_Enter(ctx) } < 0 {
-            return Err(PyErr::fetch(py));
-        }
-        let res = match run {
-            Run::Native(io, false) => io.get().read_ready(py),
-            Run::Native(io, true) => io.get().write_ready(py),
-            Run::Python(callback, args) => {
-                let args = args.as_ptr();
-                // Safety: `args` is a live tuple whose items stay alive while we hold it, so its
-                // item array is a valid vectorcall argument vector of PyTuple_GET_SIZE items. The
-                // result is a new reference, or NULL with an exception set.
-                unsafe {
-                    let n = ffi::PyTuple_GET_SIZE(args) as usize;
-                    let items = (*args.cast::<ffi::PyTupleObject>()).ob_item.as_ptr();
-                    let res = ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut());
-                    Bound::from_owned_ptr_or_err(py, res).map(drop)
-                }
-            }
-        };
-        // Safety: the context entered above.
-        let exited = unsafe { ffi::PyContext_Exit(ctx) };
-        res?;
-        if exited < 0 {
-            return Err(PyErr::fetch(py));
-        }
-        Ok(())
-    }
-
-    fn repr_info(slf: &Bound<'_, Self>, kind: &str, when: Option<f64>) -> PyResult<String> {
-        let py = slf.py();
-        let h = slf.get();
-        let mut info = vec![kind.to_owned()];
-        if h.is_cancelled() {
-            info.push("cancelled".to_owned());
-        }
-        if let Some(w) = when {
-            // Python's float repr (`5.0`, not Rust's `5`), after `cancelled` as asyncio puts it.
-            info.push(format!("when={}", pyo3::types::PyFloat::new(py, w).repr()?));
-        }
-        if let Some(target) = h.target(py) {
-            info.push(Self::callback_source(py, Some(target))?);
-        }
-        Ok(format!("<{}>", info.join(" ")))
-    }
-}
-
-#[pymethods]
-impl Handle {
-    /// Cancels the callback: it will not run, and the handle lets go of it and its arguments.
-    /// Cancelling twice does nothing.
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-        self.drop_target();
-    }
-
-    /// Whether the callback was cancelled.
-    fn cancelled(&self) -> bool {
-        self.is_cancelled()
-    }
-
-    /// The `contextvars.Context` the callback runs in.
-    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
-    }
-
-    #[getter]
-    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.target(py).map(|(c, _)| c)
-    }
-
-    #[getter]
-    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.target(py).map(|(_, a)| a)
-    }
-
-    #[getter]
-    fn _cancelled(&self) -> bool {
-        self.is_cancelled()
-    }
-
-    #[getter]
-    fn _context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
-    }
-
-    #[getter]
-    #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    fn _source_traceback(&self) -> Option<Py<PyAny>> {
-        None
-    }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        Self::repr_info(slf, "Handle", None)
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.visit_target(&visit)?;
-        visit.call(&self.context)
-    }
-}
-
-/// A callback scheduled at a time on the loop's clock, like `asyncio.TimerHandle`.
-#[pyclass(module = "plait._plait", frozen, extends = Handle)]
-pub struct TimerHandle {
-    when: f64,
-    cancelled_count: Arc<AtomicUsize>,
-}
-
-#[pymethods]
-impl TimerHandle {
-    /// The time (on `loop.time()`'s clock) at which the callback is scheduled.
-    fn when(&self) -> f64 {
-        self.when
-    }
-
-    /// Cancels the callback: it will not run, and the loop drops it from its timers.
-    fn cancel(slf: &Bound<'_, Self>) {
-        let base = slf.as_super().get();
-        if !base.cancelled.swap(true, Ordering::Relaxed) && base.scheduled.load(Ordering::Relaxed) {
-            slf.get().cancelled_count.fetch_add(1, Ordering::Relaxed);
-        }
-        base.drop_target();
-    }
-
-    #[getter]
-    fn _when(&self) -> f64 {
-        self.when
-    }
-
-    #[getter]
-    fn _scheduled(slf: &Bound<'_, Self>) -> bool {
-        slf.as_super().get().scheduled.load(Ordering::Relaxed)
-    }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        Handle::repr_info(slf.as_super(), "TimerHandle", Some(slf.get().when))
-    }
-
-    fn __hash__(&self) -> u64 {
-        self.when.to_bits()
-    }
-
-    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
-        let py = other.py();
-        let Ok(other) = other.cast::<TimerHandle>() else {
-            return Ok(py.NotImplemented());
-        };
-        let (a, b) = (self.when, other.get().when);
-        let r = match op {
-            CompareOp::Lt => a < b,
-            CompareOp::Le => a <= b,
-            CompareOp::Gt => a > b,
-            CompareOp::Ge => a >= b,
-            CompareOp::Eq | CompareOp::Ne => return Ok(py.NotImplemented()),
-        };
-        Ok(r.into_pyobject(py)?.to_owned().into_any().unbind())
-    }
-}
-
 /// Which side of an fd a callback watches.
 #[derive(Clone, Copy)]
 enum Side {
@@ -527,34 +104,34 @@ enum Side {
 type FdKey = (u8, Option<Py<Handle>>, Option<Py<Handle>>);
 
 /// The selector side: only the loop thread polls, with the events buffer beside it.
-struct Polling {
-    selector: Selector,
-    events: Vec<(RawFd, Readiness)>,
+pub(super) struct Polling {
+    pub(super) selector: Selector,
+    pub(super) events: Vec<(RawFd, Readiness)>,
     /// When the kernel was last polled (see `POLL_SKIP_WINDOW`).
-    last_poll: f64,
+    pub(super) last_poll: f64,
 }
 
 /// The native event loop core; `plait.aio.EventLoop` is its Python subclass. Shared between
 /// threads (`call_soon_threadsafe`), so frozen with locks and atomics inside.
 #[pyclass(module = "plait._plait", frozen, subclass)]
 pub struct LoopCore {
-    ready: ReadyQueue<Py<Handle>>,
+    pub(super) ready: ReadyQueue<Py<Handle>>,
     /// The buffer the ready queue is swapped with each tick (kept to avoid allocating).
-    spare: Mutex<Vec<Py<Handle>>>,
+    pub(super) spare: Mutex<Vec<Py<Handle>>>,
     /// Timers, as their `Handle` part (so the collector's traversal can reach them).
-    timers: Mutex<TimerHeap<Py<Handle>>>,
-    timer_cancelled: Arc<AtomicUsize>,
-    polling: Mutex<Option<Polling>>,
-    registrar: Mutex<Option<Registrar<Py<Handle>>>>,
-    waker: Mutex<Option<Waker>>,
-    closed: AtomicBool,
-    stopping: AtomicBool,
-    debug: AtomicBool,
+    pub(super) timers: Mutex<TimerHeap<Py<Handle>>>,
+    pub(super) timer_cancelled: Arc<AtomicUsize>,
+    pub(super) polling: Mutex<Option<Polling>>,
+    pub(super) registrar: Mutex<Option<Registrar<Py<Handle>>>>,
+    pub(super) waker: Mutex<Option<Waker>>,
+    pub(super) closed: AtomicBool,
+    pub(super) stopping: AtomicBool,
+    pub(super) debug: AtomicBool,
     /// The loop thread is (about to be) blocked in a poll: other threads must wake it.
-    sleeping: AtomicBool,
+    pub(super) sleeping: AtomicBool,
     /// Some fd was noted for a re-arm this tick (saves the registrar lock when none was).
-    rearm_pending: AtomicBool,
-    clock_resolution: f64,
+    pub(super) rearm_pending: AtomicBool,
+    pub(super) clock_resolution: f64,
 }
 
 impl LoopCore {
@@ -613,247 +190,6 @@ impl LoopCore {
         Ok(timer)
     }
 
-    /// Removes cancelled timers from the top of the heap (and compacts the heap when they are
-    /// many); returns them so they are dropped outside the lock.
-    fn prune_timers(timer_cancelled: &AtomicUsize, timers: &mut TimerHeap<Py<Handle>>) -> Vec<Py<Handle>> {
-        let is_cancelled = |t: &Py<Handle>| t.get().is_cancelled();
-        let mut dropped = Vec::new();
-        let ncancelled = timer_cancelled.load(Ordering::Relaxed);
-        if ncancelled > MIN_CANCELLED_TO_COMPACT && ncancelled * 2 > timers.len() {
-            dropped = timers.remove_where(is_cancelled);
-            for t in &dropped {
-                t.get().scheduled.store(false, Ordering::Relaxed);
-            }
-            timer_cancelled.fetch_sub(dropped.len(), Ordering::Relaxed);
-        } else {
-            while timers.peek().is_some_and(is_cancelled) {
-                let t = timers.pop().expect("peeked");
-                t.get().scheduled.store(false, Ordering::Relaxed);
-                timer_cancelled.fetch_sub(1, Ordering::Relaxed);
-                dropped.push(t);
-            }
-        }
-        dropped
-    }
-
-    /// One iteration: poll (without blocking when work is ready), queue the I/O callbacks and
-    /// due timers behind the callbacks already ready, and run that batch. Callbacks scheduled
-    /// while the batch runs wait for the next iteration.
-    fn tick(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-
-        let mut timers = this.timers.lock();
-        let dropped = Self::prune_timers(&this.timer_cancelled, &mut timers);
-        let next = timers.next_deadline();
-        drop(timers);
-        release_all(py, dropped);
-        let work_ready = !this.ready.is_empty();
-        let timeout = if work_ready || this.stopping.load(Ordering::Relaxed) {
-            Some(Duration::ZERO)
-        } else {
-            next.map(|when| Duration::from_secs_f64((when - clock::monotonic()).clamp(0.0, MAX_SELECT_TIMEOUT)))
-        };
-
-        let mut batch = std::mem::take(&mut *this.spare.lock());
-        {
-            let mut polling = this.polling.lock();
-            let Some(p) = polling.as_mut() else {
-                return Err(closed_error());
-            };
-            let Polling {
-                selector,
-                events,
-                last_poll,
-            } = p;
-            let now = clock::monotonic();
-            let result = if work_ready && !this.stopping.load(Ordering::Relaxed) && now - *last_poll < POLL_SKIP_WINDOW
-            {
-                // Callbacks are waiting and the kernel was asked moments ago: run them first.
-                // The window bounds how long I/O can wait behind a chain of callbacks.
-                Ok(())
-            } else if timeout == Some(Duration::ZERO) {
-                *last_poll = now;
-                selector.select(timeout, events)
-            } else {
-                this.sleeping.store(true, Ordering::SeqCst);
-                // Pairs with the fence in call_soon_threadsafe: either it sees `sleeping` and
-                // wakes us, or we see what it queued.
-                fence(Ordering::SeqCst);
-                let t = if this.ready.is_empty() {
-                    timeout
-                } else {
-                    Some(Duration::ZERO)
-                };
-                let r = py.detach(|| selector.select(t, events));
-                this.sleeping.store(false, Ordering::Relaxed);
-                *last_poll = clock::monotonic();
-                r
-            };
-            result.map_err(poll_error)?;
-            this.ready.take(&mut batch);
-            if !events.is_empty() {
-                this.dispatch(py, events, &mut batch);
-            }
-        }
-
-        // Due timers, after the I/O callbacks. When none was due by `next` (read at the start of
-        // the tick), the heap is not locked again; a timer added since (by a destructor run in
-        // between) is due on the next iteration, which then does not block.
-        let end = if next.is_some() {
-            clock::monotonic() + this.clock_resolution
-        } else {
-            f64::NEG_INFINITY
-        };
-        let mut skipped = Vec::new();
-        if next.is_some_and(|when| when < end) {
-            let mut timers = this.timers.lock();
-            while let Some(t) = timers.pop_before(end) {
-                let th = t.get();
-                th.scheduled.store(false, Ordering::Relaxed);
-                if th.is_cancelled() {
-                    this.timer_cancelled.fetch_sub(1, Ordering::Relaxed);
-                    skipped.push(t);
-                } else {
-                    batch.push(t);
-                }
-            }
-        }
-        release_all(py, skipped);
-
-        // Signals that interrupted the poll (Ctrl-C): their handlers run now; an exception they
-        // raise leaves the batch queued for the next run.
-        if let Err(e) = py.check_signals() {
-            this.ready.requeue_front(batch);
-            this.rearm();
-            return Err(e);
-        }
-
-        let result = Self::run_batch(slf, &mut batch);
-        release_all(py, batch.drain(..));
-        *this.spare.lock() = batch;
-        this.rearm();
-        result
-    }
-
-    /// Queues the reader/writer of each ready fd (a cancelled one is removed instead).
-    fn dispatch(&self, py: Python<'_>, events: &mut Vec<(RawFd, Readiness)>, batch: &mut Vec<Py<Handle>>) {
-        let mut cancelled_readers = Vec::new();
-        let mut cancelled_writers = Vec::new();
-        let mut guard = self.registrar.lock();
-        let Some(reg) = guard.as_mut() else {
-            events.clear();
-            return;
-        };
-        for (fd, r) in events.drain(..) {
-            let Some(slot) = reg.get(fd) else { continue };
-            let mut fired = false;
-            if r.readable {
-                if let Some(h) = &slot.reader {
-                    if h.get().is_cancelled() {
-                        cancelled_readers.push(fd);
-                    } else {
-                        batch.push(h.clone_ref(py));
-                        fired = true;
-                    }
-                }
-            }
-            if r.writable {
-                if let Some(h) = &slot.writer {
-                    if h.get().is_cancelled() {
-                        cancelled_writers.push(fd);
-                    } else {
-                        batch.push(h.clone_ref(py));
-                        fired = true;
-                    }
-                }
-            }
-            // An edge-triggered reader re-arms itself, except at end of stream, which it may
-            // not reach in one read (the data and the FIN come in one event).
-            if fired && (!slot.edge || r.closed) {
-                reg.fired(fd);
-                self.rearm_pending.store(true, Ordering::Relaxed);
-            }
-        }
-        let mut removed: Vec<_> = cancelled_readers
-            .into_iter()
-            .filter_map(|fd| reg.remove_reader(fd))
-            .collect();
-        removed.extend(cancelled_writers.into_iter().filter_map(|fd| reg.remove_writer(fd)));
-        drop(guard);
-        drop(removed);
-    }
-
-    fn rearm(&self) {
-        // Most ticks dispatch nothing level-triggered: skip the lock then.
-        if !self.rearm_pending.swap(false, Ordering::Relaxed) {
-            return;
-        }
-        if let Some(reg) = self.registrar.lock().as_mut() {
-            reg.rearm();
-        }
-    }
-
-    /// Runs the batch in order. `KeyboardInterrupt` and `SystemExit` stop it and leave the rest
-    /// first in line; other exceptions go to the loop's exception handler.
-    fn run_batch(slf: &Bound<'_, Self>, batch: &mut Vec<Py<Handle>>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        let mut i = 0;
-        while i < batch.len() {
-            let h = batch[i].bind(py);
-            i += 1;
-            let hd = h.get();
-            if hd.is_cancelled() {
-                continue;
-            }
-            let outcome = if this.debug.load(Ordering::Relaxed) {
-                Self::run_debug(slf, h)
-            } else {
-                hd.call(py).or_else(|e| Self::report(slf, h, e))
-            };
-            if let Err(e) = outcome {
-                this.ready.requeue_front(batch.drain(i..));
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Debug mode: records the current handle and warns about slow callbacks, as asyncio does.
-    fn run_debug(slf: &Bound<'_, Self>, h: &Bound<'_, Handle>) -> PyResult<()> {
-        let py = slf.py();
-        slf.setattr(intern!(py, "_current_handle"), h)?;
-        let t0 = clock::monotonic();
-        let outcome = h.get().call(py).or_else(|e| Self::report(slf, h, e));
-        let dt = clock::monotonic() - t0;
-        slf.setattr(intern!(py, "_current_handle"), py.None())?;
-        outcome?;
-        let slow: f64 = slf.getattr(intern!(py, "slow_callback_duration"))?.extract()?;
-        if dt >= slow {
-            let fmt = imported(py, &FORMAT_HANDLE, "asyncio.base_events", "_format_handle")?;
-            let logger = imported(py, &LOGGER, "asyncio.log", "logger")?;
-            logger.call_method1("warning", ("Executing %s took %.3f seconds", fmt.call1((h,))?, dt))?;
-        }
-        Ok(())
-    }
-
-    /// Hands a callback's exception to `loop.call_exception_handler`, as `Handle._run` does;
-    /// `KeyboardInterrupt` and `SystemExit` propagate.
-    fn report(slf: &Bound<'_, Self>, h: &Bound<'_, Handle>, e: PyErr) -> PyResult<()> {
-        let py = slf.py();
-        if e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py) {
-            return Err(e);
-        }
-        let cb = Handle::callback_source(py, h.get().target(py))?;
-        let ctx = PyDict::new(py);
-        ctx.set_item("message", format!("Exception in callback {cb}"))?;
-        ctx.set_item("exception", e.value(py))?;
-        ctx.set_item("handle", h)?;
-        slf.call_method1(intern!(py, "call_exception_handler"), (ctx,))?;
-        Ok(())
-    }
-
     fn set_io(
         slf: &Bound<'_, Self>,
         fd: &Bound<'_, PyAny>,
@@ -865,7 +201,12 @@ impl LoopCore {
         let this = slf.get();
         this.check_closed()?;
         let fd = fileobj_to_fd(fd)?;
-        let native = NativeIo::of(&callback, &args);
+        // A native readiness callback (with no arguments) is run as a Rust call.
+        let native = if args.is_empty() {
+            callback.cast::<NativeCallback>().ok().map(|n| n.clone().unbind())
+        } else {
+            None
+        };
         let mut handle = Handle::new(py, callback, args, None)?;
         if let Some(t) = handle.target.get_mut() {
             t.native = native;
@@ -1222,12 +563,15 @@ impl LoopCore {
         let polling = self.polling.lock().take();
         let waker = self.waker.lock().take();
         let spare = std::mem::take(&mut *self.spare.lock());
-        release_all(py, ready);
-        release_all(py, timers);
+        release_all(ready);
+        release_all(timers);
         drop((io, polling, waker, spare));
-        // The receive buffer of this thread's transports: a thread that runs loops one after
-        // another (asyncio.run in a worker thread) must not keep one per thread after it exits.
-        crate::aio::transport::free_spare(py);
+        // What the layers above keep per thread (the transports' receive buffer): a thread that
+        // runs loops one after another (asyncio.run in a worker thread) must not keep it after
+        // it exits.
+        if let Some(hook) = ON_CLOSE.get() {
+            hook(py);
+        }
     }
 
     #[getter(_closed)]
@@ -1294,43 +638,20 @@ impl LoopCore {
         Ok(())
     }
 
-    fn __clear__(&self, py: Python<'_>) {
+    fn __clear__(&self) {
         let ready = self.ready.drain();
         let timers = self.timers.lock().drain();
         let io = self.registrar.lock().as_mut().map(Registrar::drain);
-        release_all(py, ready);
-        release_all(py, timers);
+        release_all(ready);
+        release_all(timers);
         drop(io);
     }
 }
 
-/// Benchmark helper: runs the native echo client against `host:port` (detached from the
-/// interpreter); returns `(round_trips, seconds)`.
-#[pyfunction]
-#[pyo3(signature = (host, port, conns, size, round_trips, timeout = 120.0))]
-fn _echo_load(
-    py: Python<'_>,
-    host: &str,
-    port: u16,
-    conns: usize,
-    size: usize,
-    round_trips: u64,
-    timeout: f64,
-) -> PyResult<(u64, f64)> {
-    let ip: std::net::IpAddr = host
-        .parse()
-        .map_err(|_| PyValueError::new_err(format!("not an IP address: {host}")))?;
-    let addr = std::net::SocketAddr::new(ip, port);
-    let stats = py.detach(|| {
-        plait_core::reactor::loadgen::echo_load(addr, conns, size, round_trips, Duration::from_secs_f64(timeout))
-    })?;
-    Ok((stats.round_trips, stats.seconds))
-}
-
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_echo_load, m)?)?;
     m.add_class::<Handle>()?;
     m.add_class::<TimerHandle>()?;
     m.add_class::<LoopCore>()?;
+    m.add_class::<NativeCallback>()?;
     Ok(())
 }

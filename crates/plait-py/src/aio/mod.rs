@@ -1,12 +1,21 @@
 //! The native half of `plait.aio`: the event loop, its socket transports and its streams.
 //!
-//! Layers, each depending only on the ones before it:
-//! - the loop ([`event_loop`]): ready queue, timers, fd table and the poll/dispatch cycle, with
-//!   its [`Handle`](event_loop::Handle)s;
-//! - transports ([`transport`]): the per-packet paths of socket and datagram transports;
-//! - streams ([`streams`]): `plait.aio`'s stream reader and writer.
+//! Layers, each depending only on the ones above it in this list (never the other way):
+//! - the loop: [`gc`] (collector tricks), [`futures`], [`handle`] ([`Handle`](handle::Handle),
+//!   [`TimerHandle`](handle::TimerHandle)), [`source`] (the [`IoSource`](source::IoSource) trait
+//!   through which the loop calls native readiness callbacks), [`event_loop`] (`LoopCore`) and
+//!   [`run`] (one iteration of it);
+//! - transports ([`transport`]): the per-packet paths of socket and datagram transports, which
+//!   implement `IoSource`;
+//! - streams ([`streams`]): `plait.aio`'s stream reader and writer, fed by transports through a
+//!   trait the transport layer defines.
 
 mod event_loop;
+mod futures;
+mod gc;
+mod handle;
+mod run;
+mod source;
 mod streams;
 mod transport;
 

@@ -19,7 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::aio::transport::SocketIo;
+use crate::aio::transport::{register_sink, DataSink, NativeSink, SocketIo};
 
 static LIMIT_OVERRUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static INCOMPLETE_READ: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -391,7 +391,7 @@ impl StreamCore {
             .as_ref()
             .map(|(l, native)| (l.clone_ref(py), *native));
         let fut = match event_loop {
-            Some((l, true)) => crate::aio::event_loop::new_future(l.bind(py))?,
+            Some((l, true)) => crate::aio::futures::new_future(l.bind(py))?,
             Some((l, false)) => l.bind(py).call_method0(intern!(py, "create_future"))?,
             None => crate::aio::event_loop::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?,
         };
@@ -1184,10 +1184,28 @@ impl Ready {
     fn close(&self) {}
 }
 
+impl DataSink for StreamCore {
+    fn data_received(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        StreamCore::data_received(self, data)
+    }
+}
+
+/// `protocol` fed natively by its transport: a `StreamCore` whose subclass keeps
+/// `StreamCore.data_received` (the same descriptor).
+fn native_sink(protocol: &Bound<'_, PyAny>) -> Option<NativeSink> {
+    let py = protocol.py();
+    let stream = protocol.cast::<StreamCore>().ok()?;
+    let name = intern!(py, "data_received");
+    let mine = protocol.get_type().getattr(name);
+    let core = py.get_type::<StreamCore>().getattr(name);
+    matches!((mine, core), (Ok(a), Ok(b)) if a.is(&b)).then(|| NativeSink::new(stream))
+}
+
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamCore>()?;
     m.add_class::<Ready>()?;
     m.add_class::<StreamRead>()?;
     m.add_class::<WriterCore>()?;
+    register_sink(native_sink);
     Ok(())
 }

@@ -25,7 +25,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::aio::streams::StreamCore;
+use super::sink::{native_sink, NativeSink};
+use crate::aio::event_loop;
+use crate::aio::source::{IoSource, NativeCallback};
 
 /// The most one read takes (asyncio's `max_size`).
 const MAX_READ: usize = 256 * 1024;
@@ -229,7 +231,7 @@ enum Sink {
     /// writes): the method is looked up at each read.
     Late(Py<PyAny>),
     /// plait's stream protocol (`StreamCore`, `data_received` not overridden): called natively.
-    Stream(Py<StreamCore>),
+    Stream(NativeSink),
     /// `protocol.get_buffer(-1)` then `protocol.buffer_updated(n)`.
     Buffered {
         get_buffer: Py<PyAny>,
@@ -251,7 +253,7 @@ impl Sink {
         match self {
             Sink::Data(f) => Sink::Data(f.clone_ref(py)),
             Sink::Late(p) => Sink::Late(p.clone_ref(py)),
-            Sink::Stream(p) => Sink::Stream(p.clone_ref(py)),
+            Sink::Stream(s) => Sink::Stream(s.clone_ref(py)),
             Sink::Buffered {
                 get_buffer,
                 buffer_updated,
@@ -580,14 +582,8 @@ impl SocketIo {
                 get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
                 buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
             }
-        } else if let Some(stream) = protocol.cast::<StreamCore>().ok().filter(|_| {
-            // Only when the subclass keeps StreamCore's data_received (the same descriptor).
-            let name = intern!(py, "data_received");
-            let mine = protocol.get_type().getattr(name);
-            let core = py.get_type::<StreamCore>().getattr(name);
-            matches!((mine, core), (Ok(a), Ok(b)) if a.is(&b))
-        }) {
-            Sink::Stream(stream.clone().unbind())
+        } else if let Some(sink) = native_sink(protocol) {
+            Sink::Stream(sink)
         } else {
             match protocol.getattr(intern!(py, "data_received")) {
                 Ok(f) => Sink::Data(f.unbind()),
@@ -598,31 +594,6 @@ impl SocketIo {
         let old = self.sink.lock().replace(sink);
         drop(old);
         Ok(())
-    }
-
-    /// The socket is readable: read once and hand the data to the protocol.
-    pub(crate) fn read_ready(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(t) = self.transport(py) else { return Ok(()) };
-        if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
-            return Ok(());
-        }
-        let Some(sink) = self.sink.lock().as_ref().map(|s| s.clone_ref(py)) else {
-            return Ok(());
-        };
-        match sink {
-            Sink::Data(f) => self.read_data(&t, |data| f.bind(py).call1((data,)).map(drop)),
-            Sink::Late(p) => self.read_data_late(&t, p.bind(py)),
-            Sink::Stream(s) => self.read_data(&t, |data| s.get().data_received(data.as_any())),
-            Sink::Buffered {
-                get_buffer,
-                buffer_updated,
-            } => self.read_buffered(&t, self.fd, get_buffer.bind(py), buffer_updated.bind(py)),
-            Sink::StdStream {
-                protocol,
-                reader_cls,
-                data_received,
-            } => self.read_stream(&t, protocol.bind(py), reader_cls.bind(py), data_received.bind(py)),
-        }
     }
 
     /// `transport.write(data)`: sends at once when nothing is buffered, buffers the rest and
@@ -683,8 +654,97 @@ impl SocketIo {
         Ok(())
     }
 
+    /// The loop's reader callback for this socket (native; callable from Python too).
+    #[getter]
+    fn read_ready(slf: &Bound<'_, Self>) -> PyResult<Py<NativeCallback>> {
+        Self::reader(slf)
+    }
+
+    /// The loop's writer callback for this socket (native; callable from Python too).
+    #[getter]
+    fn write_ready(slf: &Bound<'_, Self>) -> PyResult<Py<NativeCallback>> {
+        Self::writer(slf)
+    }
+
+    /// `transport.is_closing()` (its `_closing` flag) without a Python frame; true once the
+    /// transport is gone.
+    fn is_closing(&self, py: Python<'_>) -> PyResult<bool> {
+        match self.transport(py) {
+            Some(t) => t.getattr(intern!(py, "_closing"))?.is_truthy(),
+            None => Ok(true),
+        }
+    }
+
+    /// Drops the references to the transport and protocol (after `connection_lost`).
+    fn detach(&self) {
+        let t = self.transport.lock().take();
+        let s = self.sink.lock().take();
+        drop((t, s));
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(t) = self.transport.try_lock() {
+            visit.call(t.as_ref())?;
+        }
+        if let Some(s) = self.sink.try_lock() {
+            match s.as_ref() {
+                Some(Sink::Data(f) | Sink::Late(f)) => visit.call(f)?,
+                Some(Sink::Stream(s)) => visit.call(s.protocol())?,
+                Some(Sink::Buffered {
+                    get_buffer,
+                    buffer_updated,
+                }) => {
+                    visit.call(get_buffer)?;
+                    visit.call(buffer_updated)?;
+                }
+                Some(Sink::StdStream {
+                    protocol,
+                    reader_cls,
+                    data_received,
+                }) => {
+                    visit.call(protocol)?;
+                    visit.call(reader_cls)?;
+                    visit.call(data_received)?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        self.detach();
+    }
+}
+
+impl IoSource for SocketIo {
+    /// The socket is readable: read once and hand the data to the protocol.
+    fn on_readable(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(t) = self.transport(py) else { return Ok(()) };
+        if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+            return Ok(());
+        }
+        let Some(sink) = self.sink.lock().as_ref().map(|s| s.clone_ref(py)) else {
+            return Ok(());
+        };
+        match sink {
+            Sink::Data(f) => self.read_data(&t, |data| f.bind(py).call1((data,)).map(drop)),
+            Sink::Late(p) => self.read_data_late(&t, p.bind(py)),
+            Sink::Stream(s) => self.read_data(&t, |data| s.feed(data.as_any())),
+            Sink::Buffered {
+                get_buffer,
+                buffer_updated,
+            } => self.read_buffered(&t, self.fd, get_buffer.bind(py), buffer_updated.bind(py)),
+            Sink::StdStream {
+                protocol,
+                reader_cls,
+                data_received,
+            } => self.read_stream(&t, protocol.bind(py), reader_cls.bind(py), data_received.bind(py)),
+        }
+    }
+
     /// The socket is writable: send what is buffered.
-    pub(crate) fn write_ready(&self, py: Python<'_>) -> PyResult<()> {
+    fn on_writable(&self, py: Python<'_>) -> PyResult<()> {
         let Some(t) = self.transport(py) else { return Ok(()) };
         if t.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
             return Ok(());
@@ -735,60 +795,11 @@ impl SocketIo {
         }
         Ok(())
     }
-
-    /// `transport.is_closing()` (its `_closing` flag) without a Python frame; true once the
-    /// transport is gone.
-    fn is_closing(&self, py: Python<'_>) -> PyResult<bool> {
-        match self.transport(py) {
-            Some(t) => t.getattr(intern!(py, "_closing"))?.is_truthy(),
-            None => Ok(true),
-        }
-    }
-
-    /// Drops the references to the transport and protocol (after `connection_lost`).
-    fn detach(&self) {
-        let t = self.transport.lock().take();
-        let s = self.sink.lock().take();
-        drop((t, s));
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(t) = self.transport.try_lock() {
-            visit.call(t.as_ref())?;
-        }
-        if let Some(s) = self.sink.try_lock() {
-            match s.as_ref() {
-                Some(Sink::Data(f) | Sink::Late(f)) => visit.call(f)?,
-                Some(Sink::Stream(f)) => visit.call(f)?,
-                Some(Sink::Buffered {
-                    get_buffer,
-                    buffer_updated,
-                }) => {
-                    visit.call(get_buffer)?;
-                    visit.call(buffer_updated)?;
-                }
-                Some(Sink::StdStream {
-                    protocol,
-                    reader_cls,
-                    data_received,
-                }) => {
-                    visit.call(protocol)?;
-                    visit.call(reader_cls)?;
-                    visit.call(data_received)?;
-                }
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn __clear__(&self) {
-        self.detach();
-    }
 }
 
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SocketIo>()?;
+    event_loop::on_close(free_spare);
     m.add_class::<DatagramIo>()?;
     Ok(())
 }
