@@ -51,4 +51,3 @@ pub(super) fn call_with_loop<'py>(
         )
     }
 }
-

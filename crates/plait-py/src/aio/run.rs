@@ -9,12 +9,14 @@ use plait_core::reactor::clock;
 use plait_core::reactor::poller::Readiness;
 use plait_core::reactor::timers::TimerHeap;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
-use pyo3::prelude::*;
 use pyo3::intern;
+use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-use super::event_loop::{closed_error, poll_error, LoopCore, Polling, MAX_SELECT_TIMEOUT, MIN_CANCELLED_TO_COMPACT, POLL_SKIP_WINDOW};
+use super::event_loop::{
+    closed_error, poll_error, LoopCore, Polling, MAX_SELECT_TIMEOUT, MIN_CANCELLED_TO_COMPACT, POLL_SKIP_WINDOW,
+};
 use super::futures::imported;
 use super::gc::release_all;
 use super::handle::Handle;

@@ -5,8 +5,13 @@
 //! (`_add_reader`, `_add_writer`). A protocol implemented natively by a layer above (plait's
 //! streams) is fed through [`sink::DataSink`], which this layer defines.
 
+mod datagram;
+mod read;
+mod recv;
 mod sink;
 mod socket;
+mod write;
 
+pub use datagram::DatagramIo;
 pub use sink::{register_sink, DataSink, NativeSink};
-pub use socket::*;
+pub use socket::{init, SocketIo};
