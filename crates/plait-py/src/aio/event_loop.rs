@@ -17,13 +17,15 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use plait_core::reactor::clock;
-use plait_core::reactor::poller::{self, PollError, Readiness, Registrar, Selector, Waker};
+use plait_core::reactor::poller::{self, Readiness, Registrar, Selector, Waker};
 use plait_core::reactor::ready::ReadyQueue;
 use plait_core::reactor::timers::TimerHeap;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
+
+use crate::errors::{loop_closed, poll_err};
 
 use super::futures::{call_with_loop, imported, new_future, TASK};
 use super::gc::{release_all, untrack, visit_queued};
@@ -59,16 +61,6 @@ static ON_CLOSE: std::sync::OnceLock<fn(Python<'_>)> = std::sync::OnceLock::new(
 pub(crate) fn on_close(hook: fn(Python<'_>)) {
     // A second module init (subinterpreter) registers the same function: nothing to do.
     let _ = ON_CLOSE.set(hook);
-}
-
-pub(super) fn closed_error() -> PyErr {
-    PyRuntimeError::new_err("Event loop is closed")
-}
-
-pub(super) fn poll_error(e: PollError) -> PyErr {
-    match e {
-        PollError::Create(e) | PollError::Poll(e) | PollError::Register { source: e, .. } => e.into(),
-    }
 }
 
 /// `selectors._fileobj_to_fd`: an int, or an object with `fileno()`.
@@ -137,7 +129,7 @@ pub struct LoopCore {
 impl LoopCore {
     fn check_closed(&self) -> PyResult<()> {
         if self.closed.load(Ordering::Relaxed) {
-            Err(closed_error())
+            Err(loop_closed())
         } else {
             Ok(())
         }
@@ -214,14 +206,14 @@ impl LoopCore {
         let h = Py::new(py, handle)?;
         let old = {
             let mut reg = this.registrar.lock();
-            let reg = reg.as_mut().ok_or_else(closed_error)?;
+            let reg = reg.as_mut().ok_or_else(loop_closed)?;
             match side {
                 Side::Read => reg.set_reader(fd, h.clone_ref(py)),
                 Side::ReadEdge => reg.set_reader_edge(fd, h.clone_ref(py)),
                 Side::Write => reg.set_writer(fd, h.clone_ref(py)),
             }
         }
-        .map_err(poll_error)?;
+        .map_err(poll_err)?;
         if let Some(old) = old {
             old.get().cancel();
         }
@@ -254,7 +246,7 @@ impl LoopCore {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyAny>, _kwargs: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let (selector, registrar, waker) = poller::new(1024).map_err(poll_error)?;
+        let (selector, registrar, waker) = poller::new(1024).map_err(poll_err)?;
         Ok(Self {
             ready: ReadyQueue::new(),
             spare: Mutex::new(Vec::new()),

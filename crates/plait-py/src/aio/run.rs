@@ -14,12 +14,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-use super::event_loop::{
-    closed_error, poll_error, LoopCore, Polling, MAX_SELECT_TIMEOUT, MIN_CANCELLED_TO_COMPACT, POLL_SKIP_WINDOW,
-};
+use super::event_loop::{LoopCore, Polling, MAX_SELECT_TIMEOUT, MIN_CANCELLED_TO_COMPACT, POLL_SKIP_WINDOW};
 use super::futures::imported;
 use super::gc::release_all;
 use super::handle::Handle;
+use crate::errors::{loop_closed, poll_err};
 
 static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -71,7 +70,7 @@ impl LoopCore {
         {
             let mut polling = this.polling.lock();
             let Some(p) = polling.as_mut() else {
-                return Err(closed_error());
+                return Err(loop_closed());
             };
             let Polling {
                 selector,
@@ -102,7 +101,7 @@ impl LoopCore {
                 *last_poll = clock::monotonic();
                 r
             };
-            result.map_err(poll_error)?;
+            result.map_err(poll_err)?;
             this.ready.take(&mut batch);
             if !events.is_empty() {
                 this.dispatch(py, events, &mut batch);

@@ -192,9 +192,7 @@ pub(super) fn would_block(e: i32) -> bool {
     e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR
 }
 
-pub(super) fn os_error(e: i32) -> PyErr {
-    std::io::Error::from_raw_os_error(e).into()
-}
+pub(super) use crate::errors::os_error;
 
 pub(super) fn fatal_passthrough(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py)
