@@ -8,7 +8,7 @@
 //! callable, so the stdlib code that calls `transport._read_ready()` itself keeps working.
 //!
 //! This is the seam between the reactor and what it drives: the loop layer owns it, and
-//! transports sit above it. It is also where an io_uring backend (completions delivered to
+//! transports sit above it. It is also where an `io_uring` backend (completions delivered to
 //! the same sources) and the green-thread hub (greenlets woken by readiness on the same
 //! reactor) plug in.
 
