@@ -582,9 +582,10 @@ class LoopCore:
 
 @final
 class NativeCallback:
-    """A native source's readiness callback, run by the loop without a Python call."""
+    """A native source's readiness callback, run by the loop without a Python call (called
+    from Python, it takes no arguments)."""
 
-    def __call__(self) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
 
 @final
 class SocketIo:
