@@ -38,6 +38,7 @@ __all__ = [
     "Lock",
     "LoopCore",
     "MapIterator",
+    "NativeCallback",
     "PriorityQueue",
     "ProcessPoolCore",
     "Queue",
@@ -55,7 +56,6 @@ __all__ = [
     "WriterCore",
     "_abandon_inherited_segments",
     "_after_fork_in_child",
-    "_echo_load",
     "_install",
     "_set_future_type",
     "check_lock_order",
@@ -583,18 +583,23 @@ class LoopCore:
     _clock_resolution: float
 
 @final
+class NativeCallback:
+    """A native source's readiness callback, run by the loop without a Python call (called
+    from Python, it takes no arguments)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
+
+@final
 class SocketIo:
     def __new__(cls, transport: Any, fd: int) -> Self: ...
     def set_protocol(self, protocol: Any, stream_reader: Any = None) -> None: ...
-    def read_ready(self) -> None: ...
+    @property
+    def read_ready(self) -> NativeCallback: ...
     def write(self, data: Any) -> None: ...
-    def write_ready(self) -> None: ...
+    @property
+    def write_ready(self) -> NativeCallback: ...
     def is_closing(self) -> bool: ...
     def detach(self) -> None: ...
-
-def _echo_load(
-    host: str, port: int, conns: int, size: int, round_trips: int, timeout: float = 120.0
-) -> tuple[int, float]: ...
 
 @disjoint_base
 class StreamCore:

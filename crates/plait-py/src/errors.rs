@@ -299,3 +299,50 @@ pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_install, m)?)?;
     Ok(())
 }
+
+// asyncio ---------------------------------------------------------------------------------------
+// The errors of `plait.aio` (the loop, its transports and streams), as asyncio raises them.
+
+static LIMIT_OVERRUN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INCOMPLETE_READ: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// An instance of `asyncio.<name>(*args)` as a `PyErr` (or the error of making it).
+fn asyncio_error<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> PyErr {
+    match class(py, cell, "asyncio", name).and_then(|cls| cls.call1(args)) {
+        Ok(e) => PyErr::from_value(e),
+        Err(e) => e,
+    }
+}
+
+/// `asyncio.LimitOverrunError(message, consumed)`.
+pub fn limit_overrun(py: Python<'_>, message: &str, consumed: usize) -> PyErr {
+    asyncio_error(py, &LIMIT_OVERRUN, "LimitOverrunError", (message, consumed))
+}
+
+/// `asyncio.IncompleteReadError(partial, expected)`.
+pub fn incomplete_read(py: Python<'_>, partial: &Bound<'_, pyo3::types::PyBytes>, expected: Option<usize>) -> PyErr {
+    asyncio_error(py, &INCOMPLETE_READ, "IncompleteReadError", (partial, expected))
+}
+
+/// `RuntimeError("Event loop is closed")`, as asyncio's loop raises it.
+pub fn loop_closed() -> PyErr {
+    PyRuntimeError::new_err("Event loop is closed")
+}
+
+/// The poller's error as the `OSError` (errno kept) it carries.
+pub fn poll_err(e: plait_core::reactor::poller::PollError) -> PyErr {
+    use plait_core::reactor::poller::PollError;
+    match e {
+        PollError::Create(e) | PollError::Poll(e) | PollError::Register { source: e, .. } => e.into(),
+    }
+}
+
+/// `OSError` for an errno from a socket call.
+pub fn os_error(errno: i32) -> PyErr {
+    std::io::Error::from_raw_os_error(errno).into()
+}

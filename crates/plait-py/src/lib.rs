@@ -1,7 +1,7 @@
 //! `plait._plait`: the thin `PyO3` binding over `plait-core`.
 //!
 //! One folder per model, mirroring `plait-core` (`sync/`, `queue/`, `pool/`, `processes/`,
-//! `ipc/`), each with an `init` that adds its classes and functions to the module; `errors.rs` is
+//! `ipc/`, `aio/`), each with an `init` that adds its classes and functions to the module; `errors.rs` is
 //! the one place where core errors become Python exceptions, `blocking.rs` the shared blocking
 //! wait. The public API lives in the `plait` Python package; this module is private.
 
@@ -14,9 +14,7 @@ mod ipc;
 mod pool;
 mod processes;
 mod queue;
-mod streams;
 mod sync;
-mod transport;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
 /// atomics or locks inside, and every blocking wait detaches from the interpreter.
@@ -30,7 +28,5 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pool::init(m)?;
     processes::init(m)?;
     ipc::init(m)?;
-    transport::init(m)?;
-    streams::init(m)?;
     Ok(())
 }

@@ -112,6 +112,25 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
+    def close(self) -> None:
+        """Close the loop as asyncio's does, then close the sockets of transports left open.
+
+        asyncio leaves those to the collector, which finds them late when they sit in a reference
+        cycle (a connection handler's task waiting on its reader): their fds stay open until a
+        full collection. They still warn as unclosed transports when collected."""
+        if self.is_running() or self.is_closed():
+            super().close()  # raises, or nothing to do
+            return
+        open_transports = list(self._transports.values())
+        super().close()
+        for transport in open_transports:
+            sock = transport._sock
+            if sock is not None:
+                release = getattr(transport, "_release_native", None)
+                if release is not None:
+                    release()
+                sock.close()
+
     def _set_signal_wakeup(self) -> bool:
         """In the main thread, point the signal wakeup fd at the loop's self-pipe while it runs
         (unless something else set one), so a signal delivered to any thread wakes the poll and

@@ -78,10 +78,15 @@ class SocketTransport(_StdSocketTransport):
         try:
             super()._call_connection_lost(exc)
         finally:
-            self._io.detach()
-            # From now on the stdlib's methods answer (errors and warnings of late writes).
-            for name in ("write", "is_closing", "_read_ready", "_write_ready"):
-                self.__dict__.pop(name, None)
+            self._release_native()
+
+    def _release_native(self) -> None:
+        """Lets go of the native half (it reads and writes the fd by number): after
+        ``connection_lost``, or when the loop closes under the transport. From now on the stdlib's
+        methods answer (errors and warnings of late writes)."""
+        self._io.detach()
+        for name in ("write", "is_closing", "_read_ready", "_write_ready"):
+            self.__dict__.pop(name, None)
 
 
 class DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.DatagramTransport):
@@ -108,5 +113,9 @@ class DatagramTransport(selector_events._SelectorDatagramTransport, asyncio.Data
         try:
             super()._call_connection_lost(exc)
         finally:
-            if self._io is not None:
-                self._io.detach()
+            self._release_native()
+
+    def _release_native(self) -> None:
+        if self._io is not None:
+            self._io.detach()
+            self.__dict__.pop("_read_ready", None)

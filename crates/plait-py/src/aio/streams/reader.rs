@@ -10,231 +10,21 @@
 //! without a coroutine when there is nothing to wait for. The Python subclasses add what runs once
 //! per connection (`connection_made`, `connection_lost`, flow control for writers).
 
-use std::collections::VecDeque;
-
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::transport::SocketIo;
-
-static LIMIT_OVERRUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static INCOMPLETE_READ: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-#[derive(Default)]
-struct Inner {
-    chunks: VecDeque<Py<PyBytes>>,
-    /// Bytes of the front chunk already consumed.
-    offset: usize,
-    size: usize,
-    eof: bool,
-    exception: Option<Py<PyAny>>,
-    waiter: Option<Py<PyAny>>,
-    transport: Option<Py<PyAny>>,
-    paused: bool,
-    writer: WriterFlags,
-    /// `_loop`, and whether it is plait's (its futures are made directly).
-    event_loop: Option<(Py<PyAny>, bool)>,
-    /// The separators of the last `readuntil` search that failed, and how many buffered bytes it
-    /// had searched: a search for the same separators after more data came resumes near there
-    /// (as asyncio's `readuntil` does) instead of starting over.
-    scanned: Option<(Vec<Vec<u8>>, usize)>,
-}
-
-/// The protocol's state for the connection's writer, read by every `drain()`.
-#[derive(Default, Clone, Copy)]
-struct WriterFlags {
-    /// The transport asked the writer to stop (`pause_writing`): `drain()` has to wait.
-    paused: bool,
-    /// `connection_lost` ran: `drain()` raises.
-    lost: bool,
-}
-
-impl Inner {
-    /// Removes and returns the first `n` buffered bytes (`n <= size`), handing out the front
-    /// chunk itself when it is exactly that.
-    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
-        debug_assert!(n <= self.size);
-        if let Some((_, done)) = &mut self.scanned {
-            *done = done.saturating_sub(n);
-        }
-        if let Some(front) = self.chunks.front() {
-            let len = front.bind(py).as_bytes().len();
-            if self.offset == 0 && len == n {
-                self.size -= n;
-                return self.chunks.pop_front().expect("front").into_bound(py);
-            }
-        }
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let front = self.chunks.front().expect("size counts these bytes").bind(py);
-            let bytes = &front.as_bytes()[self.offset..];
-            let want = (n - out.len()).min(bytes.len());
-            out.extend_from_slice(&bytes[..want]);
-            if want == bytes.len() {
-                self.chunks.pop_front();
-                self.offset = 0;
-            } else {
-                self.offset += want;
-            }
-        }
-        self.size -= n;
-        PyBytes::new(py, &out)
-    }
-
-    /// The earliest end (index just past the separator) of any of `seps` in the buffer, with the
-    /// length of the separator found there. A failed search is remembered, so the next one for
-    /// the same separators only looks at what came since (a long line arriving in many pieces
-    /// costs linear, not quadratic, time).
-    fn find(&mut self, py: Python<'_>, seps: &[Vec<u8>]) -> Option<(usize, usize)> {
-        let from = match &self.scanned {
-            Some((old, done)) if old.as_slice() == seps => *done,
-            _ => 0,
-        };
-        // Matches ending in the searched part were seen; one may end in the new bytes, so the
-        // search starts up to a separator's length before them. Only the chunks from there on
-        // are looked at (walking back from the end), so resuming costs what came since.
-        let longest = seps.iter().map(Vec::len).max().unwrap_or(0);
-        let start = from.saturating_sub(longest.saturating_sub(1));
-        let mut base = self.size;
-        let mut parts: Vec<&[u8]> = Vec::new();
-        for (i, c) in self.chunks.iter().enumerate().rev() {
-            if base <= start {
-                break;
-            }
-            let b = c.bind(py).as_bytes();
-            let part = if i == 0 { &b[self.offset..] } else { b };
-            base -= part.len();
-            parts.push(part);
-        }
-        parts.reverse();
-        let found = seps
-            .iter()
-            .filter(|sep| !sep.is_empty())
-            .filter_map(|sep| {
-                let from_sep = from.saturating_sub(sep.len() - 1).saturating_sub(base);
-                find_in(&parts, sep, from_sep).map(|end| (base + end, sep.len()))
-            })
-            .min();
-        match (&mut self.scanned, found) {
-            (_, Some(_)) => self.scanned = None,
-            // Searching the same separators again: only the count moves (no copy of them).
-            (Some((old, done)), None) if old.as_slice() == seps => *done = self.size,
-            (_, None) => self.scanned = Some((seps.to_vec(), self.size)),
-        }
-        found
-    }
-}
-
-/// The end (index just past it) of the first `sep` (not empty) in the concatenation of `parts`
-/// that starts at or after `from`.
-fn find_in(parts: &[&[u8]], sep: &[u8], from: usize) -> Option<usize> {
-    let mut base = 0;
-    for (i, part) in parts.iter().enumerate() {
-        let end = base + part.len();
-        if end <= from {
-            base = end;
-            continue;
-        }
-        let lo = from.saturating_sub(base);
-        // Whole matches in this part come first, then those starting here and running on.
-        if let Some(p) = memchr::memmem::find(&part[lo..], sep) {
-            return Some(base + lo + p + sep.len());
-        }
-        let straddle = lo.max((part.len() + 1).saturating_sub(sep.len()));
-        if let Some(q) = (straddle..part.len()).find(|&q| matches_across(&parts[i..], q, sep)) {
-            return Some(base + q + sep.len());
-        }
-        base = end;
-    }
-    None
-}
-
-/// Whether `sep` starts at index `at` of `parts[0]` and runs on through the following parts.
-fn matches_across(parts: &[&[u8]], at: usize, sep: &[u8]) -> bool {
-    let mut want = sep;
-    let mut start = at;
-    for part in parts {
-        let have = &part[start.min(part.len())..];
-        let n = have.len().min(want.len());
-        if have[..n] != want[..n] {
-            return false;
-        }
-        want = &want[n..];
-        if want.is_empty() {
-            return true;
-        }
-        start = 0;
-    }
-    false
-}
-
-/// What a read found in the buffer without waiting.
-enum Took<'py> {
-    /// The bytes asked for.
-    Data(Bound<'py, PyBytes>),
-    /// The stream ended first: what was left (an `IncompleteReadError`).
-    Partial(Bound<'py, PyBytes>),
-    /// Not there yet.
-    Wait,
-    /// `readuntil` passed the limit: `LimitOverrunError`, or for `readline` a `ValueError` after
-    /// dropping the line (`found`: the separator is in the buffer, `consumed` bytes in).
-    Overrun { found: bool, consumed: usize },
-}
-
-impl<'py> Took<'py> {
-    /// The `_take_*` methods' result: the bytes, `(partial,)` or `None`.
-    fn into_py_result(py: Python<'py>, took: Self) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(match took {
-            Took::Data(b) => Some(b.into_any()),
-            Took::Partial(b) => Some(PyTuple::new(py, [b])?.into_any()),
-            Took::Wait => None,
-            Took::Overrun { found, consumed } => return Err(limit_overrun(py, overrun_message(found), consumed)),
-        })
-    }
-}
-
-fn overrun_message(found: bool) -> &'static str {
-    if found {
-        "Separator is found, but chunk is longer than limit"
-    } else {
-        "Separator is not found, and chunk exceed the limit"
-    }
-}
-
-fn asyncio_attr<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    name: &str,
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || py.import("asyncio")?.getattr(name).map(Bound::unbind))
-        .map(|c| c.bind(py))
-}
-
-/// `asyncio.LimitOverrunError(message, consumed)`.
-fn limit_overrun(py: Python<'_>, message: &str, consumed: usize) -> PyErr {
-    match asyncio_attr(py, &LIMIT_OVERRUN, "LimitOverrunError").and_then(|cls| cls.call1((message, consumed))) {
-        Ok(e) => PyErr::from_value(e),
-        Err(e) => e,
-    }
-}
-
-/// `asyncio.IncompleteReadError(partial, expected)`.
-fn incomplete_read(py: Python<'_>, partial: &Bound<'_, PyBytes>, expected: Option<usize>) -> PyErr {
-    match asyncio_attr(py, &INCOMPLETE_READ, "IncompleteReadError").and_then(|cls| cls.call1((partial, expected))) {
-        Ok(e) => PyErr::from_value(e),
-        Err(e) => e,
-    }
-}
+use super::buffer::{overrun_message, Inner, Took};
+use crate::aio::transport::{DataSink, NativeSink};
+use crate::errors::{incomplete_read, limit_overrun};
 
 /// The protocol and read buffer of one stream connection; see the module docs.
 #[pyclass(module = "plait._plait", frozen, subclass)]
 pub struct StreamCore {
-    inner: Mutex<Inner>,
-    limit: usize,
+    pub(super) inner: Mutex<Inner>,
+    pub(super) limit: usize,
 }
 
 impl StreamCore {
@@ -391,9 +181,9 @@ impl StreamCore {
             .as_ref()
             .map(|(l, native)| (l.clone_ref(py), *native));
         let fut = match event_loop {
-            Some((l, true)) => crate::aio::new_future(l.bind(py))?,
+            Some((l, true)) => crate::aio::futures::new_future(l.bind(py))?,
             Some((l, false)) => l.bind(py).call_method0(intern!(py, "create_future"))?,
-            None => crate::aio::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?,
+            None => crate::aio::event_loop::create_future_on(&slf.getattr(intern!(py, "_loop"))?)?,
         };
         this.inner.lock().waiter = Some(fut.clone().unbind());
         Ok(fut)
@@ -609,7 +399,7 @@ impl StreamCore {
     #[setter(_loop)]
     fn set_event_loop(&self, value: Option<Bound<'_, PyAny>>) {
         let new = value.map(|l| {
-            let native = l.is_instance_of::<crate::aio::LoopCore>();
+            let native = l.is_instance_of::<crate::aio::event_loop::LoopCore>();
             (l.unbind(), native)
         });
         let old = std::mem::replace(&mut self.inner.lock().event_loop, new);
@@ -938,256 +728,19 @@ impl StreamRead {
     }
 }
 
-static READY: PyOnceLock<Py<Ready>> = PyOnceLock::new();
-static STREAM_WRITER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-#[derive(Default)]
-struct WriterRefs {
-    transport: Option<Py<PyAny>>,
-    protocol: Option<Py<PyAny>>,
-    reader: Option<Py<PyAny>>,
-    /// The transport is plait's socket transport, whose `_closing` attribute is `is_closing()`.
-    native: bool,
-    /// The transport writes through `_plait.SocketIo` (its `_io`): `write()` calls it directly.
-    /// The `SocketIo` is looked up per write, not kept: a writer held past its connection (a
-    /// cycle) must not keep the transport's native half alive.
-    native_write: bool,
-}
-
-/// The native base of `plait.aio.StreamWriter`: its `_transport`, `_protocol` and `_reader` (as
-/// asyncio's `StreamWriter` names them), and a `drain()` that checks natively whether there is
-/// anything to wait for, returning a done awaitable when not and asyncio's `drain()` when so.
-#[pyclass(module = "plait._plait", frozen, subclass)]
-pub struct WriterCore {
-    refs: Mutex<WriterRefs>,
-}
-
-impl WriterCore {
-    /// Whether `drain()` has something to do: writing paused, connection lost, transport
-    /// closing, or an exception set on the reader.
-    fn must_wait(py: Python<'_>, refs: &WriterRefs) -> PyResult<bool> {
-        let mut reader_checked = false;
-        if let Some(p) = &refs.protocol {
-            let p = p.bind(py);
-            if let Ok(core) = p.cast::<StreamCore>() {
-                let inner = core.get().inner.lock();
-                // plait's streams: the protocol is the reader, one lock answers for both.
-                reader_checked = refs.reader.as_ref().is_some_and(|r| r.is(p));
-                if inner.writer.paused || inner.writer.lost || (reader_checked && inner.exception.is_some()) {
-                    return Ok(true);
-                }
-            } else if p.getattr(intern!(py, "_paused_writing"))?.is_truthy()?
-                || p.getattr(intern!(py, "_connection_lost"))?.is_truthy()?
-            {
-                return Ok(true);
-            }
-        }
-        if let Some(t) = &refs.transport {
-            let t = t.bind(py);
-            let closing = if refs.native {
-                t.getattr(intern!(py, "_closing"))?
-            } else {
-                t.call_method0(intern!(py, "is_closing"))?
-            };
-            if closing.is_truthy()? {
-                return Ok(true);
-            }
-        }
-        if let Some(r) = refs
-            .reader
-            .as_ref()
-            .map(|r| r.bind(py))
-            .filter(|r| !reader_checked && !r.is_none())
-        {
-            let failed = match r.cast::<StreamCore>() {
-                Ok(core) => core.get().inner.lock().exception.is_some(),
-                Err(_) => !r.call_method0(intern!(py, "exception"))?.is_none(),
-            };
-            if failed {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+impl DataSink for StreamCore {
+    fn data_received(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        StreamCore::data_received(self, data)
     }
 }
 
-#[pymethods]
-impl WriterCore {
-    #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
-        Self {
-            refs: Mutex::new(WriterRefs::default()),
-        }
-    }
-
-    /// `asyncio.StreamWriter.write`: the transport's `write(data)` (called natively for plait's
-    /// socket transport).
-    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = data.py();
-        let (transport, native_write) = {
-            let refs = self.refs.lock();
-            (refs.transport.as_ref().map(|t| t.clone_ref(py)), refs.native_write)
-        };
-        let Some(t) = transport else {
-            return Err(pyo3::exceptions::PyAttributeError::new_err("_transport"));
-        };
-        let t = t.bind(py);
-        if native_write {
-            if let Ok(io) = t.getattr(intern!(py, "_io"))?.cast::<SocketIo>() {
-                // After connection_lost the transport's own (stdlib) write answers.
-                if io.get().attached() {
-                    return io.get().write(data);
-                }
-            }
-        }
-        t.call_method1(intern!(py, "write"), (data,)).map(drop)
-    }
-
-    /// `asyncio.StreamWriter.drain`: a done awaitable when there is nothing to wait for (no
-    /// coroutine), else asyncio's `drain()` coroutine, which waits or raises.
-    fn drain<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let wait = {
-            let refs = slf.get().refs.lock();
-            Self::must_wait(py, &refs)?
-        };
-        if wait {
-            let cls = STREAM_WRITER
-                .get_or_try_init(py, || py.import("asyncio")?.getattr("StreamWriter").map(Bound::unbind))?;
-            return cls.bind(py).getattr(intern!(py, "drain"))?.call1((slf,));
-        }
-        Ok(READY
-            .get_or_try_init(py, || Py::new(py, Ready))?
-            .bind(py)
-            .clone()
-            .into_any())
-    }
-
-    #[getter(_transport)]
-    fn transport(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.refs.lock().transport.as_ref().map(|t| t.clone_ref(py))
-    }
-
-    #[setter(_transport)]
-    fn set_transport(&self, value: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.refs.lock().transport, value);
-        drop(old);
-    }
-
-    #[getter(_protocol)]
-    fn protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.refs.lock().protocol.as_ref().map(|t| t.clone_ref(py))
-    }
-
-    #[setter(_protocol)]
-    fn set_protocol(&self, value: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.refs.lock().protocol, value);
-        drop(old);
-    }
-
-    #[getter(_reader)]
-    fn reader(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.refs.lock().reader.as_ref().map(|t| t.clone_ref(py))
-    }
-
-    #[setter(_reader)]
-    fn set_reader(&self, value: Option<Py<PyAny>>) {
-        let old = std::mem::replace(&mut self.refs.lock().reader, value);
-        drop(old);
-    }
-
-    /// Whether `_transport` is plait's socket transport (set with it).
-    #[getter(_native)]
-    fn native(&self) -> bool {
-        self.refs.lock().native
-    }
-
-    #[setter(_native)]
-    fn set_native(&self, value: bool) {
-        self.refs.lock().native = value;
-    }
-
-    /// Whether `_transport` writes through its `_io` (`_plait.SocketIo`).
-    #[getter(_native_write)]
-    fn native_write(&self) -> bool {
-        self.refs.lock().native_write
-    }
-
-    #[setter(_native_write)]
-    fn set_native_write(&self, value: bool) {
-        self.refs.lock().native_write = value;
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(refs) = self.refs.try_lock() {
-            visit.call(refs.transport.as_ref())?;
-            visit.call(refs.protocol.as_ref())?;
-            visit.call(refs.reader.as_ref())?;
-        }
-        Ok(())
-    }
-
-    fn __clear__(&self) {
-        let old = std::mem::take(&mut *self.refs.lock());
-        drop(old);
-    }
-}
-
-/// An awaitable that is already done (`await` returns `None` at once): `drain()` when nothing
-/// needs to wait, without a coroutine.
-#[pyclass(module = "plait._plait", frozen)]
-pub struct Ready;
-
-#[pymethods]
-impl Ready {
-    #[new]
-    fn new() -> Self {
-        Self
-    }
-
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    /// Exhausted at once: NULL without an exception, which `await` reads as `StopIteration(None)`.
-    #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    fn __next__(&self) -> Option<Py<PyAny>> {
-        None
-    }
-
-    #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(PyStopIteration::new_err(()))
-    }
-
-    #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    #[pyo3(signature = (typ, val = None, _tb = None))]
-    fn throw(
-        &self,
-        typ: &Bound<'_, PyAny>,
-        val: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let exc = match val {
-            Some(v) if !v.is_none() => v.clone(),
-            _ => typ.call0().unwrap_or_else(|_| typ.clone()),
-        };
-        Err(PyErr::from_value(exc))
-    }
-
-    #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    fn close(&self) {}
-}
-
-pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<StreamCore>()?;
-    m.add_class::<Ready>()?;
-    m.add_class::<StreamRead>()?;
-    m.add_class::<WriterCore>()?;
-    Ok(())
+/// `protocol` fed natively by its transport: a `StreamCore` whose subclass keeps
+/// `StreamCore.data_received` (the same descriptor).
+pub(super) fn native_sink(protocol: &Bound<'_, PyAny>) -> Option<NativeSink> {
+    let py = protocol.py();
+    let stream = protocol.cast::<StreamCore>().ok()?;
+    let name = intern!(py, "data_received");
+    let mine = protocol.get_type().getattr(name);
+    let core = py.get_type::<StreamCore>().getattr(name);
+    matches!((mine, core), (Ok(a), Ok(b)) if a.is(&b)).then(|| NativeSink::new(stream))
 }
