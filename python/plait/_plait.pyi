@@ -55,7 +55,6 @@ __all__ = [
     "WriterCore",
     "_abandon_inherited_segments",
     "_after_fork_in_child",
-    "_echo_load",
     "_set_future_type",
     "check_lock_order",
     "get_deadlock_detection",
@@ -589,10 +588,6 @@ class SocketIo:
     def write_ready(self) -> None: ...
     def is_closing(self) -> bool: ...
     def detach(self) -> None: ...
-
-def _echo_load(
-    host: str, port: int, conns: int, size: int, round_trips: int, timeout: float = 120.0
-) -> tuple[int, float]: ...
 
 @disjoint_base
 class StreamCore:

@@ -1304,31 +1304,7 @@ impl LoopCore {
     }
 }
 
-/// Benchmark helper: runs the native echo client against `host:port` (detached from the
-/// interpreter); returns `(round_trips, seconds)`.
-#[pyfunction]
-#[pyo3(signature = (host, port, conns, size, round_trips, timeout = 120.0))]
-fn _echo_load(
-    py: Python<'_>,
-    host: &str,
-    port: u16,
-    conns: usize,
-    size: usize,
-    round_trips: u64,
-    timeout: f64,
-) -> PyResult<(u64, f64)> {
-    let ip: std::net::IpAddr = host
-        .parse()
-        .map_err(|_| PyValueError::new_err(format!("not an IP address: {host}")))?;
-    let addr = std::net::SocketAddr::new(ip, port);
-    let stats = py.detach(|| {
-        plait_core::reactor::loadgen::echo_load(addr, conns, size, round_trips, Duration::from_secs_f64(timeout))
-    })?;
-    Ok((stats.round_trips, stats.seconds))
-}
-
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_echo_load, m)?)?;
     m.add_class::<Handle>()?;
     m.add_class::<TimerHandle>()?;
     m.add_class::<LoopCore>()?;
