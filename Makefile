@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python bench lint format clean
+.PHONY: help install build demo test test-rust test-python test-all bench bench-smoke loadgen lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,14 +31,20 @@ build: $(STAMP) ## Build the extension (release) into .venv
 demo: build ## Run the tour: each model against its stdlib peer
 	$(PY) -m plait demo
 
-test-rust: ## cargo test for the pure-Rust core (debug and release)
-	cargo test -p plait-core --quiet
-	cargo test -p plait-core --release --quiet
+test-rust: ## cargo test for the pure-Rust core and the load generator (debug and release)
+	cargo test -p plait-core -p plait-loadgen --quiet
+	cargo test -p plait-core -p plait-loadgen --release --quiet
 
 test-python: build ## Run the pytest suite (conformance included)
 	$(PY) -m pytest -q
 
 test: test-rust test-python ## Build and run every test (cargo + pytest)
+
+# Extra interpreters for test-all, by path or name (e.g. PYTHONS="/opt/py/bin/python3.14").
+PYTHONS ?=
+
+test-all: $(STAMP) ## pytest on every other CPython >= 3.11 found (python3.X, pyenv, PYTHONS=...)
+	PYTHON="$(PYTHON)" PYTHONS="$(PYTHONS)" VENV="$(VENV)" .ci/test-all
 
 # The peers the benchmarks compare against (pyproject's `bench` extra), installed by name: plait
 # itself is already in the venv, editable, from `maturin develop`.
@@ -51,8 +57,21 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 		$(PIP) install --quiet "$$p" || echo "bench peer $$p did not install: skipped"; done
 	touch $(BENCH_STAMP)
 
-bench: build $(BENCH_STAMP) ## Run the benchmarks: plait beside its peers, same run
-	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+BENCH_SCRIPTS = $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))
+
+# The echo client of benchmarks/aio.py (it also builds it on first use).
+loadgen: ## Build the benchmarks' native echo client (target/release/plait-loadgen)
+	cargo build --release --quiet -p plait-loadgen
+
+bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks: plait beside its peers, same run
+	@for f in $(BENCH_SCRIPTS); do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# Every case of every script, once, at --quick sizes (PLAIT_BENCH_SMOKE=1, read by
+# benchmarks/_common.py): the scripts cannot rot. It installs the peers as make bench does (their
+# code paths rot too; ~10 s to install from pip's cache, ~1.5 min more to run); a peer that does not
+# install is skipped with a line.
+bench-smoke: build $(BENCH_STAMP) loadgen ## Run each benchmark once at tiny sizes: checks they run, measures nothing
+	@for f in $(BENCH_SCRIPTS); do echo "== $$f (smoke)"; PLAIT_BENCH_SMOKE=1 $(PY) $$f || exit 1; done
 
 lint: build ## clippy, rustfmt --check, ruff, mypy.stubtest
 	cargo clippy --all-targets -- -D warnings
@@ -71,4 +90,4 @@ format: $(STAMP) ## Format Rust and Python sources
 
 clean: ## Remove build products and the venv
 	cargo clean
-	rm -rf $(VENV) python/plait/*.so
+	rm -rf $(VENV) .venv-3.* python/plait/*.so

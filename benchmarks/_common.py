@@ -2,7 +2,11 @@
 
 Every benchmark script compares plait with its stdlib peer *in the same run*, on this machine:
 
-- ``parse_args`` gives every script the same flags (``--quick`` for tiny sizes, ``--repeats``).
+- ``parse_args`` gives every script the same flags (``--quick`` for tiny sizes, ``--repeats``,
+  ``--smoke``). ``--smoke`` (or ``PLAIT_BENCH_SMOKE=1`` in the environment, which is how
+  ``make bench-smoke`` runs every script) is the smallest run that still goes through every
+  case: ``--quick`` sizes, one warm-up and one timed run per implementation, whatever a case
+  asks for. It only checks that the scripts still run; its figures mean nothing.
 - ``header`` states the machine, the Python version and the work sizes before anything is timed.
 - ``Bench.compare`` warms every implementation up, then times them interleaved (run 1 of each,
   run 2 of each, ...) so that drift in machine load hits every implementation alike, and prints
@@ -46,13 +50,27 @@ clock = time.perf_counter
 
 DEFAULT_REPEATS = 5
 QUICK_REPEATS = 3
+SMOKE_ENV = "PLAIT_BENCH_SMOKE"
 NOISY_SPREAD = 0.25  # flag a line whose timed runs differ by more than this fraction of the median
 
 
+def smoke_from_env() -> bool:
+    """True when ``PLAIT_BENCH_SMOKE`` is set to anything but ``""``, ``0``, ``no`` or ``false``."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "no", "false")
+
+
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The common command line: ``--quick`` (tiny sizes, fewer repeats) and ``--repeats N``."""
+    """The common command line: ``--quick`` (tiny sizes, fewer repeats), ``--repeats N`` and
+    ``--smoke`` (also ``PLAIT_BENCH_SMOKE=1``: quick sizes, one run each; implies ``--quick``)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="tiny work sizes: a smoke test, not a measurement")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        default=smoke_from_env(),
+        help=f"the smallest run through every case ({SMOKE_ENV}=1 does the same): --quick sizes, "
+        "one warm-up and one timed run per implementation; checks that the script runs, measures nothing",
+    )
     p.add_argument(
         "--repeats",
         type=int,
@@ -61,6 +79,11 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         f"{QUICK_REPEATS} with --quick)",
     )
     args = p.parse_args(argv)
+    if args.smoke:
+        if args.repeats not in (None, 1):
+            p.error("--smoke runs each implementation once: drop --repeats")
+        args.quick = True
+        args.repeats = 1
     if args.repeats is None:
         args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
     if args.repeats < 1:
@@ -111,7 +134,12 @@ def header(
     print(title)
     for line in machine_summary():
         print(line)
-    mode = "QUICK (tiny sizes, smoke test only)" if args.quick else "full"
+    if getattr(args, "smoke", False):
+        mode = "SMOKE (quick sizes, one run each: checks the script runs, measures nothing)"
+    elif args.quick:
+        mode = "QUICK (tiny sizes, smoke test only)"
+    else:
+        mode = "full"
     print(
         f"method:  {mode}; warm-up run(s) first, then {args.repeats} timed runs per implementation, "
         "interleaved; median reported; ratio = rate / stdlib rate (higher is better)"
@@ -194,12 +222,13 @@ class Bench:
 
         ``n`` is the number of ``unit`` of work one run does; the rate is ``n / median(seconds)``.
         """
+        smoke = getattr(self.args, "smoke", False)
         for impl in impls:  # warm-up: imports, thread starts, caches, the allocator
-            for _ in range(impl.warmups):
+            for _ in range(min(impl.warmups, 1) if smoke else impl.warmups):
                 gc.collect()
                 (impl.warmup or impl.run)()
         times: dict[str, list[float]] = {impl.name: [] for impl in impls}
-        reps = {impl.name: impl.repeats or self.args.repeats for impl in impls}
+        reps = {impl.name: 1 if smoke else impl.repeats or self.args.repeats for impl in impls}
         for r in range(max(reps.values())):
             for impl in impls:
                 if r < reps[impl.name]:

@@ -12,8 +12,10 @@ Cases (each loop runs the same Python code; asyncio's own loop is the baseline):
 - ``tasks``: one coroutine creates and awaits ``n`` trivial tasks, one after another.
 - echo: a server (``asyncio.Protocol``, or asyncio streams through ``asyncio.start_server``, or
   plait's own streams through ``plait.aio.start_server`` on plait's loop) in a child
-  process running the loop under test; a native (Rust, mio) client in this process keeps one
-  message in flight on each of 10 connections over loopback. Reported: round trips per second
+  process running the loop under test; a native (Rust, mio) client, ``plait-loadgen`` (the
+  workspace crate in ``benchmarks/loadgen``, built here with ``cargo build --release`` on first
+  use), keeps one message in flight on each of 10 connections over loopback and reports the
+  seconds from its first send to its last echo. Reported: round trips per second
   and the server's CPU time per round trip (``getrusage`` in the server process), because on 2
   cores the client competes with the server for CPU.
 
@@ -25,7 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -35,7 +40,6 @@ from typing import Any
 from _common import Bench, Impl, clock, header, parse_args
 
 import plait.aio
-from plait import _plait
 
 PEERS = ("uvloop", "rloop")
 PLAIT_STREAMS = "plait.aio.start_server"
@@ -120,6 +124,44 @@ def run_tasks(factory: Callable[[], asyncio.AbstractEventLoop], n: int) -> float
         loop.close()
 
 
+# --- the native echo client (benchmarks/loadgen) -------------------------------------------------
+
+LOADGEN_CRATE = "plait-loadgen"
+
+
+def build_loadgen() -> str:
+    """Build ``plait-loadgen`` (release profile, as the wheel) and return the binary's path."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        raise SystemExit("benchmarks/aio.py: the echo cases need cargo to build plait-loadgen")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [cargo, "build", "--release", "--quiet", "-p", LOADGEN_CRATE, "--message-format=json"],
+        cwd=here,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            if msg["target"]["name"] == LOADGEN_CRATE:
+                return str(msg["executable"])
+    raise SystemExit(f"benchmarks/aio.py: cargo built no {LOADGEN_CRATE} executable")
+
+
+def echo_load(loadgen: str, port: int, conns: int, size: int, round_trips: int) -> tuple[int, float]:
+    """Run ``plait-loadgen`` against ``127.0.0.1:port``: (round trips done, seconds it timed)."""
+    out = subprocess.run(
+        [loadgen, "127.0.0.1", str(port), str(conns), str(size), str(round_trips), "120"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
+    done, seconds = out.split()
+    return int(done), float(seconds)
+
+
 # --- echo servers (child processes) ------------------------------------------------------------
 
 
@@ -170,7 +212,8 @@ def serve(impl: str, kind: str) -> None:
 
 
 class EchoServer:
-    def __init__(self, impl: str, kind: str) -> None:
+    def __init__(self, impl: str, kind: str, loadgen: str) -> None:
+        self.loadgen = loadgen
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", impl, kind],
             stdin=subprocess.PIPE,
@@ -189,7 +232,7 @@ class EchoServer:
 
     def run(self, size: int, n: int) -> float:
         c0 = self.cpu()
-        done, seconds = _plait._echo_load("127.0.0.1", self.port, 10, size, n)
+        done, seconds = echo_load(self.loadgen, self.port, 10, size, n)
         self.cpu_per_rt.append((self.cpu() - c0) / done)
         return seconds
 
@@ -221,9 +264,10 @@ def main() -> None:
             f"tasks {n_tasks}",
             f"echo: 10 connections, {n_echo} round trips of 1 KiB, {n_echo_big} of 64 KiB",
         ],
-        notes=["echo: server in a child process, native (Rust) client here; cpu/rt = server CPU"],
+        notes=["echo: server in a child process, native (Rust) client plait-loadgen; cpu/rt = server CPU"],
     )
     factories = loop_factories()
+    loadgen = build_loadgen()  # before any timing: cargo is a no-op once it is built
     bench = Bench(args)
 
     def impls(fn: Callable[[Callable[[], asyncio.AbstractEventLoop], int], float], n: int) -> list[Impl]:
@@ -242,9 +286,9 @@ def main() -> None:
         ("echo streams (start_server) 1 KiB", "streams", 1024, n_echo),
     ):
         bench.section(label)
-        servers = {name: EchoServer(name, kind) for name in factories}
+        servers = {name: EchoServer(name, kind, loadgen) for name in factories}
         if kind == "streams":
-            servers[PLAIT_STREAMS] = EchoServer("plait.aio", "plait-streams")
+            servers[PLAIT_STREAMS] = EchoServer("plait.aio", "plait-streams", loadgen)
         try:
             res = bench.compare(
                 label,

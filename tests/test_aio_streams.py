@@ -412,3 +412,50 @@ def test_float_and_huge_limits_are_kept_like_asyncio():
     assert limits[0] == 1_000_000
     assert limits[1] >= 2**62
     assert limits[2] == 100
+
+
+def test_start_tls_upgrades_both_ends_of_a_stream_connection(loop):
+    """``StreamWriter.start_tls`` on plait's streams, server and client side: the reader follows
+    the new TLS transport (3.13 calls ``_replace_transport``, earlier versions ``_replace_writer``)
+    and the connection carries data both ways after the upgrade."""
+    from test.test_asyncio import utils as test_utils
+
+    server_ctx = test_utils.simple_server_sslcontext()
+    client_ctx = test_utils.simple_client_sslcontext()
+    seen = {}
+
+    async def handle(reader, writer):
+        try:
+            assert await reader.readline() == b"STARTTLS\n"
+            writer.write(b"OK\n")
+            await writer.drain()
+            await writer.start_tls(server_ctx)
+            seen["server_tls"] = writer.get_extra_info("sslcontext") is not None
+            seen["server_reader_follows"] = reader._transport is writer.transport
+            line = await reader.readline()
+            writer.write(line.upper())
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def main():
+        server = await aio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await aio.open_connection(*server.sockets[0].getsockname())
+            try:
+                writer.write(b"STARTTLS\n")
+                assert await reader.readline() == b"OK\n"
+                await writer.start_tls(client_ctx, server_hostname="")
+                assert writer.get_extra_info("sslcontext") is client_ctx
+                assert reader._transport is writer.transport
+                writer.write(b"over tls\n")
+                await writer.drain()
+                assert await reader.readline() == b"OVER TLS\n"
+                assert await reader.read() == b""
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+    loop.run_until_complete(asyncio.wait_for(main(), 60))
+    assert seen == {"server_tls": True, "server_reader_follows": True}

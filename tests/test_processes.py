@@ -161,7 +161,9 @@ def test_sys_exit_in_a_task_fails_that_task_only(pool):
 def test_task_timeout_kills_and_replaces_the_worker(start_method):
     with ProcessPool(max_workers=1, task_timeout=0.5, start_method=start_method) as pool:
         slow = pool.submit(sleep_then, HANG, "never")
-        fast = pool.submit(square, 4)
+        # The queued task runs on the replacement worker, which first imports this module to find
+        # `square`: under load that alone can pass 0.5 s, so it gets its own generous timeout.
+        fast = pool.options(timeout=HANG).submit(square, 4)
         with pytest.raises(TaskTimeout) as info:
             slow.result(HANG)
         assert isinstance(info.value, TimeoutError)

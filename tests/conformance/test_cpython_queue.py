@@ -17,6 +17,7 @@ plait_queue = types.SimpleNamespace(
     SimpleQueue=threads.SimpleQueue,
     Empty=queue.Empty,
     Full=queue.Full,
+    ShutDown=threads.ShutDown,  # 3.13's suite tests shutdown(); plait's is a queue.ShutDown there
 )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 from asyncio import events
 from typing import Any
 
@@ -81,8 +82,12 @@ class StreamReader(_plait.StreamCore, asyncio.StreamReader):  # type: ignore[mis
         self._set_transport(transport)
         self._over_ssl = transport.get_extra_info("sslcontext") is not None
         if self._client_connected_cb is not None:
-            self._stream_writer = StreamWriter(transport, self, self, self._loop)
-            res = self._client_connected_cb(self, self._stream_writer)
+            writer = StreamWriter(transport, self, self, self._loop)
+            if sys.version_info < (3, 13):
+                # As asyncio's protocol up to 3.12. From 3.13 it keeps no reference, so a writer
+                # the handler drops unclosed is closed by StreamWriter.__del__ (ResourceWarning).
+                self._stream_writer = writer
+            res = self._client_connected_cb(self, writer)
             if asyncio.iscoroutine(res):
 
                 def callback(task: asyncio.Task[Any]) -> None:

@@ -5,7 +5,6 @@
 //! - [`clock`]: `time.monotonic()`'s clock, in seconds as `f64` (what `loop.time()` returns).
 //! - [`timers`]: a min-heap of deadlines, stable for equal deadlines (insertion order).
 //! - [`ready`]: the queue of callbacks to run, swapped out whole once per tick.
-//! - [`loadgen`]: a native echo client for the benchmarks.
 //! - [`poller`]: a [`Selector`](poller::Selector) on `mio` (epoll) that the loop thread polls, the
 //!   [`Registrar`](poller::Registrar) that maps each fd to its reader and writer, and a
 //!   [`Waker`](poller::Waker) for other threads.
@@ -18,7 +17,6 @@
 //! re-arm. Another backend (`io_uring`) only has to provide the same `Selector`/`Registrar` surface.
 
 pub mod clock;
-pub mod loadgen;
 pub mod poller;
 pub mod ready;
 pub mod timers;
