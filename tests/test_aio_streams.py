@@ -414,6 +414,25 @@ def test_float_and_huge_limits_are_kept_like_asyncio():
     assert limits[2] == 100
 
 
+def test_stream_writer_methods_take_asyncio_parameters():
+    """Every public method plait's StreamWriter overrides takes the parameters of this Python's
+    asyncio.StreamWriter method (3.13 added ``ssl_shutdown_timeout`` to ``start_tls``)."""
+    import inspect
+
+    overridden = [
+        name
+        for name, value in vars(aio.StreamWriter).items()
+        if callable(value) and not name.startswith("_") and hasattr(asyncio.StreamWriter, name)
+    ]
+    assert "start_tls" in overridden
+    for name in overridden:
+        ours = inspect.signature(getattr(aio.StreamWriter, name)).parameters
+        theirs = inspect.signature(getattr(asyncio.StreamWriter, name)).parameters
+        assert list(ours) == list(theirs), name
+        for p in theirs.values():
+            assert (ours[p.name].kind, ours[p.name].default) == (p.kind, p.default), (name, p.name)
+
+
 def test_start_tls_upgrades_both_ends_of_a_stream_connection(loop):
     """``StreamWriter.start_tls`` on plait's streams, server and client side: the reader follows
     the new TLS transport (3.13 calls ``_replace_transport``, earlier versions ``_replace_writer``)

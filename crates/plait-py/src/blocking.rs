@@ -13,6 +13,7 @@ use plait_core::thread;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
+/// The thread that runs Python's signal handlers; 0 until known (see [`main_thread`]).
 static MAIN_THREAD: AtomicU64 = AtomicU64::new(0);
 
 /// `threading.TIMEOUT_MAX` on 64-bit Linux.
@@ -38,7 +39,7 @@ impl<'py, 'r> PyBlocker<'py, 'r> {
     pub fn new(py: Python<'py>) -> Self {
         Self {
             py,
-            main: thread::current() == MAIN_THREAD.load(Ordering::Relaxed),
+            main: thread::current() == main_thread(py),
             signals: true,
             err: None,
             wait_on: None,
@@ -165,14 +166,27 @@ pub fn truthy(obj: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
     }
 }
 
+/// The main thread's id: `threading.main_thread().ident`, asked the first time it is needed
+/// (a blocking wait), so that `import plait` does not import `threading`; 0 if `threading` cannot
+/// say (the caller is then not taken for the main thread, and asks again next time).
+fn main_thread(py: Python<'_>) -> u64 {
+    let known = MAIN_THREAD.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    let asked = py
+        .import("threading")
+        .and_then(|t| t.call_method0("main_thread")?.getattr("ident")?.extract::<u64>())
+        .unwrap_or(0);
+    // A `set_main_thread` after a fork may have won the race: keep its answer.
+    match MAIN_THREAD.compare_exchange(0, asked, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => asked,
+        Err(current) => current,
+    }
+}
+
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    let main: u64 = py
-        .import("threading")?
-        .call_method0("main_thread")?
-        .getattr("ident")?
-        .extract()?;
-    MAIN_THREAD.store(main, Ordering::Relaxed);
+    // `threading` is imported by the first blocking wait (see `main_thread`), not here.
     m.add("TIMEOUT_MAX", TIMEOUT_MAX)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 import asyncio
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -59,13 +60,23 @@ class StreamWriter(asyncio.StreamWriter):
         reader: StreamReader | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None: ...
-    async def start_tls(
-        self,
-        sslcontext: ssl.SSLContext,
-        *,
-        server_hostname: str | None = None,
-        ssl_handshake_timeout: float | None = None,
-    ) -> None: ...
+    if sys.version_info >= (3, 13):
+        async def start_tls(
+            self,
+            sslcontext: ssl.SSLContext,
+            *,
+            server_hostname: str | None = None,
+            ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None,
+        ) -> None: ...
+    else:
+        async def start_tls(
+            self,
+            sslcontext: ssl.SSLContext,
+            *,
+            server_hostname: str | None = None,
+            ssl_handshake_timeout: float | None = None,
+        ) -> None: ...
 
 async def open_connection(
     host: str | None = None, port: int | str | None = None, *, limit: int = 65536, **kwds: Any

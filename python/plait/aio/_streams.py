@@ -208,13 +208,35 @@ class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[mis
         self._native = isinstance(transport, SocketTransport)
         self._native_write = self._native and NATIVE_WRITE
 
-    async def start_tls(
-        self, sslcontext: Any, *, server_hostname: Any = None, ssl_handshake_timeout: Any = None
-    ) -> None:
-        await super().start_tls(
-            sslcontext, server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout
-        )
-        self._set_native(self._transport)
+    if sys.version_info >= (3, 13):
+
+        async def start_tls(
+            self,
+            sslcontext: Any,
+            *,
+            server_hostname: Any = None,
+            ssl_handshake_timeout: Any = None,
+            ssl_shutdown_timeout: Any = None,
+        ) -> None:
+            """Upgrade the connection to TLS (asyncio's ``StreamWriter.start_tls``)."""
+            await super().start_tls(
+                sslcontext,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )
+            self._set_native(self._transport)
+
+    else:
+
+        async def start_tls(
+            self, sslcontext: Any, *, server_hostname: Any = None, ssl_handshake_timeout: Any = None
+        ) -> None:
+            """Upgrade the connection to TLS (asyncio's ``StreamWriter.start_tls``)."""
+            await super().start_tls(
+                sslcontext, server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout
+            )
+            self._set_native(self._transport)
 
 
 async def open_connection(
