@@ -1114,8 +1114,9 @@ def test_closing_the_loop_releases_the_sockets_of_open_transports(kind):
         held.extend(await asyncio.open_connection(*server.sockets[0].getsockname()))
         while len(held) < 3:
             await asyncio.sleep(0)
+        # Stop listening, but not `await server.wait_closed()`: from 3.12 it waits for every
+        # connection to close, and these stay open until the loop closes.
         server.close()
-        await server.wait_closed()
 
     try:
         lp.run_until_complete(main())

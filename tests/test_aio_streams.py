@@ -416,7 +416,7 @@ def test_float_and_huge_limits_are_kept_like_asyncio():
 
 def test_stream_writer_methods_take_asyncio_parameters():
     """Every public method plait's StreamWriter overrides takes the parameters of this Python's
-    asyncio.StreamWriter method (3.13 added ``ssl_shutdown_timeout`` to ``start_tls``)."""
+    asyncio.StreamWriter method (3.12 added ``ssl_shutdown_timeout`` to ``start_tls``)."""
     import inspect
 
     overridden = [

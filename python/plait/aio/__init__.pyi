@@ -60,7 +60,7 @@ class StreamWriter(asyncio.StreamWriter):
         reader: StreamReader | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None: ...
-    if sys.version_info >= (3, 13):
+    if sys.version_info >= (3, 12):
         async def start_tls(
             self,
             sslcontext: ssl.SSLContext,

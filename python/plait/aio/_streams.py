@@ -208,7 +208,9 @@ class StreamWriter(_plait.WriterCore, asyncio.StreamWriter):  # type: ignore[mis
         self._native = isinstance(transport, SocketTransport)
         self._native_write = self._native and NATIVE_WRITE
 
-    if sys.version_info >= (3, 13):
+    # asyncio's StreamWriter.start_tls takes ssl_shutdown_timeout from 3.12 on: plait's takes the
+    # parameters of this Python's asyncio.
+    if "ssl_shutdown_timeout" in asyncio.StreamWriter.start_tls.__code__.co_varnames:
 
         async def start_tls(
             self,
