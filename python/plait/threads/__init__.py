@@ -19,6 +19,8 @@ it waits for, who holds it and where that lock was acquired. See
 from __future__ import annotations
 
 import os as _os
+import threading as _threading
+import types as _types
 
 from .. import _plait, _report
 from ..exceptions import BrokenThreadPool, DeadlockError, LockOrderWarning, ShutDown
@@ -159,3 +161,17 @@ def check_lock_order(enabled: bool = True) -> None:
 def dump() -> str:
     """A report of every thread's Python stack with the plait locks it holds and waits for."""
     return _report.dump()
+
+
+class _Module(_types.ModuleType):
+    """``plait.threads`` as a module whose ``excepthook`` assignment reaches ``threading``:
+    ``import plait.threads as threading; threading.excepthook = hook`` must install the hook
+    that ``Thread`` (the stdlib's) calls, as it would with ``import threading``."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "excepthook":
+            _threading.excepthook = value  # type: ignore[assignment]
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Module
