@@ -124,6 +124,29 @@ def test_self_deadlock_is_raised_once_the_last_other_thread_exits():
     assert "No other thread can release Lock 'db': it is the only thread." in proc.stdout
 
 
+def test_warn_mode_warns_a_certain_self_deadlock_then_waits():
+    proc = run_script(
+        """
+        import signal, warnings
+        from plait import DeadlockWarning
+        from plait.threads import Lock, set_deadlock_detection
+
+        set_deadlock_detection("warn")
+        lock = Lock(name="db")
+        lock.acquire()
+        signal.signal(signal.SIGALRM, lambda *_: lock.release())
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            signal.setitimer(signal.ITIMER_REAL, 0.2)  # releases the lock after the warning
+            assert lock.acquire()
+        assert [w.category for w in seen] == [DeadlockWarning]
+        print(seen[0].message)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "No other thread can release Lock 'db': it is the only thread." in proc.stdout
+
+
 def test_lock_as_signal_from_another_thread_is_valid():
     # The idiom of CPython's lock_tests.LockTests.test_reacquire: the holder re-acquires, another
     # thread releases. No error, no warning (it is released within the grace period).

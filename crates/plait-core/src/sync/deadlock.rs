@@ -39,7 +39,9 @@ pub enum Mode {
     Off = 0,
     /// Report the deadlock (the binding emits a warning), then block as the stdlib would.
     Warn = 1,
-    /// Fail the blocking call with the report.
+    /// Fail the blocking call with the report. A `Lock` re-acquired by its holder
+    /// ([`Verdict::SelfWait`]) fails only once no other thread can release it; until then the
+    /// binding lets it wait and warns after [`grace`].
     Raise = 2,
 }
 

@@ -8,6 +8,9 @@
 //! Each item is still started individually (an atomic flag), and a worker that runs out of batches
 //! steals items not yet started from the others' batches, so an item blocked waiting on a later
 //! one never starves it: as with `ThreadPoolExecutor`, items only wait for a free worker.
+//! `_starmap` runs the same job over argument tuples. `_submit_timed` queues a call with a
+//! per-task timeout: the Python watchdog it names fails the future with `TaskTimeout` if the call
+//! outlives it, and the worker drops the late outcome (a thread cannot be stopped).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
