@@ -73,12 +73,12 @@ def no_leaks():
 
 @pytest.fixture
 def detection_mode():
-    """Set the deadlock detection mode for one test, restoring it after."""
-    from plait import threads
+    """Set the deadlock detection mode (and grace period) for one test, restoring both after."""
+    from plait import _plait, threads
 
-    before = threads.get_deadlock_detection()
+    before, grace = threads.get_deadlock_detection(), _plait.deadlock_grace()
     yield threads.set_deadlock_detection
-    threads.set_deadlock_detection(before)
+    threads.set_deadlock_detection(before, grace=grace)
 
 
 @pytest.fixture

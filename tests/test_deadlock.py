@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import warnings
 
 import pytest
 
-from plait import DeadlockError, DeadlockWarning, LockOrderWarning, PlaitError, _plait
+from plait import (
+    DeadlockError,
+    DeadlockWarning,
+    LockOrderWarning,
+    PlaitError,
+    PlaitWarning,
+    SelfDeadlockWarning,
+    _plait,
+)
 from plait import threads as pt
 
 
@@ -29,24 +40,169 @@ def test_deadlock_error_is_a_runtime_error():
     assert issubclass(DeadlockError, RuntimeError)
 
 
-def test_self_deadlock_on_lock_raises():
-    lock = pt.Lock(name="db")
-    lock.acquire()
-    with pytest.raises(DeadlockError) as info:
+def run_script(source: str) -> subprocess.CompletedProcess[str]:
+    """Runs ``source`` in a fresh interpreter: a self-deadlock is certain only when no other
+    thread could release the lock, and pytest's own timeout thread is one."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_self_deadlock_of_the_only_thread_raises():
+    proc = run_script(
+        """
+        from plait import DeadlockError
+        from plait.threads import Lock
+
+        lock = Lock(name="db")
         lock.acquire()
-    message = str(info.value)
-    assert "Lock 'db'" in message
-    assert "held by itself" in message
-    assert "test_deadlock.py" in message  # where it was acquired
-    assert len(info.value.cycle) == 1
-    lock.release()
-    assert not lock.locked()
+        try:
+            lock.acquire()
+        except DeadlockError as e:
+            assert len(e.cycle) == 1 and e.cycle[0].waits_for.label == "Lock 'db'"
+            assert lock.locked()
+            print(e)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Found one deadlock (1 thread)" in proc.stdout
+    assert "held by itself" in proc.stdout
+    assert "No other thread can release Lock 'db': it is the only thread." in proc.stdout
+    assert "<string>:6" in proc.stdout  # where it was acquired
 
 
-def test_timed_self_acquire_raises_too():
+def test_self_deadlock_with_every_other_thread_waiting_behind_it_raises():
+    proc = run_script(
+        """
+        import threading
+        from plait import DeadlockError, _plait
+        from plait.threads import Lock
+
+        lock = Lock(name="db")
+        lock.acquire()
+        worker = threading.Thread(target=lambda: lock.acquire() and lock.release(), name="worker")
+        worker.start()
+        while not any(ident == worker.ident for ident, *_ in _plait.snapshot()[1]):
+            threading.Event().wait(0.001)  # until the worker sleeps on the lock
+        try:
+            lock.acquire()
+        except DeadlockError as e:
+            print(e)
+            print([edge.thread_name for edge in e.cycle])
+        lock.release()
+        worker.join()
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Found one deadlock (2 threads)" in proc.stdout
+    assert "every other thread waits behind it" in proc.stdout
+    assert "['MainThread', 'worker']" in proc.stdout
+
+
+def test_self_deadlock_is_raised_once_the_last_other_thread_exits():
+    proc = run_script(
+        """
+        import threading
+        from plait import DeadlockError
+        from plait.threads import Lock, set_deadlock_detection
+
+        set_deadlock_detection("raise", grace=3600)  # no SelfDeadlockWarning meanwhile
+        lock = Lock(name="db")
+        lock.acquire()
+        go = threading.Event()
+        worker = threading.Thread(target=go.wait, name="worker")
+        worker.start()
+        threading.Timer(0, go.set).start()  # the worker exits while the main thread waits
+        try:
+            lock.acquire()
+        except DeadlockError as e:
+            print(e)
+        worker.join()
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "No other thread can release Lock 'db': it is the only thread." in proc.stdout
+
+
+def test_warn_mode_warns_a_certain_self_deadlock_then_waits():
+    proc = run_script(
+        """
+        import signal, warnings
+        from plait import DeadlockWarning
+        from plait.threads import Lock, set_deadlock_detection
+
+        set_deadlock_detection("warn")
+        lock = Lock(name="db")
+        lock.acquire()
+        signal.signal(signal.SIGALRM, lambda *_: lock.release())
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            signal.setitimer(signal.ITIMER_REAL, 0.2)  # releases the lock after the warning
+            assert lock.acquire()
+        assert [w.category for w in seen] == [DeadlockWarning]
+        print(seen[0].message)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "No other thread can release Lock 'db': it is the only thread." in proc.stdout
+
+
+def test_lock_as_signal_from_another_thread_is_valid():
+    # The idiom of CPython's lock_tests.LockTests.test_reacquire: the holder re-acquires, another
+    # thread releases. No error, no warning (it is released within the grace period).
     lock = pt.Lock()
-    with lock, pytest.raises(DeadlockError):
-        lock.acquire(timeout=5)
+    lock.acquire()
+    releaser = threading.Thread(target=lambda: wait_until_waiting(main) or lock.release())
+    main = threading.current_thread()
+    releaser.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lock.acquire() is True
+    releaser.join()
+    assert lock.locked()
+    lock.release()
+
+
+def test_self_wait_warns_after_the_grace_period_then_goes_on_waiting(detection_mode):
+    import inspect
+
+    detection_mode("raise", grace=0.05)
+    lock = pt.Lock(name="sig")
+    lock.acquire()
+    line = inspect.currentframe().f_lineno - 1
+    seen: list[warnings.WarningMessage] = []
+    warned = threading.Event()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        seen.append(warnings.WarningMessage(message, category, filename, lineno))
+        warned.set()
+
+    releaser = threading.Thread(target=lambda: warned.wait() and lock.release())
+    releaser.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        assert lock.acquire() is True  # warned, went on waiting, then got the released lock
+    releaser.join()
+    lock.release()
+
+    assert len(seen) == 1
+    warning = seen[0].message
+    assert isinstance(warning, SelfDeadlockWarning)
+    assert isinstance(warning, DeadlockWarning) and isinstance(warning, PlaitWarning)
+    assert seen[0].filename == __file__  # points at the acquire
+    text = str(warning)
+    assert text.startswith("Possible deadlock: Thread 'MainThread'")
+    assert "waits for Lock 'sig', held by itself" in text
+    assert "plait thread dump" in text  # the full report: every thread's stack and locks
+    assert warning.cycle[0].waits_for.acquired_at.startswith(f"{__file__}:{line} ")
+
+
+def test_timed_self_acquire_times_out_like_threading():
+    lock = pt.Lock()
+    with lock, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lock.acquire(timeout=0.05) is False
 
 
 def test_rlock_reentry_is_not_a_deadlock():
@@ -185,11 +341,24 @@ def test_lock_released_by_another_thread_becomes_a_signal():
 
 def test_warn_mode_warns_then_waits(detection_mode):
     detection_mode("warn")
-    lock = pt.Lock()
-    lock.acquire()
-    with pytest.warns(DeadlockWarning, match="held by itself"):
-        assert lock.acquire(timeout=0.05) is False
-    lock.release()
+    a, b = pt.Lock(name="a"), pt.Lock(name="b")
+    b_taken = threading.Event()
+
+    def other():
+        with b:
+            b_taken.set()
+            with a:
+                pass
+
+    a.acquire()
+    t = threading.Thread(target=other)
+    t.start()
+    b_taken.wait()
+    wait_until_waiting(t)  # holds b, sleeps on a
+    with pytest.warns(DeadlockWarning, match="Found one deadlock"):
+        assert b.acquire(timeout=0.05) is False  # reported, then waited like the stdlib
+    a.release()
+    t.join()
 
 
 def test_off_mode_behaves_like_threading(detection_mode):
@@ -281,18 +450,6 @@ def test_zero_timeout_is_a_try_not_a_deadlock():
     lock = pt.Lock()
     with lock:
         assert lock.acquire(timeout=0) is False
-
-
-def test_report_names_the_acquiring_line():
-    import inspect
-
-    lock = pt.Lock(name="line")
-    lock.acquire()
-    line = inspect.currentframe().f_lineno - 1
-    with pytest.raises(DeadlockError) as info:
-        lock.acquire()
-    lock.release()
-    assert info.value.cycle[0].waits_for.acquired_at.startswith(f"{__file__}:{line} ")
 
 
 def test_lock_order_warning_as_error_leaves_the_lock_free():

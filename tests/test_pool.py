@@ -676,3 +676,193 @@ def test_wait_all_completed_under_rapid_thread_switching():
                 assert done == fs
     finally:
         sys.setswitchinterval(old)
+
+
+# --- ProcessPool's conveniences: starmap, imap, imap_unordered, progress=, options(timeout=) ----
+
+
+def square(x):
+    return x * x
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+def test_starmap_calls_fn_with_each_argument_tuple():
+    with ThreadPool(max_workers=3) as pool:
+        assert pool.starmap(mul, [(1, 2), (3, 4), [5, 6]]) == [2, 12, 30]
+        assert pool.starmap(mul, iter([(2, 2)] * 50)) == [4] * 50
+        assert pool.starmap(mul, []) == []
+        with pytest.raises(ValueError, match="three"):
+            pool.starmap(lambda a, b: fail_on_three(a), [(i, i) for i in range(6)])
+        with pytest.raises(ValueError, match="chunksize"):
+            pool.starmap(mul, [(1, 2)], chunksize=0)
+
+
+def test_imap_yields_in_order_from_a_sequence_or_a_generator():
+    with ThreadPool(max_workers=3) as pool:
+        assert list(pool.imap(square, range(200))) == [i * i for i in range(200)]
+        assert list(pool.imap(square, (i for i in range(200)), chunksize=7)) == [i * i for i in range(200)]
+        assert list(pool.imap(square, iter([]))) == []
+
+
+def test_imap_unordered_yields_every_result_as_it_finishes():
+    first = threading.Event()
+
+    def wait_for_first(x):
+        if x == 0:
+            assert first.wait(HANG), "the later item was never yielded first"
+        return x
+
+    with ThreadPool(max_workers=2) as pool:
+        it = pool.imap_unordered(wait_for_first, [0, 1])
+        assert next(it) == 1  # item 0 waits until item 1 has been yielded
+        first.set()
+        assert list(it) == [0]
+        assert sorted(pool.imap_unordered(square, (i for i in range(100)))) == [i * i for i in range(100)]
+
+
+def test_imap_reads_a_generator_a_bounded_window_ahead():
+    pulled = []
+
+    def items():
+        for i in range(300):
+            pulled.append(i)
+            yield i
+
+    with ThreadPool(max_workers=2) as pool:
+        consumed = 0
+        for _ in pool.imap(square, items()):
+            consumed += 1
+            # Two items per worker ahead of the consumer, plus the one being read.
+            assert len(pulled) <= consumed + 2 * 2 + 1
+        assert consumed == 300
+
+
+def test_imap_task_error_is_raised_at_its_item_and_stops_the_rest():
+    for lazy in (False, True):
+        with ThreadPool(max_workers=2) as pool:
+            items = range(10) if not lazy else (i for i in range(10))
+            got = []
+            with pytest.raises(ValueError, match="three"):
+                for x in pool.imap(fail_on_three, items):
+                    got.append(x)
+            assert got == [0, 1, 2]
+
+
+def test_an_input_error_comes_after_the_results_before_it():
+    def items():
+        yield from range(4)
+        raise KeyError("bad input")
+
+    with ThreadPool(max_workers=2) as pool:
+        for method in (pool.imap, pool.imap_unordered):
+            got = []
+            with pytest.raises(KeyError):
+                for x in method(square, items()):
+                    got.append(x)
+            assert sorted(got) == [0, 1, 4, 9]
+        assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_closing_an_imap_early_cancels_what_has_not_started():
+    release = threading.Event()
+    both_busy = threading.Barrier(3)
+    ran = []
+
+    def task(x):
+        ran.append(x)
+        if x in (1, 2):  # occupy both workers
+            both_busy.wait(HANG)
+            assert release.wait(HANG)
+        return x
+
+    with ThreadPool(max_workers=2) as pool:
+        it = pool.imap(task, (i for i in range(100)))  # a window of four items
+        assert next(it) == 0
+        both_busy.wait(HANG)  # items 1 and 2 run; item 3 is queued
+        it.close()
+        release.set()
+    assert sorted(ran) == [0, 1, 2]  # item 3 was cancelled, nothing further was read
+
+
+def test_progress_bar_on_stderr(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the built-in bar, whether or not tqdm exists
+    with ThreadPool(max_workers=2) as pool:
+        assert list(pool.map(square, range(100), progress="always")) == [i * i for i in range(100)]
+        assert list(pool.imap(square, range(10), progress="always")) == [i * i for i in range(10)]
+        assert pool.starmap(mul, [(1, 2)] * 7, progress="always") == [2] * 7
+        assert sorted(pool.imap_unordered(square, [1, 2, 3], progress="always")) == [1, 4, 9]
+        assert list(pool.imap(square, iter(range(5)), progress="always")) == [0, 1, 4, 9, 16]
+    err = capsys.readouterr().err
+    for done in ("100/100 100%", "10/10 100%", "7/7 100%", "3/3 100%", "5 done"):
+        assert done in err
+
+
+def test_progress_true_is_silent_when_stderr_is_not_a_terminal(capsys):
+    with ThreadPool(max_workers=2) as pool:
+        assert sorted(pool.imap_unordered(square, range(20), progress=True)) == [i * i for i in range(20)]
+        assert list(pool.map(square, range(5), progress=True)) == [0, 1, 4, 9, 16]
+        assert capsys.readouterr().err == ""
+        ran = []
+        with pytest.raises(ValueError, match="progress"):
+            pool.map(ran.append, range(3), progress="loud")
+        with pytest.raises(ValueError, match="progress"):
+            pool.imap(ran.append, range(3), progress="loud")
+    assert ran == []  # rejected before anything was scheduled
+
+
+def test_options_timeout_fails_the_future_with_task_timeout():
+    release = threading.Event()
+    with ThreadPool(max_workers=2) as pool:
+        slow = pool.options(timeout=0.1).submit(release.wait, HANG)
+        with pytest.raises(plait.TaskTimeout) as info:
+            slow.result(HANG)
+        assert isinstance(info.value, TimeoutError)
+        assert info.value.timeout == 0.1
+        assert "cannot be stopped" in str(info.value)
+        fast = pool.options(timeout=HANG).submit(mul, 6, y=7)
+        assert fast.result(HANG) == 42
+        release.set()  # the timed-out task returns now; its result is discarded quietly
+
+
+def test_options_timeout_counts_from_the_start_of_the_task():
+    blocker = Blocker()
+    with ThreadPool(max_workers=1) as pool:
+        pool.submit(blocker)
+        assert blocker.started.wait(HANG)
+        queued = pool.options(timeout=0.05).submit(square, 5)  # waits behind the blocker
+        assert not queued.done()
+        blocker.release.set()
+        assert queued.result(HANG) == 25
+
+
+def test_options_map_applies_the_timeout_to_each_call():
+    release = threading.Event()
+
+    def hang_on_two(x):
+        if x == 2:
+            release.wait(HANG)
+        return x
+
+    with ThreadPool(max_workers=2) as pool:
+        it = pool.options(timeout=0.1).map(hang_on_two, range(4))
+        assert next(it) == 0
+        assert next(it) == 1
+        with pytest.raises(plait.TaskTimeout):
+            next(it)
+        release.set()
+        assert list(pool.options(timeout=HANG).map(mul, [1, 2], [3, 4])) == [3, 8]
+        assert list(pool.options().map(square, [3])) == [9]
+
+
+def test_options_rejects_a_bad_timeout():
+    with ThreadPool(max_workers=1) as pool:
+        for bad in (0, -1.0):
+            with pytest.raises(ValueError, match="positive"):
+                pool.options(timeout=bad)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import weakref
 
@@ -452,3 +454,129 @@ def test_barrier_timeout_during_the_action_does_not_break_it():
         if outcome is not None:
             break
     assert outcome == ([0, 1], False)
+
+
+# --- import plait.threads as threading ---------------------------------------------------------
+
+# threading.__all__ of 3.11, 3.12 and 3.13 (3.12 added the *_all_threads functions).
+THREADING_ALL = {
+    "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event", "ExceptHookArgs",
+    "Lock", "RLock", "Semaphore", "TIMEOUT_MAX", "Thread", "ThreadError", "Timer", "active_count",
+    "current_thread", "enumerate", "excepthook", "get_ident", "get_native_id", "getprofile",
+    "gettrace", "local", "main_thread", "setprofile", "settrace", "stack_size",
+}  # fmt: skip
+if sys.version_info >= (3, 12):
+    THREADING_ALL |= {"setprofile_all_threads", "settrace_all_threads"}
+# plait's own classes for these (and its own TIMEOUT_MAX, the same value); every other name is
+# the stdlib's object itself.
+REIMPLEMENTED = {"Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"}
+
+
+def test_every_name_of_threading_all_is_offered():
+    assert set(threading.__all__) == THREADING_ALL  # this interpreter's list is the one above
+    assert set(threading.__all__) <= set(pt.__all__)
+    for name in THREADING_ALL - REIMPLEMENTED - {"TIMEOUT_MAX"}:
+        assert getattr(pt, name) is getattr(threading, name), name
+    for name in REIMPLEMENTED:
+        assert getattr(pt, name).__module__ == "plait.threads", name
+    assert pt.TIMEOUT_MAX == threading.TIMEOUT_MAX
+
+
+def test_every_name_of_queue_all_is_offered():
+    assert set(queue.__all__) <= set(pt.__all__)
+    assert pt.Empty is queue.Empty and pt.Full is queue.Full
+    if sys.version_info >= (3, 13):
+        assert issubclass(pt.ShutDown, queue.ShutDown)
+    for name in ("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"):
+        assert getattr(pt, name).__module__.startswith("plait"), name
+
+
+def test_star_import_matches_all():
+    namespace: dict[str, object] = {}
+    exec("from plait.threads import *", namespace)
+    assert THREADING_ALL <= set(namespace)
+
+
+def test_excepthook_assigned_through_plait_threads_reaches_threading():
+    seen = []
+    saved = threading.excepthook
+    try:
+        pt.excepthook = lambda args: seen.append(args.exc_type)
+        assert threading.excepthook is pt.excepthook
+        t = pt.Thread(target=lambda: 1 / 0)
+        t.start()
+        t.join()
+    finally:
+        pt.excepthook = saved
+    assert seen == [ZeroDivisionError]
+    assert threading.excepthook is saved
+
+
+ORDINARY_PROGRAM = r"""
+import plait.threads as threading
+import plait.threads as queue   # the queue names too
+
+results = queue.Queue()
+counter_lock = threading.Lock()
+counter = 0
+state = threading.local()
+ready = threading.Event()
+barrier = threading.Barrier(4)
+cond = threading.Condition()
+items = []
+errors = []
+
+def worker(n):
+    global counter
+    state.n = n
+    barrier.wait()
+    for _ in range(1000):
+        with counter_lock:
+            counter += 1
+    with cond:
+        items.append(n)
+        cond.notify_all()
+    results.put((threading.current_thread().name, state.n, threading.get_ident() != main_ident))
+
+def hook(args):
+    errors.append(args.exc_type.__name__)
+
+main_ident = threading.get_ident()
+threading.excepthook = hook
+assert threading.current_thread() is threading.main_thread()
+threads = [threading.Thread(target=worker, args=(i,), name=f"w{i}") for i in range(4)]
+for t in threads:
+    t.start()
+with cond:
+    cond.wait_for(lambda: len(items) == 4, timeout=30)
+for t in threads:
+    t.join()
+timer = threading.Timer(0.01, ready.set)
+timer.start()
+assert ready.wait(30)
+timer.join()
+failing = threading.Thread(target=lambda: 1 / 0)
+failing.start()
+failing.join()
+got = sorted(results.get(timeout=30) for _ in range(4))
+try:
+    results.get_nowait()
+except queue.Empty:
+    pass
+sem = threading.BoundedSemaphore(1)
+sem.acquire()
+sem.release()
+assert threading.active_count() == len(threading.enumerate()) == 1
+assert threading.get_native_id() > 0 and threading.stack_size() >= 0
+assert isinstance(threading.TIMEOUT_MAX, float)
+print(counter, got, errors)
+"""
+
+
+def test_an_ordinary_threading_program_runs_through_plait_threads():
+    proc = subprocess.run(
+        [sys.executable, "-c", ORDINARY_PROGRAM], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = [(f"w{i}", i, True) for i in range(4)]
+    assert proc.stdout.strip() == f"4000 {expected} ['ZeroDivisionError']"

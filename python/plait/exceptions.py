@@ -24,6 +24,8 @@ __all__ = [
     "MessageTooLarge",
     "OwnerDied",
     "PlaitError",
+    "PlaitWarning",
+    "SelfDeadlockWarning",
     "ShutDown",
 ]
 
@@ -148,11 +150,29 @@ class DeadlockError(PlaitError, RuntimeError):
         return {"message": str(self), "cycle": [e.to_dict() for e in self.cycle]}
 
 
-class DeadlockWarning(RuntimeWarning):
+class PlaitWarning(Warning):
+    """Base class of every warning plait emits."""
+
+
+class DeadlockWarning(PlaitWarning, RuntimeWarning):
     """Emitted instead of :class:`DeadlockError` in ``set_deadlock_detection("warn")`` mode."""
 
 
-class LockOrderWarning(RuntimeWarning):
+class SelfDeadlockWarning(DeadlockWarning):
+    """A thread has waited longer than the grace period to re-acquire a ``Lock`` it holds itself.
+
+    That is valid when another thread will release the lock (a lock used as a signal), and a
+    deadlock when none will; plait cannot tell while other threads run, so it warns once, with the
+    full report, and the thread goes on waiting. :attr:`cycle` holds the waiting thread's edge.
+    See ``plait.threads.set_deadlock_detection``.
+    """
+
+    def __init__(self, message: str, cycle: list[DeadlockEdge] | None = None) -> None:
+        super().__init__(message)
+        self.cycle: list[DeadlockEdge] = list(cycle or [])
+
+
+class LockOrderWarning(PlaitWarning, RuntimeWarning):
     """Two locks were taken in both orders: a deadlock is possible even if none happened yet."""
 
 

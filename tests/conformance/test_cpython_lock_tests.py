@@ -1,16 +1,14 @@
-"""CPython's own ``Lib/test/lock_tests.py`` run against plait.threads.
+"""CPython's own ``Lib/test/lock_tests.py`` run against plait.threads, unmodified and with no skips.
 
 Each lock suite runs twice: with deadlock detection in its default ``"raise"`` mode and with it
-``"off"``. The runs differ in two ``Lock`` tests that acquire a non-reentrant lock from the
-thread that already holds it (``test_reacquire`` then relies on another thread to release it,
-``test_state_after_timeout`` expects the timed acquire to time out). That is exactly the
-self-deadlock plait reports by default, so in ``"raise"`` mode they are skipped, and the
-``...DetectionOff`` classes run them unchanged.
+``"off"``. Two ``Lock`` tests acquire a non-reentrant lock from the thread that already holds it:
+``test_reacquire`` relies on another thread to release it (the lock-as-signal idiom) and
+``test_state_after_timeout`` expects the timed acquire to time out. Both are valid Python, and
+pass in the default mode: plait only reports such a wait when no other thread can release the
+lock, or (as a warning) after a grace period (see docs/threads.md).
 """
 
 from __future__ import annotations
-
-import unittest
 
 from test import lock_tests
 
@@ -30,28 +28,12 @@ class _Mode:
         threads.set_deadlock_detection(self._saved_mode)
 
 
-SELF_ACQUIRE = (
-    "re-acquires a non-reentrant Lock from the thread holding it: plait's default deadlock "
-    "detection raises DeadlockError there (by design); TestLockDetectionOff runs this test"
-)
-
-
 class TestLock(_Mode, lock_tests.LockTests):
     locktype = staticmethod(threads.Lock)
-
-    @unittest.skip(SELF_ACQUIRE)
-    def test_reacquire(self):
-        pass
-
-    @unittest.skip(SELF_ACQUIRE)
-    def test_state_after_timeout(self):
-        pass
 
 
 class TestLockDetectionOff(TestLock):
     mode = "off"
-    test_reacquire = lock_tests.LockTests.test_reacquire
-    test_state_after_timeout = lock_tests.LockTests.test_state_after_timeout
 
 
 class TestRLock(_Mode, lock_tests.RLockTests):
@@ -64,13 +46,6 @@ class TestRLockDetectionOff(TestRLock):
 
 class TestEvent(_Mode, lock_tests.EventTests):
     eventtype = staticmethod(threads.Event)
-
-    @unittest.skip(
-        "inspects threading.Event's private Condition (_cond); plait.Event is a native flag "
-        "with no Python-level condition. Its _at_fork_reinit is tested in tests/test_threads.py"
-    )
-    def test_at_fork_reinit(self):
-        pass
 
 
 class TestCondition(_Mode, lock_tests.ConditionTests):

@@ -8,7 +8,14 @@
 //! this; the uncontended fast path records nothing but the owner.
 //!
 //! A cycle can only close when a thread starts to wait (acquiring never happens while waiting), so a
-//! check at that moment sees every deadlock as it forms. Waits with a timeout are never counted as
+//! check at that moment sees every deadlock as it forms.
+//!
+//! One wait is not decided at once: a thread re-acquiring a `Lock` it holds itself ([`Verdict::SelfWait`]).
+//! Any thread may release a `Lock`, so this is valid Python when another thread will release it (the
+//! lock-as-signal idiom). It is certainly a deadlock only when no other thread can ever release it:
+//! [`self_wait_stuck`] checks that every other live thread (the binding lists them) is itself stuck
+//! behind the caller; the binding runs that check when the wait starts and again while it lasts, and
+//! warns after a grace period ([`grace`]) when it cannot decide. Waits with a timeout are never counted as
 //! stuck (they end by themselves), and resources that any thread may release (a `Lock` released by a
 //! thread that did not acquire it, a semaphore used as a signal) report no holders, so the detector
 //! errs towards silence, never towards a false alarm on code that would have made progress.
@@ -18,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -32,11 +39,16 @@ pub enum Mode {
     Off = 0,
     /// Report the deadlock (the binding emits a warning), then block as the stdlib would.
     Warn = 1,
-    /// Fail the blocking call with the report.
+    /// Fail the blocking call with the report. A `Lock` re-acquired by its holder
+    /// ([`Verdict::SelfWait`]) fails only once no other thread can release it; until then the
+    /// binding lets it wait and warns after [`grace`].
     Raise = 2,
 }
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Raise as u8);
+/// The default of [`grace`], in milliseconds.
+pub const DEFAULT_GRACE_MS: u64 = 5_000;
+static GRACE_MS: AtomicU64 = AtomicU64::new(DEFAULT_GRACE_MS);
 static ORDER_CHECKING: AtomicBool = AtomicBool::new(false);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -54,6 +66,18 @@ pub fn mode() -> Mode {
 /// Sets the detection mode for every primitive in the process.
 pub fn set_mode(mode: Mode) {
     MODE.store(mode as u8, Ordering::Relaxed);
+}
+
+/// How long a thread may wait to re-acquire a `Lock` it holds ([`Verdict::SelfWait`]) before the
+/// binding warns that it may be deadlocked (when it cannot prove it is).
+#[must_use]
+pub fn grace() -> Duration {
+    Duration::from_millis(GRACE_MS.load(Ordering::Relaxed))
+}
+
+/// Sets [`grace`] for every thread in the process.
+pub fn set_grace(grace: Duration) {
+    GRACE_MS.store(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
 /// A fresh, process-unique resource id (never reused, unlike addresses).
@@ -77,10 +101,10 @@ pub trait Resource: Send + Sync + 'static {
     /// Upcast for bindings that attach data of their own (acquisition sites).
     fn as_any(&self) -> &dyn Any;
 
-    /// Whether a thread waiting on this resource while it alone holds it is a deadlock. True for
-    /// locks; false for semaphores, where taking more permits than one holds and waiting for
-    /// another thread to release some is an ordinary pattern.
-    fn self_wait_is_deadlock(&self) -> bool {
+    /// Whether a thread waiting on this resource while it alone holds it may be waiting for itself
+    /// ([`Verdict::SelfWait`]). True for locks; false for semaphores, where taking more permits than
+    /// one holds and waiting for another thread to release some is an ordinary pattern.
+    fn self_wait_suspect(&self) -> bool {
         true
     }
 
@@ -163,10 +187,33 @@ impl Drop for WaitGuard {
     }
 }
 
+/// What [`begin_wait`] concluded about a wait.
+#[derive(Clone)]
+pub enum Verdict {
+    /// Nothing is known to block this wait forever.
+    Clear,
+    /// The wait closes a deadlock.
+    Deadlock(Deadlock),
+    /// The caller waits, without a timeout, for a `Lock` it holds itself: a deadlock unless another
+    /// thread releases it. Decide with [`self_wait_stuck`].
+    SelfWait,
+}
+
+impl Verdict {
+    /// The deadlock, if the verdict is one.
+    #[must_use]
+    pub fn into_deadlock(self) -> Option<Deadlock> {
+        match self {
+            Self::Deadlock(d) => Some(d),
+            Self::Clear | Self::SelfWait => None,
+        }
+    }
+}
+
 /// Records that `thread` is about to sleep on `resource` and looks for a deadlock that this wait
 /// would close. The wait stays recorded (for [`waits`] and other threads' checks) until the guard
 /// drops, also when a deadlock is returned, so a caller in warn mode can go on waiting.
-pub fn begin_wait(thread: ThreadId, resource: Arc<dyn Resource>, timed: bool) -> (WaitGuard, Option<Deadlock>) {
+pub fn begin_wait(thread: ThreadId, resource: Arc<dyn Resource>, timed: bool) -> (WaitGuard, Verdict) {
     let mut waits = WAITS.lock();
     waits.insert(
         thread,
@@ -176,9 +223,56 @@ pub fn begin_wait(thread: ThreadId, resource: Arc<dyn Resource>, timed: bool) ->
             since: Instant::now(),
         },
     );
-    let found = find(&waits, thread, &resource);
+    let verdict = if sole_holder(thread, &resource) {
+        // A timed wait ends by itself, and a semaphore's holder may wait for others' permits.
+        if timed || !resource.self_wait_suspect() {
+            Verdict::Clear
+        } else {
+            Verdict::SelfWait
+        }
+    } else {
+        find(&waits, thread, &resource).map_or(Verdict::Clear, Verdict::Deadlock)
+    };
     drop(waits);
-    (WaitGuard { thread: Some(thread) }, found)
+    (WaitGuard { thread: Some(thread) }, verdict)
+}
+
+fn sole_holder(thread: ThreadId, resource: &Arc<dyn Resource>) -> bool {
+    let mut holders = Vec::new();
+    resource.holders(&mut holders);
+    !holders.is_empty() && holders.iter().all(|&h| h == thread)
+}
+
+/// Whether `thread`, waiting without a timeout for `resource` that it alone holds
+/// ([`Verdict::SelfWait`]), can never wake: every thread in `others` (each other live thread of the
+/// process, as the caller knows them) is itself stuck behind it, waiting without a timeout for a
+/// resource whose holders are stuck. Returns the proof: the caller's own edge first, then those of
+/// the other threads. An empty `others` (the caller is the only thread) is enough.
+#[must_use]
+pub fn self_wait_stuck(thread: ThreadId, resource: &Arc<dyn Resource>, others: &[ThreadId]) -> Option<Deadlock> {
+    let waits = WAITS.lock();
+    if !sole_holder(thread, resource) {
+        return None;
+    }
+    let mut edges = vec![Edge {
+        thread,
+        waits_for: Arc::clone(resource),
+        holders: vec![thread],
+    }];
+    for &other in others {
+        if other == thread || edges.iter().any(|e| e.thread == other) {
+            continue;
+        }
+        let next = match waits.get(&other) {
+            Some(w) if !w.timed => Arc::clone(&w.resource),
+            _ => return None, // running, or waiting with a timeout: it may still release
+        };
+        let mut visiting = vec![thread, other];
+        if !stuck(&waits, thread, other, &next, &mut visiting, &mut edges) {
+            return None;
+        }
+    }
+    Some(Deadlock { edges })
 }
 
 fn find(waits: &HashMap<ThreadId, Wait>, start: ThreadId, resource: &Arc<dyn Resource>) -> Option<Deadlock> {
@@ -204,8 +298,8 @@ fn stuck(
     if holders.is_empty() {
         return false;
     }
-    if thread == start && holders == [start] && !resource.self_wait_is_deadlock() {
-        return false;
+    if thread == start && holders == [start] {
+        return false; // a self-wait: decided by `begin_wait` and `self_wait_stuck`
     }
     let mark = edges.len();
     edges.push(Edge {
@@ -448,19 +542,45 @@ pub(crate) mod tests {
         let a = Fake::shared(&[T1]);
         let b = Fake::shared(&[T2]);
         let (_g1, none) = begin_wait(T1, Arc::clone(&b), false);
-        assert!(none.is_none());
+        assert!(matches!(none, Verdict::Clear));
         let (_g2, found) = begin_wait(T2, Arc::clone(&a), false);
-        let found = found.expect("cycle");
+        let found = found.into_deadlock().expect("cycle");
         let threads: Vec<_> = found.edges.iter().map(|e| e.thread).collect();
         assert_eq!(threads, vec![T2, T1]);
         assert_eq!(found.edges[0].holders, vec![T1]);
     }
 
     #[test]
-    fn self_wait_is_a_cycle_of_one() {
+    fn self_wait_is_left_to_self_wait_stuck() {
         let a = Fake::shared(&[T3]);
-        let (_g, found) = begin_wait(T3, a, false);
-        assert_eq!(found.expect("cycle").edges.len(), 1);
+        let (g, verdict) = begin_wait(T3, Arc::clone(&a), false);
+        assert!(matches!(verdict, Verdict::SelfWait));
+        let alone = self_wait_stuck(T3, &a, &[]).expect("no other thread: a deadlock");
+        assert_eq!(alone.edges.len(), 1);
+        assert_eq!(alone.edges[0].holders, vec![T3]);
+        // Another thread that runs (is not recorded as waiting) may release it.
+        assert!(self_wait_stuck(T3, &a, &[1_000_004]).is_none());
+        drop(g);
+        let (_g, verdict) = begin_wait(T3, Arc::clone(&a), true);
+        assert!(matches!(verdict, Verdict::Clear), "a timed self-wait ends by itself");
+    }
+
+    #[test]
+    fn self_wait_with_every_other_thread_stuck_behind_it() {
+        let (me, other, third) = (1_000_051, 1_000_052, 1_000_053);
+        let lock = Fake::shared(&[me]);
+        let (_g1, _) = begin_wait(other, Arc::clone(&lock), false);
+        let (_g2, verdict) = begin_wait(me, Arc::clone(&lock), false);
+        assert!(matches!(verdict, Verdict::SelfWait));
+        let found = self_wait_stuck(me, &lock, &[other]).expect("the only other thread waits for it");
+        let threads: Vec<_> = found.edges.iter().map(|e| e.thread).collect();
+        assert_eq!(threads, vec![me, other]);
+        // A third thread waiting with a timeout will wake: it may release the lock then.
+        let (_g3, _) = begin_wait(third, Arc::clone(&lock), true);
+        assert!(self_wait_stuck(me, &lock, &[other, third]).is_none());
+        // Once released, nothing is stuck.
+        lock.as_any().downcast_ref::<Fake>().unwrap().holders.lock().clear();
+        assert!(self_wait_stuck(me, &lock, &[other]).is_none());
     }
 
     #[test]
@@ -469,10 +589,10 @@ pub(crate) mod tests {
         let b = Fake::shared(&[1_000_012]);
         let (_g1, _) = begin_wait(1_000_011, Arc::clone(&b), true);
         let (_g2, found) = begin_wait(1_000_012, Arc::clone(&a), false);
-        assert!(found.is_none(), "the other waiter times out eventually");
+        assert!(matches!(found, Verdict::Clear), "the other waiter times out eventually");
         let free = Fake::shared(&[]);
         let (_g3, found) = begin_wait(1_000_013, free, false);
-        assert!(found.is_none());
+        assert!(matches!(found, Verdict::Clear));
     }
 
     #[test]
@@ -482,13 +602,13 @@ pub(crate) mod tests {
         let a = Fake::shared(&[1_000_023]);
         let (_g1, _) = begin_wait(1_000_021, Arc::clone(&a), false);
         let (g2, found) = begin_wait(1_000_023, Arc::clone(&sem), false);
-        assert!(found.is_none());
+        assert!(matches!(found, Verdict::Clear));
         let b = Fake::shared(&[1_000_023]);
         let (_g3, _) = begin_wait(1_000_022, b, false);
         // Re-check from the caller's side: now both holders wait on locks the caller holds.
         drop(g2);
         let (_g4, found) = begin_wait(1_000_023, sem, false);
-        assert_eq!(found.expect("knot").edges.len(), 3);
+        assert_eq!(found.into_deadlock().expect("knot").edges.len(), 3);
     }
 
     #[test]

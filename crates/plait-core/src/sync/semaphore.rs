@@ -170,7 +170,7 @@ impl Resource for Semaphore {
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn self_wait_is_deadlock(&self) -> bool {
+    fn self_wait_suspect(&self) -> bool {
         false
     }
 }

@@ -175,7 +175,23 @@ impl FutureCore {
     }
 
     /// Completes the future with a result or an exception.
+    ///
+    /// # Errors
+    /// `InvalidStateError` when it is done already; what a done-callback's logging raises.
     pub fn finish(slf: &Bound<'_, Self>, outcome: Outcome) -> PyResult<()> {
+        Self::finish_impl(slf, outcome, true)
+    }
+
+    /// Like [`FutureCore::finish`], but a future already done keeps its outcome and `outcome`
+    /// is dropped: for a task whose future was failed meanwhile (a thread pool's task timeout).
+    ///
+    /// # Errors
+    /// What a done-callback's logging raises.
+    pub fn finish_unless_done(slf: &Bound<'_, Self>, outcome: Outcome) -> PyResult<()> {
+        Self::finish_impl(slf, outcome, false)
+    }
+
+    fn finish_impl(slf: &Bound<'_, Self>, outcome: Outcome, strict: bool) -> PyResult<()> {
         let py = slf.py();
         let me = slf.get();
         let changed = Self::transition(
@@ -207,6 +223,10 @@ impl FutureCore {
             Ok((callbacks, _)) => {
                 me.done.set();
                 Self::invoke_callbacks(slf, callbacks)
+            }
+            Err((_, outcome)) if !strict => {
+                drop(outcome);
+                Ok(())
             }
             Err((state, outcome)) => {
                 drop(outcome);

@@ -8,6 +8,9 @@
 //! Each item is still started individually (an atomic flag), and a worker that runs out of batches
 //! steals items not yet started from the others' batches, so an item blocked waiting on a later
 //! one never starves it: as with `ThreadPoolExecutor`, items only wait for a free worker.
+//! `_starmap` runs the same job over argument tuples. `_submit_timed` queues a call with a
+//! per-task timeout: the Python watchdog it names fails the future with `TaskTimeout` if the call
+//! outlives it, and the worker drops the late outcome (a thread cannot be stopped).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,6 +33,10 @@ struct Call {
     func: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
+    /// A per-task timeout: the watchdog (`plait.threads._pool._Watchdog`) and the seconds. The
+    /// watchdog is armed when the task starts and disarmed when it returns; if the time runs out
+    /// first it fails the future with `TaskTimeout`, and the result computed later is dropped.
+    timeout: Option<(Py<PyAny>, f64)>,
 }
 
 enum Task {
@@ -179,6 +186,7 @@ impl Shared {
             Task::Call(call) => {
                 let future = call.future.bind(py);
                 let outcome = match FutureCore::start(future) {
+                    Ok(true) if call.timeout.is_some() => Self::run_timed(py, future, &call),
                     Ok(true) => {
                         let result = call
                             .func
@@ -198,6 +206,31 @@ impl Shared {
             }
             Task::Job(job) => job.run(py),
         }
+    }
+
+    /// Runs a call that has a timeout (see [`Call::timeout`]); its future may already have failed
+    /// with `TaskTimeout` when it returns, and then its outcome is dropped.
+    #[cold]
+    fn run_timed(py: Python<'_>, future: &Bound<'_, FutureCore>, call: &Call) -> PyResult<()> {
+        let Some((watchdog, seconds)) = &call.timeout else {
+            return Ok(());
+        };
+        let watchdog = watchdog.bind(py);
+        let token = match watchdog.call_method1("arm", (future, *seconds)) {
+            Ok(token) => token,
+            Err(e) => return FutureCore::finish(future, Outcome::Err(e.into_value(py).into_any())),
+        };
+        let result = call
+            .func
+            .bind(py)
+            .call(call.args.bind(py), call.kwargs.as_ref().map(|k| k.bind(py)));
+        let disarmed = watchdog.call_method1("disarm", (token,));
+        let outcome = match result {
+            Ok(v) => Outcome::Ok(v.unbind()),
+            Err(e) => Outcome::Err(e.into_value(py).into_any()),
+        };
+        FutureCore::finish_unless_done(future, outcome)?;
+        disarmed.map(drop)
     }
 
     /// An initializer failed: the pool is broken, every queued task fails.
@@ -317,6 +350,12 @@ impl MapIterator {
         }
     }
 
+    /// How many items the map has (for a progress bar's total).
+    #[getter]
+    fn _total(&self) -> usize {
+        self.job.args.len()
+    }
+
     /// Stop early: once iteration has begun, items not started yet are cancelled.
     fn close(&self) {
         self.pos.store(self.job.args.len(), Ordering::Relaxed);
@@ -347,12 +386,60 @@ impl Drop for ThreadPoolCore {
     }
 }
 
+/// A map's deadline: `timeout` seconds from now (a negative timeout is already due).
+fn deadline_of(timeout: Option<f64>) -> Option<Instant> {
+    timeout.map(|t| optional_deadline(Some(t.max(0.0))).unwrap_or_else(Instant::now))
+}
+
 fn default_workers() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     (cpus + 4).min(32)
 }
 
 impl ThreadPoolCore {
+    fn queue_call(slf: &Bound<'_, Self>, call: Call) -> PyResult<()> {
+        match slf.get().shared.tasks.submit(Task::Call(call)) {
+            Ok(Submitted::Queued) => Ok(()),
+            Ok(Submitted::StartWorker) => Self::start_workers(slf, 1),
+            Err(_) => Err(PyRuntimeError::new_err("cannot schedule new futures after shutdown")),
+        }
+    }
+
+    fn start_job(
+        slf: &Bound<'_, Self>,
+        func: Py<PyAny>,
+        args: Args,
+        deadline: Option<Instant>,
+    ) -> PyResult<MapIterator> {
+        let shared = &slf.get().shared;
+        let n = args.len();
+        let workers = shared.tasks.max_workers().min(n).max(1);
+        let job = Arc::new(MapJob {
+            func,
+            args,
+            next: AtomicUsize::new(0),
+            started: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            steal_from: AtomicUsize::new(0),
+            slots: (0..n).map(|_| Mutex::new(Slot::Pending)).collect(),
+            progress: Notifier::new(),
+            cancelled: AtomicBool::new(false),
+            workers,
+        });
+        if n > 0 {
+            let start = shared
+                .tasks
+                .submit_many((0..workers).map(|_| Task::Job(Arc::clone(&job))))
+                .map_err(|_| PyRuntimeError::new_err("cannot schedule new futures after shutdown"))?;
+            Self::start_workers(slf, start)?;
+        }
+        Ok(MapIterator {
+            job,
+            pos: AtomicUsize::new(0),
+            deadline,
+            iterating: AtomicBool::new(false),
+        })
+    }
+
     fn start_workers(slf: &Bound<'_, Self>, n: usize) -> PyResult<()> {
         for started in 0..n {
             if let Err(e) = slf.call_method0("_start_worker") {
@@ -421,12 +508,32 @@ impl ThreadPoolCore {
             func: r#fn,
             args: args.unbind(),
             kwargs: kwargs.map(Bound::unbind),
+            timeout: None,
         };
-        match shared.tasks.submit(Task::Call(call)) {
-            Ok(Submitted::Queued) => {}
-            Ok(Submitted::StartWorker) => Self::start_workers(slf, 1)?,
-            Err(_) => return Err(PyRuntimeError::new_err("cannot schedule new futures after shutdown")),
-        }
+        Self::queue_call(slf, call)?;
+        Ok(future)
+    }
+
+    /// `submit` with a per-task timeout enforced by `watchdog` (see `ThreadPool.options`).
+    fn _submit_timed<'py>(
+        slf: &Bound<'py, Self>,
+        r#fn: Py<PyAny>,
+        args: Bound<'py, PyTuple>,
+        kwargs: Option<Bound<'py, PyDict>>,
+        timeout: f64,
+        watchdog: Py<PyAny>,
+    ) -> PyResult<Bound<'py, FutureCore>> {
+        let py = slf.py();
+        slf.get().shared.check_broken(py)?;
+        let future = new_future(py)?;
+        let call = Call {
+            future: future.clone().unbind(),
+            func: r#fn,
+            args: args.unbind(),
+            kwargs: kwargs.map(Bound::unbind),
+            timeout: Some((watchdog, timeout)),
+        };
+        Self::queue_call(slf, call)?;
         Ok(future)
     }
 
@@ -443,9 +550,8 @@ impl ThreadPoolCore {
     ) -> PyResult<MapIterator> {
         let py = slf.py();
         let _ = chunksize;
-        let shared = &slf.get().shared;
-        shared.check_broken(py)?;
-        let deadline = timeout.map(|t| optional_deadline(Some(t.max(0.0))).unwrap_or_else(Instant::now));
+        slf.get().shared.check_broken(py)?;
+        let deadline = deadline_of(timeout);
         let args = if iterables.len() == 1 {
             Args::One(
                 iterables
@@ -462,32 +568,37 @@ impl ThreadPoolCore {
                     .collect::<PyResult<_>>()?,
             )
         };
-        let n = args.len();
-        let workers = shared.tasks.max_workers().min(n).max(1);
-        let job = Arc::new(MapJob {
-            func: r#fn,
-            args,
-            next: AtomicUsize::new(0),
-            started: (0..n).map(|_| AtomicBool::new(false)).collect(),
-            steal_from: AtomicUsize::new(0),
-            slots: (0..n).map(|_| Mutex::new(Slot::Pending)).collect(),
-            progress: Notifier::new(),
-            cancelled: AtomicBool::new(false),
-            workers,
-        });
-        if n > 0 {
-            let start = shared
-                .tasks
-                .submit_many((0..workers).map(|_| Task::Job(Arc::clone(&job))))
-                .map_err(|_| PyRuntimeError::new_err("cannot schedule new futures after shutdown"))?;
-            Self::start_workers(slf, start)?;
-        }
-        Ok(MapIterator {
-            job,
-            pos: AtomicUsize::new(0),
-            deadline,
-            iterating: AtomicBool::new(false),
-        })
+        Self::start_job(slf, r#fn, args, deadline)
+    }
+
+    /// `fn(*args)` for every `args` of `iterable`, results in order (`ThreadPool.starmap`); the
+    /// iterable is consumed at once.
+    #[pyo3(signature = (r#fn, iterable, timeout=None))]
+    fn _starmap(
+        slf: &Bound<'_, Self>,
+        r#fn: Py<PyAny>,
+        iterable: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<MapIterator> {
+        slf.get().shared.check_broken(slf.py())?;
+        let deadline = deadline_of(timeout);
+        let args = Args::Many(
+            iterable
+                .try_iter()?
+                .map(|x| {
+                    let x = x?;
+                    match x.cast_into::<PyTuple>() {
+                        Ok(t) => Ok(t.unbind()),
+                        Err(e) => Ok(PyTuple::new(
+                            slf.py(),
+                            e.into_inner().try_iter()?.collect::<PyResult<Vec<_>>>()?,
+                        )?
+                        .unbind()),
+                    }
+                })
+                .collect::<PyResult<_>>()?,
+        );
+        Self::start_job(slf, r#fn, args, deadline)
     }
 
     /// The target for a new worker thread.

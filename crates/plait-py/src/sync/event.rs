@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use plait_core::sync as core;
 use plait_core::sync::deadlock::{self, Resource};
 use pyo3::prelude::*;
 
 use crate::blocking::{optional_deadline, PyBlocker};
-use crate::sync::condition::ConditionMarker;
+use crate::sync::condition::{Condition, ConditionMarker};
+use crate::sync::lock::Lock;
 use crate::sync::{addr, class_path};
 
 // ---------------------------------------------------------------------------------------------
@@ -18,6 +20,8 @@ use crate::sync::{addr, class_path};
 pub struct Event {
     core: core::Event,
     marker: Arc<dyn Resource>,
+    /// `_cond`, created on first use (see the getter).
+    cond: Mutex<Option<Py<PyAny>>>,
 }
 
 #[pymethods]
@@ -31,6 +35,7 @@ impl Event {
                 id: deadlock::next_id(),
                 name,
             }),
+            cond: Mutex::new(None),
         }
     }
 
@@ -69,8 +74,28 @@ impl Event {
             .map_err(|_| blocker.take_err())
     }
 
-    fn _at_fork_reinit(&self) {
+    fn _at_fork_reinit(&self, py: Python<'_>) -> PyResult<()> {
         self.core.reset_after_fork();
+        let cond = self.cond.lock().as_ref().map(|c| c.clone_ref(py));
+        if let Some(cond) = cond {
+            cond.bind(py).call_method0("_at_fork_reinit")?;
+        }
+        Ok(())
+    }
+
+    /// `threading.Event`'s private condition, for code that inspects it: a `Condition` over a
+    /// non-reentrant `Lock`, created on first use. plait's `Event` is a native flag and its own
+    /// methods do not take this condition's lock.
+    #[getter]
+    fn _cond(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(cond) = &*self.cond.lock() {
+            return Ok(cond.clone_ref(py));
+        }
+        // Built without holding the mutex (building runs Python code); the first one stored wins.
+        let lock = py.get_type::<Lock>().call0()?;
+        let made = py.get_type::<Condition>().call1((lock,))?.unbind();
+        let mut cond = self.cond.lock();
+        Ok(cond.get_or_insert(made).clone_ref(py))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {

@@ -12,7 +12,7 @@ use pyo3::types::PyTuple;
 
 use crate::blocking::{lock_deadline, truthy, PyBlocker, Wait};
 use crate::errors::sync_err;
-use crate::sync::report::{after_acquire, after_release, before_wait, before_wait_reacquire};
+use crate::sync::report::{after_acquire, after_release, before_wait, before_wait_reacquire, wait_for_own_release};
 use crate::sync::tracked::{tracked, Tracked};
 use crate::sync::{addr, class_path, name_suffix};
 
@@ -47,10 +47,25 @@ impl Lock {
 
     #[cold]
     fn acquire_slow(&self, py: Python<'_>, me: ThreadId, deadline: Option<std::time::Instant>) -> PyResult<bool> {
-        let guard = before_wait(py, self.inner.clone(), deadline.is_some())?;
+        let before = before_wait(py, self.inner.clone(), deadline.is_some())?;
+        if before.self_wait {
+            // Re-acquiring a Lock this thread holds: valid if another thread releases it.
+            let resource = self.resource();
+            let waited = wait_for_own_release(py, &resource, |until| {
+                let mut blocker = PyBlocker::new(py);
+                self.inner
+                    .core
+                    .acquire_slow(me, until, &mut blocker)
+                    .map_err(|e| sync_err(py, e, Some(&mut blocker)))
+            });
+            drop(before);
+            waited?;
+            self.acquired(py, me)?;
+            return Ok(true);
+        }
         let mut blocker = PyBlocker::new(py);
         let got = self.inner.core.acquire_slow(me, deadline, &mut blocker);
-        drop(guard);
+        drop(before);
         match got {
             Ok(true) => {
                 self.acquired(py, me)?;
@@ -181,9 +196,9 @@ impl RLock {
         deadline: Option<std::time::Instant>,
         mut blocker: PyBlocker<'_, '_>,
     ) -> PyResult<bool> {
-        let guard = before_wait(py, self.inner.clone(), deadline.is_some())?;
+        let before = before_wait(py, self.inner.clone(), deadline.is_some())?;
         let got = self.inner.core.acquire_slow(me, deadline, &mut blocker);
-        drop(guard);
+        drop(before);
         match got {
             Ok(true) => {
                 self.acquired(py, me)?;

@@ -71,8 +71,8 @@ impl<T: Resource> Resource for Tracked<T> {
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn self_wait_is_deadlock(&self) -> bool {
-        self.core.self_wait_is_deadlock()
+    fn self_wait_suspect(&self) -> bool {
+        self.core.self_wait_suspect()
     }
 }
 
