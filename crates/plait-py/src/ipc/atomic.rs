@@ -100,6 +100,26 @@ impl IpcAtomicInt {
         }
     }
 
+    fn __int__(&self) -> i64 {
+        self.load()
+    }
+
+    fn __index__(&self) -> i64 {
+        self.load()
+    }
+
+    fn __bool__(&self) -> bool {
+        self.load() != 0
+    }
+
+    fn __iadd__(&self, n: i64) -> PyResult<()> {
+        self.update(|v| v.checked_add(n)).map(drop)
+    }
+
+    fn __isub__(&self, n: i64) -> PyResult<()> {
+        self.update(|v| v.checked_sub(n)).map(drop)
+    }
+
     #[getter]
     fn _segment(&self, py: Python<'_>) -> Py<Segment> {
         self.seg.clone_ref(py)
