@@ -95,7 +95,7 @@ def test_failing_callback_context_has_the_source_traceback(how):
     for factory in FACTORIES:
         loop = _debug_loop(factory)
         contexts = []
-        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        loop.set_exception_handler(lambda lp, ctx, contexts=contexts: contexts.append(ctx))
         try:
             h = _schedule(loop, how, _boom, 1, "two")
             _run_briefly(loop)
@@ -145,7 +145,7 @@ def test_failing_task_context_has_its_source_traceback():
     for factory in FACTORIES:
         loop = _debug_loop(factory)
         contexts = []
-        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        loop.set_exception_handler(lambda lp, ctx, contexts=contexts: contexts.append(ctx))
         try:
             task = loop.create_task(_failing())
             tb = _frames(task._source_traceback)

@@ -402,7 +402,12 @@ class IpcRLock:
 @disjoint_base
 class IpcSemaphore:
     def __new__(
-        cls, value: int = 1, bounded: bool = False, *, name: str | None = None, _segment: Segment | None = None
+        cls,
+        value: int = 1,
+        bounded: bool = False,
+        *,
+        name: str | None = None,
+        _segment: Segment | None = None,
     ) -> Self: ...
     def acquire(self, block: bool = True, timeout: float | None = None) -> bool: ...
     def release(self, n: int = 1) -> None: ...

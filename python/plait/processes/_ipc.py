@@ -168,6 +168,12 @@ class Queue(_Shareable, _plait.IpcQueue):
     def cancel_join_thread(self) -> None:
         """Compatibility: there is no feeder thread to wait for; does nothing."""
 
+    @property
+    def maxsize(self) -> int:
+        """The bound on the number of items given at creation (0: only the capacity bounds it),
+        as ``queue.Queue.maxsize``."""
+        return self._maxsize  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         return f"<plait.processes.{type(self).__name__} at {id(self):#x} maxsize={self._maxsize}>"
 
@@ -258,7 +264,9 @@ class Semaphore(_Shareable, _plait.IpcSemaphore):
 
     __slots__ = ()
 
-    def __new__(cls, value: int = 1, *, name: str | None = None, _segment: Segment | None = None) -> Semaphore:
+    def __new__(
+        cls, value: int = 1, *, name: str | None = None, _segment: Segment | None = None
+    ) -> Semaphore:
         return super().__new__(cls, value, False, name=name, _segment=_segment)  # type: ignore[call-arg]
 
     def __repr__(self) -> str:
