@@ -99,12 +99,35 @@ def test_closed_loop_refuses_scheduling():
             call()
 
 
+# Syscall numbers of epoll's waits by machine (epoll_wait, epoll_pwait, epoll_pwait2):
+# /proc/<tid>/syscall names the one a thread is blocked in.
+_EPOLL_WAITS = {"x86_64": {"232", "281", "441"}, "aarch64": {"22", "441"}}
+
+
+def _until_blocked_in_poll(native_id):
+    """Wait until the thread is blocked in an epoll wait (read from /proc, no timing): the loop
+    then sleeps in its poll. On a machine whose syscall numbers are not listed, return at once."""
+    import platform
+
+    waits = _EPOLL_WAITS.get(platform.machine())
+    if waits is None:  # pragma: no cover - other machines
+        return
+    for _ in range(30_000):
+        with open(f"/proc/self/task/{native_id}/syscall") as f:
+            if f.read().split(" ", 1)[0] in waits:
+                return
+        threading.Event().wait(0.001)
+    raise AssertionError("the loop never blocked in its poll")
+
+
 def test_call_soon_threadsafe_wakes_a_waiting_loop(loop):
     started = threading.Event()
     fut = loop.create_future()
+    loop_thread = threading.get_native_id()
 
     def other():
         started.wait()
+        _until_blocked_in_poll(loop_thread)  # the loop sleeps: only the wakeup can end it
         loop.call_soon_threadsafe(fut.set_result, "woken")
 
     t = threading.Thread(target=other)
@@ -128,9 +151,15 @@ def test_timers_fire_in_deadline_then_schedule_order(loop):
 
 def test_timer_handle_when_and_cancel(loop):
     seen = []
-    h = loop.call_at(loop.time() + 0.01, seen.append, 1)
-    assert isinstance(h.when(), float)
+    when = loop.time() + 0.01
+    h = loop.call_at(when, seen.append, 1)
+    assert h.when() == when
+    later = loop.call_later(5, seen.append, 2)
+    assert later.when() >= when  # call_later's deadline is on the same clock, from now
+    later.cancel()
+    assert not h.cancelled()
     h.cancel()
+    assert h.cancelled()
     loop.call_later(0.02, loop.stop)
     loop.run_forever()
     assert seen == []
@@ -328,8 +357,11 @@ def test_ctrl_c_while_run_waits_cancels_main(target):
             cancelled.append(True)
             raise
 
+    loop_thread = threading.get_native_id()
+
     def interrupt():
         waiting.wait()
+        _until_blocked_in_poll(loop_thread)  # run() waits in the loop's poll
         if target == "process":
             os.kill(os.getpid(), signal.SIGINT)
         else:
@@ -680,8 +712,9 @@ def test_plait_streams_echo_and_flow_control(loop):
             await writer.wait_closed()
             return got, paused_seen
 
-    got, _ = loop.run_until_complete(main())
-    assert got == size
+    got, paused_seen = loop.run_until_complete(main())
+    assert paused_seen, "the reader never paused the transport"
+    assert got == size  # and it resumed it: everything arrived
 
 
 def test_transport_dropped_without_close_warns():

@@ -382,12 +382,32 @@ def test_pipe_reader_sigkilled_breaks_a_blocked_sender():
     a, b = pp.Pipe(capacity=4096)
     p = _start("fork", _sleep, b)  # holds the other end, never reads
     b.close()
-    os.kill(p.pid, signal.SIGKILL)
-    p.join()
-    with pytest.raises(BrokenPipeError):
-        for _ in range(10_000):  # fills the ring, then finds nobody reading
-            a.send(b"y" * 1000)
-    a.close()
+    entered, outcome = [], []
+
+    def sender():
+        try:
+            for i in range(10):
+                entered.append(i)
+                a.send(b"y" * 1500)  # two fit in the 4096-byte ring: the third send waits
+        except BaseException as e:
+            outcome.append(type(e))
+
+    t = threading.Thread(target=sender)
+    t.start()
+    try:
+        # The third send cannot complete while the reader lives: it waits (or is about to).
+        _until(lambda: len(entered) == 3, "the sender to reach a full ring")
+        assert t.is_alive() and outcome == []
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+        t.join(WAIT)
+        assert not t.is_alive(), "the blocked sender was not woken"
+        assert outcome == [BrokenPipeError]
+        assert len(entered) == 3  # it failed in the send that was waiting
+    finally:
+        _finish(p)
+        t.join(WAIT)
+        a.close()
 
 
 # --- across processes -------------------------------------------------------------------------
