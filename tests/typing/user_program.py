@@ -42,11 +42,14 @@ def use_processes() -> int:
         pool.cancel_running(future)
     q = processes.Queue(maxsize=8)
     q.put(b"x")
-    lock = processes.Lock()
+    lock = processes.Lock(name="jobs")
     with lock:
         pass
+    name: str | None = lock.name
     counter = processes.AtomicInt(0)
     counter.fetch_add(2)
+    counter += 1
+    third: int = [0, 1, 2, 3][counter] + int(counter)
     condition = processes.Condition(lock)
     ready: bool = condition.wait_for(lambda: True, timeout=0.1)
     left, right = processes.Pipe()

@@ -33,7 +33,10 @@ impl IpcAtomicInt {
 /// get `NotImplemented` back as the result of the statement.
 fn operand(slf: &Bound<'_, IpcAtomicInt>, n: &Bound<'_, PyAny>, op: &str) -> PyResult<i64> {
     n.extract::<i64>().map_err(|_| {
-        let mine = slf.get_type().name().map_or_else(|_| "AtomicInt".into(), |s| s.to_string());
+        let mine = slf
+            .get_type()
+            .name()
+            .map_or_else(|_| "AtomicInt".into(), |s| s.to_string());
         let theirs = n.get_type().name().map_or_else(|_| "?".into(), |s| s.to_string());
         PyTypeError::new_err(format!("unsupported operand type(s) for {op}: '{mine}' and '{theirs}'"))
     })
