@@ -45,11 +45,10 @@ def use_processes() -> int:
     lock = processes.Lock(name="jobs")
     with lock:
         pass
-    name: str | None = lock.name
     counter = processes.AtomicInt(0)
-    counter.fetch_add(2)
+    counter.fetch_add(2 + len(lock.name or ""))
     counter += 1
-    third: int = [0, 1, 2, 3][counter] + int(counter)
+    counter.store([0, 1, 2, 3, 4, 5, 6, 7][counter] - int(counter))
     condition = processes.Condition(lock)
     ready: bool = condition.wait_for(lambda: True, timeout=0.1)
     left, right = processes.Pipe()
