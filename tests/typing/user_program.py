@@ -42,11 +42,13 @@ def use_processes() -> int:
         pool.cancel_running(future)
     q = processes.Queue(maxsize=8)
     q.put(b"x")
-    lock = processes.Lock()
+    lock = processes.Lock(name="jobs")
     with lock:
         pass
     counter = processes.AtomicInt(0)
-    counter.fetch_add(2)
+    counter.fetch_add(2 + len(lock.name or ""))
+    counter += 1
+    counter.store([0, 1, 2, 3, 4, 5, 6, 7][counter] - int(counter))
     condition = processes.Condition(lock)
     ready: bool = condition.wait_for(lambda: True, timeout=0.1)
     left, right = processes.Pipe()

@@ -94,15 +94,21 @@ def _import(handle: tuple[int, Any]) -> Segment:
     return segment  # type: ignore[no-any-return]
 
 
-def _rebuild(cls: type[_T], handle: tuple[int, Any], args: tuple[Any, ...], state: dict[str, Any]) -> _T:
-    obj = cls.__new__(cls, *args, _segment=_import(handle))  # type: ignore[call-arg]
+def _rebuild(
+    cls: type[_T],
+    handle: tuple[int, Any],
+    args: tuple[Any, ...],
+    state: dict[str, Any],
+    kwargs: dict[str, Any] | None = None,
+) -> _T:
+    obj = cls.__new__(cls, *args, **(kwargs or {}), _segment=_import(handle))  # type: ignore[call-arg]
     if state:
         obj.__dict__.update(state)
     return obj
 
 
 class _Shareable:
-    """Pickling by handle (see the module docs)."""
+    """Pickling by handle (see the module docs); the ``name`` given at creation travels too."""
 
     __slots__ = ()
     _segment: Segment
@@ -112,7 +118,24 @@ class _Shareable:
 
     def __reduce__(self) -> Any:
         state = getattr(self, "__dict__", None) or {}
-        return _rebuild, (type(self), _export(self), self._args(), state)
+        name = getattr(self, "name", None)
+        kwargs = None if name is None else {"name": name}
+        return _rebuild, (type(self), _export(self), self._args(), state, kwargs)
+
+
+# --- reprs: plait.threads' format (itself threading's), naming this package -------------------
+
+
+def _class_path(obj: object) -> str:
+    """``processes.Lock`` as ``plait.threads`` shows ``threads.Lock``: the last part of the
+    class's module (the public package for the classes defined here)."""
+    cls = type(obj)
+    module = "plait.processes" if cls.__module__ == __name__ else cls.__module__
+    return f"{module.rpartition('.')[2]}.{cls.__qualname__}"
+
+
+def _name_suffix(name: str | None) -> str:
+    return "" if name is None else f"name={name!r} "
 
 
 # --- queues ---------------------------------------------------------------------------------
@@ -144,6 +167,12 @@ class Queue(_Shareable, _plait.IpcQueue):
 
     def cancel_join_thread(self) -> None:
         """Compatibility: there is no feeder thread to wait for; does nothing."""
+
+    @property
+    def maxsize(self) -> int:
+        """The bound on the number of items given at creation (0: only the capacity bounds it),
+        as ``queue.Queue.maxsize``."""
+        return self._maxsize  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<plait.processes.{type(self).__name__} at {id(self):#x} maxsize={self._maxsize}>"
@@ -202,9 +231,11 @@ class Lock(_Shareable, _plait.IpcLock):
     __slots__ = ()
 
     def __repr__(self) -> str:
+        # plait.threads.Lock's repr, with the pid of the process holding it (when one does).
         holder = self.holder()
-        state = "unlocked" if holder is None else f"locked by pid {holder}"
-        return f"<plait.processes.Lock {state} at {id(self):#x}>"
+        state = "unlocked" if holder is None else "locked"
+        owner = "" if holder is None else f"owner={holder} "
+        return f"<{state} {_class_path(self)} object {_name_suffix(self.name)}{owner}at {id(self):#x}>"
 
 
 class RLock(_Shareable, _plait.IpcRLock):
@@ -214,9 +245,14 @@ class RLock(_Shareable, _plait.IpcRLock):
     __slots__ = ()
 
     def __repr__(self) -> str:
+        # plait.threads.RLock's repr; the owner is the pid of the process holding it.
         holder = self.holder()
-        state = "unlocked" if holder is None else f"locked by pid {holder}, count={self._count()}"
-        return f"<plait.processes.RLock {state} at {id(self):#x}>"
+        state = "unlocked" if holder is None else "locked"
+        owner, count = (0, 0) if holder is None else (holder, self._count())
+        return (
+            f"<{state} {_class_path(self)} object {_name_suffix(self.name)}"
+            f"owner={owner} count={count} at {id(self):#x}>"
+        )
 
 
 class Semaphore(_Shareable, _plait.IpcSemaphore):
@@ -228,11 +264,15 @@ class Semaphore(_Shareable, _plait.IpcSemaphore):
 
     __slots__ = ()
 
-    def __new__(cls, value: int = 1, *, _segment: Segment | None = None) -> Semaphore:
-        return super().__new__(cls, value, False, _segment=_segment)  # type: ignore[call-arg]
+    def __new__(
+        cls, value: int = 1, *, name: str | None = None, _segment: Segment | None = None
+    ) -> Semaphore:
+        return super().__new__(cls, value, False, name=name, _segment=_segment)  # type: ignore[call-arg]
 
     def __repr__(self) -> str:
-        return f"<plait.processes.{type(self).__name__}(value={self.get_value()}) at {id(self):#x}>"
+        bound = self._bound()
+        value = f"{self.get_value()}" if bound is None else f"{self.get_value()}/{bound}"
+        return f"<{_class_path(self)} at {id(self):#x}: value={value}>"
 
 
 class BoundedSemaphore(Semaphore):
@@ -240,14 +280,19 @@ class BoundedSemaphore(Semaphore):
 
     __slots__ = ()
 
-    def __new__(cls, value: int = 1, *, _segment: Segment | None = None) -> BoundedSemaphore:
-        return _plait.IpcSemaphore.__new__(cls, value, True, _segment=_segment)  # type: ignore[call-arg,return-value]
+    def __new__(
+        cls, value: int = 1, *, name: str | None = None, _segment: Segment | None = None
+    ) -> BoundedSemaphore:
+        return _plait.IpcSemaphore.__new__(cls, value, True, name=name, _segment=_segment)  # type: ignore[call-arg,return-value]
 
 
 class Event(_Shareable, _plait.IpcEvent):
     """A process-shared event, like ``multiprocessing.Event``."""
 
     __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{_class_path(self)} at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition(_Shareable, _plait.IpcCondition):
@@ -260,8 +305,10 @@ class Condition(_Shareable, _plait.IpcCondition):
 
     __slots__ = ()
 
-    def __new__(cls, lock: Lock | RLock | None = None, *, _segment: Segment | None = None) -> Condition:
-        return super().__new__(cls, RLock() if lock is None else lock, _segment=_segment)  # type: ignore[call-arg]
+    def __new__(
+        cls, lock: Lock | RLock | None = None, *, name: str | None = None, _segment: Segment | None = None
+    ) -> Condition:
+        return super().__new__(cls, RLock() if lock is None else lock, name=name, _segment=_segment)  # type: ignore[call-arg]
 
     def _args(self) -> tuple[Any, ...]:
         return (self._lock,)
@@ -296,7 +343,7 @@ class Condition(_Shareable, _plait.IpcCondition):
         return result
 
     def __repr__(self) -> str:
-        return f"<plait.processes.Condition({self._lock!r}) at {id(self):#x}>"
+        return f"<Condition({self._lock!r}, {self._waiters()})>"
 
 
 class Barrier(_Shareable, _plait.IpcBarrier):
@@ -309,11 +356,12 @@ class Barrier(_Shareable, _plait.IpcBarrier):
         action: Callable[[], object] | None = None,
         timeout: float | None = None,
         *,
+        name: str | None = None,
         _segment: Segment | None = None,
     ) -> Barrier:
         if action is not None:
             raise TypeError("plait.processes.Barrier does not support action=")
-        self = super().__new__(cls, parties, _segment=_segment)  # type: ignore[call-arg]
+        self = super().__new__(cls, parties, name=name, _segment=_segment)  # type: ignore[call-arg]
         self._timeout = timeout
         return self  # type: ignore[no-any-return]
 
@@ -325,18 +373,27 @@ class Barrier(_Shareable, _plait.IpcBarrier):
         return super().wait(self._timeout if timeout is None else timeout)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"<plait.processes.Barrier parties={self.parties} waiting={self.n_waiting} at {id(self):#x}>"
+        if self.broken:
+            return f"<{_class_path(self)} at {id(self):#x}: broken>"
+        return f"<{_class_path(self)} at {id(self):#x}: waiters={self.n_waiting}/{self.parties}>"
 
 
 class AtomicInt(_Shareable, _plait.IpcAtomicInt):
     """A 64-bit integer in shared memory with lock-free ``fetch_add``, ``compare_exchange``,
     ``load``/``store`` (and a ``value`` property, like ``multiprocessing.Value('q')`` without
-    the lock)."""
+    the lock). It has :class:`plait.threads.AtomicInt`'s surface: ``add``/``sub`` (return the
+    new value), ``swap``, ``a += n``/``a -= n`` (atomic, the object stays the same), ``int(a)``,
+    ``bool(a)``, and use as an index (``__index__``). Example::
+
+        hits = AtomicInt()
+        hits += 1            # in any process that holds it
+        print(int(hits))
+    """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return f"plait.processes.AtomicInt({self.load()})"
+        return f"AtomicInt({self.load()})"
 
 
 # --- shared arrays ----------------------------------------------------------------------------

@@ -212,6 +212,12 @@ impl Semaphore {
     pub fn value(&self) -> u32 {
         self.value.load(Ordering::SeqCst)
     }
+
+    /// The bound (0 for none).
+    #[must_use]
+    pub fn bound(&self) -> u32 {
+        self.bound.load(Ordering::Relaxed)
+    }
 }
 
 // --- Event --------------------------------------------------------------------------------
@@ -357,6 +363,13 @@ impl Condition {
     /// Wakes every waiter.
     pub fn notify_all(&self) {
         self.notify(u32::MAX);
+    }
+
+    /// How many waits are in progress (between [`Condition::prepare`] and the end of
+    /// [`Condition::sleep`]).
+    #[must_use]
+    pub fn waiters(&self) -> u32 {
+        self.waiters.load(Ordering::SeqCst)
     }
 }
 

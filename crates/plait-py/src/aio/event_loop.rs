@@ -29,7 +29,7 @@ use crate::errors::{loop_closed, poll_err};
 
 use super::futures::{call_with_loop, imported, new_future, TASK};
 use super::gc::{release_all, untrack, visit_queued};
-use super::handle::{Handle, TimerHandle};
+use super::handle::{DebugInfo, Handle, TimerHandle};
 use super::source::NativeCallback;
 
 /// asyncio's cap on one poll's timeout (`base_events.MAXIMUM_SELECT_TIMEOUT`).
@@ -135,6 +135,31 @@ impl LoopCore {
         }
     }
 
+    /// In debug mode, where the handle being made is scheduled from (see [`DebugInfo::capture`]:
+    /// `hidden` is how many of asyncio's own frames its version of the calling method records and
+    /// then deletes).
+    fn debug_info(&self, py: Python<'_>, hidden: usize) -> PyResult<Option<Box<DebugInfo>>> {
+        if self.debug.load(Ordering::Relaxed) {
+            DebugInfo::capture(py, hidden).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A handle for the ready queue; `hidden` as for [`Self::debug_info`].
+    fn new_handle<'py>(
+        &self,
+        py: Python<'py>,
+        callback: Bound<'py, PyAny>,
+        args: Bound<'py, PyTuple>,
+        context: Option<Bound<'py, PyAny>>,
+        hidden: usize,
+    ) -> PyResult<Bound<'py, Handle>> {
+        let mut handle = Handle::new(py, callback, args, context)?;
+        handle.debug = self.debug_info(py, hidden)?;
+        Bound::new(py, handle)
+    }
+
     fn debug_checks(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str, thread: bool) -> PyResult<()> {
         let py = slf.py();
         if thread {
@@ -164,13 +189,15 @@ impl LoopCore {
         callback: Bound<'py, PyAny>,
         args: Bound<'py, PyTuple>,
         context: Option<Bound<'py, PyAny>>,
+        hidden: usize,
     ) -> PyResult<Bound<'py, TimerHandle>> {
         let py = slf.py();
         let this = slf.get();
         // asyncio runs a NaN deadline at once (no comparison with it holds): schedule it now,
         // keeping the heap's order total.
         let when = if when.is_nan() { clock::monotonic() } else { when };
-        let handle = Handle::new(py, callback, args, context)?;
+        let mut handle = Handle::new(py, callback, args, context)?;
+        handle.debug = this.debug_info(py, hidden)?;
         handle.scheduled.store(true, Ordering::Relaxed);
         let init = PyClassInitializer::from(handle).add_subclass(TimerHandle {
             when,
@@ -203,6 +230,9 @@ impl LoopCore {
         if let Some(t) = handle.target.get_mut() {
             t.native = native;
         }
+        // asyncio's `_add_reader` records its own frame too (it deletes none): here the
+        // frames end at its caller.
+        handle.debug = this.debug_info(py, 1)?;
         let h = Py::new(py, handle)?;
         let old = {
             let mut reg = this.registrar.lock();
@@ -215,16 +245,16 @@ impl LoopCore {
         }
         .map_err(poll_err)?;
         if let Some(old) = old {
-            old.get().cancel();
+            Handle::cancel_bound(old.bind(py))?;
         }
         Ok(h)
     }
 
-    fn remove_io(&self, fd: &Bound<'_, PyAny>, read: bool) -> PyResult<bool> {
+    fn remove_io(&self, fileobj: &Bound<'_, PyAny>, read: bool) -> PyResult<bool> {
         if self.closed.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let fd = fileobj_to_fd(fd)?;
+        let fd = fileobj_to_fd(fileobj)?;
         let old = {
             let mut reg = self.registrar.lock();
             let Some(reg) = reg.as_mut() else { return Ok(false) };
@@ -234,10 +264,10 @@ impl LoopCore {
                 reg.remove_writer(fd)
             }
         };
-        Ok(old.is_some_and(|h| {
-            h.get().cancel();
-            true
-        }))
+        match old {
+            Some(h) => Handle::cancel_bound(h.bind(fileobj.py())).map(|()| true),
+            None => Ok(false),
+        }
     }
 }
 
@@ -286,10 +316,13 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
-        if this.debug.load(Ordering::Relaxed) {
+        let h = if this.debug.load(Ordering::Relaxed) {
             Self::debug_checks(slf, &callback, "call_soon", true)?;
-        }
-        let h = Bound::new(py, Handle::new(py, callback, args, context)?)?;
+            // asyncio's frames: call_soon, _call_soon.
+            this.new_handle(py, callback, args, context, 2)?
+        } else {
+            Bound::new(py, Handle::new(py, callback, args, context)?)?
+        };
         untrack(&h);
         this.ready.push(h.clone().unbind());
         Ok(h)
@@ -338,14 +371,10 @@ impl LoopCore {
             if let Some(n) = name {
                 kwargs.set_item(intern!(py, "name"), n)?;
             }
-            let task = imported(py, &TASK, "asyncio", "Task")?.call((coro,), Some(&kwargs))?;
-            if this.debug.load(Ordering::Relaxed) {
-                let tb = task.getattr(intern!(py, "_source_traceback"))?;
-                if tb.is_truthy()? {
-                    tb.del_item(-1)?;
-                }
-            }
-            return Ok(task);
+            // In debug mode the task records the stack from the innermost Python frame: asyncio's
+            // create_task deletes its own frame from it, but this one is native and has none,
+            // so the stack already ends at the caller.
+            return imported(py, &TASK, "asyncio", "Task")?.call((coro,), Some(&kwargs));
         }
         let task = factory.call((slf, coro), Some(&kwargs))?;
         if let Some(n) = name {
@@ -362,7 +391,7 @@ impl LoopCore {
         context: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Handle>> {
         let py = slf.py();
-        let h = Bound::new(py, Handle::new(py, callback, args, context)?)?;
+        let h = slf.get().new_handle(py, callback, args, context, 1)?;
         untrack(&h);
         slf.get().ready.push(h.clone().unbind());
         Ok(h)
@@ -382,7 +411,8 @@ impl LoopCore {
         if this.debug.load(Ordering::Relaxed) {
             Self::debug_checks(slf, &callback, "call_soon_threadsafe", false)?;
         }
-        let h = Bound::new(py, Handle::new(py, callback, args, context)?)?;
+        // asyncio's frames: call_soon_threadsafe, _call_soon.
+        let h = this.new_handle(py, callback, args, context, 2)?;
         untrack(&h);
         this.ready.push(h.clone().unbind());
         fence(Ordering::SeqCst);
@@ -410,7 +440,8 @@ impl LoopCore {
         if this.debug.load(Ordering::Relaxed) {
             Self::debug_checks(slf, &callback, "call_at", true)?;
         }
-        Self::schedule_at(slf, when, callback, args, context)
+        // asyncio's frames: call_at, TimerHandle.__init__.
+        Self::schedule_at(slf, when, callback, args, context, 2)
     }
 
     /// Schedules `callback(*args)` after `delay` seconds. Returns a `TimerHandle`.
@@ -431,7 +462,8 @@ impl LoopCore {
         if this.debug.load(Ordering::Relaxed) {
             Self::debug_checks(slf, &callback, "call_at", true)?;
         }
-        Self::schedule_at(slf, when, callback, args, context)
+        // asyncio's frames: call_later, call_at, TimerHandle.__init__.
+        Self::schedule_at(slf, when, callback, args, context, 3)
     }
 
     /// Kept for stdlib code that reports a cancelled timer (the native count is kept by the

@@ -4,6 +4,10 @@
 //! called without copying, or a [`NativeCallback`] called as Rust), the `contextvars.Context` it
 //! runs in, and atomic cancel/scheduled flags. While only the loop holds it, it is off the
 //! collector's lists (see [`super::gc`]).
+//!
+//! A handle made while the loop is in debug mode also carries a [`DebugInfo`]: where it was
+//! scheduled (`_source_traceback`, as asyncio records it) and the repr kept by its first cancel.
+//! Outside debug mode that is one empty pointer, so the fast path is unchanged.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,14 +17,47 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyTuple;
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::{intern, PyTraverseError, PyVisit};
 
 use super::futures::imported;
 use super::gc::{retrack, LoopOwned};
 use super::source::NativeCallback;
 
 static FORMAT_CALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static EXTRACT_STACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static CONSTANTS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// What a handle made in debug mode keeps, as asyncio's `Handle` does in debug mode.
+pub(super) struct DebugInfo {
+    /// `_source_traceback`: asyncio's `format_helpers.extract_stack()` (a `StackSummary`, a
+    /// list) of the code that scheduled the callback, innermost frame last.
+    source_traceback: Py<PyAny>,
+    /// The repr taken by the first `cancel()`, returned by `repr()` from then on (asyncio keeps
+    /// it so that "Executing <Handle...> took 2.5 seconds" still names the callback).
+    repr: Mutex<Option<String>>,
+}
+
+impl DebugInfo {
+    /// Where the running Python code is, as asyncio's handle records it in debug mode. asyncio
+    /// takes `DEBUG_STACK_DEPTH` frames counting its own scheduling frames (`call_soon`,
+    /// `_call_soon`, `call_at`...) and then deletes those; this loop's scheduling methods are
+    /// native and have no frames, so the `hidden` frames asyncio would have deleted are left out
+    /// of the depth instead: both end up with the same frames of the program.
+    pub(super) fn capture(py: Python<'_>, hidden: usize) -> PyResult<Box<Self>> {
+        let constants = imported(py, &CONSTANTS, "asyncio", "constants")?;
+        let depth: i64 = constants.getattr(intern!(py, "DEBUG_STACK_DEPTH"))?.extract()?;
+        let limit = (depth - i64::try_from(hidden).unwrap_or(i64::MAX)).max(0);
+        let extract = imported(py, &EXTRACT_STACK, "asyncio.format_helpers", "extract_stack")?;
+        // With no frame given, extract_stack starts at its caller's frame: with no Python frame
+        // of ours in between, that is the code that called the loop method.
+        let source_traceback = extract.call1((py.None(), limit))?.unbind();
+        Ok(Box::new(Self {
+            source_traceback,
+            repr: Mutex::new(None),
+        }))
+    }
+}
 
 /// A callback scheduled on the loop, like `asyncio.Handle`: the callback, its arguments (the
 /// tuple they came in, called without copying) and the `contextvars.Context` it runs in.
@@ -35,6 +72,8 @@ pub struct Handle {
     pub(super) cancelled: AtomicBool,
     /// A timer in the loop's heap: a cancel then counts towards compaction.
     pub(super) scheduled: AtomicBool,
+    /// Set when the loop was in debug mode at creation (see [`DebugInfo`]).
+    pub(super) debug: Option<Box<DebugInfo>>,
 }
 
 impl Drop for Handle {
@@ -86,7 +125,41 @@ impl Handle {
             own_context,
             cancelled: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
+            debug: None,
         })
+    }
+
+    /// `_source_traceback` when it holds frames (asyncio's `if self._source_traceback:`).
+    pub(super) fn source_traceback<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match &self.debug {
+            Some(d) => {
+                let tb = d.source_traceback.bind(py);
+                Ok(tb.is_truthy()?.then(|| tb.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Marks the handle cancelled; on the first cancel of a debug-mode handle, keeps its repr
+    /// (taken now, so it says `cancelled`) as asyncio does. Returns whether this was the first
+    /// cancel, and the error of the repr if it raised (the handle is cancelled regardless).
+    fn mark_cancelled(&self, obj: &Bound<'_, PyAny>) -> (bool, PyResult<()>) {
+        let first = !self.cancelled.swap(true, Ordering::Relaxed);
+        let mut kept = Ok(());
+        if first {
+            if let Some(d) = &self.debug {
+                kept = obj.repr().map(|r| *d.repr.lock() = Some(r.to_string()));
+            }
+        }
+        (first, kept)
+    }
+
+    /// Cancels a reader's or writer's handle (the loop replaced or removed it).
+    pub(super) fn cancel_bound(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let h = slf.get();
+        let (_, kept) = h.mark_cancelled(slf.as_any());
+        h.drop_target();
+        kept
     }
 
     pub(super) fn is_cancelled(&self) -> bool {
@@ -107,6 +180,13 @@ impl Handle {
         drop(old);
     }
 
+    fn visit_debug(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.debug {
+            Some(d) => visit.call(&d.source_traceback),
+            None => Ok(()),
+        }
+    }
+
     fn visit_target(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(t) = &*self.target.lock() {
             visit.call(&t.callback)?;
@@ -119,8 +199,13 @@ impl Handle {
     }
 
     /// `_format_callback_source(callback, args)` of a handle's [`Self::target`], as asyncio
-    /// formats it (with `None`s once cancelled).
-    pub(super) fn callback_source(py: Python<'_>, target: Option<(Py<PyAny>, Py<PyTuple>)>) -> PyResult<String> {
+    /// formats it (with `None`s once cancelled). From 3.13 asyncio shows the arguments only in
+    /// debug mode (`debug=`).
+    pub(super) fn callback_source(
+        py: Python<'_>,
+        target: Option<(Py<PyAny>, Py<PyTuple>)>,
+        debug: bool,
+    ) -> PyResult<String> {
         let fmt = imported(
             py,
             &FORMAT_CALLBACK,
@@ -128,6 +213,11 @@ impl Handle {
             "_format_callback_source",
         )?;
         let (c, a) = target.map_or_else(|| (py.None(), py.None()), |(c, a)| (c, a.into_any()));
+        if debug && py.version_info() >= (3, 13) {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "debug"), true)?;
+            return fmt.call((c, a), Some(&kwargs))?.extract();
+        }
         fmt.call1((c, a))?.extract()
     }
 
@@ -173,6 +263,9 @@ impl Handle {
     pub(super) fn repr_info(slf: &Bound<'_, Self>, kind: &str, when: Option<f64>) -> PyResult<String> {
         let py = slf.py();
         let h = slf.get();
+        if let Some(saved) = h.debug.as_ref().and_then(|d| d.repr.lock().clone()) {
+            return Ok(saved);
+        }
         let mut info = vec![kind.to_owned()];
         if h.is_cancelled() {
             info.push("cancelled".to_owned());
@@ -182,7 +275,12 @@ impl Handle {
             info.push(format!("when={}", pyo3::types::PyFloat::new(py, w).repr()?));
         }
         if let Some(target) = h.target(py) {
-            info.push(Self::callback_source(py, Some(target))?);
+            // A debug-mode handle stands for the loop's debug flag, which it does not hold.
+            info.push(Self::callback_source(py, Some(target), h.debug.is_some())?);
+        }
+        if let Some(tb) = h.source_traceback(py)? {
+            let frame = tb.get_item(-1)?;
+            info.push(format!("created at {}:{}", frame.get_item(0)?, frame.get_item(1)?));
         }
         Ok(format!("<{}>", info.join(" ")))
     }
@@ -192,9 +290,8 @@ impl Handle {
 impl Handle {
     /// Cancels the callback: it will not run, and the handle lets go of it and its arguments.
     /// Cancelling twice does nothing.
-    pub(super) fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-        self.drop_target();
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::cancel_bound(slf)
     }
 
     /// Whether the callback was cancelled.
@@ -227,10 +324,10 @@ impl Handle {
         self.context.clone_ref(py)
     }
 
+    /// Where the handle was scheduled (debug mode only, else None), as asyncio records it.
     #[getter]
-    #[allow(clippy::unused_self, reason = "a Python method: needs self")]
-    fn _source_traceback(&self) -> Option<Py<PyAny>> {
-        None
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.debug.as_ref().map(|d| d.source_traceback.clone_ref(py))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -239,6 +336,7 @@ impl Handle {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         self.visit_target(&visit)?;
+        self.visit_debug(&visit)?;
         visit.call(&self.context)
     }
 }
@@ -258,12 +356,14 @@ impl TimerHandle {
     }
 
     /// Cancels the callback: it will not run, and the loop drops it from its timers.
-    pub(super) fn cancel(slf: &Bound<'_, Self>) {
+    pub(super) fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
         let base = slf.as_super().get();
-        if !base.cancelled.swap(true, Ordering::Relaxed) && base.scheduled.load(Ordering::Relaxed) {
+        let (first, kept) = base.mark_cancelled(slf.as_any());
+        if first && base.scheduled.load(Ordering::Relaxed) {
             slf.get().cancelled_count.fetch_add(1, Ordering::Relaxed);
         }
         base.drop_target();
+        kept
     }
 
     #[getter]
@@ -308,6 +408,7 @@ impl LoopOwned for Handle {
 
     fn visit_parts(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         self.visit_target(visit)?;
+        self.visit_debug(visit)?;
         visit.call(&self.context)
     }
 }

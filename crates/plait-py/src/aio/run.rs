@@ -23,6 +23,10 @@ use crate::errors::{loop_closed, poll_err};
 static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+fn this_debug(slf: &Bound<'_, LoopCore>) -> bool {
+    slf.get().debug.load(Ordering::Relaxed)
+}
+
 impl LoopCore {
     /// Removes cancelled timers from the top of the heap (and compacts the heap when they are
     /// many); returns them so they are dropped outside the lock.
@@ -256,11 +260,15 @@ impl LoopCore {
         if e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py) {
             return Err(e);
         }
-        let cb = Handle::callback_source(py, h.get().target(py))?;
+        let hd = h.get();
+        let cb = Handle::callback_source(py, hd.target(py), this_debug(slf))?;
         let ctx = PyDict::new(py);
         ctx.set_item("message", format!("Exception in callback {cb}"))?;
         ctx.set_item("exception", e.value(py))?;
         ctx.set_item("handle", h)?;
+        if let Some(tb) = hd.source_traceback(py)? {
+            ctx.set_item("source_traceback", tb)?;
+        }
         slf.call_method1(intern!(py, "call_exception_handler"), (ctx,))?;
         Ok(())
     }

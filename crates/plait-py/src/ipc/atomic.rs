@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use plait_core::ipc::objects::{self as core, Shared};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use crate::errors::{self};
@@ -25,6 +26,20 @@ impl IpcAtomicInt {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, f)
             .map_err(|_| errors::atomic_overflow())
     }
+}
+
+/// The right operand of `+=`/`-=` as an `i64`. A `TypeError` as Python gives for an operator
+/// that does not apply (what `plait.threads.AtomicInt` raises): a Python subclass would otherwise
+/// get `NotImplemented` back as the result of the statement.
+fn operand(slf: &Bound<'_, IpcAtomicInt>, n: &Bound<'_, PyAny>, op: &str) -> PyResult<i64> {
+    n.extract::<i64>().map_err(|_| {
+        let mine = slf
+            .get_type()
+            .name()
+            .map_or_else(|_| "AtomicInt".into(), |s| s.to_string());
+        let theirs = n.get_type().name().map_or_else(|_| "?".into(), |s| s.to_string());
+        PyTypeError::new_err(format!("unsupported operand type(s) for {op}: '{mine}' and '{theirs}'"))
+    })
 }
 
 #[pymethods]
@@ -98,6 +113,28 @@ impl IpcAtomicInt {
             Ok(v) => (true, v),
             Err(v) => (false, v),
         }
+    }
+
+    fn __int__(&self) -> i64 {
+        self.load()
+    }
+
+    fn __index__(&self) -> i64 {
+        self.load()
+    }
+
+    fn __bool__(&self) -> bool {
+        self.load() != 0
+    }
+
+    fn __iadd__(slf: &Bound<'_, Self>, n: &Bound<'_, PyAny>) -> PyResult<()> {
+        let n = operand(slf, n, "+=")?;
+        slf.get().update(|v| v.checked_add(n)).map(drop)
+    }
+
+    fn __isub__(slf: &Bound<'_, Self>, n: &Bound<'_, PyAny>) -> PyResult<()> {
+        let n = operand(slf, n, "-=")?;
+        slf.get().update(|v| v.checked_sub(n)).map(drop)
     }
 
     #[getter]

@@ -16,19 +16,20 @@ use crate::ipc::shm::Segment;
 pub struct IpcBarrier {
     bar: Shared<core::Barrier>,
     seg: Py<Segment>,
+    name: Option<String>,
 }
 
 #[pymethods]
 impl IpcBarrier {
     #[new]
-    #[pyo3(signature = (parties, *, _segment=None))]
-    fn new(py: Python<'_>, parties: i64, _segment: Option<Py<Segment>>) -> PyResult<Self> {
+    #[pyo3(signature = (parties, *, name=None, _segment=None))]
+    fn new(py: Python<'_>, parties: i64, name: Option<String>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
         let parties = u32::try_from(parties)
             .ok()
             .filter(|&p| p >= 1)
             .ok_or_else(|| PyValueError::new_err("parties must be >= 1"))?;
         let (bar, seg) = open(py, _segment, || Shared::create(0, |b: &core::Barrier| b.init(parties)))?;
-        Ok(Self { bar, seg })
+        Ok(Self { bar, seg, name })
     }
 
     /// Wait for every party; returns this party's index in `range(parties)`.
@@ -63,6 +64,12 @@ impl IpcBarrier {
     #[getter]
     fn broken(&self) -> bool {
         self.bar.broken()
+    }
+
+    /// The name given at creation, or None.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     #[getter]

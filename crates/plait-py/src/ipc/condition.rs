@@ -20,13 +20,19 @@ pub struct IpcCondition {
     cond: Shared<core::Condition>,
     seg: Py<Segment>,
     lock: Py<PyAny>,
+    name: Option<String>,
 }
 
 #[pymethods]
 impl IpcCondition {
     #[new]
-    #[pyo3(signature = (lock, *, _segment=None))]
-    fn new(py: Python<'_>, lock: Bound<'_, PyAny>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
+    #[pyo3(signature = (lock, *, name=None, _segment=None))]
+    fn new(
+        py: Python<'_>,
+        lock: Bound<'_, PyAny>,
+        name: Option<String>,
+        _segment: Option<Py<Segment>>,
+    ) -> PyResult<Self> {
         if !lock.is_instance_of::<IpcLock>() && !lock.is_instance_of::<IpcRLock>() {
             return Err(PyTypeError::new_err(
                 "a process-shared Condition needs a plait.processes.Lock or RLock",
@@ -37,6 +43,7 @@ impl IpcCondition {
             cond,
             seg,
             lock: lock.unbind(),
+            name,
         })
     }
 
@@ -93,6 +100,23 @@ impl IpcCondition {
         self.check_owned(py)?;
         self.cond.notify_all();
         Ok(())
+    }
+
+    /// `notify_all` (`threading.Condition`'s old spelling).
+    #[pyo3(name = "notifyAll")]
+    fn notify_all_alias(&self, py: Python<'_>) -> PyResult<()> {
+        self.notify_all(py)
+    }
+
+    /// How many processes' threads wait on the condition now.
+    fn _waiters(&self) -> u32 {
+        self.cond.waiters()
+    }
+
+    /// The name given at creation, or None.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     #[getter]

@@ -14,20 +14,33 @@ use crate::ipc::shm::Segment;
 pub struct IpcEvent {
     ev: Shared<core::Event>,
     seg: Py<Segment>,
+    name: Option<String>,
 }
 
 #[pymethods]
 impl IpcEvent {
     #[new]
-    #[pyo3(signature = (*, _segment=None))]
-    fn new(py: Python<'_>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
+    #[pyo3(signature = (*, name=None, _segment=None))]
+    fn new(py: Python<'_>, name: Option<String>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
         let (ev, seg) = open(py, _segment, || Shared::create(0, |_| {}))?;
-        Ok(Self { ev, seg })
+        Ok(Self { ev, seg, name })
     }
 
     /// Whether the flag is set.
     fn is_set(&self) -> bool {
         self.ev.is_set()
+    }
+
+    /// Whether the flag is set (`threading.Event`'s old spelling).
+    #[pyo3(name = "isSet")]
+    fn is_set_alias(&self) -> bool {
+        self.ev.is_set()
+    }
+
+    /// The name given at creation, or None.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Set the flag, waking every waiter in every process.

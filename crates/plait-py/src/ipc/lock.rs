@@ -18,6 +18,7 @@ use crate::ipc::shm::Segment;
 pub struct IpcLock {
     pub(crate) lock: Shared<RobustLock>,
     seg: Py<Segment>,
+    name: Option<String>,
 }
 
 impl IpcLock {
@@ -47,10 +48,10 @@ impl IpcLock {
 #[pymethods]
 impl IpcLock {
     #[new]
-    #[pyo3(signature = (*, _segment=None))]
-    fn new(py: Python<'_>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
+    #[pyo3(signature = (*, name=None, _segment=None))]
+    fn new(py: Python<'_>, name: Option<String>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
         let (lock, seg) = open(py, _segment, || Shared::create(0, |_| {}))?;
-        Ok(Self { lock, seg })
+        Ok(Self { lock, seg, name })
     }
 
     /// Acquire the lock; `False` if not acquired (non-blocking, or the timeout passed). Raises
@@ -92,6 +93,12 @@ impl IpcLock {
         self.lock.holder()
     }
 
+    /// The name given at creation, or None.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     #[getter]
     fn _segment(&self, py: Python<'_>) -> Py<Segment> {
         self.seg.clone_ref(py)
@@ -105,6 +112,7 @@ impl IpcLock {
 pub struct IpcRLock {
     pub(crate) lock: Shared<core::RLock>,
     seg: Py<Segment>,
+    name: Option<String>,
 }
 
 impl IpcRLock {
@@ -125,10 +133,10 @@ impl IpcRLock {
 #[pymethods]
 impl IpcRLock {
     #[new]
-    #[pyo3(signature = (*, _segment=None))]
-    fn new(py: Python<'_>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
+    #[pyo3(signature = (*, name=None, _segment=None))]
+    fn new(py: Python<'_>, name: Option<String>, _segment: Option<Py<Segment>>) -> PyResult<Self> {
         let (lock, seg) = open(py, _segment, || Shared::create(0, |_| {}))?;
-        Ok(Self { lock, seg })
+        Ok(Self { lock, seg, name })
     }
 
     /// Acquire the lock (again, if this thread holds it); see `IpcLock.acquire`.
@@ -170,6 +178,17 @@ impl IpcRLock {
     /// The pid of the process holding the lock, or None.
     fn holder(&self) -> Option<u32> {
         self.lock.raw().holder()
+    }
+
+    /// Whether some thread of some process holds the lock.
+    fn locked(&self) -> bool {
+        self.lock.raw().is_locked()
+    }
+
+    /// The name given at creation, or None.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     #[getter]

@@ -17,13 +17,20 @@ use crate::ipc::shm::Segment;
 pub struct IpcSemaphore {
     sem: Shared<core::Semaphore>,
     seg: Py<Segment>,
+    name: Option<String>,
 }
 
 #[pymethods]
 impl IpcSemaphore {
     #[new]
-    #[pyo3(signature = (value=1, bounded=false, *, _segment=None))]
-    fn new(py: Python<'_>, value: i64, bounded: bool, _segment: Option<Py<Segment>>) -> PyResult<Self> {
+    #[pyo3(signature = (value=1, bounded=false, *, name=None, _segment=None))]
+    fn new(
+        py: Python<'_>,
+        value: i64,
+        bounded: bool,
+        name: Option<String>,
+        _segment: Option<Py<Segment>>,
+    ) -> PyResult<Self> {
         if value < 0 {
             return Err(PyValueError::new_err("semaphore initial value must be >= 0"));
         }
@@ -35,7 +42,7 @@ impl IpcSemaphore {
             // A bounded semaphore starting at 0 can never be released: keep the bound honest.
             return Err(PyValueError::new_err("a BoundedSemaphore needs an initial value >= 1"));
         }
-        Ok(Self { sem, seg })
+        Ok(Self { sem, seg, name })
     }
 
     /// Decrement the value, waiting while it is 0; False if not acquired.
@@ -71,6 +78,17 @@ impl IpcSemaphore {
     /// The current value.
     fn get_value(&self) -> u32 {
         self.sem.value()
+    }
+
+    /// The bound of a `BoundedSemaphore`, None for a plain one.
+    fn _bound(&self) -> Option<u32> {
+        Some(self.sem.bound()).filter(|&b| b != 0)
+    }
+
+    /// The name given at creation, or None.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     #[getter]
