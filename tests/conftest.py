@@ -18,12 +18,17 @@ def _fds() -> set[str]:
         return set()
 
 
+# /dev/shm is machine-wide: entries named by libraries this suite does not use, or whose names
+# another run on the machine makes at the same moment (multiprocessing's semaphores; loky's and
+# joblib's, from a benchmark run), would fail a test at random. plait itself names nothing there
+# (its segments are anonymous memfds).
+_OTHERS_SHM = ("sem.mp-", "sem.loky-", "loky-", "joblib_memmapping")
+
+
 def _shm() -> set[str]:
-    """Names in /dev/shm, except multiprocessing's named semaphores (``sem.mp-*``): plait creates
-    none, and /dev/shm is machine-wide, so another test run on the machine (its pools' locks)
-    would fail this one at random."""
+    """Names in /dev/shm, except those of other runs' libraries (see ``_OTHERS_SHM``)."""
     try:
-        return {n for n in os.listdir("/dev/shm") if not n.startswith("sem.mp-")}
+        return {n for n in os.listdir("/dev/shm") if not n.startswith(_OTHERS_SHM)}
     except FileNotFoundError:  # pragma: no cover - Linux only
         return set()
 
