@@ -323,10 +323,18 @@ def test_the_context_picks_the_start_method():
 
 
 def test_manager_proxies_reach_spawned_workers(pool):
-    with multiprocessing.get_context("spawn").Manager() as manager:
+    manager = multiprocessing.get_context("spawn").Manager()
+    try:
         shared = manager.list()
         assert pool.apply(append_to, (shared, 1)) == 1
         assert list(shared) == [1]
+        del shared  # closes this thread's connection to the manager
+    finally:
+        manager.shutdown()
+    # The manager's process object (with its pipes) goes once multiprocessing forgets it.
+    del manager
+    gc.collect()
+    multiprocessing.active_children()
 
 
 # --- ProcessPool.map now carries the worker's traceback too ------------------------------------

@@ -18,6 +18,7 @@ One global is changed, with the reason: ``unpickleable_result`` (see ``_unpickla
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import sys
 import threading
@@ -102,6 +103,19 @@ class _WorkersStarted:
                 result.get(60)
 
 
+class _ManagerReleased:
+    """After CPython's ``tearDown`` (which shuts the manager down): the manager's proxies and
+    process object are dropped, so their sockets and pipes close now, not at the next collection
+    (the per-test leak check would wait for them)."""
+
+    def tearDown(self) -> None:
+        super().tearDown()  # type: ignore[misc]
+        self.__dict__.pop("ns", None)
+        self.__dict__.pop("mgr", None)
+        gc.collect()
+        multiprocessing.active_children()  # forgets the manager's finished process
+
+
 def _rebind(cls: type, globals_: dict[str, object]) -> None:
     """Copy every CPython test method of ``cls`` with ``globals_`` as its globals."""
     for name in dir(cls):
@@ -121,7 +135,9 @@ def _install(base: type, method: str, mixin: type | None, only: tuple[str, ...] 
     """Define ``<Base>_<method>`` here: CPython's ``base`` against plait's Pool on ``method``."""
     proxy = _Multiprocessing(method)
     globals_ = dict(vars(mp_tests), multiprocessing=proxy, unpickleable_result=_unpicklable_result)
-    bases = (_WorkersStarted, base, mixin, unittest.TestCase) if mixin is not None else (base,)
+    bases = (
+        (_WorkersStarted, base, mixin, unittest.TestCase) if mixin is not None else (_ManagerReleased, base)
+    )
     name = f"{base.__name__.lstrip('_')}_{method}"
     namespace: dict[str, object] = {"__module__": __name__, "__qualname__": name}
     if mixin is not None:
