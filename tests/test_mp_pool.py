@@ -413,3 +413,10 @@ def test_a_program_written_for_multiprocessing_runs_with_plait_processes():
     proc.join(HANG)
     assert proc.exitcode == 0
     assert mp.cpu_count() >= 1 and mp.get_start_method() in mp.get_all_start_methods()
+
+
+def test_the_private_worker_list_names_the_workers(pool):
+    # multiprocessing.Pool._pool, emulated: code that reads it for the workers' pids works.
+    workers = pool._pool
+    assert len(workers) == 2 and all(w.is_alive() for w in workers)
+    assert {pool.apply(pid) for _ in range(4)} <= {w.pid for w in workers}

@@ -9,9 +9,11 @@ re-bound to module globals in which ``multiprocessing`` is ``multiprocessing`` w
 replaced by plait's (on the class's start method): without that, the tests that name
 ``multiprocessing.Pool`` directly would quietly test the stdlib. ``self.Pool`` is plait's too.
 
-A test is skipped only when it inspects a private attribute of ``multiprocessing.pool.Pool``
-that plait does not have, or runs the stdlib's pool in a subprocess; each reason says which, and
-the behaviour it checks is tested against plait in ``tests/test_mp_pool.py`` where it applies.
+The private attributes the tests read are emulated by plait's ``Pool``: ``_state``, ``_pool``
+(objects with the workers' ``pid`` and ``is_alive()``) and ``_repopulate_pool()``. A test is
+skipped only when it relies on the stdlib pool's implementation (a mock ``Process`` class) or
+runs the stdlib's pool in a subprocess; each reason says which, and the behaviour it checks is
+tested against plait here or in ``tests/test_mp_pool.py``.
 One global is changed, with the reason: ``unpickleable_result`` (see ``_unpicklable_result``).
 """
 
@@ -56,11 +58,6 @@ def _unpicklable_result() -> object:
     return threading.Lock()
 
 
-PRIVATE_POOL = (
-    "reads multiprocessing.Pool's private worker list (pool._pool: Process objects) and calls "
-    "pool._repopulate_pool(); plait's workers are the dispatcher's, not Process objects. "
-    "tests/test_mp_pool.py checks {what} against plait"
-)
 SUBPROCESS_STDLIB = (
     "runs `from multiprocessing import Pool` in a subprocess, i.e. the stdlib's pool; "
     "test_worker_finalization_via_atexit_handler_plait below runs the same script with plait's"
@@ -73,11 +70,7 @@ MOCK_CONTEXT = (
 )
 
 SKIPS: dict[str, dict[str, str]] = {
-    "_TestPool": {
-        "test_make_pool": PRIVATE_POOL.format(what="the ValueErrors of Pool(0) and Pool(-1)"),
-    },
     "_TestPoolWorkerLifetime": {
-        "test_pool_worker_lifetime": PRIVATE_POOL.format(what="that maxtasksperchild replaces workers"),
         "test_worker_finalization_via_atexit_handler_of_multiprocessing": SUBPROCESS_STDLIB,
     },
     "TestPoolNotLeakOnFailure": {"test_release_unused_processes": MOCK_CONTEXT},

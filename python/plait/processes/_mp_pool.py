@@ -233,6 +233,23 @@ class IMapUnorderedIterator(IMapIterator):
     """The iterator of ``Pool.imap_unordered``: results as they finish."""
 
 
+class _Worker:
+    """A worker as ``pool._pool`` lists it (``multiprocessing.Pool``'s holds ``Process``
+    objects): its ``pid`` and ``is_alive()``, which is all code outside the stdlib reads."""
+
+    __slots__ = ("_pool", "pid")
+
+    def __init__(self, pool: Pool, pid: int) -> None:
+        self._pool = pool
+        self.pid = pid
+
+    def is_alive(self) -> bool:
+        return self.pid in self._pool._executor._core.worker_pids()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"<plait worker pid={self.pid} {'alive' if self.is_alive() else 'exited'}>"
+
+
 def _terminate(executor: ProcessPool, plans: weakref.WeakSet[Plan], pending: set[Future], wait: bool) -> None:
     """Stops every task of a pool (queued ones cancelled, running ones' workers killed), then
     its workers; with ``wait``, returns once they have exited."""
@@ -433,6 +450,29 @@ class Pool:
     ) -> IMapIterator:
         """Like ``imap``, with the results in the order they finish."""
         return IMapUnorderedIterator(self._imap(func, iterable, chunksize, ordered=False))
+
+    # --- multiprocessing.Pool's private worker list, emulated ------------------------------
+
+    def _worker_pids(self, timeout: float = 5.0) -> list[int]:
+        """Each slot's worker pid once every slot holds a worker (the dispatcher starts and
+        replaces them in the background), or whatever it holds after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids: list[int] = self._executor._core.worker_pids()  # type: ignore[attr-defined]
+            if all(pids) or self._state != RUN or time.monotonic() >= deadline:
+                return [pid for pid in pids if pid]
+            time.sleep(0.005)
+
+    @property
+    def _pool(self) -> list[_Worker]:
+        """The workers, as ``multiprocessing.Pool._pool`` lists them (objects with ``pid`` and
+        ``is_alive()``); code that reads it for the workers' pids keeps working."""
+        return [_Worker(self, pid) for pid in self._worker_pids()]
+
+    def _repopulate_pool(self) -> None:
+        """``multiprocessing.Pool``'s refill of exited workers: plait's dispatcher refills its
+        slots by itself; this returns once it has."""
+        self._worker_pids()
 
     # --- lifecycle --------------------------------------------------------------------------
 
