@@ -59,6 +59,28 @@ def use_processes() -> int:
     return future.result() + sum(squares) + sum(pairs) + sum(lazy) + timed + counter.load() + n + ready
 
 
+def use_mp_pool() -> int:
+    # multiprocessing.Pool's API, and multiprocessing's names through plait.processes.
+    with processes.Pool(2, context=processes.get_context("spawn")) as pool:
+        one: int = pool.apply(square, (3,))
+        result: processes.AsyncResult[int] = pool.apply_async(square, (4,), callback=print)
+        later: int = result.get(timeout=1.0)
+        ready: bool = result.ready() and result.successful()
+        squares: list[int] = pool.map(square, range(10))
+        mapped: processes.MapResult[int] = pool.map_async(square, [1, 2])
+        pairs: list[int] = pool.starmap(add, [(1, 2)]) + pool.starmap_async(add, [(3, 4)]).get()
+        it = pool.imap(square, iter(range(5)), chunksize=None)
+        first: int = it.next(timeout=1.0)
+        rest: list[int] = list(it) + list(pool.imap_unordered(square, [1]))
+    pool.join()
+    cores: int = processes.cpu_count()
+    try:
+        mapped.get(0.1)
+    except processes.TimeoutError:
+        pass
+    return one + later + ready + sum(squares) + sum(pairs) + first + sum(rest) + cores
+
+
 async def echo(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:
     data: bytes = await reader.read(100)
     writer.write(data)

@@ -1,6 +1,11 @@
 """plait.processes: a process pool that survives crashes, enforces timeouts and cancels; and
 process-shared queues, locks and counters in shared memory (see ``docs/ipc.md``).
 
+``Pool`` is ``multiprocessing.Pool`` on the same dispatcher (``_mp_pool``), and the
+``multiprocessing`` names plait does not reimplement (``Process``, ``get_context``,
+``cpu_count``, ``Manager``, ...) are re-exported as they are: ``import plait.processes as
+multiprocessing`` works for ordinary programs.
+
 ``ProcessPool`` is a ``concurrent.futures.Executor`` (``submit``, ``map``, ``shutdown``, context
 manager) with ``multiprocessing.Pool``'s ``imap``, ``imap_unordered`` and ``starmap``. A worker that
 dies fails only the task it was running (:class:`~plait.WorkerCrashed`); a task past its timeout
@@ -11,6 +16,7 @@ with cloudpickle). Workers start by "spawn" (the default), "forkserver" or "fork
 
 The package, by concern (each module imports only the ones below it):
 
+- ``_mp_pool``: ``Pool`` (``multiprocessing.Pool``'s API) driving a ``ProcessPool``;
 - ``_executor``: ``ProcessPool``, its dispatcher and completer threads;
 - ``_planner``: the chunks of maps, and the chunk loop that runs in workers;
 - ``_fork`` and ``_forkserver``: the "fork" and "forkserver" launchers;
@@ -26,7 +32,40 @@ from __future__ import annotations
 
 import importlib
 
+# multiprocessing's names that plait does not reimplement, re-exported as they are (the same
+# objects), so that ``import plait.processes as multiprocessing`` works for ordinary programs.
+# ``Value``/``Array``/``RawValue``/``RawArray`` are multiprocessing's ctypes in shared memory:
+# they go to ``Process`` children (as in multiprocessing), not to pool tasks; plait's
+# ``AtomicInt`` and ``SharedArray`` go anywhere.
+_MULTIPROCESSING = (
+    "Array",
+    "AuthenticationError",
+    "BufferTooShort",
+    "Manager",
+    "Process",
+    "ProcessError",
+    "RawArray",
+    "RawValue",
+    "TimeoutError",
+    "Value",
+    "active_children",
+    "allow_connection_pickling",
+    "cpu_count",
+    "current_process",
+    "freeze_support",
+    "get_all_start_methods",
+    "get_context",
+    "get_logger",
+    "get_start_method",
+    "log_to_stderr",
+    "parent_process",
+    "set_executable",
+    "set_forkserver_preload",
+    "set_start_method",
+)
+
 __all__ = [
+    "AsyncResult",
     "AtomicInt",
     "Barrier",
     "BoundedSemaphore",
@@ -35,7 +74,9 @@ __all__ = [
     "Event",
     "JoinableQueue",
     "Lock",
+    "MapResult",
     "Pipe",
+    "Pool",
     "ProcessPool",
     "Queue",
     "RLock",
@@ -44,11 +85,14 @@ __all__ = [
     "SharedArray",
     "SimpleQueue",
     "share",
+    *_MULTIPROCESSING,
 ]
 
 # Where each name is defined (a module relative to this package).
 _HOMES = {
     "ProcessPool": "._executor",
+    **dict.fromkeys(("AsyncResult", "MapResult", "Pool"), "._mp_pool"),
+    **dict.fromkeys(_MULTIPROCESSING, "multiprocessing"),
     "Shared": "._wire",
     "share": "._wire",
     **dict.fromkeys(

@@ -2,9 +2,34 @@
 ``multiprocessing.Pool``'s ``starmap``/``imap``/``imap_unordered``; the process-shared objects
 typed as their ``multiprocessing`` peers."""
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
-from typing import Any, Literal, ParamSpec, Self, TypeVar
+from multiprocessing import Array as Array
+from multiprocessing import AuthenticationError as AuthenticationError
+from multiprocessing import BufferTooShort as BufferTooShort
+from multiprocessing import Manager as Manager
+from multiprocessing import Process as Process
+from multiprocessing import ProcessError as ProcessError
+from multiprocessing import RawArray as RawArray
+from multiprocessing import RawValue as RawValue
+from multiprocessing import TimeoutError as TimeoutError
+from multiprocessing import Value as Value
+from multiprocessing import active_children as active_children
+from multiprocessing import allow_connection_pickling as allow_connection_pickling
+from multiprocessing import cpu_count as cpu_count
+from multiprocessing import current_process as current_process
+from multiprocessing import freeze_support as freeze_support
+from multiprocessing import get_all_start_methods as get_all_start_methods
+from multiprocessing import get_context as get_context
+from multiprocessing import get_logger as get_logger
+from multiprocessing import get_start_method as get_start_method
+from multiprocessing import log_to_stderr as log_to_stderr
+from multiprocessing import parent_process as parent_process
+from multiprocessing import set_executable as set_executable
+from multiprocessing import set_forkserver_preload as set_forkserver_preload
+from multiprocessing import set_start_method as set_start_method
+from types import GenericAlias
+from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar
 
 from .._plait import (
     IpcAtomicInt,
@@ -20,22 +45,49 @@ from .._plait import (
 )
 
 __all__ = [
+    "Array",
+    "AsyncResult",
     "AtomicInt",
+    "AuthenticationError",
     "Barrier",
     "BoundedSemaphore",
+    "BufferTooShort",
     "Condition",
     "Connection",
     "Event",
     "JoinableQueue",
     "Lock",
+    "Manager",
+    "MapResult",
     "Pipe",
+    "Pool",
+    "Process",
+    "ProcessError",
     "ProcessPool",
     "Queue",
     "RLock",
+    "RawArray",
+    "RawValue",
     "Semaphore",
     "Shared",
     "SharedArray",
     "SimpleQueue",
+    "TimeoutError",
+    "Value",
+    "active_children",
+    "allow_connection_pickling",
+    "cpu_count",
+    "current_process",
+    "freeze_support",
+    "get_all_start_methods",
+    "get_context",
+    "get_logger",
+    "get_start_method",
+    "log_to_stderr",
+    "parent_process",
+    "set_executable",
+    "set_forkserver_preload",
+    "set_start_method",
     "share",
 ]
 
@@ -100,6 +152,83 @@ class ProcessPool(Executor):
         progress: _Progress = False,
     ) -> Iterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+# --- multiprocessing.Pool ---------------------------------------------------------------------
+
+class AsyncResult(Generic[_T]):
+    def __init__(
+        self,
+        callback: Callable[[_T], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> None: ...
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def ready(self) -> bool: ...
+    def successful(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> None: ...
+    def get(self, timeout: float | None = None) -> _T: ...
+
+class MapResult(AsyncResult[list[_T]]): ...
+
+class _IMapIterator(Iterator[_T]):
+    def __iter__(self) -> Self: ...
+    def next(self, timeout: float | None = None) -> _T: ...
+    def __next__(self) -> _T: ...
+
+class Pool:
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: int | None = None,
+        context: Any = None,
+    ) -> None: ...
+    def apply(
+        self, func: Callable[..., _T], args: Iterable[Any] = (), kwds: Mapping[str, Any] = ...
+    ) -> _T: ...
+    def apply_async(
+        self,
+        func: Callable[..., _T],
+        args: Iterable[Any] = (),
+        kwds: Mapping[str, Any] = ...,
+        callback: Callable[[_T], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> AsyncResult[_T]: ...
+    def map(
+        self, func: Callable[[_S], _T], iterable: Iterable[_S], chunksize: int | None = None
+    ) -> list[_T]: ...
+    def map_async(
+        self,
+        func: Callable[[_S], _T],
+        iterable: Iterable[_S],
+        chunksize: int | None = None,
+        callback: Callable[[list[_T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> MapResult[_T]: ...
+    def starmap(
+        self, func: Callable[..., _T], iterable: Iterable[Iterable[Any]], chunksize: int | None = None
+    ) -> list[_T]: ...
+    def starmap_async(
+        self,
+        func: Callable[..., _T],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        callback: Callable[[list[_T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> MapResult[_T]: ...
+    def imap(
+        self, func: Callable[[_S], _T], iterable: Iterable[_S], chunksize: int | None = 1
+    ) -> _IMapIterator[_T]: ...
+    def imap_unordered(
+        self, func: Callable[[_S], _T], iterable: Iterable[_S], chunksize: int | None = 1
+    ) -> _IMapIterator[_T]: ...
+    def close(self) -> None: ...
+    def terminate(self) -> None: ...
+    def join(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def __reduce__(self) -> Any: ...
+    def __del__(self) -> None: ...
 
 # --- shared buffers ----------------------------------------------------------------------------
 

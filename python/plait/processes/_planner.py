@@ -24,7 +24,17 @@ if TYPE_CHECKING:
     from .._pool import Future
     from .._progress import Progress
 
-__all__ = ["Plan", "Runner", "Submitter", "check_chunksize", "results_of", "run_chunk", "run_chunk1"]
+__all__ = [
+    "TIMED_OUT",
+    "Plan",
+    "Reader",
+    "Runner",
+    "Submitter",
+    "check_chunksize",
+    "results_of",
+    "run_chunk",
+    "run_chunk1",
+]
 
 
 class Submitter(Protocol):
@@ -47,7 +57,7 @@ class Runner(functools.partial):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-def run_chunk1(fn: Callable[..., Any], chunk: Iterable[Any]) -> tuple[list[Any], BaseException | None, float]:
+def run_chunk1(fn: Callable[..., Any], chunk: Iterable[Any]) -> tuple[list[Any], _Traced | None, float]:
     """Runs in the worker: ``fn(item)`` for each item, stopping at the first exception; also
     returns the time it took (chunk sizes adapt to it)."""
     results: list[Any] = []
@@ -55,21 +65,44 @@ def run_chunk1(fn: Callable[..., Any], chunk: Iterable[Any]) -> tuple[list[Any],
     try:
         results.extend(map(fn, chunk))  # keeps the results before an exception
     except Exception as exc:
-        return results, exc, time.perf_counter() - start
+        return results, _Traced(exc), time.perf_counter() - start
     return _compact(results), None, time.perf_counter() - start
 
 
 def run_chunk(
     fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
-) -> tuple[list[Any], BaseException | None, float]:
+) -> tuple[list[Any], _Traced | None, float]:
     """Runs in the worker: ``fn(*args)`` for each item, stopping at the first exception."""
     results: list[Any] = []
     start = time.perf_counter()
     try:
         results.extend(itertools.starmap(fn, chunk))  # keeps the results before an exception
     except Exception as exc:
-        return results, exc, time.perf_counter() - start
+        return results, _Traced(exc), time.perf_counter() - start
     return _compact(results), None, time.perf_counter() - start
+
+
+class _Traced:
+    """A chunk's exception on its way to the parent: it unpickles as the exception itself with
+    the worker's traceback as its ``__cause__`` (a ``RemoteTraceback``), as a task's does."""
+
+    __slots__ = ("exc", "tb")
+
+    def __init__(self, exc: BaseException) -> None:
+        import traceback  # only on the error path: workers import this module at start
+
+        self.exc = exc
+        self.tb = "".join(traceback.format_exception(exc))
+
+    def __reduce__(self) -> Any:
+        return _with_traceback, (self.exc, self.tb)
+
+
+def _with_traceback(exc: BaseException, tb: str) -> BaseException:
+    from ..exceptions import RemoteTraceback
+
+    exc.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+    return exc
 
 
 def _compact(results: list[Any]) -> Any:
@@ -197,8 +230,8 @@ class Plan:
         return future
 
     def top_up(self, everything: bool = False) -> None:
-        """Submits chunks until the window is full (``everything``: all that is left). Called
-        without ``cond`` held."""
+        """Submits chunks until the window is full (``everything``: all that is left; a lazy
+        plan then reads the rest of its input here). Called without ``cond`` held."""
         while True:
             if self.eager:
                 with self.cond:
@@ -210,9 +243,9 @@ class Plan:
                     future = self._submit(chunk)
             else:
                 with self.cond:
-                    if not self._room(False):
+                    if not self._room(everything):
                         break
-                    size = self._size()
+                    size = self._size(everything)
                 try:
                     chunk = list(itertools.islice(self.source, size))  # type: ignore[arg-type]
                 except BaseException as exc:  # the input itself raised: after the results before it
@@ -262,51 +295,92 @@ def results_of(plan: Plan, timeout: float | None, bar: Progress | None) -> Itera
 
 
 def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[list[Any]]:
-    ordered = plan.ordered
+    reader = Reader(plan, bar)
     try:
         while True:
+            chunk = reader.next_chunk(end)
+            if chunk is TIMED_OUT:
+                raise TimeoutError
+            if chunk is None:
+                return
+            yield chunk  # type: ignore[misc]
+    finally:
+        # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
+        # cancelled and running ones stopped, so their workers are free at once.
+        reader.close()
+        plan.stop()
+
+
+#: What :meth:`Reader.next_chunk` returns when its deadline passes first.
+TIMED_OUT: Any = object()
+
+
+class Reader:
+    """Takes a plan's results one chunk at a time, in order or as they finish: what
+    :func:`results_of` iterates, and what ``Pool``'s ``imap`` iterators call with a timeout per
+    item. Reading goes on after a timeout and after an error (the error is that chunk's only).
+    Call from one thread at a time."""
+
+    def __init__(self, plan: Plan, bar: Progress | None = None) -> None:
+        self.plan = plan
+        self.bar = bar
+        self.error: BaseException | None = None  # raised by the next call, after its chunk
+        self.ended = False
+
+    def next_chunk(self, end: float | None) -> list[Any] | None:
+        """The next chunk's results; None once every chunk was read; ``TIMED_OUT`` when none is
+        ready by ``end`` (``time.monotonic()``; None: no limit), with nothing consumed. Raises a
+        chunk's error after the results it produced before it, the error of a chunk that
+        produced none (a crash, a timeout, a cancel) in its place, and an error of the input
+        (or of submitting) after every chunk submitted before it."""
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        plan = self.plan
+        ordered = plan.ordered
+        while True:
+            if self.ended:
+                return None
             if not plan.eager:
                 plan.top_up()  # read the next items here, on the consumer's thread
             with plan.cond:
                 while True:
                     future: Future | None
-                    if ordered and plan.order:
-                        future = plan.order[0]
+                    if ordered and plan.order and plan.order[0].done():
+                        future = plan.order.popleft()
                         break
                     if not ordered and plan.finished:
                         future = plan.finished.popleft()
                         break
                     if not plan.live:
                         if plan.failure is not None:
-                            raise plan.failure
+                            self.ended = True
+                            failure, plan.failure = plan.failure, None
+                            raise failure
                         if not plan.more():
-                            return
+                            self.ended = True
+                            return None
                     if not plan.eager and plan._room(False):
                         future = None  # room to read more input
                         break
                     remaining = None if end is None else end - time.monotonic()
                     if remaining is not None and remaining <= 0:
-                        raise TimeoutError
+                        return TIMED_OUT  # type: ignore[no-any-return]
                     plan.cond.wait(remaining)
+                if future is not None:
+                    # Consumed: the plan forgets it (a long map keeps no results it already gave).
+                    plan.live.discard(future)
             if future is None:
                 continue
-            remaining = None if end is None else max(0.0, end - time.monotonic())
-            results, error, _ = future.result(remaining)
+            results, error, _ = future.result(0)
             if type(results) is tuple:
                 results = _plait.unpack_numbers(*results)
-            # Consumed: the plan forgets it (a long map keeps no results it already gave).
-            with plan.cond:
-                if ordered:
-                    plan.order.popleft()
-                plan.live.discard(future)
-            if bar is not None:
-                bar.update(len(results))
-            yield results
-            if error is not None:
-                raise error
-    finally:
-        if bar is not None:
-            bar.close()
-        # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
-        # cancelled and running ones stopped, so their workers are free at once.
-        plan.stop()
+            if self.bar is not None:
+                self.bar.update(len(results))
+            self.error = error
+            return results  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

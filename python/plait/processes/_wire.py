@@ -27,13 +27,28 @@ from typing import Any
 
 from .._plait import Segment
 
-__all__ = ["OOB_THRESHOLD", "Shared", "dumps", "loads", "share"]
+__all__ = ["OOB_THRESHOLD", "ResultNotPicklable", "Shared", "dumps", "loads", "share"]
 
 #: Buffers at least this large travel through shared memory instead of the socket.
 OOB_THRESHOLD = 64 * 1024
 
 #: Types whose pickle holds no buffer and no reference to a module: a plain pickle suffices.
 SCALARS = frozenset({int, float, complex, bool, str, type(None)})
+
+
+class ResultNotPicklable(TypeError):
+    """A task's result could not be pickled in its worker. ``exc`` and ``value`` are the reprs
+    of the pickling error and of the result (what ``multiprocessing.pool.MaybeEncodingError``
+    holds, which ``plait.processes.Pool`` raises in its place)."""
+
+    def __init__(self, message: str, exc: str = "", value: str = "") -> None:
+        super().__init__(message)
+        self.exc = exc
+        self.value = value
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.args[0], self.exc, self.value)
+
 
 _ENTRY = struct.Struct("<IQQ")
 _COUNT = struct.Struct("<I")

@@ -32,6 +32,38 @@ def _error_payload(exc: BaseException) -> bytes:
         return pickle.dumps((substitute, tb), protocol=5)
 
 
+def _safe_repr(obj: object) -> str:
+    try:
+        return repr(obj)
+    except Exception as exc:
+        return f"<{type(obj).__qualname__} object (repr failed: {exc!r})>"
+
+
+class PoolInit:
+    """The initializer of ``plait.processes.Pool``'s workers: takes the parent's
+    ``multiprocessing`` authkey (so that manager proxies passed to tasks authenticate, as in
+    ``multiprocessing``'s own workers), then runs the pool's initializer, if any. ``setup`` is
+    the pickle of ``(initializer, initargs)``, loaded only once the authkey is set (a manager
+    proxy among the arguments connects to its manager as it is unpickled)."""
+
+    __slots__ = ("authkey", "setup")
+
+    def __init__(self, authkey: bytes, setup: bytes) -> None:
+        self.authkey = authkey
+        self.setup = setup
+
+    def __reduce__(self) -> tuple[type[PoolInit], tuple[bytes, bytes]]:
+        return PoolInit, (self.authkey, self.setup)
+
+    def __call__(self) -> None:
+        import multiprocessing.process
+
+        multiprocessing.process.current_process().authkey = self.authkey
+        initializer, initargs = pickle.loads(self.setup)
+        if initializer is not None:
+            initializer(*initargs)
+
+
 def serve(channel: _plait.FrameChannel) -> int:
     """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code."""
     kind, _, payload, _ = channel.recv()
@@ -82,7 +114,9 @@ def serve(channel: _plait.FrameChannel) -> int:
                 else:
                     data, out_segments = wire_dumps(result, segments)
             except BaseException as exc:
-                wrapped = TypeError(f"the task's result could not be pickled: {exc!r}")
+                wrapped = _wire.ResultNotPicklable(
+                    f"the task's result could not be pickled: {exc!r}", repr(exc), _safe_repr(result)
+                )
                 send(ERR, ident, _error_payload(wrapped))
                 continue
             del result, args, kwargs

@@ -319,6 +319,11 @@ impl ProcessPoolCore {
         Ok(())
     }
 
+    /// The process id of each worker slot, 0 for an empty one (see `Pool::worker_pids`).
+    fn worker_pids(&self) -> Vec<i32> {
+        self.pool.worker_pids()
+    }
+
     /// Whether `shutdown` was called.
     #[getter]
     fn closed(&self) -> bool {

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use super::command::{Command, Idle, Link, Submit, WAKER};
 use super::config::{Config, Sink};
 use super::dispatcher::Dispatcher;
+use super::table::Pids;
 use crate::error::PoolClosed;
 
 /// The dispatcher loop, to run once on some thread; it returns when the pool has shut down and
@@ -38,6 +39,7 @@ pub struct Pool<T> {
     thread: Mutex<Option<JoinHandle<()>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    pids: Pids,
 }
 
 impl<T: Send + 'static> Pool<T> {
@@ -53,13 +55,23 @@ impl<T: Send + 'static> Pool<T> {
         let (commands, inbox) = mpsc::channel();
         let idle = Arc::new(Idle::default());
         let link: Arc<Link<T>> = Arc::new(Mutex::new(Some((commands, waker))));
-        let mut dispatcher = Dispatcher::new(config, poll, inbox, sink, Arc::clone(&idle), Arc::clone(&link));
+        let pids: Pids = (0..config.workers).map(|_| AtomicI32::new(0)).collect();
+        let mut dispatcher = Dispatcher::new(
+            config,
+            poll,
+            inbox,
+            sink,
+            Arc::clone(&idle),
+            Arc::clone(&link),
+            Arc::clone(&pids),
+        );
         let handle = Self {
             link,
             idle,
             thread: Mutex::new(None),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            pids,
         };
         Ok((handle, Runner(Box::new(move || dispatcher.run()))))
     }
@@ -158,6 +170,13 @@ impl<T: Send + 'static> Pool<T> {
         if self.closed.load(Ordering::Acquire) {
             drop(self.link.lock().take());
         }
+    }
+
+    /// The process id of each slot's worker, in slot order; 0 for a slot whose worker is not
+    /// started yet (the dispatcher starts them in the background) or was reaped and not yet
+    /// replaced.
+    pub fn worker_pids(&self) -> Vec<i32> {
+        self.pids.iter().map(|pid| pid.load(Ordering::Relaxed)).collect()
     }
 
     /// Whether [`Pool::shutdown`] was called.

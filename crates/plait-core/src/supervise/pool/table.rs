@@ -3,6 +3,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicI32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -10,6 +12,10 @@ use mio::Token;
 use crate::ipc::frame::Decoder;
 use crate::ipc::outbox::Outbox;
 use crate::supervise::Child;
+
+/// Each slot's worker process id, 0 while the slot is empty: written by the dispatcher as it
+/// starts and reaps workers, read by [`Pool::worker_pids`](super::Pool::worker_pids).
+pub(super) type Pids = Arc<[AtomicI32]>;
 
 pub(super) struct Running<T> {
     pub(super) id: u64,

@@ -108,6 +108,30 @@ fn results_come_back_for_every_task() {
 }
 
 #[test]
+fn worker_pids_follow_the_workers() {
+    let sink = Collect::default();
+    let p = pool(2, sink.clone());
+    p.submit(1, Some(def()), b"ab".to_vec(), Vec::new(), None, 0).unwrap();
+    p.submit(1, None, b"crash".to_vec(), Vec::new(), None, 1).unwrap();
+    sink.wait_for(2);
+    // Both slots hold a live worker (the crashed one replaced), each with its own pid.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pids = loop {
+        let pids = p.worker_pids();
+        if pids.iter().all(|&pid| pid > 0) {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "slots not filled: {pids:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(pids.len(), 2);
+    assert_ne!(pids[0], pids[1]);
+    p.shutdown(false);
+    p.join();
+    assert_eq!(p.worker_pids(), vec![0, 0], "every worker reaped");
+}
+
+#[test]
 fn a_crash_fails_only_its_task() {
     let sink = Collect::default();
     let p = pool(1, sink.clone());

@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +32,10 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         for slot in 0..self.workers.len() {
             if self.workers[slot].is_none() {
                 match self.spawn(slot) {
-                    Ok(w) => self.workers[slot] = Some(w),
+                    Ok(w) => {
+                        self.pids[slot].store(w.child.pid(), Ordering::Relaxed);
+                        self.workers[slot] = Some(w);
+                    }
                     Err(e) => {
                         self.break_pool(format!("cannot start a worker process: {e}"));
                         return;
@@ -94,6 +98,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             // Results written before the worker died are still in the socket: take them first.
             self.read_worker(slot);
             let mut w = self.workers[slot].take().expect("checked above");
+            self.pids[slot].store(0, Ordering::Relaxed);
             let _ = self.poll.registry().deregister(&mut w.stream);
             let _ = self.poll.registry().deregister(&mut SourceFd(&w.child.pidfd()));
             let _ = w.child.kill();

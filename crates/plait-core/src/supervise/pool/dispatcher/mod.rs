@@ -19,7 +19,7 @@ use mio::{Events, Poll};
 
 use super::command::{Command, Idle, Link, WAKER};
 use super::config::{Config, Outcome, Sink};
-use super::table::{slot_of, Kill, Queued, Worker};
+use super::table::{slot_of, Kill, Pids, Queued, Worker};
 
 /// How long workers get to exit after `SHUTDOWN` before they are killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -44,6 +44,7 @@ pub(super) struct Dispatcher<T, S> {
     read_buf: Vec<u8>,
     idle: Arc<Idle>,
     link: Arc<Link<T>>,
+    pids: Pids,
 }
 
 impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
@@ -55,6 +56,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         sink: S,
         idle: Arc<Idle>,
         link: Arc<Link<T>>,
+        pids: Pids,
     ) -> Self {
         let n = config.workers;
         Self {
@@ -74,6 +76,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             read_buf: vec![0; 64 * 1024],
             idle,
             link,
+            pids,
         }
     }
 
