@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
+import multiprocessing
 import os
 import signal
 import sys
@@ -71,6 +73,10 @@ def remember(value):
 
 def recall():
     return _state.get("value")
+
+
+def origin():
+    return os.getppid(), recall()
 
 
 def broken_init():
@@ -143,8 +149,10 @@ def test_a_crash_fails_only_its_task(pool, fn, args, check):
     good = [pool.submit(sleep_then, 0.05, i) for i in range(6)]
     bad = pool.submit(fn, *args)
     more = [pool.submit(square, i) for i in range(6)]
-    with pytest.raises(WorkerCrashed) as info:
-        bad.result(HANG)
+    with pytest.raises(concurrent.futures.process.BrokenProcessPool) as info:
+        bad.result(HANG)  # what ProcessPoolExecutor raises, so its handlers catch it
+    assert isinstance(info.value, WorkerCrashed)
+    assert isinstance(info.value, BrokenProcessPool)
     assert isinstance(info.value, PlaitError)
     assert check(info.value), str(info.value)
     assert [f.result(HANG) for f in good] == list(range(6))
@@ -221,6 +229,81 @@ def test_bad_arguments():
         ProcessPool(initializer=5)
     with pytest.raises(ValueError, match="start_method"):
         ProcessPool(start_method="teleport")
+
+
+def test_process_pool_executor_signature_positionally():
+    """ProcessPoolExecutor(max_workers, mp_context, initializer, initargs, *, max_tasks_per_child)."""
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPool(1, ctx, remember, ("ready",), max_tasks_per_child=2) as pool:
+        assert pool._mp_context is ctx
+        pids = [pool.submit(pid).result(HANG) for _ in range(4)]
+        assert pool.submit(recall).result(HANG) == "ready"
+    assert len(set(pids)) == 2
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_mp_context_picks_the_start_method(method):
+    # Told apart by the worker's parent (the fork server's workers are its children) and by
+    # what it inherits (only a forked worker sees this process's state).
+    remember("parent state")
+    try:
+        with ProcessPool(1, multiprocessing.get_context(method)) as pool:
+            assert pool._mp_context.get_start_method() == method
+            parent, inherited = pool.submit(origin).result(HANG)
+    finally:
+        _state.clear()
+    assert (parent == os.getpid()) == (method != "forkserver")
+    assert inherited == ("parent state" if method == "fork" else None)
+
+
+def test_max_tasks_per_child_defaults_to_spawn_and_refuses_fork():
+    pool = ProcessPool(1, max_tasks_per_child=3)
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        pool.shutdown()
+    with pytest.raises(ValueError, match="max_tasks_per_child is incompatible with the 'fork'"):
+        ProcessPool(1, multiprocessing.get_context("fork"), max_tasks_per_child=3)
+    # plait's own spelling works with fork.
+    with ProcessPool(1, start_method="fork", max_tasks_per_worker=1) as pool:
+        assert len({pool.submit(pid).result(HANG) for _ in range(2)}) == 2
+
+
+def test_bad_constructor_input_raises_as_process_pool_executor():
+    for number in (0, -1):
+        with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+            ProcessPool(number)
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        ProcessPool(1, None, 5)
+    with pytest.raises(TypeError, match="max_tasks_per_child must be an integer"):
+        ProcessPool(1, max_tasks_per_child="3")
+    with pytest.raises(ValueError, match="max_tasks_per_child must be >= 1"):
+        ProcessPool(1, max_tasks_per_child=0)
+    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+        ProcessPool(1, max_tasks_per_worker=0)
+    with pytest.raises(TypeError, match="same option with different values"):
+        ProcessPool(1, max_tasks_per_child=2, max_tasks_per_worker=3)
+    with pytest.raises(TypeError, match="mp_context must be a multiprocessing context"):
+        ProcessPool(1, "fork")
+    with pytest.raises(TypeError, match="disagree"):
+        ProcessPool(1, multiprocessing.get_context("fork"), start_method="spawn")
+    with pytest.raises(TypeError):
+        ProcessPool(1, None, None, (), 5)  # max_tasks_per_child is keyword-only, as in the stdlib
+
+
+def test_a_context_plait_cannot_honour_is_a_value_error():
+    class ThreadContext:
+        def get_start_method(self, allow_none=False):
+            return "threads"
+
+    with pytest.raises(ValueError, match="cannot honour"):
+        ProcessPool(1, ThreadContext())
+
+
+def test_max_tasks_per_child_and_per_worker_are_one_option():
+    with ProcessPool(1, max_tasks_per_child=2, max_tasks_per_worker=2) as pool:
+        pids = [pool.submit(pid).result(HANG) for _ in range(4)]
+    assert len(set(pids)) == 2
 
 
 def test_use_after_shutdown_raises(start_method):

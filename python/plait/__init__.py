@@ -21,10 +21,10 @@ from .exceptions import (
     MessageTooLarge,
     OwnerDied,
     PlaitError,
+    PlaitWarning,
     SharedMemoryCorrupted,
     ShutDown,
     TaskTimeout,
-    WorkerCrashed,
 )
 
 __version__ = "0.1.0"
@@ -45,7 +45,7 @@ _plait._install(exceptions=_exceptions, report=_load_report)
 
 def __getattr__(name: str) -> object:
     # Defined on first use (see plait.exceptions): importing plait stays fast.
-    if name in ("BrokenProcessPool", "BrokenThreadPool"):
+    if name in ("BrokenProcessPool", "BrokenThreadPool", "RemoteTraceback", "WorkerCrashed"):
         from . import exceptions
 
         return getattr(exceptions, name)
@@ -61,6 +61,8 @@ __all__ = [
     "MessageTooLarge",
     "OwnerDied",
     "PlaitError",
+    "PlaitWarning",
+    "RemoteTraceback",
     "SharedMemoryCorrupted",
     "ShutDown",
     "TaskTimeout",

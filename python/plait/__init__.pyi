@@ -8,6 +8,8 @@ from .exceptions import LockOrderWarning as LockOrderWarning
 from .exceptions import MessageTooLarge as MessageTooLarge
 from .exceptions import OwnerDied as OwnerDied
 from .exceptions import PlaitError as PlaitError
+from .exceptions import PlaitWarning as PlaitWarning
+from .exceptions import RemoteTraceback as RemoteTraceback
 from .exceptions import SharedMemoryCorrupted as SharedMemoryCorrupted
 from .exceptions import ShutDown as ShutDown
 from .exceptions import TaskTimeout as TaskTimeout
@@ -22,6 +24,8 @@ __all__ = [
     "MessageTooLarge",
     "OwnerDied",
     "PlaitError",
+    "PlaitWarning",
+    "RemoteTraceback",
     "SharedMemoryCorrupted",
     "ShutDown",
     "TaskTimeout",

@@ -2,10 +2,13 @@
 
 import sys
 from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool
+from concurrent.futures.process import _RemoteTraceback
 from concurrent.futures.thread import BrokenThreadPool as _BrokenThreadPool
+from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback
 from typing import Any
 
 __all__ = [
+    "BrokenProcessPool",
     "BrokenThreadPool",
     "DeadlockEdge",
     "DeadlockError",
@@ -15,7 +18,12 @@ __all__ = [
     "MessageTooLarge",
     "OwnerDied",
     "PlaitError",
+    "PlaitWarning",
+    "RemoteTraceback",
+    "SharedMemoryCorrupted",
     "ShutDown",
+    "TaskTimeout",
+    "WorkerCrashed",
 ]
 
 TYPE_CHECKING: bool  # the module's own cheap stand-in for typing.TYPE_CHECKING
@@ -61,8 +69,9 @@ class DeadlockError(PlaitError, RuntimeError):
     def __init__(self, message: str, cycle: list[DeadlockEdge] | None = None) -> None: ...
     def to_dict(self) -> dict[str, Any]: ...
 
-class DeadlockWarning(RuntimeWarning): ...
-class LockOrderWarning(RuntimeWarning): ...
+class PlaitWarning(Warning): ...
+class DeadlockWarning(PlaitWarning, RuntimeWarning): ...
+class LockOrderWarning(PlaitWarning, RuntimeWarning): ...
 
 if sys.version_info >= (3, 13):
     import queue
@@ -75,7 +84,7 @@ else:
 class BrokenThreadPool(PlaitError, _BrokenThreadPool): ...
 class BrokenProcessPool(PlaitError, _BrokenProcessPool): ...
 
-class WorkerCrashed(PlaitError, RuntimeError):
+class WorkerCrashed(BrokenProcessPool):
     exitcode: int | None
     signal: int | None
     def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None: ...
@@ -84,7 +93,7 @@ class TaskTimeout(PlaitError, TimeoutError):
     timeout: float | None
     def __init__(self, message: str, timeout: float | None = None) -> None: ...
 
-class RemoteTraceback(Exception):
+class RemoteTraceback(_RemoteTraceback, _PoolRemoteTraceback):
     tb: str
     def __init__(self, tb: str) -> None: ...
 

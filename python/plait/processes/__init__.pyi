@@ -4,6 +4,7 @@ typed as their ``multiprocessing`` peers."""
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
+from multiprocessing.context import BaseContext
 from typing import Any, Literal, ParamSpec, Self, TypeVar
 
 from .._plait import (
@@ -64,9 +65,11 @@ class ProcessPool(Executor):
     def __init__(
         self,
         max_workers: int | None = None,
-        *,
+        mp_context: BaseContext | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         start_method: _StartMethod | None = None,

@@ -211,6 +211,59 @@ class _Options:
         return self._pool._map(fn, iterables, timeout, chunksize, self._timeout)
 
 
+def _cpu_count() -> int:
+    # What ProcessPoolExecutor uses: the CPUs this process may run on from 3.13, all before.
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return count or 1
+
+
+def _start_method_of(mp_context: Any, start_method: str | None) -> tuple[str, Any]:
+    """The start method from ``mp_context`` (a ``multiprocessing`` context, as given to
+    ``ProcessPoolExecutor``) and/or plait's ``start_method``, with the context the pool reports as
+    ``_mp_context``. Neither given: "spawn" (plait's default, whatever ``multiprocessing``'s)."""
+    import multiprocessing
+
+    if start_method is not None and start_method not in _START_METHODS:
+        raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
+    if mp_context is None:
+        method = start_method or "spawn"
+        return method, multiprocessing.get_context(method)
+    get_start_method = getattr(mp_context, "get_start_method", None)
+    if not callable(get_start_method):
+        raise TypeError(
+            f"mp_context must be a multiprocessing context (multiprocessing.get_context(...)), "
+            f"not {type(mp_context).__qualname__}"
+        )
+    method = get_start_method(allow_none=False)
+    if method not in _START_METHODS:
+        raise ValueError(
+            f"mp_context uses the start method {method!r}, which plait's ProcessPool cannot honour: "
+            f"use a context of one of {_START_METHODS}"
+        )
+    if start_method is not None and start_method != method:
+        raise TypeError(
+            f"mp_context (start method {method!r}) and start_method={start_method!r} disagree: give one"
+        )
+    return method, mp_context
+
+
+def _max_tasks(per_child: int | None, per_worker: int | None) -> int | None:
+    """``max_tasks_per_child`` (ProcessPoolExecutor's name) and ``max_tasks_per_worker`` (plait's)
+    are one option: checked as ProcessPoolExecutor checks it, both given must agree."""
+    for name, value in (("max_tasks_per_child", per_child), ("max_tasks_per_worker", per_worker)):
+        if value is not None:
+            if not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer")
+            if value <= 0:
+                raise ValueError(f"{name} must be >= 1")
+    if per_child is not None and per_worker is not None and per_child != per_worker:
+        raise TypeError(
+            f"max_tasks_per_child={per_child} and max_tasks_per_worker={per_worker} are the same "
+            "option with different values: give one"
+        )
+    return per_worker if per_worker is not None else per_child
+
+
 class ProcessPool(concurrent.futures.Executor):
     """A process pool executor where a crash, a timeout or a cancel affects one task only.
 
@@ -219,36 +272,48 @@ class ProcessPool(concurrent.futures.Executor):
         with ProcessPool(max_workers=4, task_timeout=60) as pool:
             results = list(pool.map(simulate, seeds))
 
-    ``start_method`` is how workers start: ``"spawn"`` (the default) runs a fresh interpreter per
-    worker; ``"forkserver"`` starts one server process per pool (a fresh interpreter that imports
-    plait once) which forks every worker, so workers start fast and none is a copy of this
-    process; ``"fork"`` forks this process (fastest; it inherits its state and threads' locks).
-    With any of them, a crashed worker's exit code or signal is reported by ``WorkerCrashed``.
+    The positional parameters and ``max_tasks_per_child`` are ``ProcessPoolExecutor``'s, checked
+    the same way; plait's own options are keyword-only. ``mp_context`` (a ``multiprocessing``
+    context, e.g. ``multiprocessing.get_context("forkserver")``) or ``start_method`` is how
+    workers start: ``"spawn"`` (the default, whatever ``multiprocessing``'s default) runs a fresh
+    interpreter per worker; ``"forkserver"`` starts one server process per pool (a fresh
+    interpreter that imports plait once) which forks every worker, so workers start fast and
+    none is a copy of this process; ``"fork"`` forks this process (fastest; it inherits its
+    state and threads' locks).
+    With any of them, a crashed worker's exit code or signal is reported by ``WorkerCrashed``
+    (also a ``concurrent.futures.process.BrokenProcessPool``), for that task only.
+    ``max_tasks_per_worker`` (``max_tasks_per_child``) replaces a worker after that many tasks;
+    ``task_timeout`` fails a task that runs longer (``TaskTimeout``) and replaces its worker.
     """
 
     def __init__(
         self,
         max_workers: int | None = None,
-        *,
+        mp_context: Any = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         start_method: str | None = None,
     ) -> None:
         if max_workers is None:
-            max_workers = os.cpu_count() or 1
-        if max_workers <= 0:
+            max_workers = _cpu_count()
+        elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        start_method, self._mp_context = _start_method_of(mp_context, start_method)
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        if max_tasks_per_worker is not None and max_tasks_per_worker < 1:
-            raise ValueError("max_tasks_per_worker must be at least 1")
+        max_tasks_per_worker = _max_tasks(max_tasks_per_child, max_tasks_per_worker)
+        if max_tasks_per_child is not None and start_method == "fork":
+            raise ValueError(
+                "max_tasks_per_child is incompatible with the 'fork' multiprocessing start method "
+                "(as with ProcessPoolExecutor); supply a different mp_context, or use plait's "
+                "max_tasks_per_worker=, which works with 'fork' too"
+            )
         if task_timeout is not None and not task_timeout > 0:
             raise ValueError("task_timeout must be a positive number of seconds")
-        start_method = start_method or "spawn"
-        if start_method not in _START_METHODS:
-            raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
         hello = {
             "sys_path": list(sys.path),
             "initializer": None if initializer is None else _dumps_function(initializer),
