@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
+import importlib
+import importlib.abc
+import importlib.machinery
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -81,6 +85,11 @@ def origin():
 
 def broken_init():
     raise RuntimeError("init went wrong")
+
+
+class RefusesPickling:
+    def __reduce__(self):
+        raise pickle.PicklingError("refused")
 
 
 def unpicklable_result():
@@ -199,15 +208,24 @@ def test_cancel_queued_and_running(start_method):
         assert pool.submit(square, 5).result(HANG) == 25
 
 
-def test_unpicklable_argument_raises_in_the_caller(pool):
-    with pytest.raises(TypeError, match="cannot send"):
-        pool.submit(square, threading.Lock())
+def test_unpicklable_argument_fails_that_task_with_the_picklers_error(pool):
+    # As with ProcessPoolExecutor: submit returns, the future fails with pickle's own error.
+    future = pool.submit(square, threading.Lock())
+    with pytest.raises(TypeError, match=r"cannot pickle '_thread\.lock' object") as info:
+        future.result(HANG)
+    assert any("cannot send" in note for note in info.value.__notes__)
+    with pytest.raises(pickle.PicklingError, match="refused"):
+        pool.submit(square, RefusesPickling()).result(HANG)
     assert pool.submit(square, 2).result(HANG) == 4
 
 
 def test_unpicklable_result_fails_that_task(pool):
-    with pytest.raises(TypeError, match="could not be pickled"):
+    with pytest.raises(TypeError, match="cannot pickle") as info:
         pool.submit(unpicklable_result).result(HANG)
+    assert "the task's result could not be pickled" in info.value.__notes__
+    with pytest.raises(pickle.PicklingError, match="refused"):
+        pool.submit(RefusesPickling).result(HANG)
+    assert pool.submit(square, 2).result(HANG) == 4
 
 
 def test_function_missing_in_the_worker_fails_that_task(pool):
@@ -596,7 +614,9 @@ def make(cls_name, *args):
 
 
 def test_error_unpickling_arguments_in_the_worker_fails_that_task(pool):
-    with pytest.raises(RuntimeError, match="cannot unpickle in the worker"):
+    # BrokenProcessPool as with ProcessPoolExecutor (a RuntimeError), for that task only.
+    broken = concurrent.futures.process.BrokenProcessPool
+    with pytest.raises(broken, match="cannot unpickle in the worker"):
         pool.submit(identity, FailsInWorkerOnLoad()).result(HANG)
     assert pool.submit(square, 3).result(HANG) == 9
 
@@ -609,8 +629,10 @@ def test_crash_unpickling_arguments_in_the_worker_fails_that_task(pool):
 
 
 def test_error_unpickling_the_result_in_the_parent_fails_that_task(pool):
-    with pytest.raises(RuntimeError, match="cannot unpickle in the parent"):
+    broken = concurrent.futures.process.BrokenProcessPool
+    with pytest.raises(broken, match="cannot unpickle in the parent") as info:
         pool.submit(make, "FailsInParentOnLoad", os.getpid()).result(HANG)
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert [f.result(HANG) for f in [pool.submit(square, i) for i in range(5)]] == [0, 1, 4, 9, 16]
 
 
@@ -872,3 +894,48 @@ def test_an_input_error_comes_after_the_results_before_it(pool):
             for x in method(square, items(), chunksize=1):
                 got.append(x)
         assert sorted(got) == [0, 1, 4, 9]
+
+
+class _HeldImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``plait_test_held_module``; in the test process, the import waits for ``release``."""
+
+    name = "plait_test_held_module"
+
+    def __init__(self):
+        self.parent = os.getpid()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def find_spec(self, name, path, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == self.name else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if os.getpid() == self.parent:
+            self.started.set()
+            self.release.wait(HANG)
+        module.value = 42
+
+
+def import_held_module():
+    return importlib.import_module(_HeldImport.name).value
+
+
+def test_fork_worker_started_during_an_import_in_another_thread_can_import_it():
+    """A worker forked while another thread is importing a module gets that module afresh
+    instead of waiting forever for the import lock of a thread that does not exist there."""
+    finder = _HeldImport()
+    sys.meta_path.insert(0, finder)
+    importer = threading.Thread(target=importlib.import_module, args=(finder.name,))
+    try:
+        importer.start()
+        assert finder.started.wait(HANG)
+        with ProcessPool(2, multiprocessing.get_context("fork")) as pool:
+            assert pool.submit(import_held_module).result(HANG) == 42
+    finally:
+        finder.release.set()
+        importer.join(HANG)
+        sys.meta_path.remove(finder)
+        sys.modules.pop(finder.name, None)

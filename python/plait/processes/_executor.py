@@ -98,6 +98,27 @@ def _definition(fn: Callable[..., Any]) -> bytes | None:
         return None
 
 
+def _failed(exc: BaseException) -> Future:
+    """The future of a task whose arguments did not pickle: it fails with the pickler's error,
+    as with ``ProcessPoolExecutor`` (which pickles them on its feeder thread), and the pool goes
+    on."""
+    future = Future()
+    future.set_running_or_notify_cancel()
+    future.set_exception(_wire.pickling_error(exc))
+    return future
+
+
+def _unpickling_failed(what: str, error: BaseException) -> BaseException:
+    """A task's result (or exception) that cannot be unpickled here fails that task with
+    ``BrokenProcessPool``, the class ``ProcessPoolExecutor`` reports it with (``__cause__``: the
+    error); the pool goes on. Ctrl-C stays a ``KeyboardInterrupt``."""
+    if isinstance(error, KeyboardInterrupt):
+        return error
+    broken = BrokenProcessPool(f"the task's {what} could not be unpickled: {error!r}")
+    broken.__cause__ = error
+    return broken
+
+
 def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | None = None) -> None:
     """Called on the completer thread with each finished task (see processes.rs); ``segments``
     hold a result's large buffers."""
@@ -106,9 +127,18 @@ def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | Non
         if future.done():
             return
     if kind == DONE_OK:
-        future.set_result(_wire.loads(payload, segments))
+        try:
+            result = _wire.loads(payload, segments)
+        except BaseException as exc:
+            future.set_exception(_unpickling_failed("result", exc))
+        else:
+            future.set_result(result)
     elif kind == DONE_ERR:
-        exc, tb = pickle.loads(payload)
+        try:
+            exc, tb = pickle.loads(payload)
+        except BaseException as error:
+            future.set_exception(_unpickling_failed("exception", error))
+            return
         exc.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
         future.set_exception(exc)
     elif kind == DONE_CRASHED:
@@ -186,9 +216,10 @@ def _stop_dispatcher(key: int, cancel: bool, wait: bool) -> None:
 @atexit.register
 def _python_exit() -> None:
     # The dispatcher and completer threads call into Python: stop them before the interpreter
-    # goes away.
+    # goes away. As with ProcessPoolExecutor, work already submitted runs to the end first
+    # (shutdown(cancel_futures=True) is how to drop it).
     for key in list(_dispatchers):
-        _stop_dispatcher(key, cancel=True, wait=True)
+        _stop_dispatcher(key, cancel=False, wait=True)
 
 
 class _Options:
@@ -316,8 +347,12 @@ class ProcessPool(concurrent.futures.Executor):
             raise ValueError("task_timeout must be a positive number of seconds")
         hello = {
             "sys_path": list(sys.path),
+            # multiprocessing's key, as its own children get it: Manager proxies sent to tasks
+            # connect with it.
+            "authkey": bytes(self._mp_context.current_process().authkey),
             "initializer": None if initializer is None else _dumps_function(initializer),
-            "initargs": tuple(initargs),
+            # Unpickled after the worker adopted the key (initargs may hold Manager proxies).
+            "initargs": _dumps(tuple(initargs)),
         }
         self._max_workers = max_workers
         self._task_timeout = task_timeout
@@ -382,15 +417,21 @@ class ProcessPool(concurrent.futures.Executor):
                 # The commonest task, fn(number or string): a plain pickle is all it needs.
                 future, _ = self._core.submit(fid, None, pickle.dumps((args, kwargs), protocol=5), timeout)
                 return future  # type: ignore[no-any-return]
-            body, segments = self._encode((args, kwargs))
+            try:
+                body, segments = self._encode((args, kwargs))
+            except Exception as exc:
+                return _failed(exc)
             return self._send(fid, None, body, segments, timeout)
         definition = _definition(fn)
-        if definition is None:
-            # Bound methods, partials, closures, callable objects: their state may change between
-            # calls, so (as with the stdlib pools) they travel with every task.
-            body, segments = self._encode((fn, args, kwargs))
-            return self._send(0, None, body, segments, timeout)
-        body, segments = self._encode((args, kwargs))
+        try:
+            if definition is None:
+                # Bound methods, partials, closures, callable objects: their state may change
+                # between calls, so (as with the stdlib pools) they travel with every task.
+                body, segments = self._encode((fn, args, kwargs))
+                return self._send(0, None, body, segments, timeout)
+            body, segments = self._encode((args, kwargs))
+        except Exception as exc:
+            return _failed(exc)
         # A plain function, sent once per worker. Registering it and queueing
         # the task that carries its definition under one lock keeps any later task from
         # overtaking the definition.

@@ -261,7 +261,19 @@ def results_of(plan: Plan, timeout: float | None, bar: Progress | None) -> Itera
     return itertools.chain.from_iterable(_chunks(plan, end, bar))
 
 
-def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[list[Any]]:
+def _hand_out(results: list[Any]) -> Iterator[Any]:
+    """A chunk's results, each dropped from the list as it is handed out: the consumer holds the
+    only reference to a result it has read (``Executor.map`` keeps none, bpo-14406)."""
+    if type(results) is not list:
+        yield from results
+        return
+    results.reverse()
+    pop = results.pop
+    while results:
+        yield pop()
+
+
+def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[Iterator[Any]]:
     ordered = plan.ordered
     try:
         while True:
@@ -301,7 +313,7 @@ def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[lis
                 plan.live.discard(future)
             if bar is not None:
                 bar.update(len(results))
-            yield results
+            yield _hand_out(results)
             if error is not None:
                 raise error
     finally:

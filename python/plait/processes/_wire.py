@@ -165,6 +165,21 @@ def _pickle(obj: Any, callback: Any) -> bytes:
     return data
 
 
+class Unsendable(TypeError):
+    """``obj`` cannot be pickled for another process; ``__cause__`` is the pickler's own error."""
+
+
+def pickling_error(exc: BaseException) -> BaseException:
+    """The error to report for a task whose arguments or result did not pickle: the pickler's
+    own (``PicklingError``, ``TypeError``, even ``SystemExit`` from a ``__reduce__``), as
+    ``concurrent.futures`` reports it, with plait's explanation as a note."""
+    cause = exc.__cause__
+    if isinstance(exc, Unsendable) and cause is not None:
+        cause.add_note(str(exc))
+        return cause
+    return exc
+
+
 def dumps(
     obj: Any, reuse: list[Segment] | None = None, inband: bool = False
 ) -> tuple[bytes, list[Segment] | None]:
@@ -192,7 +207,7 @@ def dumps(
             try:
                 data = cloudpickle.dumps(obj, protocol=5, buffer_callback=_callback)
             except Exception as exc:
-                raise TypeError(f"cannot send {type(obj).__qualname__} object to a process: {exc}") from exc
+                raise Unsendable(f"cannot send {type(obj).__qualname__} object to a process: {exc}") from exc
         out = _local.out
     finally:
         _local.out = _OUTSIDE
