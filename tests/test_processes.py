@@ -939,3 +939,28 @@ def test_fork_worker_started_during_an_import_in_another_thread_can_import_it():
         importer.join(HANG)
         sys.meta_path.remove(finder)
         sys.modules.pop(finder.name, None)
+
+
+def test_a_pool_that_cannot_start_its_threads_is_broken(monkeypatch):
+    """As ProcessPoolExecutor during interpreter finalization (gh-109047): no new thread means a
+    broken pool whose submits raise BrokenProcessPool, not a half-made pool."""
+    original = threading.Thread.start
+    started = []
+
+    def start_one(thread):
+        if started:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        started.append(thread)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_one)
+    pool = ProcessPool(2)
+    monkeypatch.undo()
+    try:
+        with pytest.raises(BrokenProcessPool, match="could not start its threads"):
+            pool.submit(square, 2)
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            list(pool.map(square, [1, 2]))
+    finally:
+        pool.shutdown()
+    assert not started[0].is_alive()

@@ -399,16 +399,34 @@ class ProcessPool(concurrent.futures.Executor):
         )
         self._key = key
         _dispatchers[key] = (self._core, self._dispatcher, self._completer)
-        self._completer.start()
-        self._dispatcher.start()
+        self._broken: str | None = None
+        try:
+            self._dispatcher.start()
+            self._completer.start()
+        except RuntimeError as exc:
+            self._break_at_start(exc)
         # A pool dropped without shutdown() still stops its workers (after the queue drains).
         self._finalizer = weakref.finalize(self, _stop_dispatcher, key, False, False)
+
+    def _break_at_start(self, exc: RuntimeError) -> None:
+        """No new thread could start (the interpreter is finalizing, gh-109047): the pool is
+        broken, as ``ProcessPoolExecutor`` is then, and every submit raises
+        ``BrokenProcessPool``. The thread that did start is stopped."""
+        self._broken = f"the process pool could not start its threads: {exc}"
+        _dispatchers.pop(self._key, None)
+        self._core.shutdown(True)
+        if self._dispatcher.ident is not None:
+            self._dispatcher.join()  # it closes the fork server
+        elif self._forkserver is not None:
+            self._forkserver.close()
 
     # --- submitting -------------------------------------------------------------------------
 
     def _submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Future:
+        if self._broken is not None:
+            raise BrokenProcessPool(self._broken)
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
         fid = self._functions.get(fn) if type(fn) in _CACHEABLE else None
