@@ -4,7 +4,6 @@ import sys
 from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool
 from concurrent.futures.process import _RemoteTraceback
 from concurrent.futures.thread import BrokenThreadPool as _BrokenThreadPool
-from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback
 from typing import Any
 
 __all__ = [
@@ -93,7 +92,8 @@ class TaskTimeout(PlaitError, TimeoutError):
     timeout: float | None
     def __init__(self, message: str, timeout: float | None = None) -> None: ...
 
-class RemoteTraceback(_RemoteTraceback, _PoolRemoteTraceback):
+# Also a multiprocessing.pool.RemoteTraceback at runtime (that class is not in typeshed).
+class RemoteTraceback(_RemoteTraceback):
     tb: str
     def __init__(self, tb: str) -> None: ...
 
