@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
+import importlib
+import importlib.abc
+import importlib.machinery
+import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -73,8 +79,17 @@ def recall():
     return _state.get("value")
 
 
+def origin():
+    return os.getppid(), recall()
+
+
 def broken_init():
     raise RuntimeError("init went wrong")
+
+
+class RefusesPickling:
+    def __reduce__(self):
+        raise pickle.PicklingError("refused")
 
 
 def unpicklable_result():
@@ -143,8 +158,10 @@ def test_a_crash_fails_only_its_task(pool, fn, args, check):
     good = [pool.submit(sleep_then, 0.05, i) for i in range(6)]
     bad = pool.submit(fn, *args)
     more = [pool.submit(square, i) for i in range(6)]
-    with pytest.raises(WorkerCrashed) as info:
-        bad.result(HANG)
+    with pytest.raises(concurrent.futures.process.BrokenProcessPool) as info:
+        bad.result(HANG)  # what ProcessPoolExecutor raises, so its handlers catch it
+    assert isinstance(info.value, WorkerCrashed)
+    assert isinstance(info.value, BrokenProcessPool)
     assert isinstance(info.value, PlaitError)
     assert check(info.value), str(info.value)
     assert [f.result(HANG) for f in good] == list(range(6))
@@ -191,15 +208,24 @@ def test_cancel_queued_and_running(start_method):
         assert pool.submit(square, 5).result(HANG) == 25
 
 
-def test_unpicklable_argument_raises_in_the_caller(pool):
-    with pytest.raises(TypeError, match="cannot send"):
-        pool.submit(square, threading.Lock())
+def test_unpicklable_argument_fails_that_task_with_the_picklers_error(pool):
+    # As with ProcessPoolExecutor: submit returns, the future fails with pickle's own error.
+    future = pool.submit(square, threading.Lock())
+    with pytest.raises(TypeError, match=r"cannot pickle '_thread\.lock' object") as info:
+        future.result(HANG)
+    assert any("cannot send" in note for note in info.value.__notes__)
+    with pytest.raises(pickle.PicklingError, match="refused"):
+        pool.submit(square, RefusesPickling()).result(HANG)
     assert pool.submit(square, 2).result(HANG) == 4
 
 
 def test_unpicklable_result_fails_that_task(pool):
-    with pytest.raises(TypeError, match="could not be pickled"):
+    with pytest.raises(TypeError, match="cannot pickle") as info:
         pool.submit(unpicklable_result).result(HANG)
+    assert "the task's result could not be pickled" in info.value.__notes__
+    with pytest.raises(pickle.PicklingError, match="refused"):
+        pool.submit(RefusesPickling).result(HANG)
+    assert pool.submit(square, 2).result(HANG) == 4
 
 
 def test_function_missing_in_the_worker_fails_that_task(pool):
@@ -221,6 +247,81 @@ def test_bad_arguments():
         ProcessPool(initializer=5)
     with pytest.raises(ValueError, match="start_method"):
         ProcessPool(start_method="teleport")
+
+
+def test_process_pool_executor_signature_positionally():
+    """ProcessPoolExecutor(max_workers, mp_context, initializer, initargs, *, max_tasks_per_child)."""
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPool(1, ctx, remember, ("ready",), max_tasks_per_child=2) as pool:
+        assert pool._mp_context is ctx
+        pids = [pool.submit(pid).result(HANG) for _ in range(4)]
+        assert pool.submit(recall).result(HANG) == "ready"
+    assert len(set(pids)) == 2
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_mp_context_picks_the_start_method(method):
+    # Told apart by the worker's parent (the fork server's workers are its children) and by
+    # what it inherits (only a forked worker sees this process's state).
+    remember("parent state")
+    try:
+        with ProcessPool(1, multiprocessing.get_context(method)) as pool:
+            assert pool._mp_context.get_start_method() == method
+            parent, inherited = pool.submit(origin).result(HANG)
+    finally:
+        _state.clear()
+    assert (parent == os.getpid()) == (method != "forkserver")
+    assert inherited == ("parent state" if method == "fork" else None)
+
+
+def test_max_tasks_per_child_defaults_to_spawn_and_refuses_fork():
+    pool = ProcessPool(1, max_tasks_per_child=3)
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        pool.shutdown()
+    with pytest.raises(ValueError, match="max_tasks_per_child is incompatible with the 'fork'"):
+        ProcessPool(1, multiprocessing.get_context("fork"), max_tasks_per_child=3)
+    # plait's own spelling works with fork.
+    with ProcessPool(1, start_method="fork", max_tasks_per_worker=1) as pool:
+        assert len({pool.submit(pid).result(HANG) for _ in range(2)}) == 2
+
+
+def test_bad_constructor_input_raises_as_process_pool_executor():
+    for number in (0, -1):
+        with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+            ProcessPool(number)
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        ProcessPool(1, None, 5)
+    with pytest.raises(TypeError, match="max_tasks_per_child must be an integer"):
+        ProcessPool(1, max_tasks_per_child="3")
+    with pytest.raises(ValueError, match="max_tasks_per_child must be >= 1"):
+        ProcessPool(1, max_tasks_per_child=0)
+    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+        ProcessPool(1, max_tasks_per_worker=0)
+    with pytest.raises(TypeError, match="same option with different values"):
+        ProcessPool(1, max_tasks_per_child=2, max_tasks_per_worker=3)
+    with pytest.raises(TypeError, match="mp_context must be a multiprocessing context"):
+        ProcessPool(1, "fork")
+    with pytest.raises(TypeError, match="disagree"):
+        ProcessPool(1, multiprocessing.get_context("fork"), start_method="spawn")
+    with pytest.raises(TypeError):
+        ProcessPool(1, None, None, (), 5)  # max_tasks_per_child is keyword-only, as in the stdlib
+
+
+def test_a_context_plait_cannot_honour_is_a_value_error():
+    class ThreadContext:
+        def get_start_method(self, allow_none=False):
+            return "threads"
+
+    with pytest.raises(ValueError, match="cannot honour"):
+        ProcessPool(1, ThreadContext())
+
+
+def test_max_tasks_per_child_and_per_worker_are_one_option():
+    with ProcessPool(1, max_tasks_per_child=2, max_tasks_per_worker=2) as pool:
+        pids = [pool.submit(pid).result(HANG) for _ in range(4)]
+    assert len(set(pids)) == 2
 
 
 def test_use_after_shutdown_raises(start_method):
@@ -513,7 +614,9 @@ def make(cls_name, *args):
 
 
 def test_error_unpickling_arguments_in_the_worker_fails_that_task(pool):
-    with pytest.raises(RuntimeError, match="cannot unpickle in the worker"):
+    # BrokenProcessPool as with ProcessPoolExecutor (a RuntimeError), for that task only.
+    broken = concurrent.futures.process.BrokenProcessPool
+    with pytest.raises(broken, match="cannot unpickle in the worker"):
         pool.submit(identity, FailsInWorkerOnLoad()).result(HANG)
     assert pool.submit(square, 3).result(HANG) == 9
 
@@ -526,8 +629,10 @@ def test_crash_unpickling_arguments_in_the_worker_fails_that_task(pool):
 
 
 def test_error_unpickling_the_result_in_the_parent_fails_that_task(pool):
-    with pytest.raises(RuntimeError, match="cannot unpickle in the parent"):
+    broken = concurrent.futures.process.BrokenProcessPool
+    with pytest.raises(broken, match="cannot unpickle in the parent") as info:
         pool.submit(make, "FailsInParentOnLoad", os.getpid()).result(HANG)
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert [f.result(HANG) for f in [pool.submit(square, i) for i in range(5)]] == [0, 1, 4, 9, 16]
 
 
@@ -789,3 +894,73 @@ def test_an_input_error_comes_after_the_results_before_it(pool):
             for x in method(square, items(), chunksize=1):
                 got.append(x)
         assert sorted(got) == [0, 1, 4, 9]
+
+
+class _HeldImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``plait_test_held_module``; in the test process, the import waits for ``release``."""
+
+    name = "plait_test_held_module"
+
+    def __init__(self):
+        self.parent = os.getpid()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def find_spec(self, name, path, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == self.name else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if os.getpid() == self.parent:
+            self.started.set()
+            self.release.wait(HANG)
+        module.value = 42
+
+
+def import_held_module():
+    return importlib.import_module(_HeldImport.name).value
+
+
+def test_fork_worker_started_during_an_import_in_another_thread_can_import_it():
+    """A worker forked while another thread is importing a module gets that module afresh
+    instead of waiting forever for the import lock of a thread that does not exist there."""
+    finder = _HeldImport()
+    sys.meta_path.insert(0, finder)
+    importer = threading.Thread(target=importlib.import_module, args=(finder.name,))
+    try:
+        importer.start()
+        assert finder.started.wait(HANG)
+        with ProcessPool(2, multiprocessing.get_context("fork")) as pool:
+            assert pool.submit(import_held_module).result(HANG) == 42
+    finally:
+        finder.release.set()
+        importer.join(HANG)
+        sys.meta_path.remove(finder)
+        sys.modules.pop(finder.name, None)
+
+
+def test_a_pool_that_cannot_start_its_threads_is_broken(monkeypatch):
+    """As ProcessPoolExecutor during interpreter finalization (gh-109047): no new thread means a
+    broken pool whose submits raise BrokenProcessPool, not a half-made pool."""
+    original = threading.Thread.start
+    started = []
+
+    def start_one(thread):
+        if started:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        started.append(thread)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_one)
+    pool = ProcessPool(2)
+    monkeypatch.undo()
+    try:
+        with pytest.raises(BrokenProcessPool, match="could not start its threads"):
+            pool.submit(square, 2)
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            list(pool.map(square, [1, 2]))
+    finally:
+        pool.shutdown()
+    assert not started[0].is_alive()

@@ -26,7 +26,6 @@ from .exceptions import (
     SharedMemoryCorrupted,
     ShutDown,
     TaskTimeout,
-    WorkerCrashed,
 )
 
 __version__ = "0.1.0"
@@ -47,7 +46,7 @@ _plait._install(exceptions=_exceptions, report=_load_report)
 
 def __getattr__(name: str) -> object:
     # Defined on first use (see plait.exceptions): importing plait stays fast.
-    if name in ("BrokenProcessPool", "BrokenThreadPool"):
+    if name in ("BrokenProcessPool", "BrokenThreadPool", "RemoteTraceback", "WorkerCrashed"):
         from . import exceptions
 
         return getattr(exceptions, name)
@@ -64,6 +63,7 @@ __all__ = [
     "OwnerDied",
     "PlaitError",
     "PlaitWarning",
+    "RemoteTraceback",
     "SelfDeadlockWarning",
     "SharedMemoryCorrupted",
     "ShutDown",

@@ -9,6 +9,7 @@ from .exceptions import MessageTooLarge as MessageTooLarge
 from .exceptions import OwnerDied as OwnerDied
 from .exceptions import PlaitError as PlaitError
 from .exceptions import PlaitWarning as PlaitWarning
+from .exceptions import RemoteTraceback as RemoteTraceback
 from .exceptions import SelfDeadlockWarning as SelfDeadlockWarning
 from .exceptions import SharedMemoryCorrupted as SharedMemoryCorrupted
 from .exceptions import ShutDown as ShutDown
@@ -25,6 +26,7 @@ __all__ = [
     "OwnerDied",
     "PlaitError",
     "PlaitWarning",
+    "RemoteTraceback",
     "SelfDeadlockWarning",
     "SharedMemoryCorrupted",
     "ShutDown",

@@ -1,8 +1,12 @@
 """plait's exceptions and warnings.
 
 Every error plait raises on its own account derives from :class:`PlaitError`, and also from the
-builtin it refines, so existing ``except RuntimeError`` / ``except TimeoutError`` clauses keep
-working when code switches to plait.
+builtin or stdlib exception it refines, so existing ``except RuntimeError`` / ``except
+TimeoutError`` / ``except BrokenProcessPool`` clauses keep working when code switches to plait.
+Every warning plait emits derives from :class:`PlaitWarning`.
+
+``BrokenThreadPool``, ``BrokenProcessPool``, ``WorkerCrashed`` and ``RemoteTraceback`` derive
+from classes of ``concurrent.futures``/``multiprocessing``, so they are defined on first use.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "BrokenProcessPool",
     "BrokenThreadPool",
     "DeadlockEdge",
     "DeadlockError",
@@ -25,8 +30,12 @@ __all__ = [
     "OwnerDied",
     "PlaitError",
     "PlaitWarning",
+    "RemoteTraceback",
     "SelfDeadlockWarning",
+    "SharedMemoryCorrupted",
     "ShutDown",
+    "TaskTimeout",
+    "WorkerCrashed",
 ]
 
 
@@ -151,7 +160,8 @@ class DeadlockError(PlaitError, RuntimeError):
 
 
 class PlaitWarning(Warning):
-    """Base class of every warning plait emits."""
+    """Base class of every warning plait emits: ``warnings.simplefilter("error", PlaitWarning)``
+    turns them all into errors, ``"ignore"`` silences them."""
 
 
 class DeadlockWarning(PlaitWarning, RuntimeWarning):
@@ -196,48 +206,107 @@ if TYPE_CHECKING:
         """A worker's initializer failed; the pool cannot run tasks any more."""
 
     class BrokenProcessPool(PlaitError, _BrokenProcessPool):
-        """The process pool cannot run tasks: its workers fail to start or its initializer failed."""
+        """A task failed because a worker process broke (see :class:`WorkerCrashed`), or the
+        whole pool is unusable: its workers fail to start or its initializer failed."""
+
+    class WorkerCrashed(BrokenProcessPool):
+        exitcode: int | None
+        signal: int | None
+
+        def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None: ...
+
+    class RemoteTraceback(Exception):
+        tb: str
+
+        def __init__(self, tb: str) -> None: ...
 
 
-# These two derive from concurrent.futures' own (so `except concurrent.futures...` catches them),
-# whose modules import logging, or multiprocessing: they are defined on first use, so importing
-# plait (in every worker process) stays fast.
+# The classes below derive from their stdlib counterparts (so `except concurrent.futures...`
+# catches them), whose modules import logging or multiprocessing: each is defined on first use
+# (module __getattr__), so importing plait (in every worker process) stays fast.
+
+
+def _broken_thread_pool() -> type:
+    from concurrent.futures.thread import BrokenThreadPool as base
+
+    class BrokenThreadPool(PlaitError, base):
+        """A worker's initializer failed; the pool cannot run tasks any more."""
+
+    return BrokenThreadPool
+
+
+def _broken_process_pool() -> type:
+    from concurrent.futures.process import BrokenProcessPool as base
+
+    class BrokenProcessPool(PlaitError, base):
+        """A task failed because a worker process broke (see :class:`WorkerCrashed`), or the
+        whole pool is unusable: its workers fail to start or its initializer failed.
+
+        Also a ``concurrent.futures.process.BrokenProcessPool``: handlers written for
+        ``ProcessPoolExecutor`` catch it.
+        """
+
+    return BrokenProcessPool
+
+
+def _worker_crashed() -> type:
+    class WorkerCrashed(__getattr__("BrokenProcessPool")):  # type: ignore[misc]
+        """The worker process running a task died (crash, signal, ``os._exit``, OOM kill).
+
+        Only that task fails; the pool starts a replacement worker and goes on. Where
+        ``ProcessPoolExecutor`` breaks the whole pool and fails every pending task with
+        ``BrokenProcessPool``, plait fails this one task with this exception, which is also a
+        :class:`BrokenProcessPool` (plait's and ``concurrent.futures.process``'s), so existing
+        ``except BrokenProcessPool:`` handlers still catch it.
+        """
+
+        def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None:
+            super().__init__(message)
+            self.exitcode = exitcode
+            """The worker's exit code, if it exited."""
+            self.signal = signal
+            """The signal that killed the worker, if one did."""
+
+    return WorkerCrashed
+
+
+def _remote_traceback() -> type:
+    from concurrent.futures.process import _RemoteTraceback
+    from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback
+
+    class RemoteTraceback(_RemoteTraceback, _PoolRemoteTraceback):
+        """Attached as ``__cause__`` of an exception raised in a worker: the worker's traceback
+        (``tb``, as text). Also an instance of the stdlib's own classes for the same job
+        (``concurrent.futures.process._RemoteTraceback``, ``multiprocessing.pool.RemoteTraceback``).
+        """
+
+        def __init__(self, tb: str) -> None:
+            super().__init__(tb)
+            self.tb = tb
+
+        def __str__(self) -> str:
+            return self.tb
+
+    return RemoteTraceback
+
+
 _LAZY = {
-    "BrokenThreadPool": (
-        "concurrent.futures.thread",
-        "A worker's initializer failed; the pool cannot run tasks any more.",
-    ),
-    "BrokenProcessPool": (
-        "concurrent.futures.process",
-        "The process pool cannot run tasks: its workers fail to start or its initializer failed.",
-    ),
+    "BrokenThreadPool": _broken_thread_pool,
+    "BrokenProcessPool": _broken_process_pool,
+    "WorkerCrashed": _worker_crashed,
+    "RemoteTraceback": _remote_traceback,
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, doc = _LAZY[name]
-        base = getattr(importlib.import_module(module), name)
-        cls = type(name, (PlaitError, base), {"__doc__": doc, "__module__": __name__})
-        # Two threads may get here at once: the first class stored is the only one handed out.
-        return globals().setdefault(name, cls)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class WorkerCrashed(PlaitError, RuntimeError):
-    """The worker process running a task died (crash, signal, ``os._exit``, OOM kill).
-
-    Only that task fails; the pool starts a replacement worker and goes on.
-    """
-
-    def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None:
-        super().__init__(message)
-        self.exitcode = exitcode
-        """The worker's exit code, if it exited."""
-        self.signal = signal
-        """The signal that killed the worker, if one did."""
+    define = _LAZY.get(name)
+    if define is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = define()
+    cls.__module__ = __name__
+    cls.__qualname__ = name  # pickle finds it as plait.exceptions.<name>
+    # Two threads may get here at once: the first class stored is the only one handed out.
+    return globals().setdefault(name, cls)
 
 
 class TaskTimeout(PlaitError, TimeoutError):
@@ -246,17 +315,6 @@ class TaskTimeout(PlaitError, TimeoutError):
     def __init__(self, message: str, timeout: float | None = None) -> None:
         super().__init__(message)
         self.timeout = timeout
-
-
-class RemoteTraceback(Exception):
-    """Attached as ``__cause__`` of an exception raised in a worker: the worker's traceback."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
 
 
 class OwnerDied(PlaitError, RuntimeError):

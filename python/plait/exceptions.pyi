@@ -2,10 +2,12 @@
 
 import sys
 from concurrent.futures.process import BrokenProcessPool as _BrokenProcessPool
+from concurrent.futures.process import _RemoteTraceback
 from concurrent.futures.thread import BrokenThreadPool as _BrokenThreadPool
 from typing import Any
 
 __all__ = [
+    "BrokenProcessPool",
     "BrokenThreadPool",
     "DeadlockEdge",
     "DeadlockError",
@@ -16,8 +18,12 @@ __all__ = [
     "OwnerDied",
     "PlaitError",
     "PlaitWarning",
+    "RemoteTraceback",
     "SelfDeadlockWarning",
+    "SharedMemoryCorrupted",
     "ShutDown",
+    "TaskTimeout",
+    "WorkerCrashed",
 ]
 
 TYPE_CHECKING: bool  # the module's own cheap stand-in for typing.TYPE_CHECKING
@@ -83,7 +89,7 @@ else:
 class BrokenThreadPool(PlaitError, _BrokenThreadPool): ...
 class BrokenProcessPool(PlaitError, _BrokenProcessPool): ...
 
-class WorkerCrashed(PlaitError, RuntimeError):
+class WorkerCrashed(BrokenProcessPool):
     exitcode: int | None
     signal: int | None
     def __init__(self, message: str, exitcode: int | None = None, signal: int | None = None) -> None: ...
@@ -92,7 +98,8 @@ class TaskTimeout(PlaitError, TimeoutError):
     timeout: float | None
     def __init__(self, message: str, timeout: float | None = None) -> None: ...
 
-class RemoteTraceback(Exception):
+# Also a multiprocessing.pool.RemoteTraceback at runtime (that class is not in typeshed).
+class RemoteTraceback(_RemoteTraceback):
     tb: str
     def __init__(self, tb: str) -> None: ...
 

@@ -1,9 +1,11 @@
-"""CPython's own ``Lib/test/test_concurrent_futures.py`` run against ``plait.threads.ThreadPool``.
+"""CPython's own ``test_concurrent_futures`` run against ``plait.threads.ThreadPool``.
 
 Every thread-pool test class of the CPython suite is subclassed here with
-``executor_type = ThreadPool``. ``FutureTests`` runs against ``plait._pool.Future``.
+``executor_type = ThreadPool``. ``FutureTests`` runs against ``plait._pool.Future``. The
+process-pool classes run in ``test_cpython_futures_process.py``. ``_cf_suite`` loads the suite
+(one file up to 3.11, a package from 3.12; where it comes from on builds without it: see there).
 
-Test bodies are CPython's. They are re-bound to module globals in which
+Test bodies are CPython's. They are re-bound to their modules' globals in which
 ``futures.ThreadPoolExecutor`` is ``ThreadPool``, ``Future`` is plait's Future and
 ``create_future`` builds a plait Future through its public methods. Without that, the tests that
 name ``futures.ThreadPoolExecutor`` or ``Future()`` directly would quietly test the stdlib.
@@ -12,26 +14,16 @@ A test is skipped only when it inspects a private attribute of ``ThreadPoolExecu
 ``Future`` that plait does not have, or needs something else that plait does not claim to copy.
 Each skip reason names what the test relies on. A test that fails because of a plait bug is
 marked ``expectedFailure``, with a comment naming the bug.
-
-Where the suite comes from: ``from test import test_concurrent_futures``. Some CPython builds
-(this machine's 3.11.7 among them) ship ``Lib/test`` without that module. Then the module is
-loaded from the path in ``$PLAIT_CPYTHON_CF_TESTS``, or else from a sibling CPython 3.11 or 3.10
-install. 3.10.13's copy has the same thread-pool tests as 3.11's. The only differences are the
-3.11-only ``ProcessPoolExecutor`` tests (``max_tasks_per_child``). From 3.12 CPython ships the
-suite as a package (``test/test_concurrent_futures/``, one module per area); that layout is not
-handled here, so those versions load the single-file copy the same way. When no copy is found,
-the module is skipped.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import glob
-import importlib.util
 import logging
+import multiprocessing
 import os
 import sys
-import types
+import threading
 import unittest
 from concurrent.futures._base import (
     CANCELLED,
@@ -46,52 +38,12 @@ from test.support.script_helper import assert_python_ok
 from plait._pool import Future as PlaitFuture
 from plait.threads import ThreadPool
 
+from ._cf_suite import FuturesNamespace, suite
 
-def _load_cpython_suite() -> types.ModuleType:
-    try:
-        from test import test_concurrent_futures
-
-        if not hasattr(test_concurrent_futures, "__path__"):
-            return test_concurrent_futures
-        # 3.12+ split the suite into a package of modules (test_thread_pool, test_wait, ...),
-        # each with its own globals, which the rebinding below does not handle: use a
-        # single-file copy as on builds without one.
-    except ImportError:
-        pass
-    candidates = [os.environ.get("PLAIT_CPYTHON_CF_TESTS", "")]
-    versions = os.path.dirname(sys.base_prefix)  # e.g. ~/.pyenv/versions
-    for minor in ("3.11", "3.10"):
-        pattern = os.path.join(
-            versions, f"{minor}*", "lib", f"python{minor}", "test", "test_concurrent_futures.py"
-        )
-        candidates += sorted(glob.glob(pattern), reverse=True)
-    for path in candidates:
-        if path and os.path.isfile(path):
-            spec = importlib.util.spec_from_file_location("_cpython_test_concurrent_futures", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return module
-    raise unittest.SkipTest(
-        "CPython's single-file test_concurrent_futures.py (3.10/3.11) is not installed (Lib/test "
-        "without it, or 3.12+'s package layout only); set PLAIT_CPYTHON_CF_TESTS to its path"
-    )
-
-
-cf_tests = _load_cpython_suite()
+cf_tests = suite()
 
 
 # --- running CPython's test bodies against plait ---------------------------------------------
-
-
-class _FuturesWithThreadPool(types.ModuleType):
-    """``concurrent.futures`` with ``ThreadPoolExecutor`` replaced by plait's ``ThreadPool``."""
-
-    ThreadPoolExecutor = ThreadPool
-
-    def __getattr__(self, name):
-        return getattr(concurrent.futures, name)
 
 
 def _create_plait_future(state=PENDING, exception=None, result=None):
@@ -114,7 +66,7 @@ def _create_plait_future(state=PENDING, exception=None, result=None):
     return f
 
 
-_PLAIT_GLOBALS = dict(vars(cf_tests), futures=_FuturesWithThreadPool("concurrent.futures"))
+_PLAIT_GLOBALS = {"futures": FuturesNamespace(ThreadPoolExecutor=ThreadPool)}
 
 _PLAIT_FUTURE_GLOBALS = dict(
     _PLAIT_GLOBALS,
@@ -127,28 +79,8 @@ _PLAIT_FUTURE_GLOBALS = dict(
     EXCEPTION_FUTURE=_create_plait_future(state=FINISHED, exception=OSError()),
     SUCCESSFUL_FUTURE=_create_plait_future(state=FINISHED, result=42),
 )
-
-
-def _rebind(globals_: dict):
-    """Class decorator: copy every inherited CPython test method with ``globals_`` as its globals."""
-
-    def decorate(cls):
-        for name in dir(cls):
-            if not name.startswith("test") or name in cls.__dict__:
-                continue  # helpers and setUp keep CPython's globals; overrides stay as written
-            func = getattr(cls, name)
-            if not isinstance(func, types.FunctionType) or func.__globals__ is not vars(cf_tests):
-                continue
-            copy = types.FunctionType(
-                func.__code__, globals_, func.__name__, func.__defaults__, func.__closure__
-            )
-            copy.__kwdefaults__ = func.__kwdefaults__
-            copy.__qualname__ = func.__qualname__
-            copy.__dict__.update(func.__dict__)  # unittest's skip markers
-            setattr(cls, name, copy)
-        return cls
-
-    return decorate
+_rebind_threads = cf_tests.rebind(**_PLAIT_GLOBALS)
+_rebind_futures = cf_tests.rebind(**_PLAIT_FUTURE_GLOBALS)
 
 
 class _StderrHandler(logging.Handler):
@@ -188,12 +120,12 @@ SUBPROCESS_IMPORTS_BY_NAME = (
 # --- the test classes ------------------------------------------------------------------------
 
 
-@_rebind(_PLAIT_GLOBALS)
+@_rebind_threads
 class ThreadPoolInitializerTest(_ThreadPoolMixin, cf_tests.ThreadPoolInitializerTest):
     pass
 
 
-@_rebind(_PLAIT_GLOBALS)
+@_rebind_threads
 class ThreadPoolFailingInitializerTest(_ThreadPoolMixin, cf_tests.ThreadPoolFailingInitializerTest):
     @unittest.skip(
         "polls the private attribute ThreadPoolExecutor._broken until the pool breaks; plait keeps "
@@ -216,7 +148,7 @@ class ThreadPoolFailingInitializerTest(_ThreadPoolMixin, cf_tests.ThreadPoolFail
                 self.executor.submit(cf_tests.get_init_status)
 
 
-@_rebind(_PLAIT_GLOBALS)
+@_rebind_threads
 class ThreadPoolShutdownTest(_ThreadPoolMixin, cf_tests.ThreadPoolShutdownTest):
     @unittest.skip(
         "asserts the default thread name matches 'ThreadPoolExecutor-N_k'; plait's default "
@@ -235,11 +167,6 @@ class ThreadPoolShutdownTest(_ThreadPoolMixin, cf_tests.ThreadPoolShutdownTest):
         for t in threads:
             self.assertRegex(t.name, r"ThreadPool-\d+_[0-4]$")
             t.join()
-
-    # test_del_shutdown, test_shutdown_no_wait and test_thread_names_assigned call
-    # `executor.map(...)` and drop the result iterator: with plait that cancels the items not yet
-    # started (BUG: discarded map() iterator cancels work, see test_map_submits_without_iteration).
-    # They still pass: they only join the threads, or compare results they keep.
 
     @unittest.skip(SUBPROCESS_IMPORTS_BY_NAME.format(adapted="test_interpreter_shutdown_plait"))
     def test_interpreter_shutdown(self):
@@ -314,12 +241,12 @@ _CHILD_PRELUDE = (
 _SUBMIT_APPLE = "t.submit(sleep_and_print, 1.0, 'apple')\n"
 
 
-@_rebind(_PLAIT_GLOBALS)
+@_rebind_threads
 class ThreadPoolWaitTests(_ThreadPoolMixin, cf_tests.ThreadPoolWaitTests):
     pass
 
 
-@_rebind(_PLAIT_GLOBALS)
+@_rebind_threads
 class ThreadPoolAsCompletedTest(_ThreadPoolMixin, cf_tests.ThreadPoolAsCompletedTest):
     pass
 
@@ -327,23 +254,21 @@ class ThreadPoolAsCompletedTest(_ThreadPoolMixin, cf_tests.ThreadPoolAsCompleted
 # The same two suites with the module's ready-made futures (CANCELLED_FUTURE, SUCCESSFUL_FUTURE...)
 # and the futures built by `Future()` as plait Futures too, so that wait() and as_completed() see
 # nothing but plait futures.
-@_rebind(_PLAIT_FUTURE_GLOBALS)
+@_rebind_futures
 class ThreadPoolWaitTestsPlaitFutures(_ThreadPoolMixin, cf_tests.ThreadPoolWaitTests):
     pass
 
 
-@_rebind(_PLAIT_FUTURE_GLOBALS)
+@_rebind_futures
 class ThreadPoolAsCompletedTestPlaitFutures(_ThreadPoolMixin, cf_tests.ThreadPoolAsCompletedTest):
     pass
 
 
-@_rebind(_PLAIT_GLOBALS)
+@_rebind_threads
 class ThreadPoolExecutorTest(_ThreadPoolMixin, cf_tests.ThreadPoolExecutorTest):
-    # test_map_submits_without_iteration passes, but only through timing. The 10 quick items
-    # finish while map() is still starting workers, before the dropped iterator cancels the
-    # rest. BUG: dropping a ThreadPool.map() iterator cancels the items not yet started.
-    # tests/test_pool.py::test_discarded_map_iterator_still_runs_every_item reproduces it
-    # deterministically.
+    # test_map_submits_without_iteration drops the map() iterator at once: every item still
+    # runs (tests/test_pool.py::test_discarded_map_iterator_still_runs_every_item checks it with
+    # the worker held busy, so the items cannot all finish before the iterator is dropped).
 
     @unittest.skip(
         "forks 50 ProcessPoolExecutor(mp_context='fork') pools. It checks that the stdlib's "
@@ -354,24 +279,33 @@ class ThreadPoolExecutorTest(_ThreadPoolMixin, cf_tests.ThreadPoolExecutorTest):
         pass
 
     def test_fork_while_pool_busy_plait(self):
-        """A fork while a plait pool keeps its worker busy leaves a child that can exit."""
+        """A fork while a plait pool keeps its worker busy leaves a child that runs and exits,
+        and the plait pool goes on."""
+        resubmitted = []
 
         def submit(pool):
+            resubmitted.append(None)
             try:
                 pool.submit(submit, pool)
             except RuntimeError:  # the pool was shut down: stop resubmitting
                 pass
 
+        timeout = cf_tests.support.SHORT_TIMEOUT
+        fork = multiprocessing.get_context("fork")
         with self.executor_type(1) as pool:
             pool.submit(submit, pool)
+            children = []
             for _ in range(5):
-                with concurrent.futures.ProcessPoolExecutor(
-                    1, mp_context=cf_tests.mp.get_context("fork")
-                ) as workers:
-                    workers.submit(tuple).result()
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as workers:
+                    children.append(workers.submit(os.getpid).result(timeout))
+                # Leaving the `with` joined the forked child: it exited.
+            self.assertEqual(len(children), 5)
+            self.assertNotIn(os.getpid(), children)
+            self.assertEqual(pool.submit(abs, -7).result(timeout), 7)  # the busy pool still serves
+            self.assertGreater(len(resubmitted), 0)
 
 
-@_rebind(_PLAIT_FUTURE_GLOBALS)
+@_rebind_futures
 class FutureTests(_LogToStderr, cf_tests.FutureTests):
     @unittest.skip(
         "assigns the private attributes Future._state and Future._exception from another thread "
@@ -383,8 +317,6 @@ class FutureTests(_LogToStderr, cf_tests.FutureTests):
 
     def test_exception_with_success_public_api(self):
         """CPython's test_exception_with_success, completing the future with set_exception()."""
-        import threading
-
         f1 = _create_plait_future(state=PENDING)
         t = threading.Thread(target=f1.set_exception, args=(OSError(),))
         t.start()

@@ -28,6 +28,7 @@ from multiprocessing import parent_process as parent_process
 from multiprocessing import set_executable as set_executable
 from multiprocessing import set_forkserver_preload as set_forkserver_preload
 from multiprocessing import set_start_method as set_start_method
+from multiprocessing.context import BaseContext
 from types import GenericAlias
 from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar
 
@@ -116,9 +117,11 @@ class ProcessPool(Executor):
     def __init__(
         self,
         max_workers: int | None = None,
-        *,
+        mp_context: BaseContext | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         start_method: _StartMethod | None = None,

@@ -98,6 +98,27 @@ def _definition(fn: Callable[..., Any]) -> bytes | None:
         return None
 
 
+def _failed(exc: BaseException) -> Future:
+    """The future of a task whose arguments did not pickle: it fails with the pickler's error,
+    as with ``ProcessPoolExecutor`` (which pickles them on its feeder thread), and the pool goes
+    on."""
+    future = Future()
+    future.set_running_or_notify_cancel()
+    future.set_exception(_wire.pickling_error(exc))
+    return future
+
+
+def _unpickling_failed(what: str, error: BaseException) -> BaseException:
+    """A task's result (or exception) that cannot be unpickled here fails that task with
+    ``BrokenProcessPool``, the class ``ProcessPoolExecutor`` reports it with (``__cause__``: the
+    error); the pool goes on. Ctrl-C stays a ``KeyboardInterrupt``."""
+    if isinstance(error, KeyboardInterrupt):
+        return error
+    broken = BrokenProcessPool(f"the task's {what} could not be unpickled: {error!r}")
+    broken.__cause__ = error
+    return broken
+
+
 def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | None = None) -> None:
     """Called on the completer thread with each finished task (see processes.rs); ``segments``
     hold a result's large buffers."""
@@ -106,9 +127,18 @@ def _complete(future: Future, kind: int, payload: Any, segments: list[Any] | Non
         if future.done():
             return
     if kind == DONE_OK:
-        future.set_result(_wire.loads(payload, segments))
+        try:
+            result = _wire.loads(payload, segments)
+        except BaseException as exc:
+            future.set_exception(_unpickling_failed("result", exc))
+        else:
+            future.set_result(result)
     elif kind == DONE_ERR:
-        exc, tb = pickle.loads(payload)
+        try:
+            exc, tb = pickle.loads(payload)
+        except BaseException as error:
+            future.set_exception(_unpickling_failed("exception", error))
+            return
         exc.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
         future.set_exception(exc)
     elif kind == DONE_CRASHED:
@@ -186,9 +216,10 @@ def _stop_dispatcher(key: int, cancel: bool, wait: bool) -> None:
 @atexit.register
 def _python_exit() -> None:
     # The dispatcher and completer threads call into Python: stop them before the interpreter
-    # goes away.
+    # goes away. As with ProcessPoolExecutor, work already submitted runs to the end first
+    # (shutdown(cancel_futures=True) is how to drop it).
     for key in list(_dispatchers):
-        _stop_dispatcher(key, cancel=True, wait=True)
+        _stop_dispatcher(key, cancel=False, wait=True)
 
 
 class _Options:
@@ -211,6 +242,59 @@ class _Options:
         return self._pool._map(fn, iterables, timeout, chunksize, self._timeout)
 
 
+def _cpu_count() -> int:
+    # What ProcessPoolExecutor uses: the CPUs this process may run on from 3.13, all before.
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return count or 1
+
+
+def _start_method_of(mp_context: Any, start_method: str | None) -> tuple[str, Any]:
+    """The start method from ``mp_context`` (a ``multiprocessing`` context, as given to
+    ``ProcessPoolExecutor``) and/or plait's ``start_method``, with the context the pool reports as
+    ``_mp_context``. Neither given: "spawn" (plait's default, whatever ``multiprocessing``'s)."""
+    import multiprocessing
+
+    if start_method is not None and start_method not in _START_METHODS:
+        raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
+    if mp_context is None:
+        method = start_method or "spawn"
+        return method, multiprocessing.get_context(method)
+    get_start_method = getattr(mp_context, "get_start_method", None)
+    if not callable(get_start_method):
+        raise TypeError(
+            f"mp_context must be a multiprocessing context (multiprocessing.get_context(...)), "
+            f"not {type(mp_context).__qualname__}"
+        )
+    method = get_start_method(allow_none=False)
+    if method not in _START_METHODS:
+        raise ValueError(
+            f"mp_context uses the start method {method!r}, which plait's ProcessPool cannot honour: "
+            f"use a context of one of {_START_METHODS}"
+        )
+    if start_method is not None and start_method != method:
+        raise TypeError(
+            f"mp_context (start method {method!r}) and start_method={start_method!r} disagree: give one"
+        )
+    return method, mp_context
+
+
+def _max_tasks(per_child: int | None, per_worker: int | None) -> int | None:
+    """``max_tasks_per_child`` (ProcessPoolExecutor's name) and ``max_tasks_per_worker`` (plait's)
+    are one option: checked as ProcessPoolExecutor checks it, both given must agree."""
+    for name, value in (("max_tasks_per_child", per_child), ("max_tasks_per_worker", per_worker)):
+        if value is not None:
+            if not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer")
+            if value <= 0:
+                raise ValueError(f"{name} must be >= 1")
+    if per_child is not None and per_worker is not None and per_child != per_worker:
+        raise TypeError(
+            f"max_tasks_per_child={per_child} and max_tasks_per_worker={per_worker} are the same "
+            "option with different values: give one"
+        )
+    return per_worker if per_worker is not None else per_child
+
+
 class ProcessPool(concurrent.futures.Executor):
     """A process pool executor where a crash, a timeout or a cancel affects one task only.
 
@@ -219,40 +303,56 @@ class ProcessPool(concurrent.futures.Executor):
         with ProcessPool(max_workers=4, task_timeout=60) as pool:
             results = list(pool.map(simulate, seeds))
 
-    ``start_method`` is how workers start: ``"spawn"`` (the default) runs a fresh interpreter per
-    worker; ``"forkserver"`` starts one server process per pool (a fresh interpreter that imports
-    plait once) which forks every worker, so workers start fast and none is a copy of this
-    process; ``"fork"`` forks this process (fastest; it inherits its state and threads' locks).
-    With any of them, a crashed worker's exit code or signal is reported by ``WorkerCrashed``.
+    The positional parameters and ``max_tasks_per_child`` are ``ProcessPoolExecutor``'s, checked
+    the same way; plait's own options are keyword-only. ``mp_context`` (a ``multiprocessing``
+    context, e.g. ``multiprocessing.get_context("forkserver")``) or ``start_method`` is how
+    workers start: ``"spawn"`` (the default, whatever ``multiprocessing``'s default) runs a fresh
+    interpreter per worker; ``"forkserver"`` starts one server process per pool (a fresh
+    interpreter that imports plait once) which forks every worker, so workers start fast and
+    none is a copy of this process; ``"fork"`` forks this process (fastest; it inherits its
+    state and threads' locks).
+    With any of them, a crashed worker's exit code or signal is reported by ``WorkerCrashed``
+    (also a ``concurrent.futures.process.BrokenProcessPool``), for that task only.
+    ``max_tasks_per_worker`` (``max_tasks_per_child``) replaces a worker after that many tasks;
+    ``task_timeout`` fails a task that runs longer (``TaskTimeout``) and replaces its worker.
     """
 
     def __init__(
         self,
         max_workers: int | None = None,
-        *,
+        mp_context: Any = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         start_method: str | None = None,
     ) -> None:
         if max_workers is None:
-            max_workers = os.cpu_count() or 1
-        if max_workers <= 0:
+            max_workers = _cpu_count()
+        elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        start_method, self._mp_context = _start_method_of(mp_context, start_method)
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        if max_tasks_per_worker is not None and max_tasks_per_worker < 1:
-            raise ValueError("max_tasks_per_worker must be at least 1")
+        max_tasks_per_worker = _max_tasks(max_tasks_per_child, max_tasks_per_worker)
+        if max_tasks_per_child is not None and start_method == "fork":
+            raise ValueError(
+                "max_tasks_per_child is incompatible with the 'fork' multiprocessing start method "
+                "(as with ProcessPoolExecutor); supply a different mp_context, or use plait's "
+                "max_tasks_per_worker=, which works with 'fork' too"
+            )
         if task_timeout is not None and not task_timeout > 0:
             raise ValueError("task_timeout must be a positive number of seconds")
-        start_method = start_method or "spawn"
-        if start_method not in _START_METHODS:
-            raise ValueError(f"start_method must be one of {_START_METHODS}, not {start_method!r}")
         hello = {
             "sys_path": list(sys.path),
+            # multiprocessing's key, as its own children get it: Manager proxies sent to tasks
+            # connect with it.
+            "authkey": bytes(self._mp_context.current_process().authkey),
             "initializer": None if initializer is None else _dumps_function(initializer),
-            "initargs": tuple(initargs),
+            # Unpickled after the worker adopted the key (initargs may hold Manager proxies).
+            "initargs": _dumps(tuple(initargs)),
         }
         self._max_workers = max_workers
         self._task_timeout = task_timeout
@@ -299,16 +399,34 @@ class ProcessPool(concurrent.futures.Executor):
         )
         self._key = key
         _dispatchers[key] = (self._core, self._dispatcher, self._completer)
-        self._completer.start()
-        self._dispatcher.start()
+        self._broken: str | None = None
+        try:
+            self._dispatcher.start()
+            self._completer.start()
+        except RuntimeError as exc:
+            self._break_at_start(exc)
         # A pool dropped without shutdown() still stops its workers (after the queue drains).
         self._finalizer = weakref.finalize(self, _stop_dispatcher, key, False, False)
+
+    def _break_at_start(self, exc: RuntimeError) -> None:
+        """No new thread could start (the interpreter is finalizing, gh-109047): the pool is
+        broken, as ``ProcessPoolExecutor`` is then, and every submit raises
+        ``BrokenProcessPool``. The thread that did start is stopped."""
+        self._broken = f"the process pool could not start its threads: {exc}"
+        _dispatchers.pop(self._key, None)
+        self._core.shutdown(True)
+        if self._dispatcher.ident is not None:
+            self._dispatcher.join()  # it closes the fork server
+        elif self._forkserver is not None:
+            self._forkserver.close()
 
     # --- submitting -------------------------------------------------------------------------
 
     def _submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> Future:
+        if self._broken is not None:
+            raise BrokenProcessPool(self._broken)
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
         fid = self._functions.get(fn) if type(fn) in _CACHEABLE else None
@@ -317,15 +435,21 @@ class ProcessPool(concurrent.futures.Executor):
                 # The commonest task, fn(number or string): a plain pickle is all it needs.
                 future, _ = self._core.submit(fid, None, pickle.dumps((args, kwargs), protocol=5), timeout)
                 return future  # type: ignore[no-any-return]
-            body, segments = self._encode((args, kwargs))
+            try:
+                body, segments = self._encode((args, kwargs))
+            except Exception as exc:
+                return _failed(exc)
             return self._send(fid, None, body, segments, timeout)
         definition = _definition(fn)
-        if definition is None:
-            # Bound methods, partials, closures, callable objects: their state may change between
-            # calls, so (as with the stdlib pools) they travel with every task.
-            body, segments = self._encode((fn, args, kwargs))
-            return self._send(0, None, body, segments, timeout)
-        body, segments = self._encode((args, kwargs))
+        try:
+            if definition is None:
+                # Bound methods, partials, closures, callable objects: their state may change
+                # between calls, so (as with the stdlib pools) they travel with every task.
+                body, segments = self._encode((fn, args, kwargs))
+                return self._send(0, None, body, segments, timeout)
+            body, segments = self._encode((args, kwargs))
+        except Exception as exc:
+            return _failed(exc)
         # A plain function, sent once per worker. Registering it and queueing
         # the task that carries its definition under one lock keeps any later task from
         # overtaking the definition.

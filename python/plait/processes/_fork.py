@@ -23,9 +23,11 @@ def fork_worker(fd: int) -> int:
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
+            _forget_imports_in_progress()
             from ._worker import serve  # in the child only: the pool itself never serves
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _after_fork_like_multiprocessing()
             _close_inherited_segments(fd)
             code = serve(_plait.FrameChannel(fd))
         except BaseException:
@@ -37,6 +39,35 @@ def fork_worker(fd: int) -> int:
             sys.stderr.flush()
             os._exit(code)
     return pid
+
+
+def _forget_imports_in_progress() -> None:
+    """In a forked worker: drop the modules that another thread of the pool's process was
+    importing at the moment of the fork. The fork runs on the dispatcher thread while the
+    caller's threads go on (importing cloudpickle for a first ``submit``, ``multiprocessing``'s
+    modules for a ``Manager()``...): such a module is half executed here, and its import lock is
+    held by a thread that does not exist in this process, so importing it would block forever.
+    Forgotten, it is imported afresh when the worker needs it. Only this thread runs here, so
+    every module lock left is stale: they are dropped too."""
+    bootstrap = sys.modules.get("_frozen_importlib")  # importlib._bootstrap, always loaded
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and getattr(spec, "_initializing", False):
+            del sys.modules[name]
+    locks = getattr(bootstrap, "_module_locks", None)
+    if isinstance(locks, dict):
+        locks.clear()
+
+
+def _after_fork_like_multiprocessing() -> None:
+    """What ``multiprocessing`` runs in each child it forks (``Process._bootstrap``): the
+    handlers registered with ``multiprocessing.util.register_after_fork``, which give the child
+    fresh locks and thread-locals of its own (``Manager`` proxies' among them). Without this, a
+    worker forked while another thread of the pool's process held such a lock (a proxy being
+    made) inherits it held, and a proxy sent to a task blocks forever."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util._run_after_forkers()
 
 
 def _close_inherited_segments(keep: int) -> None:

@@ -29,7 +29,7 @@ from .. import _plait, exceptions
 from .._pool import Future
 from ._executor import ProcessPool, _dumps
 from ._planner import TIMED_OUT, Plan, Reader
-from ._wire import ResultNotPicklable
+from ._wire import UNPICKLABLE_RESULT
 from ._worker import PoolInit
 
 __all__ = ["AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult", "Pool"]
@@ -45,10 +45,12 @@ def _as_pool_error(exc: BaseException) -> BaseException:
     own exception with its worker's traceback as a ``multiprocessing.pool.RemoteTraceback``
     cause; a result that could not be pickled as ``MaybeEncodingError``. plait's own faults
     (``WorkerCrashed``, ``TaskTimeout``) stay as they are."""
-    if isinstance(exc, ResultNotPicklable):
+    value = getattr(exc, UNPICKLABLE_RESULT, None)
+    if value is not None:
+        # MaybeEncodingError(exc, value) holds repr(value); the worker sent that repr already.
         error = multiprocessing.pool.MaybeEncodingError.__new__(multiprocessing.pool.MaybeEncodingError)
-        Exception.__init__(error, exc.exc, exc.value)
-        error.exc, error.value = exc.exc, exc.value
+        Exception.__init__(error, repr(exc), value)
+        error.exc, error.value = repr(exc), value
         return error
     cause = exc.__cause__
     if type(cause) is exceptions.RemoteTraceback:

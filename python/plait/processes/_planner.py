@@ -294,7 +294,19 @@ def results_of(plan: Plan, timeout: float | None, bar: Progress | None) -> Itera
     return itertools.chain.from_iterable(_chunks(plan, end, bar))
 
 
-def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[list[Any]]:
+def _hand_out(results: list[Any]) -> Iterator[Any]:
+    """A chunk's results, each dropped from the list as it is handed out: the consumer holds the
+    only reference to a result it has read (``Executor.map`` keeps none, bpo-14406)."""
+    if type(results) is not list:
+        yield from results
+        return
+    results.reverse()
+    pop = results.pop
+    while results:
+        yield pop()
+
+
+def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[Iterator[Any]]:
     reader = Reader(plan, bar)
     try:
         while True:
@@ -303,7 +315,7 @@ def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[lis
                 raise TimeoutError
             if chunk is None:
                 return
-            yield chunk  # type: ignore[misc]
+            yield _hand_out(chunk)
     finally:
         # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
         # cancelled and running ones stopped, so their workers are free at once.

@@ -27,7 +27,7 @@ from typing import Any
 
 from .._plait import Segment
 
-__all__ = ["OOB_THRESHOLD", "ResultNotPicklable", "Shared", "dumps", "loads", "share"]
+__all__ = ["OOB_THRESHOLD", "UNPICKLABLE_RESULT", "Shared", "dumps", "loads", "share"]
 
 #: Buffers at least this large travel through shared memory instead of the socket.
 OOB_THRESHOLD = 64 * 1024
@@ -36,18 +36,9 @@ OOB_THRESHOLD = 64 * 1024
 SCALARS = frozenset({int, float, complex, bool, str, type(None)})
 
 
-class ResultNotPicklable(TypeError):
-    """A task's result could not be pickled in its worker. ``exc`` and ``value`` are the reprs
-    of the pickling error and of the result (what ``multiprocessing.pool.MaybeEncodingError``
-    holds, which ``plait.processes.Pool`` raises in its place)."""
-
-    def __init__(self, message: str, exc: str = "", value: str = "") -> None:
-        super().__init__(message)
-        self.exc = exc
-        self.value = value
-
-    def __reduce__(self) -> Any:
-        return type(self), (self.args[0], self.exc, self.value)
+#: The attribute that a task's pickling error carries when its *result* did not pickle: the
+#: result's repr, for ``plait.processes.Pool`` (``multiprocessing.pool.MaybeEncodingError``).
+UNPICKLABLE_RESULT = "_plait_unpicklable_result"
 
 
 _ENTRY = struct.Struct("<IQQ")
@@ -180,6 +171,21 @@ def _pickle(obj: Any, callback: Any) -> bytes:
     return data
 
 
+class Unsendable(TypeError):
+    """``obj`` cannot be pickled for another process; ``__cause__`` is the pickler's own error."""
+
+
+def pickling_error(exc: BaseException) -> BaseException:
+    """The error to report for a task whose arguments or result did not pickle: the pickler's
+    own (``PicklingError``, ``TypeError``, even ``SystemExit`` from a ``__reduce__``), as
+    ``concurrent.futures`` reports it, with plait's explanation as a note."""
+    cause = exc.__cause__
+    if isinstance(exc, Unsendable) and cause is not None:
+        cause.add_note(str(exc))
+        return cause
+    return exc
+
+
 def dumps(
     obj: Any, reuse: list[Segment] | None = None, inband: bool = False
 ) -> tuple[bytes, list[Segment] | None]:
@@ -207,7 +213,7 @@ def dumps(
             try:
                 data = cloudpickle.dumps(obj, protocol=5, buffer_callback=_callback)
             except Exception as exc:
-                raise TypeError(f"cannot send {type(obj).__qualname__} object to a process: {exc}") from exc
+                raise Unsendable(f"cannot send {type(obj).__qualname__} object to a process: {exc}") from exc
         out = _local.out
     finally:
         _local.out = _OUTSIDE

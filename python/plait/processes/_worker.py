@@ -18,6 +18,11 @@ import traceback
 from .. import _plait
 from . import _wire
 
+# Not `typing.TYPE_CHECKING`: importing typing costs every worker process milliseconds at start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 HELLO, DEFINE, TASK, SHUTDOWN, READY, OK, ERR, INIT_FAILED = _plait.PROTOCOL
 
 
@@ -64,6 +69,52 @@ class PoolInit:
             initializer(*initargs)
 
 
+def _load_arguments(wire_loads: Any, data: memoryview, segments: Any) -> Any:
+    """A task's arguments. An error unpickling them fails the task with ``BrokenProcessPool``
+    (the class ``ProcessPoolExecutor`` reports it with; its ``__cause__`` is the error), for
+    that task only: the worker goes on."""
+    try:
+        return wire_loads(data, segments)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        from ..exceptions import BrokenProcessPool
+
+        message = f"the task's arguments could not be unpickled in the worker: {exc!r}"
+        raise BrokenProcessPool(message) from exc
+
+
+def _adopt_authkey(authkey: bytes) -> None:
+    """Make ``multiprocessing``'s authentication key the pool process's, as ``multiprocessing``
+    does for its own children, so that a ``Manager`` proxy passed to a task can connect. Set
+    when ``multiprocessing`` is (or gets) imported here: most workers never import it."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process.current_process().authkey = authkey
+        return
+
+    class AdoptOnImport:
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+            if name != "multiprocessing.process":
+                return None
+            sys.meta_path.remove(self)
+            from importlib.machinery import PathFinder
+
+            spec = PathFinder.find_spec(name, path, target)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_adopt(module: Any) -> None:
+                exec_module(module)
+                module.current_process().authkey = authkey
+
+            spec.loader.exec_module = exec_and_adopt  # type: ignore[method-assign]
+            return spec
+
+    sys.meta_path.insert(0, AdoptOnImport())
+
+
 def serve(channel: _plait.FrameChannel) -> int:
     """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code."""
     kind, _, payload, _ = channel.recv()
@@ -72,11 +123,18 @@ def serve(channel: _plait.FrameChannel) -> int:
     try:
         hello = pickle.loads(payload)
         sys.path[:] = hello["sys_path"]
+        authkey = hello.get("authkey")
+        if authkey is not None:
+            _adopt_authkey(authkey)
         initializer = hello.get("initializer")
         if initializer is not None:
             initializer = pickle.loads(initializer)
-            initializer(*hello.get("initargs", ()))
+            initializer(*pickle.loads(hello["initargs"]))
     except BaseException:
+        # Logged as ProcessPoolExecutor's workers log it (stderr, unless configured otherwise).
+        import logging
+
+        logging.getLogger("concurrent.futures").critical("Exception in initializer:", exc_info=True)
         channel.send(INIT_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
         channel.flush()
         return 1
@@ -93,13 +151,13 @@ def serve(channel: _plait.FrameChannel) -> int:
             try:
                 fid = int.from_bytes(view[:8], "little")
                 if fid == 0:  # the callable travels with the task
-                    fn, args, kwargs = wire_loads(view[8:], segments)
+                    fn, args, kwargs = _load_arguments(wire_loads, view[8:], segments)
                 else:
                     fn = functions[fid]
                     if isinstance(fn, bytes):  # loaded on first use: a bad definition fails its tasks
                         fn = loads(fn)
                         functions[fid] = fn
-                    args, kwargs = wire_loads(view[8:], segments)
+                    args, kwargs = _load_arguments(wire_loads, view[8:], segments)
                 del view
                 # Earlier results must be out before this task runs: if it kills the worker, the
                 # parent attributes the crash to the first task without a result.
@@ -114,10 +172,13 @@ def serve(channel: _plait.FrameChannel) -> int:
                 else:
                     data, out_segments = wire_dumps(result, segments)
             except BaseException as exc:
-                wrapped = _wire.ResultNotPicklable(
-                    f"the task's result could not be pickled: {exc!r}", repr(exc), _safe_repr(result)
-                )
-                send(ERR, ident, _error_payload(wrapped))
+                # The pickler's own error, as ProcessPoolExecutor reports it; the result's repr
+                # rides along (in the error's __dict__, which pickles with it) for
+                # plait.processes.Pool, which reports MaybeEncodingError as multiprocessing does.
+                error = _wire.pickling_error(exc)
+                error.add_note("the task's result could not be pickled")
+                setattr(error, _wire.UNPICKLABLE_RESULT, _safe_repr(result))
+                send(ERR, ident, _error_payload(error))
                 continue
             del result, args, kwargs
             if out_segments is not None:

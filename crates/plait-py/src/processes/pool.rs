@@ -78,16 +78,17 @@ impl Completer {
                 // The hot path: a running future and its pickled result.
                 let outcome = match (outcome, &self.loads) {
                     (Outcome::Ok(bytes, fds), Some(loads)) if fds.is_empty() && future.get().is_running() => {
-                        let finished = loads
-                            .bind(py)
-                            .call1((PyBytes::new(py, &bytes),))
-                            .map(Bound::unbind)
-                            .map_err(|e| e.into_value(py).into_any())
-                            .map_or_else(FutureOutcome::Err, FutureOutcome::Ok);
-                        if let Err(e) = FutureCore::finish(future.bind(py), finished) {
-                            e.write_unraisable(py, Some(future.bind(py).as_any()));
+                        match loads.bind(py).call1((PyBytes::new(py, &bytes),)) {
+                            Ok(value) => {
+                                if let Err(e) = FutureCore::finish(future.bind(py), FutureOutcome::Ok(value.unbind())) {
+                                    e.write_unraisable(py, Some(future.bind(py).as_any()));
+                                }
+                                continue;
+                            }
+                            // A result that does not unpickle: the Python side reports it the way
+                            // ProcessPoolExecutor does (it unpickles once more, to get the error).
+                            Err(_) => Outcome::Ok(bytes, fds),
                         }
-                        continue;
                     }
                     (outcome, _) => outcome,
                 };

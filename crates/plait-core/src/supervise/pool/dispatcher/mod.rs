@@ -181,6 +181,10 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                 Command::Shutdown { cancel } => {
                     self.shutting_down = true;
                     if cancel {
+                        // Tasks submitted before the shutdown go to the workers ready for them
+                        // first, as if each submit had been handled at once; only the rest is
+                        // cancelled.
+                        self.dispatch();
                         for q in self.queue.drain(..) {
                             self.done.push((q.ticket, Outcome::Cancelled));
                         }
