@@ -217,11 +217,13 @@ def locked_counter(nthreads: int, per_thread: int) -> Callable[[], float]:
     """The fastest correct stdlib shared counter: an int guarded by a threading.Lock, taken with
     bound ``acquire``/``release`` (faster than ``with lock:``).
 
-    Not used, and why: a bare ``n += 1`` is a load, an add and a store, and the GIL may switch
-    threads between them (lost updates); ``next(itertools.count())`` is one atomic step under the
-    GIL, but only +1, with no way to read the value without advancing it, no other delta, no
-    compare-and-swap, and no guarantee without the GIL (free-threaded builds). AtomicInt gives
-    all of those, so its peer is the lock-protected int.
+    Not used, and why: a bare ``n += 1`` is a load, an add and a store, and nothing guarantees
+    that no other thread runs between them (CPython may switch threads between bytecodes; a
+    free-threaded build runs them in parallel): updates can be lost. ``next(itertools.count())``
+    happens to be one step under the GIL, but it only adds 1, cannot read the value without
+    advancing it, has no other delta and no compare-and-swap, and its atomicity is an
+    implementation detail, documented nowhere. AtomicInt offers all of those, so its peer is the
+    lock-protected int.
     """
 
     def run() -> float:
