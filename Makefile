@@ -11,10 +11,10 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python test-all bench bench-smoke loadgen lint format clean
+.PHONY: help install build demo test test-rust test-python test-all bench bench-results bench-smoke loadgen lint format clean
 
 help: ## Show this help
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,12 +66,21 @@ loadgen: ## Build the benchmarks' native echo client (target/release/plait-loadg
 bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks: plait beside its peers, same run
 	@for f in $(BENCH_SCRIPTS); do echo "== $$f"; $(PY) $$f || exit 1; done
 
+# Where `make bench-results` writes. Take the figures on a quiet machine: the file records the load
+# average before and after the run.
+RESULTS ?= benchmarks/RESULTS.md
+
+bench-results: build $(BENCH_STAMP) loadgen ## Run make bench and write its output, machine, date and versions to benchmarks/RESULTS.md
+	$(PY) benchmarks/_results.py --out $(RESULTS) $(BENCH_SCRIPTS)
+
 # Every case of every script, once, at --quick sizes (PLAIT_BENCH_SMOKE=1, read by
-# benchmarks/_common.py): the scripts cannot rot. It installs the peers as make bench does (their
-# code paths rot too; ~10 s to install from pip's cache, ~1.5 min more to run); a peer that does not
-# install is skipped with a line.
+# benchmarks/_common.py): the scripts cannot rot. It runs them through the RESULTS.md generator into
+# a temporary file, so the generator cannot rot either. It installs the peers as make bench does
+# (their code paths rot too; ~10 s to install from pip's cache, ~1.5 min more to run); a peer that
+# does not install is skipped with a line.
 bench-smoke: build $(BENCH_STAMP) loadgen ## Run each benchmark once at tiny sizes: checks they run, measures nothing
-	@for f in $(BENCH_SCRIPTS); do echo "== $$f (smoke)"; PLAIT_BENCH_SMOKE=1 $(PY) $$f || exit 1; done
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+		PLAIT_BENCH_SMOKE=1 $(PY) benchmarks/_results.py --out "$$out/RESULTS.md" $(BENCH_SCRIPTS)
 
 lint: build ## clippy, rustfmt --check, ruff, mypy.stubtest
 	cargo clippy --all-targets -- -D warnings

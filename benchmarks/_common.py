@@ -8,9 +8,18 @@ Every benchmark script compares plait with its stdlib peer *in the same run*, on
   case: ``--quick`` sizes, one warm-up and one timed run per implementation, whatever a case
   asks for. It only checks that the scripts still run; its figures mean nothing.
 - ``header`` states the machine, the Python version and the work sizes before anything is timed.
-- ``Bench.compare`` warms every implementation up, then times them interleaved (run 1 of each,
-  run 2 of each, ...) so that drift in machine load hits every implementation alike, and prints
-  one line per implementation: its median throughput and the ratio to the first (the baseline).
+- ``Bench.compare`` gives every implementation of a case the same treatment: the same number of
+  untimed warm-up runs (one by default), then the same number of timed runs, interleaved (run 1
+  of each, run 2 of each, ...) so that drift in machine load hits every implementation alike,
+  and the same statistic, the median. It prints one line per implementation: the case label,
+  the implementation, its median throughput and the ratio to the first (the baseline). A case
+  that needs more or fewer runs (say, a noisy CPU-bound case) sets ``repeats`` for the whole
+  case, never for one implementation; there is no way to give one side a different warm-up.
+- Case labels name the input (``list of 1M ints``, ``200k dict records``); the headline cases
+  use the inputs programs pass. A case or line that takes a path ordinary inputs do not (a
+  ``range`` input, messages that skip pickle) carries ``fast_path("...")`` in its label or
+  name, ``[fast path: range input]``, so that no such line is quoted as a headline figure.
+  README and docs figures name the exact line (case label and implementation) they come from.
 - ``Bench.target`` records a goal (``ratio >= x``) and ``Bench.summary`` prints them as a table,
   MET / NOT MET, with the measured ratio.
 
@@ -25,6 +34,7 @@ Running this file directly does nothing (``make bench`` runs every ``benchmarks/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import platform
@@ -37,7 +47,9 @@ from dataclasses import dataclass, field
 __all__ = [
     "Bench",
     "Impl",
+    "Result",
     "clock",
+    "fast_path",
     "fmt_rate",
     "header",
     "machine_summary",
@@ -91,6 +103,11 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     return args
 
 
+def fast_path(what: str) -> str:
+    """The tag of a case or line that takes a path ordinary inputs do not: ``[fast path: what]``."""
+    return f"[fast path: {what}]"
+
+
 def median(xs: Iterable[float]) -> float:
     return statistics.median(list(xs))
 
@@ -141,8 +158,9 @@ def header(
     else:
         mode = "full"
     print(
-        f"method:  {mode}; warm-up run(s) first, then {args.repeats} timed runs per implementation, "
-        "interleaved; median reported; ratio = rate / stdlib rate (higher is better)"
+        f"method:  {mode}; every implementation of a case gets the same untimed warm-up run(s), then "
+        f"the same number of timed runs ({args.repeats} unless a case line says otherwise), "
+        "interleaved; median reported; ratio = rate / rate of the case's first line (higher is better)"
     )
     sizes = list(sizes)
     if sizes:
@@ -171,16 +189,13 @@ def fmt_rate(rate: float, unit: str) -> str:
 class Impl:
     """One implementation in a comparison.
 
-    ``run()`` does the work once and returns the elapsed seconds. ``repeats`` overrides the
-    script's repeat count for this implementation (say why in ``note``); ``warmup`` is the
-    callable run (untimed) before timing, by default ``run`` itself.
+    ``run()`` does the work once and returns the elapsed seconds; the warm-up runs are calls of
+    the same ``run``, untimed. Warm-ups and repeats are the case's (see ``Bench.compare``), the
+    same for every implementation.
     """
 
     name: str
     run: Callable[[], float]
-    repeats: int | None = None
-    warmup: Callable[[], object] | None = None
-    warmups: int = 1
     note: str = ""
 
 
@@ -193,6 +208,7 @@ class Result:
     ratio: float
     runs: int
     spread: float  # (max - min) / median of the timed runs
+    warmups: int = 1
 
 
 @dataclass
@@ -201,6 +217,7 @@ class _Target:
     threshold: float
     ratio: float | None
     detail: str = ""
+    line: str = ""  # the case line the ratio comes from
 
 
 @dataclass
@@ -217,23 +234,35 @@ class Bench:
         n: int,
         unit: str,
         impls: Sequence[Impl],
+        *,
+        repeats: int | None = None,
+        warmups: int = 1,
     ) -> dict[str, Result]:
         """Time ``impls`` (the first is the baseline), print one line each, return them by name.
 
         ``n`` is the number of ``unit`` of work one run does; the rate is ``n / median(seconds)``.
+        Every implementation gets ``warmups`` untimed runs, then ``repeats`` timed runs (the
+        script's ``--repeats`` by default), interleaved; smoke runs do one of each.
         """
+        names = [impl.name for impl in impls]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{label}: two implementations share a name: {names}")
         smoke = getattr(self.args, "smoke", False)
-        for impl in impls:  # warm-up: imports, thread starts, caches, the allocator
-            for _ in range(min(impl.warmups, 1) if smoke else impl.warmups):
-                gc.collect()
-                (impl.warmup or impl.run)()
-        times: dict[str, list[float]] = {impl.name: [] for impl in impls}
-        reps = {impl.name: 1 if smoke else impl.repeats or self.args.repeats for impl in impls}
-        for r in range(max(reps.values())):
+        if smoke:
+            warmups, reps = min(warmups, 1), 1
+        elif self.args.quick:
+            reps = self.args.repeats
+        else:
+            reps = repeats or self.args.repeats
+        for _ in range(warmups):  # imports, thread starts, caches, the allocator: every impl alike
             for impl in impls:
-                if r < reps[impl.name]:
-                    gc.collect()
-                    times[impl.name].append(impl.run())
+                gc.collect()
+                impl.run()
+        times: dict[str, list[float]] = {impl.name: [] for impl in impls}
+        for _ in range(reps):
+            for impl in impls:
+                gc.collect()
+                times[impl.name].append(impl.run())
         out: dict[str, Result] = {}
         base_rate: float | None = None
         for impl in impls:
@@ -250,6 +279,7 @@ class Bench:
                 ratio=rate / base_rate,
                 runs=len(ts),
                 spread=(max(ts) - min(ts)) / med if med > 0 else 0.0,
+                warmups=warmups,
             )
             self.results.append(res)
             out[impl.name] = res
@@ -260,7 +290,9 @@ class Bench:
     def _print(self, res: Result, unit: str, note: str) -> None:
         extra = []
         if res.runs != self.args.repeats:
-            extra.append(f"{res.runs} run" + ("s" if res.runs != 1 else ""))
+            extra.append(f"median of {res.runs} run" + ("s" if res.runs != 1 else ""))
+        if res.warmups != 1:
+            extra.append(f"{res.warmups} warm-up runs")
         if note:
             extra.append(note)
         if res.runs > 1 and res.spread > NOISY_SPREAD:
@@ -276,8 +308,16 @@ class Bench:
         print(f"-- {title}")
 
     def target(self, what: str, threshold: float, result: Result | None, detail: str = "") -> None:
-        """Record a goal: ``result.ratio >= threshold``."""
-        self.targets.append(_Target(what, threshold, None if result is None else result.ratio, detail))
+        """Record a goal: ``result.ratio >= threshold`` (see ``relative`` for a ratio to another
+        line than the case's first)."""
+        line = "" if result is None else f"{result.label} | {result.name}"
+        self.targets.append(_Target(what, threshold, None if result is None else result.ratio, detail, line))
+
+    @staticmethod
+    def relative(result: Result, base: Result) -> Result:
+        """``result`` with its ratio taken to ``base`` (another line of the same case) instead of
+        the case's first line."""
+        return dataclasses.replace(result, ratio=result.rate / base.rate, name=f"{result.name} / {base.name}")
 
     def summary(self) -> None:
         if not self.targets:
@@ -294,6 +334,8 @@ class Bench:
             detail = f"  {t.detail}" if t.detail else ""
             need = f">= {t.threshold:g}x"
             print(f"  {t.what:<{w}}  {need:>8}  measured {measured:>7}  {status}{detail}")
+            if t.line:
+                print(f"  {'':<{w}}  line: {t.line}")
         met = sum(1 for t in self.targets if t.ratio is not None and t.ratio >= t.threshold)
         print(f"  {met}/{len(self.targets)} met")
         sys.stdout.flush()

@@ -5,7 +5,8 @@ Run::
     .venv/bin/python benchmarks/aio.py            # full sizes (a few minutes)
     .venv/bin/python benchmarks/aio.py --quick    # tiny sizes: a smoke test
 
-Cases (each loop runs the same Python code; asyncio's own loop is the baseline):
+Cases (each loop runs the same Python code; asyncio's own loop is the baseline; every loop gets
+the same warm-up run and the same number of timed runs, interleaved, median reported):
 
 - ``call_soon``: one callback schedules ``n`` no-op callbacks, then the loop runs them all.
 - ``timers``: the same with ``call_later(0, ...)``.
@@ -16,8 +17,9 @@ Cases (each loop runs the same Python code; asyncio's own loop is the baseline):
   workspace crate in ``benchmarks/loadgen``, built here with ``cargo build --release`` on first
   use), keeps one message in flight on each of 10 connections over loopback and reports the
   seconds from its first send to its last echo. Reported: round trips per second
-  and the server's CPU time per round trip (``getrusage`` in the server process), because on 2
-  cores the client competes with the server for CPU.
+  and the server's CPU time per round trip (``getrusage`` in the server process; the median of
+  the timed runs, the warm-up left out), because on 2 cores the client competes with the server
+  for CPU.
 
 uvloop and rloop come from the ``bench`` extra (``make bench`` installs them); a peer that cannot
 be imported is skipped with a line saying so.
@@ -56,6 +58,11 @@ def loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
         out[name] = mod.new_event_loop
     out["plait.aio"] = plait.aio.new_event_loop
     return out
+
+
+def kilo(n: int) -> str:
+    """``300k``, ``2k``."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
 
 
 # --- callbacks, timers, tasks (in this process) ------------------------------------------------
@@ -275,10 +282,19 @@ def main() -> None:
 
     results: dict[str, dict[str, Any]] = {}
     bench.section("scheduling")
-    results["call_soon"] = bench.compare("call_soon + run", n_soon, "callbacks", impls(run_call_soon, n_soon))
-    results["timers"] = bench.compare("call_later(0) + run", n_timers, "timers", impls(run_timers, n_timers))
-    results["tasks"] = bench.compare("create_task + await", n_tasks, "tasks", impls(run_tasks, n_tasks))
+    results["call_soon"] = bench.compare(
+        f"call_soon + run ({kilo(n_soon)} callbacks)", n_soon, "callbacks", impls(run_call_soon, n_soon)
+    )
+    results["timers"] = bench.compare(
+        f"call_later(0) + run ({kilo(n_timers)} timers)", n_timers, "timers", impls(run_timers, n_timers)
+    )
+    results["tasks"] = bench.compare(
+        f"create_task + await ({kilo(n_tasks)} tasks)", n_tasks, "tasks", impls(run_tasks, n_tasks)
+    )
 
+    # An echo run takes seconds and its servers are up for the whole case: fewer runs, the same
+    # for every loop.
+    echo_repeats = max(3, args.repeats - 2)
     cpu: dict[tuple[str, str], float] = {}
     for label, kind, size, n in (
         ("echo Protocol 1 KiB", "protocol", 1024, n_echo),
@@ -294,17 +310,16 @@ def main() -> None:
                 label,
                 n,
                 "round trips",
-                [
-                    Impl(name, lambda s=s, size=size, n=n: s.run(size, n), repeats=max(3, args.repeats - 2))
-                    for name, s in servers.items()
-                ],
+                [Impl(name, lambda s=s, size=size, n=n: s.run(size, n)) for name, s in servers.items()],
+                repeats=echo_repeats,
             )
         finally:
             for s in servers.values():
                 s.close()
         results[label] = res
         for name, s in servers.items():
-            per = sorted(s.cpu_per_rt)[len(s.cpu_per_rt) // 2]
+            timed_runs = sorted(s.cpu_per_rt[-res[name].runs :])  # the warm-up run left out
+            per = timed_runs[len(timed_runs) // 2]
             cpu[(label, name)] = per
             print(f"    {name:<12} server CPU per round trip {per * 1e6:6.1f} us")
 
@@ -312,8 +327,7 @@ def main() -> None:
         r = results[case]
         if a not in r or b not in r:
             return None
-        out = type(r[a])(**{**r[a].__dict__, "ratio": r[a].rate / r[b].rate})
-        return out
+        return Bench.relative(r[a], r[b])
 
     for case, peer, need in (
         ("call_soon", "rloop", 1.0),

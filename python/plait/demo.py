@@ -9,6 +9,7 @@ import concurrent.futures
 import os
 import platform
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -18,13 +19,30 @@ from . import DeadlockError
 from . import threads as pt
 
 
-def _best_of(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
+def _timed(fn: Callable[[], object]) -> Callable[[], float]:
+    """``fn`` as a callable that returns the seconds one call took."""
+
+    def run() -> float:
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        return time.perf_counter() - t0
+
+    return run
+
+
+def _measure(runs: dict[str, Callable[[], float]], repeat: int, warmup: bool = True) -> dict[str, float]:
+    """The median seconds of each of ``runs`` (callables returning the seconds they timed), with
+    the same treatment for every one: an untimed warm-up run each (unless ``warmup`` is False,
+    for cases that warm themselves up before their clock starts), then ``repeat`` timed runs,
+    interleaved (run 1 of each, run 2 of each, ...) so that a change in machine load hits all."""
+    if warmup:
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            times[name].append(run())
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _row(label: str, stdlib: float, plait: float, unit: str, n: int) -> None:
@@ -73,8 +91,9 @@ def _submit_all(pool: concurrent.futures.Executor, n: int) -> None:
     assert sum(f.result() for f in futures) == n * (n - 1) // 2
 
 
-def _map_all(pool: concurrent.futures.Executor, n: int) -> None:
-    assert sum(pool.map(_tiny, range(n))) == n * (n - 1) // 2
+def _map_all(pool: concurrent.futures.Executor, items: list[int]) -> None:
+    n = len(items)
+    assert sum(pool.map(_tiny, items)) == n * (n - 1) // 2
 
 
 def _deadlock() -> None:
@@ -149,49 +168,62 @@ def _big_buffer(mb: int) -> object:
     return numpy.ones(mb * 1_000_000 // 8)
 
 
-def _zero_copy_demo(pool: object, quick: bool) -> None:
+def _zero_copy_demo(pool: object, quick: bool, repeat: int) -> None:
     import multiprocessing
 
     mb = 8 if quick else 100
     big = _big_buffer(mb)
     print(f"\n  A {mb} MB array to 2 tasks that return it (plait: through shared memory, no copies):")
 
-    def both(submit: Callable[[object], Callable[[], object]]) -> float:
-        t0 = time.perf_counter()
-        getters = [submit(big) for _ in range(2)]
-        for get in getters:
-            get()
-        return time.perf_counter() - t0
+    def both(submit: Callable[[object], Callable[[], object]]) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            getters = [submit(big) for _ in range(2)]
+            for get in getters:
+                get()
+            return time.perf_counter() - t0
+
+        return run
 
     with multiprocessing.get_context("spawn").Pool(2) as mp_pool:
         mp_pool.apply(_echo, (0,))
-        t_mp = min(both(lambda b: mp_pool.apply_async(_echo, (b,)).get) for _ in range(2))
-    t_plait = min(both(lambda b: pool.submit(_echo, b).result) for _ in range(2))  # type: ignore[attr-defined]
+        t = _measure(
+            {
+                "mp": both(lambda b: mp_pool.apply_async(_echo, (b,)).get),
+                "plait": both(lambda b: pool.submit(_echo, b).result),  # type: ignore[attr-defined]
+            },
+            repeat,
+        )
+    t_mp, t_plait = t["mp"], t["plait"]
     print(
         f"    multiprocessing.Pool {t_mp * 1e3:.0f} ms, plait {t_plait * 1e3:.0f} ms ({t_mp / t_plait:.1f}x)"
     )
 
 
-def _processes_demo(quick: bool) -> None:
+def _processes_demo(quick: bool, repeat: int) -> None:
     from . import WorkerCrashed
     from .processes import ProcessPool
 
     jobs = [20_000 if quick else 100_000] * 8
     workers = os.cpu_count() or 1
-    t0 = time.perf_counter()
-    serial = [_count_primes(n) for n in jobs]
-    t_serial = time.perf_counter() - t0
-    with pt.ThreadPool(workers) as tp:
-        t0 = time.perf_counter()
-        threaded = list(tp.map(_count_primes, jobs))
-        t_threads = time.perf_counter() - t0
-    with ProcessPool(workers) as pool:
-        # Let every worker start before the clock does (spawning interpreters takes ~50 ms each).
+    with pt.ThreadPool(workers) as tp, ProcessPool(workers) as pool:
+        # Let every worker of both pools start before any clock does (spawning interpreters takes
+        # ~50 ms each); then serial, threads and processes get the same runs, interleaved.
+        list(tp.map(time.sleep, [0.05] * workers))
         list(pool.map(time.sleep, [0.05] * workers, chunksize=1))
-        t0 = time.perf_counter()
-        parallel = list(pool.map(_count_primes, jobs, chunksize=1))
-        t_procs = time.perf_counter() - t0
-        assert serial == threaded == parallel
+        serial = [_count_primes(n) for n in jobs]
+        assert list(tp.map(_count_primes, jobs)) == serial
+        assert list(pool.map(_count_primes, jobs, chunksize=1)) == serial
+        t = _measure(
+            {
+                "serial": _timed(lambda: [_count_primes(n) for n in jobs]),
+                "threads": _timed(lambda: list(tp.map(_count_primes, jobs))),
+                "processes": _timed(lambda: list(pool.map(_count_primes, jobs, chunksize=1))),
+            },
+            repeat,
+            warmup=False,  # the checked runs above were the warm-up
+        )
+        t_serial, t_threads, t_procs = t["serial"], t["threads"], t["processes"]
         print(
             f"  {len(jobs)} jobs: serial {t_serial:.2f} s, {workers} threads {t_threads:.2f} s "
             f"(the GIL: {t_serial / t_threads:.1f}x), {workers} processes {t_procs:.2f} s "
@@ -206,7 +238,7 @@ def _processes_demo(quick: bool) -> None:
         except WorkerCrashed as err:
             print(f"    victim: WorkerCrashed: {err}")
         print(f"    the other {len(futures)} tasks: {[f.result() for f in futures]}")
-        _zero_copy_demo(pool, quick)
+        _zero_copy_demo(pool, quick, repeat)
 
 
 def _parse(inbox: object, outbox: object) -> None:
@@ -270,16 +302,22 @@ def _hold_and_die(lock: object, balance: object) -> None:
     os.kill(os.getpid(), 9)
 
 
-def _ipc_demo(quick: bool) -> None:
+def _ipc_demo(quick: bool, repeat: int) -> None:
     import multiprocessing
 
     from . import OwnerDied
     from . import processes as pp
 
     n = 20_000 if quick else 200_000
-    std = _process_pipeline(multiprocessing.get_context("spawn").Queue, n)
-    ours = _process_pipeline(pp.Queue, n)
-    _row(f"pipeline, {n:,} items, 3 processes", std, ours, "items", n)
+    t = _measure(
+        {
+            "std": lambda: _process_pipeline(multiprocessing.get_context("spawn").Queue, n),
+            "plait": lambda: _process_pipeline(pp.Queue, n),
+        },
+        repeat,
+        warmup=False,  # each run starts its stages and passes one item through before its clock
+    )
+    _row(f"pipeline, {n:,} items, 3 processes", t["std"], t["plait"], "items", n)
 
     print("\n  A process is killed (SIGKILL) while holding a shared lock, mid-update:")
     ctx = multiprocessing.get_context("fork")
@@ -343,25 +381,32 @@ async def _http_downloads(n: int, concurrency: int, size: int, streams: Any = No
     return sum(got)
 
 
-def _aio_demo(quick: bool) -> None:
+def _aio_demo(quick: bool, repeat: int) -> None:
     import asyncio
 
     from . import aio
 
     n, concurrency, size = (200, 50, 16_384) if quick else (5_000, 200, 65_536)
 
-    def on(factory: Callable[[], asyncio.AbstractEventLoop], streams: Any = None) -> float:
-        t0 = time.perf_counter()
-        with asyncio.Runner(loop_factory=factory) as runner:
-            total = runner.run(_http_downloads(n, concurrency, size, streams))
-        assert total == n * size
-        return time.perf_counter() - t0
+    def on(factory: Callable[[], asyncio.AbstractEventLoop], streams: Any = None) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            with asyncio.Runner(loop_factory=factory) as runner:
+                total = runner.run(_http_downloads(n, concurrency, size, streams))
+            assert total == n * size
+            return time.perf_counter() - t0
 
-    on(aio.new_event_loop)  # warm-up
-    rounds = 1 if quick else 3
-    std = min(on(asyncio.new_event_loop) for _ in range(rounds))
-    ours = min(on(aio.new_event_loop) for _ in range(rounds))
-    native = min(on(aio.new_event_loop, aio) for _ in range(rounds))
+        return run
+
+    t = _measure(
+        {
+            "asyncio": on(asyncio.new_event_loop),
+            "plait.aio": on(aio.new_event_loop),
+            "plait.aio streams": on(aio.new_event_loop, aio),
+        },
+        repeat,
+    )
+    std, ours, native = t["asyncio"], t["plait.aio"], t["plait.aio streams"]
     _row(f"{n:,} HTTP downloads of {size // 1024} KiB, {concurrency} at a time", std, ours, "downloads", n)
     print(f"    asyncio's loop: {std:.2f} s; plait.aio: {ours:.2f} s (same asyncio streams code on both)")
     print(
@@ -379,30 +424,41 @@ def run(quick: bool = False) -> int:
         f"{os.cpu_count()} cores\n"
     )
 
+    print(
+        f"Every figure: the median of {repeat} timed run(s) of each side, interleaved, after the same\n"
+        "warm-up for each; the ratio is stdlib time / plait time. `make bench` measures more cases.\n"
+    )
     print("1. Threads: producer -> transformer -> consumer over bounded queues")
     n = int(200_000 * scale)
-    std = _best_of(lambda: _pipeline(queue.Queue, n), repeat)
-    ours = _best_of(lambda: _pipeline(pt.Queue, n), repeat)
-    _row(f"pipeline, {n:,} items, 2 hops", std, ours, "items", n)
+    t = _measure(
+        {
+            "std": _timed(lambda: _pipeline(queue.Queue, n)),
+            "plait": _timed(lambda: _pipeline(pt.Queue, n)),
+        },
+        repeat,
+    )
+    _row(f"pipeline, {n:,} items, 2 hops", t["std"], t["plait"], "items", n)
 
     print("\n2. Threads: a pool of 4 workers, tiny tasks")
     n = int(50_000 * scale)
     with concurrent.futures.ThreadPoolExecutor(4) as a, pt.ThreadPool(4) as b:
-        std = _best_of(lambda: _submit_all(a, n), repeat)
-        ours = _best_of(lambda: _submit_all(b, n), repeat)
-        _row(f"submit + result, {n:,} tasks", std, ours, "tasks", n)
-        n = int(200_000 * scale)
-        std = _best_of(lambda: _map_all(a, n), 1)
-        ours = _best_of(lambda: _map_all(b, n), repeat)
-        _row(f"map, {n:,} items", std, ours, "items", n)
+        t = _measure(
+            {"std": _timed(lambda: _submit_all(a, n)), "plait": _timed(lambda: _submit_all(b, n))}, repeat
+        )
+        _row(f"submit + result, {n:,} tasks", t["std"], t["plait"], "tasks", n)
+        items = list(range(int(200_000 * scale)))
+        t = _measure(
+            {"std": _timed(lambda: _map_all(a, items)), "plait": _timed(lambda: _map_all(b, items))}, repeat
+        )
+        _row(f"map over a list of {len(items):,} ints", t["std"], t["plait"], "items", len(items))
 
     print("\n3. Threads: a deadlock, named instead of silent\n")
     _deadlock()
     print("\n4. Processes: counting primes, CPU-bound")
-    _processes_demo(quick)
+    _processes_demo(quick, repeat)
     print("\n5. Processes: parse -> transform -> aggregate, connected by queues")
-    _ipc_demo(quick)
+    _ipc_demo(quick, repeat)
     print("\n6. asyncio: concurrent downloads from a local HTTP server, asyncio streams")
-    _aio_demo(quick)
+    _aio_demo(quick, repeat)
     print("\nDone. `make bench` measures every case against all peers.")
     return 0
