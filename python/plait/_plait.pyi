@@ -342,7 +342,7 @@ class ProcessPoolCore:
         hello: bytes,
         complete: Callable[[FutureCore[Any], int, Any, list[Segment] | None], None],
         max_tasks_per_worker: int | None = None,
-        fork: Callable[[int], int] | None = None,
+        fork: Callable[[int], int | None] | None = None,
         reap: Callable[[int], int] | None = None,
     ) -> ProcessPoolCore: ...
     def submit(

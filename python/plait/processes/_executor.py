@@ -371,7 +371,7 @@ class ProcessPool(concurrent.futures.Executor):
         self._forkserver = None
         if start_method == "forkserver":
             self._forkserver = ForkServer(sys.executable, _FORKSERVER_PRELOAD)
-        launch: Callable[[int], int] | None = fork_worker if start_method == "fork" else None
+        launch: Callable[[int], int | None] | None = fork_worker if start_method == "fork" else None
         reap: Callable[[int], int] | None = None
         if self._forkserver is not None:
             launch, reap = self._forkserver.launch, self._forkserver.status

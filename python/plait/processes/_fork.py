@@ -1,7 +1,8 @@
 """``start_method="fork"``: the pool's launcher that forks this process for each worker.
 
 The dispatcher calls :func:`fork_worker` with the new worker's socket; the child serves it with
-the worker loop (:mod:`plait.processes._worker`) and exits. The fork server (``_forkserver``) is
+the worker loop (:mod:`plait.processes._worker`) and exits. At interpreter shutdown, where
+Python 3.12+ refuses to fork, it declines and the dispatcher spawns that worker instead. The fork server (``_forkserver``) is
 the other launcher that forks; the "spawn" one is the dispatcher's own (``python -m``).
 """
 
@@ -16,10 +17,21 @@ from .. import _plait
 __all__ = ["fork_worker"]
 
 
-def fork_worker(fd: int) -> int:
+def fork_worker(fd: int) -> int | None:
     """start_method="fork": called by the dispatcher with the new worker's socket fd; the child
-    serves that socket (a copy of this interpreter, as multiprocessing's fork does) and exits."""
-    pid = os.fork()
+    serves that socket (a copy of this interpreter, as multiprocessing's fork does) and exits.
+
+    Returns None where this interpreter refuses to fork: from Python 3.12, once it is shutting
+    down (``os.fork`` raises "can't fork at interpreter shutdown" as soon as the main thread is
+    done, before the pools' exit hook has run the work still queued). The dispatcher then starts
+    that worker as with ``start_method="spawn"``, a fresh interpreter: the queued work still runs
+    (functions defined in ``__main__`` travel by value), though it does not see state that the
+    parent set up after its imports.
+    """
+    try:
+        pid = os.fork()
+    except RuntimeError:
+        return None
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:

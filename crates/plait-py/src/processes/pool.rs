@@ -193,10 +193,11 @@ impl ProcessPoolCore {
         if max_tasks_per_worker == Some(0) {
             return Err(PyValueError::new_err("max_tasks_per_worker must be at least 1"));
         }
-        // `fork(fd) -> pid` starts a worker by forking this interpreter (start_method="fork").
+        // `fork(fd) -> pid` starts a worker by forking this interpreter (start_method="fork"),
+        // or returns None when it cannot (then `command` starts it).
         let launch = fork.map(|fork| -> plait_core::supervise::pool::Launch {
             Box::new(move |fd| {
-                Python::attach(|py| fork.bind(py).call1((fd,))?.extract::<i32>())
+                Python::attach(|py| fork.bind(py).call1((fd,))?.extract::<Option<i32>>())
                     .map_err(|e| std::io::Error::other(e.to_string()))
             })
         });

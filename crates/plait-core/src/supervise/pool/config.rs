@@ -53,8 +53,9 @@ pub trait Sink<T>: Send + 'static {
 }
 
 /// Starts a worker some other way than `exec` (the binding forks the interpreter): given the
-/// worker's socket fd, returns the child's pid.
-pub type Launch = Box<dyn FnMut(std::os::fd::RawFd) -> io::Result<i32> + Send>;
+/// worker's socket fd, returns the child's pid, or `None` when it cannot start this worker and
+/// `command` should (the binding's fork is refused once the interpreter is shutting down).
+pub type Launch = Box<dyn FnMut(std::os::fd::RawFd) -> io::Result<Option<i32>> + Send>;
 
 /// How to run workers.
 pub struct Config {
@@ -62,7 +63,8 @@ pub struct Config {
     pub workers: usize,
     /// Program and arguments; the worker's socket fd number is appended as the last argument.
     pub command: Vec<OsString>,
-    /// When set, used instead of `command` to start each worker.
+    /// When set, used instead of `command` to start each worker (`command` starts the ones it
+    /// declines).
     pub launch: Option<Launch>,
     /// When set, the workers `launch` starts are not this process's children (a fork server
     /// started them) and their exit status comes from here; see

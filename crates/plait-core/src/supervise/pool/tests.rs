@@ -179,7 +179,7 @@ fn pool_with_foreign_workers(workers: usize, sink: Collect) -> (Pool<u32>, Arc<M
             .spawn()?;
         let pid = child.pid();
         started.lock().insert(pid, child);
-        Ok(pid)
+        Ok(Some(pid))
     });
     let count = Arc::clone(&reaped);
     let reap: Reaper = Arc::new(move |pid| {
@@ -222,6 +222,38 @@ fn foreign_workers_report_their_exit_through_the_reaper() {
     p.shutdown(false);
     p.join();
     assert_eq!(*reaped.lock(), 3, "every worker, including the last one, was reaped");
+}
+
+#[test]
+fn workers_a_launcher_declines_are_started_with_the_command() {
+    // The binding's fork launcher declines once the interpreter is shutting down: `command`
+    // starts those workers, and the work still queued runs on them.
+    let calls = Arc::new(Mutex::new(0));
+    let seen = Arc::clone(&calls);
+    let launch: Launch = Box::new(move |_fd| {
+        *seen.lock() += 1;
+        Ok(None)
+    });
+    let sink = Collect::default();
+    let config = Config {
+        workers: 2,
+        launch: Some(launch),
+        reap: None,
+        command: vec!["python3".into(), "-c".into(), WORKER.into()],
+        hello: Vec::new(),
+        max_tasks_per_worker: None,
+    };
+    let p = Pool::start(config, sink.clone()).unwrap();
+    p.submit(1, Some(def()), b"ab".to_vec(), Vec::new(), None, 0).unwrap();
+    p.submit(1, None, b"crash".to_vec(), Vec::new(), None, 1).unwrap();
+    p.submit(1, None, b"cd".to_vec(), Vec::new(), None, 2).unwrap();
+    let got = sink.wait_for(3);
+    assert_eq!(got[0].1, Outcome::Ok(b"ba".to_vec(), Vec::new()));
+    assert_eq!(got[1].1, Outcome::Crashed(Exit::Code(5)));
+    assert_eq!(got[2].1, Outcome::Ok(b"dc".to_vec(), Vec::new()));
+    p.shutdown(false);
+    p.join();
+    assert!(*calls.lock() >= 2, "the launcher was asked first, for each worker");
 }
 
 #[test]

@@ -48,8 +48,11 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
     pub(super) fn spawn(&mut self, slot: usize) -> io::Result<Worker<T>> {
         let (ours, theirs) = socket::pair()?;
         let fd = theirs.as_raw_fd();
-        let child = if let Some(launch) = self.config.launch.as_mut() {
-            let pid = launch(fd)?;
+        let launched = match self.config.launch.as_mut() {
+            Some(launch) => launch(fd)?,
+            None => None,
+        };
+        let child = if let Some(pid) = launched {
             match &self.config.reap {
                 Some(reap) => Child::adopt_foreign(pid, Arc::clone(reap))?,
                 None => Child::adopt(pid)?,
