@@ -2,8 +2,9 @@
 
 The dispatcher calls :func:`fork_worker` with the new worker's socket; the child serves it with
 the worker loop (:mod:`plait.processes._worker`) and exits. At interpreter shutdown, where
-Python 3.12+ refuses to fork, it declines and the dispatcher spawns that worker instead. The fork server (``_forkserver``) is
-the other launcher that forks; the "spawn" one is the dispatcher's own (``python -m``).
+Python 3.12+ refuses to fork, it declines and the dispatcher spawns that worker instead. The
+fork server (``_forkserver``) is the other launcher that forks; the "spawn" one is the
+dispatcher's own (``python -m``).
 """
 
 from __future__ import annotations
