@@ -22,6 +22,7 @@ __all__ = [
     "BoundedSemaphore",
     "Condition",
     "DatagramIo",
+    "Drain",
     "Event",
     "FrameChannel",
     "FutureCore",
@@ -360,6 +361,15 @@ class ProcessPoolCore:
     def worker_pids(self) -> list[int]: ...
     @property
     def closed(self) -> bool: ...
+
+@final
+class Drain(Generic[_T]):
+    """Iterates over a list, replacing each item with None as it hands it out."""
+
+    def __new__(cls, list: list[_T]) -> Drain[_T]: ...
+    def __iter__(self) -> Drain[_T]: ...
+    def __next__(self) -> _T: ...
+    def __length_hint__(self) -> int: ...
 
 @final
 class FrameChannel:

@@ -1,4 +1,4 @@
-//! `FrameChannel` and the number packing: the worker process's end of the wire, over
+//! `FrameChannel`: the worker process's end of the wire, over
 //! `plait_core::ipc::frame`. Blocking frame reads and writes on a socket, detached from the
 //! interpreter while they wait.
 
@@ -11,7 +11,7 @@ use plait_core::ipc::frame::Decoder;
 use plait_core::ipc::outbox::Outbox;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList};
+use pyo3::types::{PyBytes, PyList};
 
 use crate::errors::{frame_err, os_error_for};
 use crate::ipc::shm::{segments, Segment};
@@ -113,43 +113,4 @@ fn frame_tuple(
         Some(segments(py, f.fds, true)?)
     };
     Ok((f.kind, f.id, PyBytes::new(py, &f.payload), segs))
-}
-
-/// A list of numbers as one block of bytes, when every item is an exact `int` that fits 64
-/// bits (`"q"`) or every item an exact `float` (`"d"`); `None` otherwise. A map's chunk of
-/// results travels this way: packing costs a few ns per item in the worker, and the caller
-/// rebuilds the numbers faster than it would unpickle them one by one.
-#[pyfunction]
-pub fn pack_numbers<'py>(py: Python<'py>, items: &Bound<'py, PyList>) -> Option<(char, Bound<'py, PyBytes>)> {
-    let n = items.len();
-    let first = items.get_item(0).ok()?;
-    let mut out = Vec::with_capacity(n * 8);
-    if first.is_exact_instance_of::<PyInt>() {
-        for item in items.iter() {
-            if !item.is_exact_instance_of::<PyInt>() {
-                return None;
-            }
-            out.extend_from_slice(&item.extract::<i64>().ok()?.to_le_bytes());
-        }
-        Some(('q', PyBytes::new(py, &out)))
-    } else if first.is_exact_instance_of::<PyFloat>() {
-        for item in items.iter() {
-            let f = item.cast_exact::<PyFloat>().ok()?;
-            out.extend_from_slice(&f.value().to_le_bytes());
-        }
-        Some(('d', PyBytes::new(py, &out)))
-    } else {
-        None
-    }
-}
-
-/// The list packed by `pack_numbers`.
-#[pyfunction]
-pub fn unpack_numbers<'py>(py: Python<'py>, kind: char, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-    let words = data.chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).expect("8 bytes"));
-    match kind {
-        'q' => PyList::new(py, words.map(i64::from_le_bytes)),
-        'd' => PyList::new(py, words.map(f64::from_le_bytes)),
-        _ => Err(PyValueError::new_err(format!("unknown number kind {kind:?}"))),
-    }
 }
