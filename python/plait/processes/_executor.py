@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import functools
 import itertools
 import os
 import pickle
@@ -30,6 +31,7 @@ from . import _wire
 from ._fork import fork_worker
 from ._forkserver import ForkServer
 from ._planner import Plan, Runner, check_chunksize, results_of, run_chunk, run_chunk1
+from ._worker import INHERITED_ONLY
 
 __all__ = ["ProcessPool"]
 
@@ -345,15 +347,27 @@ class ProcessPool(concurrent.futures.Executor):
             )
         if task_timeout is not None and not task_timeout > 0:
             raise ValueError("task_timeout must be a positive number of seconds")
+        initargs = tuple(initargs)
         hello = {
             "sys_path": list(sys.path),
             # multiprocessing's key, as its own children get it: Manager proxies sent to tasks
             # connect with it.
             "authkey": bytes(self._mp_context.current_process().authkey),
-            "initializer": None if initializer is None else _dumps_function(initializer),
+            "initializer": None,
             # Unpickled after the worker adopted the key (initargs may hold Manager proxies).
-            "initargs": _dumps(tuple(initargs)),
+            "initargs": None,
         }
+        if initializer is not None:
+            try:
+                hello["initializer"] = _dumps_function(initializer)
+                hello["initargs"] = _dumps(initargs)
+            except (TypeError, RuntimeError):
+                # Forked workers call the objects themselves (a multiprocessing.Queue or Lock,
+                # which multiprocessing shares by inheritance only, as ProcessPoolExecutor's
+                # forked workers get them); the other start methods need them pickled.
+                if start_method != "fork":
+                    raise
+                hello["initializer"] = INHERITED_ONLY
         self._max_workers = max_workers
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
@@ -371,7 +385,9 @@ class ProcessPool(concurrent.futures.Executor):
         self._forkserver = None
         if start_method == "forkserver":
             self._forkserver = ForkServer(sys.executable, _FORKSERVER_PRELOAD)
-        launch: Callable[[int], int | None] | None = fork_worker if start_method == "fork" else None
+        launch: Callable[[int], int | None] | None = None
+        if start_method == "fork":
+            launch = functools.partial(fork_worker, inherited=(initializer, initargs))
         reap: Callable[[int], int] | None = None
         if self._forkserver is not None:
             launch, reap = self._forkserver.launch, self._forkserver.status

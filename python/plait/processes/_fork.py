@@ -12,15 +12,20 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 from .. import _plait
+from ._worker import finish, serve
 
 __all__ = ["fork_worker"]
 
 
-def fork_worker(fd: int) -> int | None:
+def fork_worker(fd: int, inherited: tuple[Any, tuple[Any, ...]] | None = None) -> int | None:
     """start_method="fork": called by the dispatcher with the new worker's socket fd; the child
     serves that socket (a copy of this interpreter, as multiprocessing's fork does) and exits.
+    ``inherited`` is the pool's ``(initializer, initargs)``: the child calls these very objects,
+    as a child of ``multiprocessing``'s fork does, so ``initargs`` need not pickle (a
+    ``multiprocessing.Queue``, ``Lock`` or ``Value`` is shared by inheritance).
 
     Returns None where this interpreter refuses to fork: from Python 3.12, once it is shutting
     down (``os.fork`` raises "can't fork at interpreter shutdown" as soon as the main thread is
@@ -37,19 +42,16 @@ def fork_worker(fd: int) -> int | None:
         code = 1
         try:
             _forget_imports_in_progress()
-            from ._worker import serve  # in the child only: the pool itself never serves
-
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             _after_fork_like_multiprocessing()
             _close_inherited_segments(fd)
-            code = serve(_plait.FrameChannel(fd))
+            code = serve(_plait.FrameChannel(fd), inherited)
         except BaseException:
             import traceback
 
             traceback.print_exc()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            finish()
             os._exit(code)
     return pid
 
@@ -77,9 +79,15 @@ def _after_fork_like_multiprocessing() -> None:
     handlers registered with ``multiprocessing.util.register_after_fork``, which give the child
     fresh locks and thread-locals of its own (``Manager`` proxies' among them). Without this, a
     worker forked while another thread of the pool's process held such a lock (a proxy being
-    made) inherits it held, and a proxy sent to a task blocks forever."""
+    made) inherits it held, and a proxy sent to a task blocks forever. Also as there: the
+    parent's finalizers and child processes are not this worker's (``_worker.finish`` runs the
+    worker's own at exit)."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process._children = set()
     util = sys.modules.get("multiprocessing.util")
     if util is not None:
+        util._finalizer_registry.clear()
         util._run_after_forkers()
 
 

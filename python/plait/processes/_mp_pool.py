@@ -307,9 +307,17 @@ class Pool:
         # Workers take this process's authkey first (manager proxies need it), as
         # multiprocessing's do.
         authkey = bytes(multiprocessing.current_process().authkey)
+        setup: bytes | tuple[Any, tuple[Any, ...]] = (initializer, tuple(initargs))
+        try:
+            setup = _dumps(setup)
+        except (TypeError, RuntimeError):
+            # A multiprocessing.Lock, Value, Queue...: shared by inheritance only, so forked
+            # workers take the objects themselves, as multiprocessing.Pool's forked workers do.
+            if self._ctx.get_start_method() != "fork":
+                raise
         self._executor = ProcessPool(
             processes,
-            initializer=PoolInit(authkey, _dumps((initializer, tuple(initargs)))),
+            initializer=PoolInit(authkey, setup),
             max_tasks_per_worker=maxtasksperchild,
             start_method=self._ctx.get_start_method(),
         )

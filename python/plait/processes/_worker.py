@@ -49,22 +49,24 @@ class PoolInit:
     ``multiprocessing`` authkey (so that manager proxies passed to tasks authenticate, as in
     ``multiprocessing``'s own workers), then runs the pool's initializer, if any. ``setup`` is
     the pickle of ``(initializer, initargs)``, loaded only once the authkey is set (a manager
-    proxy among the arguments connects to its manager as it is unpickled)."""
+    proxy among the arguments connects to its manager as it is unpickled), or that tuple itself
+    when it does not pickle (forked workers only: see ``_fork.fork_worker``)."""
 
     __slots__ = ("authkey", "setup")
 
-    def __init__(self, authkey: bytes, setup: bytes) -> None:
+    def __init__(self, authkey: bytes, setup: bytes | tuple[Any, tuple[Any, ...]]) -> None:
         self.authkey = authkey
         self.setup = setup
 
-    def __reduce__(self) -> tuple[type[PoolInit], tuple[bytes, bytes]]:
+    def __reduce__(self) -> tuple[type[PoolInit], tuple[bytes, Any]]:
         return PoolInit, (self.authkey, self.setup)
 
     def __call__(self) -> None:
         import multiprocessing.process
 
         multiprocessing.process.current_process().authkey = self.authkey
-        initializer, initargs = pickle.loads(self.setup)
+        setup = self.setup
+        initializer, initargs = pickle.loads(setup) if isinstance(setup, bytes) else setup
         if initializer is not None:
             initializer(*initargs)
 
@@ -115,8 +117,15 @@ def _adopt_authkey(authkey: bytes) -> None:
     sys.meta_path.insert(0, AdoptOnImport())
 
 
-def serve(channel: _plait.FrameChannel) -> int:
-    """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code."""
+#: The hello's "initializer" when the pool's initializer and initargs reach forked workers only
+#: (they do not pickle).
+INHERITED_ONLY = "inherited-only"
+
+
+def serve(channel: _plait.FrameChannel, inherited: tuple[Any, tuple[Any, ...]] | None = None) -> int:
+    """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code. ``inherited``:
+    the pool's ``(initializer, initargs)`` themselves, in a worker forked from the pool's process
+    (see ``_fork.fork_worker``); otherwise they come pickled in the hello."""
     kind, _, payload, _ = channel.recv()
     if kind != HELLO:
         return 2
@@ -127,7 +136,16 @@ def serve(channel: _plait.FrameChannel) -> int:
         if authkey is not None:
             _adopt_authkey(authkey)
         initializer = hello.get("initializer")
-        if initializer is not None:
+        if inherited is not None:
+            if inherited[0] is not None:
+                inherited[0](*inherited[1])
+        elif initializer == INHERITED_ONLY:
+            raise RuntimeError(
+                "the pool's initargs do not pickle, so they reach forked workers only, and this "
+                "worker was started fresh: Python refuses to fork once the interpreter is shutting "
+                "down, and the pool replaced a worker then"
+            )
+        elif initializer is not None:
             initializer = pickle.loads(initializer)
             initializer(*pickle.loads(hello["initargs"]))
     except BaseException:
@@ -194,6 +212,22 @@ def serve(channel: _plait.FrameChannel) -> int:
             return 0
 
 
+def finish() -> None:
+    """What ``multiprocessing``'s children run as they exit (``Process._bootstrap``), when this
+    worker uses ``multiprocessing``: its exit function, whose finalizers flush the feeder thread
+    of a ``multiprocessing.Queue`` (an initializer's or a task's last ``put`` would be lost
+    otherwise: the worker ends with ``os._exit``) and which stops the worker's own daemonic
+    children. Then the standard streams are flushed."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        try:
+            util._exit_function()
+        except BaseException:
+            traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd = int(argv[-1])
@@ -201,8 +235,7 @@ def main(argv: list[str]) -> int:
     try:
         return serve(channel)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        finish()
 
 
 if __name__ == "__main__":

@@ -61,8 +61,11 @@ pub(super) struct Worker<T> {
     pub(super) known: HashSet<u64>,
     pub(super) tasks_done: u64,
     pub(super) retiring: bool,
+    /// A retired worker closed its socket (its goodbye): it has until then to exit by itself
+    /// (a worker flushes what it must as it exits), and is killed after.
+    pub(super) exit_by: Option<Instant>,
     pub(super) killed: Option<Kill>,
-    /// Socket closed or pidfd fired: reap and replace.
+    /// Socket closed unexpectedly or pidfd fired: reap and replace.
     pub(super) dead: bool,
 }
 

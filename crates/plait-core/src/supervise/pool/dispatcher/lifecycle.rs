@@ -87,6 +87,7 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
             known: HashSet::new(),
             tasks_done: 0,
             retiring: false,
+            exit_by: None,
             killed: None,
             dead: false,
         })

@@ -22,7 +22,7 @@ use super::config::{Config, Outcome, Sink};
 use super::table::{slot_of, Kill, Pids, Queued, Worker};
 
 /// How long workers get to exit after `SHUTDOWN` before they are killed.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
+pub(super) const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The dispatcher's state; see the module docs.
 pub(super) struct Dispatcher<T, S> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mio::Interest;
 
-use super::Dispatcher;
+use super::{Dispatcher, EXIT_GRACE};
 use crate::ipc::fdpass;
 use crate::ipc::frame::MAX_FDS;
 use crate::supervise::pool::config::{Outcome, Sink};
@@ -116,6 +116,14 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         let buf = &mut self.read_buf;
         loop {
             match fdpass::recv(w.stream.as_raw_fd(), buf, w.decoder.push_fds()) {
+                Ok(0) if w.retiring && w.in_flight.is_empty() => {
+                    // A retired worker's goodbye: it exits by itself (a forked worker closes
+                    // its socket first, then runs multiprocessing's exit hooks, which flush its
+                    // queues' last items); the pidfd tells when. Killed only past the grace.
+                    let _ = self.poll.registry().deregister(&mut w.stream);
+                    w.exit_by.get_or_insert_with(|| Instant::now() + EXIT_GRACE);
+                    break;
+                }
                 Ok(0) => {
                     w.dead = true;
                     break;

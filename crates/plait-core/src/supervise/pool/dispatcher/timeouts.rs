@@ -12,6 +12,9 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         let now = Instant::now();
         let mut next = exit_deadline;
         for w in self.workers.iter().flatten() {
+            if let Some(d) = w.exit_by {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
             if let Some(head) = w.in_flight.front() {
                 if let Some(t) = head.timeout {
                     let d = w.head_started + t;
@@ -26,6 +29,11 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         let now = Instant::now();
         for w in self.workers.iter_mut().flatten() {
             if w.killed.is_some() {
+                continue;
+            }
+            if w.exit_by.is_some_and(|d| now >= d) {
+                w.killed = Some(Kill::Shutdown);
+                let _ = w.child.kill();
                 continue;
             }
             if let Some(head) = w.in_flight.front() {
