@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from plait.processes import Pool, ProcessPool
+from plait.processes import Queue as PlaitQueue
 
 HANG = 60
 FORK = multiprocessing.get_context("fork")
@@ -91,16 +92,41 @@ def resource_tracker():
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 @pytest.mark.usefixtures("resource_tracker")
-def test_other_start_methods_refuse_initargs_shared_by_inheritance_only(method):
+def test_other_start_methods_send_initargs_with_their_descriptors(method):
+    # As ProcessPoolExecutor hands them to the workers it starts: the queue's pipe and the
+    # lock's named semaphore travel with the workers' setup, to every worker.
     ctx = multiprocessing.get_context(method)
-    queue = ctx.Queue()
+    queue, lock, counter = ctx.Queue(), ctx.Lock(), ctx.Value("i", 0, lock=False)
     try:
-        with pytest.raises(RuntimeError, match="inheritance"):
-            ProcessPool(1, ctx, put_ready, (queue,))
-        with pytest.raises(RuntimeError, match="inheritance"):
-            Pool(1, put_ready, (queue,), context=ctx)
+        with ProcessPool(2, ctx, put_ready, (queue,)) as pool:
+            assert pool.submit(int, "7").result(HANG) == 7
+        assert queue.get(timeout=HANG) == "ready"
+        with Pool(2, keep, (lock, counter), context=ctx) as pool:
+            assert sorted(pool.map(add_one, range(50), chunksize=5)) == list(range(1, 51))
     finally:
         close(queue)
+    assert counter.value == 50
+
+
+def test_a_fork_context_lock_cannot_go_to_a_spawn_pool():
+    # multiprocessing refuses too (Python 3.12+: a RuntimeError naming the contexts; 3.11
+    # pickles the semaphore's address, which means nothing in another process): plait raises
+    # at construction.
+    lock = FORK.Lock()
+    with pytest.raises((RuntimeError, TypeError)):
+        ProcessPool(1, multiprocessing.get_context("spawn"), keep, (lock, None))
+
+
+def test_plait_process_shared_objects_go_in_initargs(start_method):
+    queue = PlaitQueue()
+    with ProcessPool(2, initializer=put_ready, initargs=(queue,), start_method=start_method) as pool:
+        assert pool.submit(int, "7").result(HANG) == 7
+    assert [queue.get(timeout=HANG) for _ in range(2)] == ["ready", "ready"]
+
+
+@pytest.fixture(params=["spawn", "fork", "forkserver"])
+def start_method(request):
+    return request.param
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="Python 3.11 still forks at interpreter shutdown")

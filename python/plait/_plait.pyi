@@ -345,6 +345,7 @@ class ProcessPoolCore:
         max_tasks_per_worker: int | None = None,
         fork: Callable[[int], int | None] | None = None,
         reap: Callable[[int], int] | None = None,
+        hello_fds: list[int] = ...,
     ) -> ProcessPoolCore: ...
     def submit(
         self,
@@ -374,7 +375,7 @@ class Drain(Generic[_T]):
 @final
 class FrameChannel:
     def __new__(cls, fd: int) -> FrameChannel: ...
-    def recv(self) -> tuple[int, int, bytes, list[Segment] | None]: ...
+    def recv(self) -> tuple[int, int, bytes, list[Any] | None]: ...  # HELLO: descriptors (ints)
     def send(self, kind: int, id: int, payload: bytes, segments: list[Segment] | None = None) -> None: ...
     def flush(self) -> None: ...
 

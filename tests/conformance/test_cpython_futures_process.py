@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
-import functools
 import os
 import signal
 import sys
@@ -272,39 +271,23 @@ def _put_ready(queue):
     queue.put("ready")
 
 
-def _close_connection(proxy):
-    """Close this thread's connection to a Manager proxy's server (multiprocessing keeps it in
-    a thread-local until the thread ends: the leak check would count its descriptor)."""
-    connection = getattr(proxy._tls, "connection", None)
-    if connection is not None:
-        connection.close()
-        del proxy._tls.connection
+def _close_queue(queue):
+    """Both ends of a multiprocessing.Queue's pipe, now (the leak check would count them)."""
+    queue.close()
+    queue.join_thread()
+    queue._reader.close()
+    queue._writer.close()
 
 
 class _FailingInitializerTest:
     def setUp(self):
         # CPython's setUp passes a multiprocessing.Queue in `initargs` for the workers' log
-        # records, which plait's workers take only when forked (see
-        # test_multiprocessing_queue_in_initargs). The same tests with a Manager's queue, whose
-        # proxy any process can take (plait's workers adopt multiprocessing's authkey):
-        self.mp_context = self.get_context()
-        manager = self.mp_context.Manager()
-        self.addCleanup(manager.join)
-        self.addCleanup(manager.shutdown)
-        self.log_queue = manager.Queue()
-        self.addCleanup(_close_connection, self.log_queue)
-        self.executor_kwargs = dict(initializer=cf_tests.init_fail, initargs=(self.log_queue,))
-        super(cf_tests.FailingInitializerMixin, self).setUp()
+        # records and leaves it open: closed after the test here.
+        super().setUp()
+        self.addCleanup(_close_queue, self.log_queue)
 
-    # Objects that multiprocessing shares only by inheritance (multiprocessing.Queue, Lock,
-    # Value...) in `initargs`: plait's forked workers take them as they are, as
-    # ProcessPoolExecutor's do. plait gap for the other start methods (marked as expected
-    # failures in _define_classes): ProcessPoolExecutor pickles them as it starts its workers,
-    # under multiprocessing's private "spawning" state, with their descriptors passed along;
-    # plait pickles `initargs` into the setup message it sends every worker, which carries no
-    # descriptors, and multiprocessing refuses ("Queue objects should only be shared between
-    # processes through inheritance"). Use a Manager's queue, or plait.processes.Queue as a task
-    # argument.
+    # Not a CPython test: a multiprocessing.Queue in `initargs`, which multiprocessing hands only
+    # to the children it starts (plait's workers get it with the setup message, its pipe along).
     def test_multiprocessing_queue_in_initargs(self):
         queue = self.get_context().Queue()
         try:
@@ -312,12 +295,7 @@ class _FailingInitializerTest:
                 executor.submit(int).result(timeout=TIMEOUT)
             self.assertEqual(queue.get(timeout=TIMEOUT), "ready")
         finally:
-            queue.close()
-            queue.join_thread()
-            # The failure's traceback keeps this frame, and so the queue, alive: its pipe is
-            # closed here, not when it is collected.
-            queue._reader.close()
-            queue._writer.close()
+            _close_queue(queue)
 
     @unittest.skip(
         "polls the private attribute ProcessPoolExecutor._broken until the pool breaks; plait "
@@ -386,12 +364,6 @@ def _define_classes() -> None:
             if cpython_class is None:  # not in this version's suite
                 continue
             cls = type(name, (_ProcessPoolMixin, adaptations, cpython_class), {"__module__": __name__})
-            if adaptations is _FailingInitializerTest and method != "Fork":
-                # A function of its own: expectedFailure marks the function it is given.
-                test = _FailingInitializerTest.test_multiprocessing_queue_in_initargs
-                cls.test_multiprocessing_queue_in_initargs = unittest.expectedFailure(  # type: ignore[attr-defined]
-                    functools.wraps(test)(lambda self, test=test: test(self))
-                )
             globals()[name] = _rebind(cls)
 
 

@@ -27,7 +27,7 @@ from .._backend import Backend
 from .._pool import Future
 from .._progress import progress_bar
 from ..exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, WorkerCrashed
-from . import _wire
+from . import _setup, _wire
 from ._fork import fork_worker
 from ._forkserver import ForkServer
 from ._planner import Plan, Runner, check_chunksize, results_of, run_chunk, run_chunk1
@@ -357,17 +357,21 @@ class ProcessPool(concurrent.futures.Executor):
             # Unpickled after the worker adopted the key (initargs may hold Manager proxies).
             "initargs": None,
         }
+        hello_fds: list[int] = []
         if initializer is not None:
             try:
                 hello["initializer"] = _dumps_function(initializer)
-                hello["initargs"] = _dumps(initargs)
+                # With the descriptors of what they hold (multiprocessing's and plait's
+                # process-shared objects), as ProcessPoolExecutor's workers get them.
+                hello["initargs"], hello_fds = _setup.dumps(initargs)
             except (TypeError, RuntimeError):
-                # Forked workers call the objects themselves (a multiprocessing.Queue or Lock,
-                # which multiprocessing shares by inheritance only, as ProcessPoolExecutor's
-                # forked workers get them); the other start methods need them pickled.
+                # Forked workers call the objects themselves (a "fork" context's
+                # multiprocessing.Lock, which multiprocessing shares by inheritance only, as
+                # ProcessPoolExecutor's forked workers get it); the others need them pickled.
                 if start_method != "fork":
                     raise
                 hello["initializer"] = INHERITED_ONLY
+                hello_fds = []
         self._max_workers = max_workers
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
@@ -401,6 +405,7 @@ class ProcessPool(concurrent.futures.Executor):
                 max_tasks_per_worker,
                 launch,
                 reap,
+                hello_fds,
             )
         )
         key = next(_pool_ids)

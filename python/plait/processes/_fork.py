@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from .. import _plait
-from ._worker import finish, serve
+from ._worker import after_fork_like_multiprocessing, finish, serve
 
 __all__ = ["fork_worker"]
 
@@ -43,7 +43,7 @@ def fork_worker(fd: int, inherited: tuple[Any, tuple[Any, ...]] | None = None) -
         try:
             _forget_imports_in_progress()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            _after_fork_like_multiprocessing()
+            after_fork_like_multiprocessing()
             _close_inherited_segments(fd)
             code = serve(_plait.FrameChannel(fd), inherited)
         except BaseException:
@@ -72,23 +72,6 @@ def _forget_imports_in_progress() -> None:
     locks = getattr(bootstrap, "_module_locks", None)
     if isinstance(locks, dict):
         locks.clear()
-
-
-def _after_fork_like_multiprocessing() -> None:
-    """What ``multiprocessing`` runs in each child it forks (``Process._bootstrap``): the
-    handlers registered with ``multiprocessing.util.register_after_fork``, which give the child
-    fresh locks and thread-locals of its own (``Manager`` proxies' among them). Without this, a
-    worker forked while another thread of the pool's process held such a lock (a proxy being
-    made) inherits it held, and a proxy sent to a task blocks forever. Also as there: the
-    parent's finalizers and child processes are not this worker's (``_worker.finish`` runs the
-    worker's own at exit)."""
-    process = sys.modules.get("multiprocessing.process")
-    if process is not None:
-        process._children = set()
-    util = sys.modules.get("multiprocessing.util")
-    if util is not None:
-        util._finalizer_registry.clear()
-        util._run_after_forkers()
 
 
 def _close_inherited_segments(keep: int) -> None:

@@ -34,6 +34,10 @@ import threading
 import weakref
 from typing import NoReturn
 
+from .. import _plait
+from ._worker import after_fork_like_multiprocessing, finish
+from ._worker import serve as serve_worker
+
 # Requests: an opcode and an argument (the pid for STATUS); FORK carries one fd.
 REQUEST = struct.Struct("<Bq")
 # Replies: 0 or an errno, and the value (a pid, or a wait status).
@@ -53,18 +57,17 @@ def _run_worker(control: socket.socket, fd: int) -> NoReturn:  # pragma: no cove
     code = 1
     try:
         control.close()  # so the pool sees end of stream when the server dies, workers or not
-        from .. import _plait
-        from ._worker import serve
-
-        code = serve(_plait.FrameChannel(fd))
+        after_fork_like_multiprocessing()
+        code = serve_worker(_plait.FrameChannel(fd))
     except BaseException:
         import traceback
 
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        try:
+            finish()
+        finally:
+            os._exit(code)
 
 
 def _fork(control: socket.socket, fd: int, children: set[int]) -> tuple[int, int]:
@@ -115,9 +118,7 @@ def serve(control: socket.socket, children: set[int]) -> None:
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(argv[-1]))
-    # What every worker needs, imported once here rather than in each worker.
-    from . import _worker  # noqa: F401
-
+    # What every worker needs is imported once here (_worker, above) rather than in each.
     for name in argv[1:-1]:
         importlib.import_module(name)
 

@@ -27,10 +27,9 @@ from typing import Any
 
 from .. import _plait, exceptions
 from .._pool import Future
-from ._executor import ProcessPool, _dumps
+from ._executor import ProcessPool
 from ._planner import TIMED_OUT, Plan, Reader
 from ._wire import UNPICKLABLE_RESULT
-from ._worker import PoolInit
 
 __all__ = ["AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult", "Pool"]
 
@@ -304,20 +303,12 @@ class Pool:
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._processes = processes
-        # Workers take this process's authkey first (manager proxies need it), as
-        # multiprocessing's do.
-        authkey = bytes(multiprocessing.current_process().authkey)
-        setup: bytes | tuple[Any, tuple[Any, ...]] = (initializer, tuple(initargs))
-        try:
-            setup = _dumps(setup)
-        except (TypeError, RuntimeError):
-            # A multiprocessing.Lock, Value, Queue...: shared by inheritance only, so forked
-            # workers take the objects themselves, as multiprocessing.Pool's forked workers do.
-            if self._ctx.get_start_method() != "fork":
-                raise
+        # Workers take this process's multiprocessing authkey before they unpickle initargs
+        # (Manager proxies need it), as multiprocessing's do.
         self._executor = ProcessPool(
             processes,
-            initializer=PoolInit(authkey, setup),
+            initializer=initializer,
+            initargs=initargs,
             max_tasks_per_worker=maxtasksperchild,
             start_method=self._ctx.get_start_method(),
         )

@@ -44,33 +44,6 @@ def _safe_repr(obj: object) -> str:
         return f"<{type(obj).__qualname__} object (repr failed: {exc!r})>"
 
 
-class PoolInit:
-    """The initializer of ``plait.processes.Pool``'s workers: takes the parent's
-    ``multiprocessing`` authkey (so that manager proxies passed to tasks authenticate, as in
-    ``multiprocessing``'s own workers), then runs the pool's initializer, if any. ``setup`` is
-    the pickle of ``(initializer, initargs)``, loaded only once the authkey is set (a manager
-    proxy among the arguments connects to its manager as it is unpickled), or that tuple itself
-    when it does not pickle (forked workers only: see ``_fork.fork_worker``)."""
-
-    __slots__ = ("authkey", "setup")
-
-    def __init__(self, authkey: bytes, setup: bytes | tuple[Any, tuple[Any, ...]]) -> None:
-        self.authkey = authkey
-        self.setup = setup
-
-    def __reduce__(self) -> tuple[type[PoolInit], tuple[bytes, Any]]:
-        return PoolInit, (self.authkey, self.setup)
-
-    def __call__(self) -> None:
-        import multiprocessing.process
-
-        multiprocessing.process.current_process().authkey = self.authkey
-        setup = self.setup
-        initializer, initargs = pickle.loads(setup) if isinstance(setup, bytes) else setup
-        if initializer is not None:
-            initializer(*initargs)
-
-
 def _load_arguments(wire_loads: Any, data: memoryview, segments: Any) -> Any:
     """A task's arguments. An error unpickling them fails the task with ``BrokenProcessPool``
     (the class ``ProcessPoolExecutor`` reports it with; its ``__cause__`` is the error), for
@@ -122,13 +95,20 @@ def _adopt_authkey(authkey: bytes) -> None:
 INHERITED_ONLY = "inherited-only"
 
 
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
 def serve(channel: _plait.FrameChannel, inherited: tuple[Any, tuple[Any, ...]] | None = None) -> int:
     """Handle frames until ``SHUTDOWN`` or end of stream; returns the exit code. ``inherited``:
     the pool's ``(initializer, initargs)`` themselves, in a worker forked from the pool's process
     (see ``_fork.fork_worker``); otherwise they come pickled in the hello."""
-    kind, _, payload, _ = channel.recv()
+    kind, _, payload, fds = channel.recv()
     if kind != HELLO:
         return 2
+    fds = fds or []
     try:
         hello = pickle.loads(payload)
         sys.path[:] = hello["sys_path"]
@@ -137,6 +117,7 @@ def serve(channel: _plait.FrameChannel, inherited: tuple[Any, tuple[Any, ...]] |
             _adopt_authkey(authkey)
         initializer = hello.get("initializer")
         if inherited is not None:
+            _close(fds)
             if inherited[0] is not None:
                 inherited[0](*inherited[1])
         elif initializer == INHERITED_ONLY:
@@ -146,13 +127,22 @@ def serve(channel: _plait.FrameChannel, inherited: tuple[Any, tuple[Any, ...]] |
                 "down, and the pool replaced a worker then"
             )
         elif initializer is not None:
+            from . import _setup
+
             initializer = pickle.loads(initializer)
-            initializer(*pickle.loads(hello["initargs"]))
+            initargs = _setup.loads(hello["initargs"], fds)  # takes (and empties) fds
+            initializer(*initargs)
+            del initargs
+        _close(fds)
     except BaseException:
+        _close(fds)
         # Logged as ProcessPoolExecutor's workers log it (stderr, unless configured otherwise).
         import logging
 
         logging.getLogger("concurrent.futures").critical("Exception in initializer:", exc_info=True)
+        # What the initializer put in multiprocessing queues (its log records, say) is out
+        # before the pool hears of the failure.
+        finish()
         channel.send(INIT_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
         channel.flush()
         return 1
@@ -210,6 +200,24 @@ def serve(channel: _plait.FrameChannel, inherited: tuple[Any, tuple[Any, ...]] |
         elif kind in (SHUTDOWN, 0):
             channel.flush()
             return 0
+
+
+def after_fork_like_multiprocessing() -> None:
+    """In a forked worker (by the pool's process or by a fork server): what
+    ``multiprocessing`` runs in each child it forks (``Process._bootstrap``): the
+    handlers registered with ``multiprocessing.util.register_after_fork``, which give the child
+    fresh locks and thread-locals of its own (``Manager`` proxies' among them). Without this, a
+    worker forked while another thread of the pool's process held such a lock (a proxy being
+    made) inherits it held, and a proxy sent to a task blocks forever. Also as there: the
+    parent's finalizers and child processes are not this worker's (``_worker.finish`` runs the
+    worker's own at exit)."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process._children = set()
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util._finalizer_registry.clear()
+        util._run_after_forkers()
 
 
 def finish() -> None:

@@ -175,9 +175,11 @@ pub struct ProcessPoolCore {
 
 #[pymethods]
 impl ProcessPoolCore {
-    /// Starts `workers` processes running `command + [fd]`, each sent `hello` first.
+    /// Starts `workers` processes running `command + [fd]`, each sent `hello` first, with
+    /// duplicates of `hello_fds` (duplicated here: the caller keeps its own).
     #[new]
-    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None, reap=None))]
+    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None, reap=None, hello_fds=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         workers: usize,
         command: Vec<std::ffi::OsString>,
@@ -186,6 +188,7 @@ impl ProcessPoolCore {
         max_tasks_per_worker: Option<u64>,
         fork: Option<Py<PyAny>>,
         reap: Option<Py<PyAny>>,
+        hello_fds: Vec<std::os::fd::RawFd>,
     ) -> PyResult<Self> {
         if workers == 0 {
             return Err(PyValueError::new_err("max_workers must be greater than 0"));
@@ -216,12 +219,32 @@ impl ProcessPoolCore {
                     .ok_or_else(|| std::io::Error::other(format!("{status} is not the wait status of an exit")))
             })
         });
+        if hello_fds.len() > plait_core::ipc::frame::MAX_FDS {
+            return Err(PyValueError::new_err(format!(
+                "the workers' setup holds {} descriptors, more than the {} one message can carry",
+                hello_fds.len(),
+                plait_core::ipc::frame::MAX_FDS
+            )));
+        }
+        let hello_fds = hello_fds
+            .into_iter()
+            .map(|fd| {
+                if fd < 0 {
+                    return Err(PyValueError::new_err(format!("{fd} is not a file descriptor")));
+                }
+                // SAFETY: borrowed only for the duplication, while the caller holds it open.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .map_err(|e| os_error_for("cannot duplicate a descriptor of the workers' setup", &e))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         let config = Config {
             workers,
             launch,
             reap,
             command,
             hello,
+            hello_fds,
             max_tasks_per_worker,
         };
         let (tx, rx) = std::sync::mpsc::channel();

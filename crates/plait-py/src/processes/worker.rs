@@ -108,6 +108,11 @@ fn frame_tuple(
 ) -> PyResult<(u8, u64, Bound<'_, PyBytes>, Option<Bound<'_, PyList>>)> {
     let segs = if f.fds.is_empty() {
         None
+    } else if f.kind == plait_core::supervise::pool::HELLO {
+        // The setup's descriptors (shared memory, pipes) as numbers: the worker's setup
+        // knows what each one is, and owns them from here.
+        let raw: Vec<i32> = f.fds.into_iter().map(std::os::fd::IntoRawFd::into_raw_fd).collect();
+        Some(PyList::new(py, raw)?)
     } else {
         // A worker keeps the descriptors: a result may be a view of its arguments, sent back.
         Some(segments(py, f.fds, true)?)

@@ -72,6 +72,9 @@ pub struct Config {
     pub reap: Option<Reaper>,
     /// Payload of the `HELLO` frame.
     pub hello: Vec<u8>,
+    /// Descriptors sent with every `HELLO` (each worker gets duplicates of its own): those the
+    /// worker's setup refers to (shared memory, pipes of the initializer's arguments).
+    pub hello_fds: Vec<std::os::fd::OwnedFd>,
     /// Restart a worker after it ran this many tasks.
     pub max_tasks_per_worker: Option<u64>,
 }

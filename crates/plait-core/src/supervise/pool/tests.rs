@@ -81,6 +81,7 @@ fn pool(workers: usize, sink: Collect) -> Pool<u32> {
         reap: None,
         command: vec!["python3".into(), "-c".into(), WORKER.into()],
         hello: Vec::new(),
+        hello_fds: Vec::new(),
         max_tasks_per_worker: None,
     };
     Pool::start(config, sink).unwrap()
@@ -196,6 +197,7 @@ fn pool_with_foreign_workers(workers: usize, sink: Collect) -> (Pool<u32>, Arc<M
         reap: Some(reap),
         command: Vec::new(),
         hello: Vec::new(),
+        hello_fds: Vec::new(),
         max_tasks_per_worker: None,
     };
     (Pool::start(config, sink).unwrap(), reaped)
@@ -241,6 +243,7 @@ fn workers_a_launcher_declines_are_started_with_the_command() {
         reap: None,
         command: vec!["python3".into(), "-c".into(), WORKER.into()],
         hello: Vec::new(),
+        hello_fds: Vec::new(),
         max_tasks_per_worker: None,
     };
     let p = Pool::start(config, sink.clone()).unwrap();

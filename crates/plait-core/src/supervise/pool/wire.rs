@@ -2,10 +2,11 @@
 //! the dispatcher and a worker exchange. Payloads are opaque here; nothing in this file knows
 //! about workers, tasks in flight or pickling.
 //!
-//! Parent to worker: `HELLO` (opaque setup payload, first frame), `DEFINE` (id = definition id),
-//! `TASK` (id = task id; payload = the definition id as 8 little-endian bytes, then the task
-//! body), `SHUTDOWN`. Worker to parent: `READY`, `OK` / `ERR` (id = task id; results arrive in
-//! the order tasks were sent), `INIT_FAILED` (payload = UTF-8 text).
+//! Parent to worker: `HELLO` (opaque setup payload, first frame, with the setup's descriptors),
+//! `DEFINE` (id = definition id), `TASK` (id = task id; payload = the definition id as 8
+//! little-endian bytes, then the task body), `SHUTDOWN`. Worker to parent: `READY`, `OK` /
+//! `ERR` (id = task id; results arrive in the order tasks were sent), `INIT_FAILED` (payload =
+//! UTF-8 text).
 
 /// Parent to worker: setup payload (first frame).
 pub const HELLO: u8 = 1;

@@ -4,7 +4,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,8 +74,13 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
         registry.register(&mut stream, socket_token(slot), Interest::READABLE)?;
         registry.register(&mut SourceFd(&child.pidfd()), pidfd_token(slot), Interest::READABLE)?;
         let mut out = Outbox::default();
-        out.push(HELLO, 0, &self.config.hello, Vec::new())
-            .map_err(io::Error::other)?;
+        let fds = self
+            .config
+            .hello_fds
+            .iter()
+            .map(OwnedFd::try_clone)
+            .collect::<io::Result<Vec<_>>>()?;
+        out.push(HELLO, 0, &self.config.hello, fds).map_err(io::Error::other)?;
         Ok(Worker {
             child,
             stream,
