@@ -6,6 +6,7 @@ pickle, and say so when they do not."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
@@ -129,25 +130,32 @@ def start_method(request):
     return request.param
 
 
+def sleep_a_little():
+    import time
+
+    time.sleep(0.5)
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="Python 3.11 still forks at interpreter shutdown")
 def test_a_worker_started_at_shutdown_without_fork_says_why_its_initializer_cannot_run():
     # From 3.12 a fork pool's workers that start once the main thread is done are spawned: the
     # queued work still runs when initargs pickle (test_cpython_futures_process), and the
-    # initializer fails with the reason when they do not.
+    # initializer fails with the reason when they do not (a "fork" context's lock). Here the
+    # worker retires after its first task, which outlasts the main thread: its successor, for
+    # the second task, starts during the shutdown.
     script = textwrap.dedent(
         """
         import multiprocessing, sys
-        from plait.processes import ProcessPool
         sys.path.insert(0, {here!r})
-        from test_processes_initargs import put_ready
+        from plait.processes import ProcessPool
+        from test_processes_initargs import keep, sleep_a_little
         if __name__ == "__main__":
             ctx = multiprocessing.get_context("fork")
-            queue = ctx.Queue()
-            pool = ProcessPool(1, ctx, put_ready, (queue,))
-            future = pool.submit(int, "7")
+            pool = ProcessPool(1, ctx, keep, (ctx.Lock(), None), max_tasks_per_worker=1)
+            pool.submit(sleep_a_little)
+            pool.submit(int, "7")
         """
-    ).format(here=__import__("os").path.dirname(__file__))
+    ).format(here=os.path.dirname(__file__))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG)
-    if "Exception in initializer" not in out.stderr:
-        pytest.skip("the worker was forked before the interpreter began shutting down")
+    assert "Exception in initializer" in out.stderr
     assert "initargs do not pickle, so they reach forked workers only" in out.stderr
