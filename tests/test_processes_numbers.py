@@ -128,3 +128,11 @@ def test_map_keeps_no_reference_to_a_result_it_handed_out(pool):
     # The consumer's name and getrefcount's argument: nothing in the pool holds it.
     assert sys.getrefcount(first) == 2
     assert list(it) == local(describe, items[1:])
+
+
+@pytest.mark.parametrize("items", [list(range(3000)), [str(i) for i in range(3000)]], ids=["ints", "strings"])
+def test_map_takes_its_items_when_called(pool, items):
+    expected = local(describe, items)
+    it = pool.map(describe, items, chunksize=100)
+    items[:] = [None] * len(items)  # later changes to the list do not reach the map
+    assert list(it) == expected

@@ -30,7 +30,7 @@ from ..exceptions import BrokenProcessPool, RemoteTraceback, TaskTimeout, Worker
 from . import _setup, _wire
 from ._fork import fork_worker
 from ._forkserver import ForkServer
-from ._planner import Plan, Runner, check_chunksize, results_of, run_chunk, run_chunk1
+from ._planner import Plan, Runner, check_chunksize, results_of, run_chunk, run_chunk1, snapshot
 from ._worker import INHERITED_ONLY
 
 __all__ = ["ProcessPool"]
@@ -559,7 +559,9 @@ class ProcessPool(concurrent.futures.Executor):
         check_chunksize(chunksize)
         if star and len(iterables) == 1:
             source = iterables[0]
-            items: Sequence[Any] = source if type(source) is range else list(source)
+            # The items as they are now: a list of numbers is packed (cheaper than a copy, and
+            # its chunks are ready to send).
+            items: Sequence[Any] = source if type(source) is range else snapshot(source)
             runner = self._chunk_runner(fn, unpack=False)
         else:
             items = list(zip(*iterables, strict=False)) if star else [tuple(args) for args in iterables[0]]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TIMED_OUT",
+    "PackedNumbers",
     "Plan",
     "Reader",
     "Runner",
@@ -34,6 +35,7 @@ __all__ = [
     "results_of",
     "run_chunk",
     "run_chunk1",
+    "snapshot",
 ]
 
 
@@ -124,6 +126,53 @@ def _compact(results: list[Any]) -> Any:
     return results
 
 
+class PackedNumbers:
+    """A map's input list of numbers, packed once when the map is called (a snapshot, as the
+    list copy it replaces was, at a fraction of the cost: no reference to touch per item). Its
+    slices are chunks already packed."""
+
+    __slots__ = ("data", "kind")
+
+    def __init__(self, kind: str, data: bytes) -> None:
+        self.kind = kind
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data) // 8
+
+    def __getitem__(self, where: slice) -> PackedChunk:
+        start, stop, _ = where.indices(len(self))
+        return PackedChunk(self.kind, self.data[start * 8 : stop * 8])
+
+
+class PackedChunk:
+    """A slice of :class:`PackedNumbers`: what ``run_chunk1(fn, kind, data)`` unpacks."""
+
+    __slots__ = ("data", "kind")
+
+    def __init__(self, kind: str, data: bytes) -> None:
+        self.kind = kind
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data) // 8
+
+
+def snapshot(source: Iterable[Any]) -> PackedNumbers | list[Any]:
+    """A map's items, taken when the map is called: :class:`PackedNumbers` when they are a long
+    list of exact ints (64-bit) or exact floats (no copy of the list), else a list."""
+    if type(source) is list and len(source) >= PACK_MIN:
+        packed = _plait.pack_numbers(source)
+        if packed is not None:
+            return PackedNumbers(*packed)
+    items = list(source)
+    if type(source) is not list and len(items) >= PACK_MIN:
+        packed = _plait.pack_numbers(items)
+        if packed is not None:
+            return PackedNumbers(*packed)
+    return items
+
+
 def _count(results: Any) -> int:
     return len(results[1]) // 8 if type(results) is tuple else len(results)
 
@@ -168,7 +217,7 @@ class Plan:
         self.window = 2 * self.workers
         # Chunks of numbers for fn(item) go packed (run_chunk1 unpacks them).
         self.packs = getattr(runner, "func", None) is run_chunk1
-        self.eager = isinstance(items, (list, tuple, range))
+        self.eager = isinstance(items, (list, tuple, range, PackedNumbers))
         self.items: Any = items if self.eager else None
         self.source = None if self.eager else iter(items)
         self.n: int | None = len(items) if self.eager else None  # type: ignore[arg-type]
@@ -230,7 +279,9 @@ class Plan:
     def _submit(self, chunk: Any) -> Future | None:
         """Submits one chunk (with ``cond`` held, so chunks queue in order)."""
         args = (chunk,)
-        if self.packs and type(chunk) is list and len(chunk) >= PACK_MIN:
+        if type(chunk) is PackedChunk:
+            args = (chunk.kind, chunk.data)
+        elif self.packs and type(chunk) is list and len(chunk) >= PACK_MIN:
             # (kind, bytes) when every item is an exact int (64-bit) or every one a float: the
             # worker's run_chunk1(fn, kind, bytes) rebuilds the list. It stops at the first item
             # of another type, so other lists cost one look.
