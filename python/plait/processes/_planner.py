@@ -161,16 +161,12 @@ class PackedChunk:
 def snapshot(source: Iterable[Any]) -> PackedNumbers | list[Any]:
     """A map's items, taken when the map is called: :class:`PackedNumbers` when they are a long
     list of exact ints (64-bit) or exact floats (no copy of the list), else a list."""
-    if type(source) is list and len(source) >= PACK_MIN:
-        packed = _plait.pack_numbers(source)
-        if packed is not None:
-            return PackedNumbers(*packed)
-    items = list(source)
-    if type(source) is not list and len(items) >= PACK_MIN:
+    items = source if type(source) is list else list(source)
+    if len(items) >= PACK_MIN:
         packed = _plait.pack_numbers(items)
         if packed is not None:
             return PackedNumbers(*packed)
-    return items
+    return list(items) if items is source else items
 
 
 def _count(results: Any) -> int:
