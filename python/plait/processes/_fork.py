@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from .. import _plait
-from ._worker import after_fork_like_multiprocessing, finish, serve
+from ._worker import serve_forked
 
 __all__ = ["fork_worker"]
 
@@ -39,21 +39,14 @@ def fork_worker(fd: int, inherited: tuple[Any, tuple[Any, ...]] | None = None) -
     except RuntimeError:
         return None
     if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            _forget_imports_in_progress()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            after_fork_like_multiprocessing()
-            _close_inherited_segments(fd)
-            code = serve(_plait.FrameChannel(fd), inherited)
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            finish()
-            os._exit(code)
+        serve_forked(fd, lambda: _prepare_child(fd), inherited)
     return pid
+
+
+def _prepare_child(fd: int) -> None:
+    _forget_imports_in_progress()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _close_inherited_segments(fd)
 
 
 def _forget_imports_in_progress() -> None:

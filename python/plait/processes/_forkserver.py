@@ -34,9 +34,7 @@ import threading
 import weakref
 from typing import NoReturn
 
-from .. import _plait
-from ._worker import after_fork_like_multiprocessing, finish
-from ._worker import serve as serve_worker
+from ._worker import serve_forked
 
 # Requests: an opcode and an argument (the pid for STATUS); FORK carries one fd.
 REQUEST = struct.Struct("<Bq")
@@ -54,20 +52,9 @@ STOP_GRACE = 10.0
 
 def _run_worker(control: socket.socket, fd: int) -> NoReturn:  # pragma: no cover - in the child
     """In the forked child: serve the worker socket ``fd``, then exit without teardown."""
-    code = 1
-    try:
-        control.close()  # so the pool sees end of stream when the server dies, workers or not
-        after_fork_like_multiprocessing()
-        code = serve_worker(_plait.FrameChannel(fd))
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        try:
-            finish()
-        finally:
-            os._exit(code)
+    # Closing the control socket first: the pool sees end of stream when the server dies,
+    # workers or not.
+    serve_forked(fd, control.close)
 
 
 def _fork(control: socket.socket, fd: int, children: set[int]) -> tuple[int, int]:

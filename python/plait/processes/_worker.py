@@ -21,7 +21,8 @@ from . import _wire
 # Not `typing.TYPE_CHECKING`: importing typing costs every worker process milliseconds at start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, NoReturn
 
 HELLO, DEFINE, TASK, SHUTDOWN, READY, OK, ERR, INIT_FAILED = _plait.PROTOCOL
 
@@ -218,6 +219,26 @@ def after_fork_like_multiprocessing() -> None:
     if util is not None:
         util._finalizer_registry.clear()
         util._run_after_forkers()
+
+
+def serve_forked(
+    fd: int, prepare: Callable[[], object], inherited: tuple[Any, tuple[Any, ...]] | None = None
+) -> NoReturn:
+    """In a worker just forked (by the pool's process or by a fork server): ``prepare()``, then
+    multiprocessing's after-fork hooks, then serve socket ``fd`` and exit without teardown
+    (after :func:`finish`). An error on the way is printed; the exit code tells the pool."""
+    code = 1
+    try:
+        prepare()
+        after_fork_like_multiprocessing()
+        code = serve(_plait.FrameChannel(fd), inherited)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            finish()
+        finally:
+            os._exit(code)
 
 
 def finish() -> None:
