@@ -105,18 +105,43 @@ def test_chunks_of_numbers_are_sent_packed(pool, monkeypatch):
     assert sent == [(words,)]
 
 
-def test_drain_hands_out_each_item_once_and_lets_go_of_it():
-    items = [object() for _ in range(5)]
-    ids = [id(x) for x in items]
-    drain = _plait.Drain(items)
-    assert drain.__length_hint__() == 5
-    first = next(drain)
-    assert id(first) == ids[0] and items[0] is None and drain.__length_hint__() == 4
-    rest = list(drain)
-    assert [id(x) for x in rest] == ids[1:] and items == [None] * 5
-    assert list(drain) == [] and drain.__length_hint__() == 0
+def test_flatten_hands_out_each_item_once_and_lets_go_of_it():
+    lists = [[object() for _ in range(3)], [], [object(), object()]]
+    ids = [id(x) for chunk in lists for x in chunk]
+    flat = _plait.Flatten(iter(lists))
+    first = next(flat)
+    assert id(first) == ids[0] and lists[0][0] is None
+    rest = list(flat)
+    assert [id(x) for x in rest] == ids[1:] and lists == [[None] * 3, [], [None] * 2]
+    assert list(flat) == []
+    # Other chunks are iterated as they are, like itertools.chain.from_iterable.
+    assert list(_plait.Flatten([(1, 2), range(3, 5), "ab", [6]])) == [1, 2, 3, 4, "a", "b", 6]
     with pytest.raises(TypeError):
-        _plait.Drain((1, 2))
+        _plait.Flatten(5)
+    with pytest.raises(TypeError):
+        list(_plait.Flatten([[1], 2]))
+
+
+def test_flatten_passes_on_an_error_of_its_chunks_and_closes_them_when_dropped():
+    closed = []
+
+    def chunks():
+        try:
+            yield [1, 2]
+            yield [3]
+            raise KeyError("input")
+        finally:
+            closed.append(True)
+
+    flat = _plait.Flatten(chunks())
+    assert [next(flat), next(flat), next(flat)] == [1, 2, 3]
+    with pytest.raises(KeyError):
+        next(flat)
+    assert closed == [True] and list(flat) == []
+    flat = _plait.Flatten(chunks())
+    assert next(flat) == 1
+    del flat  # the generator is dropped with it: its finally runs, as with chain.from_iterable
+    assert closed == [True, True]
 
 
 def test_map_keeps_no_reference_to_a_result_it_handed_out(pool):

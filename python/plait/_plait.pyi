@@ -22,8 +22,8 @@ __all__ = [
     "BoundedSemaphore",
     "Condition",
     "DatagramIo",
-    "Drain",
     "Event",
+    "Flatten",
     "FrameChannel",
     "FutureCore",
     "Handle",
@@ -364,11 +364,11 @@ class ProcessPoolCore:
     def closed(self) -> bool: ...
 
 @final
-class Drain(Generic[_T]):
-    """Iterates over a list, replacing each item with None as it hands it out."""
+class Flatten(Generic[_T]):
+    """The items of the chunks an iterable yields, each list's slots set to None as handed out."""
 
-    def __new__(cls, list: list[_T]) -> Drain[_T]: ...
-    def __iter__(self) -> Drain[_T]: ...
+    def __new__(cls, chunks: Iterable[Iterable[_T]], length_hint: int = 0) -> Flatten[_T]: ...
+    def __iter__(self) -> Flatten[_T]: ...
     def __next__(self) -> _T: ...
     def __length_hint__(self) -> int: ...
 

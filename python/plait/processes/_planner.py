@@ -354,21 +354,14 @@ class Plan:
 
 def results_of(plan: Plan, timeout: float | None, bar: Progress | None) -> Iterator[Any]:
     """The items of ``plan``'s results, in order or as finished; a chunk's error is raised after
-    the results it produced before it. ``timeout`` counts from now (the call to ``map``)."""
+    the results it produced before it. ``timeout`` counts from now (the call to ``map``).
+    Native per item (``_plait.Flatten``): a generator here would cost more per item than
+    everything else the parent does for it."""
     end = None if timeout is None else time.monotonic() + timeout
-    return itertools.chain.from_iterable(_chunks(plan, end, bar))
+    return _plait.Flatten(_chunks(plan, end, bar), plan.n or 0)  # type: ignore[no-any-return]
 
 
-def _hand_out(results: list[Any]) -> Iterator[Any]:
-    """A chunk's results, each dropped from the list as it is handed out: the consumer holds the
-    only reference to a result it has read (``Executor.map`` keeps none, bpo-14406). Native: a
-    generator here would cost more per item than everything else the parent does for it."""
-    if type(results) is not list:
-        return iter(results)
-    return _plait.Drain(results)  # type: ignore[no-any-return]
-
-
-def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[Iterator[Any]]:
+def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[list[Any]]:
     reader = Reader(plan, bar)
     try:
         while True:
@@ -377,7 +370,7 @@ def _chunks(plan: Plan, end: float | None, bar: Progress | None) -> Iterator[Ite
                 raise TimeoutError
             if chunk is None:
                 return
-            yield _hand_out(chunk)
+            yield chunk
     finally:
         # Stopped early (an error, a timeout, Ctrl-C, the iterator closed): queued chunks are
         # cancelled and running ones stopped, so their workers are free at once.

@@ -12,7 +12,7 @@ pub mod worker;
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(numbers::pack_numbers, m)?)?;
     m.add_function(wrap_pyfunction!(numbers::unpack_numbers, m)?)?;
-    m.add_class::<numbers::Drain>()?;
+    m.add_class::<numbers::Flatten>()?;
     m.add_class::<worker::FrameChannel>()?;
     pool::init(m)
 }
