@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 import threading
 import time
 
@@ -55,6 +56,11 @@ def no_leaks():
     fds_before = _fds()
     shm_before = _shm()
     yield
+    green = sys.modules.get("plait.green._hub")
+    if green is not None:  # a test's hub (its loop's fds) does not outlive the test
+        hub = getattr(green._local, "hub", None)
+        if hub is not None:
+            hub.destroy()
     deadline = time.monotonic() + 5.0
     while True:
         extra = [t for t in threading.enumerate() if t.ident not in threads_before]
