@@ -306,3 +306,58 @@ def test_destroyed_hub_is_replaced():
     assert hub.loop.is_closed()
     assert green.get_hub() is not hub
     green.sleep(0)
+
+
+def test_greenlets_in_an_asyncio_program_share_its_plait_loop():
+    import plait.aio
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+
+        def worker(i):
+            green.sleep(0.01)
+            seen.append(asyncio.get_running_loop() is loop)  # the same loop, inside greenlets
+            return green.await_(asyncio.sleep(0.001, result=i))  # and coroutines from them
+
+        gs = [green.spawn(worker, i) for i in range(5)]
+        results = [await g for g in gs]
+        assert green.get_hub().loop is loop
+        with pytest.raises(green.BlockingSwitchOutError):
+            green.sleep(0)  # a coroutine cannot block the loop it runs on
+        return results, seen
+
+    results, seen = plait.aio.run(main())
+    assert results == list(range(5)) and seen == [True] * 5
+
+
+def test_greenlets_in_a_foreign_asyncio_loop_are_refused_with_the_way_out():
+    async def main():
+        with pytest.raises(RuntimeError, match=r"plait\.aio\.run"):
+            green.spawn(lambda: None)
+
+    asyncio.run(main())
+
+
+def test_frame_stacks_of_finished_greenlets_are_reused():
+    from plait import _plait
+
+    installed, _, hits_before, _ = _plait.frame_stack_cache_info()
+    assert installed  # importing plait.green installs it
+    assert green.joinall([green.spawn(lambda i=i: i * i) for i in range(200)]) is not None
+    results = [green.spawn(lambda i=i: sum(range(i))) for i in range(200)]
+    green.joinall(results)
+    assert [g.value for g in results] == [sum(range(i)) for i in range(200)]
+    _, kept, hits_after, _ = _plait.frame_stack_cache_info()
+    assert hits_after > hits_before and kept <= 128
+
+
+def deep(n):
+    return 0 if n == 0 else 1 + deep(n - 1)
+
+
+def test_deep_recursion_in_greenlets_still_works_with_the_cache():
+    # Frames past a 16 KiB chunk take bigger chunks: cached by size, never handed out wrong.
+    gs = [green.spawn(deep, 400 + i) for i in range(20)]
+    green.joinall(gs)
+    assert [g.value for g in gs] == [400 + i for i in range(20)]

@@ -60,8 +60,10 @@ __all__ = [
     "_after_fork_in_child",
     "_install",
     "_set_future_type",
+    "cache_frame_stacks",
     "check_lock_order",
     "deadlock_grace",
+    "frame_stack_cache_info",
     "get_deadlock_detection",
     "lock_order_checking",
     "pack_numbers",
@@ -572,6 +574,8 @@ class IpcConnection:
     def __exit__(self, *_args: object) -> None: ...
 
 def pack_numbers(items: list[Any]) -> tuple[str, bytes] | None: ...
+def cache_frame_stacks() -> bool: ...
+def frame_stack_cache_info() -> tuple[bool, int, int, int]: ...
 def unpack_numbers(kind: str, data: bytes) -> list[Any]: ...
 
 # plait.aio

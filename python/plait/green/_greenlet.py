@@ -100,7 +100,8 @@ def wait_on(obj: Linkable, timeout: float | None, what: str) -> bool:
 
 
 def _switch_timed(hub: Hub) -> Any:
-    if getcurrent() is hub:
+    current = getcurrent()
+    if current is hub or current is hub._runner:
         return switch_out(hub, "a timed wait")  # raises BlockingSwitchOutError
     return hub.switch()
 

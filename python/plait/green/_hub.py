@@ -19,11 +19,13 @@ import os
 import sys
 import threading
 import traceback
+from asyncio import events
 from collections.abc import Callable
 from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
+from .. import _plait
 from ..aio._loop import _NATIVE_RUN_ONCE, EventLoop
 from ..exceptions import PlaitError
 
@@ -41,6 +43,11 @@ __all__ = [
 ]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+
+# A greenlet's first frame maps a frame-stack chunk and its end unmaps it (~8 us of a short
+# greenlet's ~10 here): from now on this process keeps up to 128 freed chunks for reuse (see
+# crates/plait-py/src/green/stacks.rs; the object allocator's arenas are not affected).
+_plait.cache_frame_stacks()
 
 
 class BlockedForever(PlaitError):
@@ -102,8 +109,22 @@ class Hub(greenlet):
 
     def __init__(self, loop: EventLoop | None = None) -> None:
         super().__init__(parent=_root(getcurrent()))
+        #: The greenlet that runs ``loop`` when the hub adopted a loop already running (asyncio
+        #: code spawning greenlets): waiting greenlets switch back to it, through the hub.
+        self._runner: greenlet | None = None
         if loop is None:
-            loop = _HubLoop()
+            running = events._get_running_loop()
+            if running is None:
+                loop = _HubLoop()
+            elif isinstance(running, EventLoop):
+                loop = running
+                self._runner = getcurrent()
+            else:
+                raise RuntimeError(
+                    "plait.green in a running asyncio loop needs plait's loop, not "
+                    f"{type(running).__name__}: run the program with plait.aio.run() or "
+                    "asyncio.run(..., loop_factory=plait.aio.new_event_loop)"
+                )
         self.loop = loop
         loop._hub = self  # type: ignore[attr-defined]
         self.thread_ident = threading.get_ident()
@@ -120,6 +141,12 @@ class Hub(greenlet):
         return f"<plait.green.Hub at {id(self):#x} thread={self.thread_ident} loop={self.loop!r}>"
 
     def run(self) -> None:
+        runner = self._runner
+        if runner is not None:
+            # The loop runs in `runner`, inside the callback that switched to a greenlet: a
+            # greenlet that waits or ends comes here, and control goes back to that callback.
+            while True:
+                runner.switch()
         loop = self.loop
         while True:
             try:
@@ -136,6 +163,10 @@ class Hub(greenlet):
     def join(self, timeout: float | None = None) -> bool:
         """Runs the loop until nothing is left for it to do (every greenlet finished or waits
         forever): True; False when ``timeout`` passes first. Call from the main greenlet."""
+        if self._runner is not None:
+            raise BlockingSwitchOutError(
+                "Hub.join(): this hub runs in an asyncio loop (it adopted it): await the greenlets instead"
+            )
         if getcurrent() is not self.parent:
             raise BlockingSwitchOutError("Hub.join() must be called from the thread's main greenlet")
         timer = None
@@ -155,7 +186,9 @@ class Hub(greenlet):
         greenlet."""
         if getcurrent() is self:
             raise BlockingSwitchOutError("Hub.destroy() cannot be called from the hub itself")
-        if bool(self):  # started and suspended: let run_forever end, then run() returns
+        if self._runner is not None:  # the loop is asyncio's program's: not ours to stop or close
+            destroy_loop = False
+        elif bool(self):  # started and suspended: let run_forever end, then run() returns
             self._destroying = True
             self.loop.stop()
             self.switch()
@@ -241,12 +274,17 @@ def _where(g: greenlet) -> str:
 
 
 def get_hub() -> Hub:
-    """This thread's hub (made on first use)."""
+    """This thread's hub, made on first use: with its own :class:`plait.aio.EventLoop`, or, when
+    called from asyncio code running on a plait loop, around that loop (so greenlets and tasks
+    share it)."""
     try:
-        return _local.hub  # type: ignore[no-any-return]
+        hub: Hub = _local.hub
     except AttributeError:
         hub = _local.hub = Hub()
         return hub
+    if hub._runner is not None and hub.loop.is_closed():  # the adopted loop's program ended
+        hub = _local.hub = Hub()
+    return hub
 
 
 def _set_hub(hub: Hub | None) -> None:
@@ -261,9 +299,10 @@ def switch_out(hub: Hub, what: str, obj: Any = None) -> Any:
     returns what it passes. ``what``/``obj`` say what the greenlet waits on, for
     :class:`BlockedForever`'s report."""
     current = getcurrent()
-    if current is hub:
+    if current is hub or current is hub._runner:
         raise BlockingSwitchOutError(
-            f"plait.green: cannot wait ({what}) in the hub itself, i.e. in an event-loop callback"
+            f"plait.green: cannot wait ({what}) in the hub itself, i.e. in an event-loop callback "
+            "or a coroutine (from asyncio code, await the greenlet or use an asyncio call)"
         )
     waiting = hub.waiting
     waiting[current] = (what, obj)
@@ -276,12 +315,19 @@ def switch_out(hub: Hub, what: str, obj: Any = None) -> Any:
 def sleep(seconds: float = 0, ref: bool = True) -> None:
     """Suspends the current greenlet for ``seconds``; ``sleep(0)`` (or less) lets every other
     ready greenlet and callback run once first. ``ref`` is accepted for gevent compatibility."""
-    hub = get_hub()
     current = getcurrent()
-    if current is hub:
-        raise BlockingSwitchOutError("plait.green: cannot sleep in the hub itself (an event-loop callback)")
+    hub = current.parent  # a spawned greenlet's parent is its hub: no thread-local lookup
+    if type(hub) is not Hub:
+        hub = get_hub()
+    if current is hub or current is hub._runner:
+        raise BlockingSwitchOutError(
+            "plait.green: cannot sleep in the hub itself (an event-loop callback or a coroutine)"
+        )
     loop = hub.loop
-    handle = loop.call_soon(current.switch) if seconds <= 0 else loop.call_later(seconds, current.switch)
+    if seconds <= 0:
+        handle = loop.call_soon(current.switch)
+    else:
+        handle = loop.call_later(seconds, current.switch)
     try:
         hub.switch()
     except BaseException:
