@@ -487,3 +487,10 @@ def test_executor_initializer_failure_breaks_it():
     with pytest.raises(BrokenThreadPool):
         executor.submit(abs, -1)
     executor.shutdown()
+
+
+def test_a_pool_outlives_its_hub():
+    pool = ThreadPool(2)
+    assert pool.spawn(abs, -1).get(timeout=20) == 1
+    green.get_hub().destroy()  # joins the pool's threads
+    assert pool.spawn(abs, -2).get(timeout=20) == 2 and pool.hub is green.get_hub()

@@ -112,11 +112,15 @@ class _Impl:
 
 def _get_dict(self: local) -> dict[str, Any]:
     """The current greenlet's dict for ``self`` (made, and ``__init__`` run, on first use)."""
-    impl: _Impl = object.__getattribute__(self, "_local__impl")
+    impl: _Impl = _oga(self, "_local__impl")
     g = getcurrent()
     entry = impl.dicts.get(id(g))
     if entry is not None and entry.greenlet() is g:
         return entry.localdict
+    return _new_dict(self, impl, g)
+
+
+def _new_dict(self: local, impl: _Impl, g: greenlet) -> dict[str, Any]:
     localdict = impl.create_dict(g)
     cls = type(self)
     if cls.__init__ is not object.__init__:
@@ -133,6 +137,7 @@ def _lookup(cls: type, name: str) -> Any:
 
 
 _MISSING: Any = object()
+_oga = object.__getattribute__
 
 _OWN = frozenset({"_local__impl", "__class__"})
 
@@ -158,11 +163,21 @@ class local:
 
     def __getattribute__(self, name: str) -> Any:
         if name in _OWN:
-            return object.__getattribute__(self, name)
-        dct = _get_dict(self)
+            return _oga(self, name)
+        # _get_dict, inlined: this is every attribute read.
+        impl: _Impl = _oga(self, "_local__impl")
+        g = getcurrent()
+        entry = impl.dicts.get(id(g))
+        dct = entry.localdict if entry is not None and entry.greenlet() is g else _new_dict(self, impl, g)
+        cls = type(self)
+        if cls is local:  # no descriptor but methods: the dict first
+            if name in dct:
+                return dct[name]
+            if name == "__dict__":
+                return dct
+            return _oga(self, name)
         if name == "__dict__":
             return dct
-        cls = type(self)
         attr = _lookup(cls, name)
         if attr is not _MISSING:
             kind = type(attr)
@@ -188,6 +203,9 @@ class local:
             object.__setattr__(self, name, value)
             return
         dct = _get_dict(self)
+        if type(self) is local:
+            dct[name] = value
+            return
         attr = _lookup(type(self), name)
         if attr is not _MISSING:
             setter = getattr(type(attr), "__set__", None)

@@ -33,6 +33,7 @@ from typing import Any
 
 from greenlet import getcurrent
 
+from .. import _plait
 from ._hub import Hub, _local, get_hub
 from ._linkable import AbstractLinkable, InvalidThreadUseError, schedule
 from .event import AsyncResult, Event
@@ -79,7 +80,9 @@ class _Workers:
         self.initializer = initializer
         self.initargs = initargs
         self.on_broken = on_broken
-        self.tasks: _queue.SimpleQueue[Any] = _queue.SimpleQueue()
+        # plait's native queue: a worker waits in it without the GIL and wakes without a GIL
+        # ping-pong (a job's round trip: 37 us, 64 us with queue.SimpleQueue; gevent's is 31 us).
+        self.tasks: Any = _plait.SimpleQueue()
         self.lock = threading.Lock()
         self.threads: set[threading.Thread] = set()  # running and not told to stop
         self.started: set[threading.Thread] = set()  # not joined yet
@@ -274,15 +277,18 @@ class ThreadPool(GroupMappingMixin):
 
     def __init__(self, maxsize: int, hub: Hub | None = None, idle_task_timeout: float = -1) -> None:
         _check_maxsize(maxsize)
-        self.hub = hub if hub is not None else get_hub()
         self._maxsize = maxsize
-        self._available = Semaphore(maxsize)
+        self._name = f"plait.green.ThreadPool-{next(self._counter)}"
+        self._idle_task_timeout = idle_task_timeout
+        self._bind(hub if hub is not None else get_hub())
+
+    def _bind(self, hub: Hub) -> None:
+        self.hub = hub
+        self._available = Semaphore(self._maxsize)
         self._unfinished = 0
         self._idle = Event()
         self._idle.set()
-        self._workers = _Workers(
-            self.hub, f"plait.green.ThreadPool-{next(self._counter)}", maxsize, idle_task_timeout
-        )
+        self._workers = _Workers(hub, self._name, self._maxsize, self._idle_task_timeout)
         self._registered = False
 
     def __repr__(self) -> str:
@@ -359,6 +365,9 @@ class ThreadPool(GroupMappingMixin):
                 f"plait.green: {self!r} belongs to the hub of thread {hub.thread_ident}; "
                 f"spawn() was called from thread {_get_ident()}"
             )
+        if not _alive(hub):  # destroyed (its threads were joined): serve this thread's new hub
+            self._bind(get_hub())
+            hub = self.hub
         self._available._acquire(True, None, f"{type(self).__name__}.spawn()")
         result = AsyncResult()
         job = _Job(self, result, func, args, kwargs)
@@ -530,9 +539,12 @@ class _WorkItem:
     """An executor task: runs in a worker thread (unless cancelled first), completes its
     future there, then tells the hub (its keepalive and the future's links)."""
 
-    __slots__ = ("args", "fn", "future", "kwargs")
+    __slots__ = ("args", "fn", "future", "hub", "kwargs")
 
-    def __init__(self, future: _GreenFuture, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+    def __init__(
+        self, hub: Hub, future: _GreenFuture, fn: Callable[..., Any], args: Any, kwargs: Any
+    ) -> None:
+        self.hub = hub  # the hub whose keepalive counts it
         self.future = future
         self.fn = fn
         self.args = args
@@ -550,7 +562,7 @@ class _WorkItem:
                     future.set_result(result)
         finally:
             self.fn = self.args = self.kwargs = None
-            _deliver_future(future)
+            _deliver_future(self.hub, future)
 
     def fail(self, exc: BaseException | None) -> None:
         """Never run: cancelled (``exc`` None) or failed with ``exc`` (a broken pool)."""
@@ -559,12 +571,10 @@ class _WorkItem:
             future.cancel()
         elif future.set_running_or_notify_cancel():
             future.set_exception(exc)
-        _deliver_future(future)
+        _deliver_future(self.hub, future)
 
 
-def _deliver_future(future: _GreenFuture) -> None:
-    hub = future.hub
-    assert hub is not None
+def _deliver_future(hub: Hub, future: _GreenFuture) -> None:
     schedule(hub, lambda: _future_done(hub, future))
 
 
@@ -620,7 +630,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
                 hub._keepalive += 1
             else:
                 schedule(hub, lambda: _add_keepalive(hub))  # runs before the job's delivery
-            self._green_workers.submit(_WorkItem(future, fn, args, kwargs))
+            self._green_workers.submit(_WorkItem(hub, future, fn, args, kwargs))
             return future
 
     def _adjust_thread_count(self) -> None:
