@@ -27,6 +27,8 @@ from plait.green.queue import (
 def test_exceptions_are_the_stdlib_and_plait_ones():
     assert Empty is stdlib_queue.Empty and Full is stdlib_queue.Full
     assert gqueue.ShutDown is ShutDown
+    if hasattr(stdlib_queue, "ShutDown"):  # 3.13+: catchable as the stdlib's too
+        assert issubclass(ShutDown, stdlib_queue.ShutDown)
     assert JoinableQueue is Queue and issubclass(Queue, SimpleQueue)
 
 
@@ -403,3 +405,15 @@ def test_channel_iteration():
     assert list(ch) == [0, 1, 2]
     g.join(timeout=5)
     assert g.successful()
+
+
+def test_a_queue_forgets_the_waiters_of_a_destroyed_hub():
+    q = Queue()
+    orphan = green.spawn(q.get)
+    green.sleep(0)
+    assert len(q.getters) == 1
+    green.get_hub().destroy()  # the orphan never resumes
+    getter = green.spawn(q.get)  # a new hub: the queue binds to it, forgetting the orphan
+    green.sleep(0)
+    q.put("item")
+    assert getter.get(timeout=5) == "item" and not orphan.ready() and len(q.getters) == 0

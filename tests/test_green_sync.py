@@ -479,3 +479,27 @@ def test_local_copy_copies_the_current_greenlets_values():
     assert type(dup) is Named and dup.name == "a" and dup.extra == [1]
     dup.extra = [2]
     assert data.extra == [1]
+
+
+def test_an_event_forgets_the_waiters_of_a_destroyed_hub():
+    event = Event()
+    calls = []
+    event.rawlink(calls.append)
+    orphan = green.spawn(event.wait)
+    green.sleep(0)
+    green.get_hub().destroy()
+    waiter = green.spawn(event.wait, 5)
+    green.sleep(0)
+    assert event.linkcount() == 2  # the callback and the new waiter, not the orphan
+    event.set()
+    assert waiter.get(timeout=5) is True and calls == [event] and not orphan.ready()
+
+
+def test_an_event_set_just_before_its_hub_was_destroyed_still_works():
+    event = Event()
+    waiter = green.spawn(event.wait)
+    green.sleep(0)
+    event.set()  # its notification is scheduled in a hub that will never run it
+    green.get_hub().destroy()
+    assert green.spawn(event.wait).get(timeout=5) is True
+    assert not waiter.ready()

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import getcurrent
+from greenlet import getcurrent, greenlet
 
 from ..exceptions import PlaitError
 from ._greenlet import Linkable
@@ -159,6 +159,11 @@ class AbstractLinkable(Linkable):
             return False
         raise AssertionError(f"plait.green: invalid switch into {what}: {result!r}")
 
+    def _drop_orphans(self) -> None:
+        # Its hub was destroyed: forget the greenlets that waited there (callbacks stay).
+        self._notifier = None
+        self._links = collections.deque(link for link in self._links if not _is_switch(link))
+
     def _at_fork_reinit(self) -> None:
         """After a fork (threading's and logging's hooks): detach from the parent's hub."""
         self.hub = None
@@ -179,20 +184,32 @@ _TIMED_OUT: Any = _TimedOut()
 
 def capture_hub(obj: Any, hub: Hub | None, busy: bool) -> Hub:
     """The current thread's hub for ``obj``, whose hub so far is ``hub`` (None: not bound yet).
-    A hub that was destroyed is replaced; so is another thread's, unless ``obj`` is ``busy``
-    there (greenlets of that thread wait on it).
+    A hub that was destroyed is replaced (``obj._drop_orphans()`` forgets the greenlets that
+    waited there); so is another thread's, unless ``obj`` is ``busy`` there (greenlets of that
+    thread wait on it).
 
     :raises InvalidThreadUseError: ``obj`` is busy in another thread's live hub."""
     current = getattr(_local, "hub", None)
     if hub is not None and hub is current:
         return hub
-    if hub is not None and busy and not hub._destroying and not hub.loop.is_closed():
-        raise InvalidThreadUseError(
-            f"plait.green: {obj!r} belongs to the hub of thread {hub.thread_ident}, whose greenlets "
-            f"wait on it; it cannot be waited on from thread {_get_ident()} (use plait.threads "
-            "primitives to cross threads)"
-        )
+    if hub is not None and busy:
+        if not hub._destroying and not hub.loop.is_closed():
+            raise InvalidThreadUseError(
+                f"plait.green: {obj!r} belongs to the hub of thread {hub.thread_ident}, whose "
+                f"greenlets wait on it; it cannot be waited on from thread {_get_ident()} (use "
+                "plait.threads primitives to cross threads)"
+            )
+        # Its hub was destroyed: the greenlets that waited there never resume. Nothing may
+        # switch into them later.
+        obj._drop_orphans()
     return current if current is not None else get_hub()
+
+
+def _is_switch(link: Any) -> bool:
+    """Whether ``link`` is a greenlet's ``switch`` (a waiting greenlet, not a callback)."""
+    return getattr(link, "__name__", None) == "switch" and isinstance(
+        getattr(link, "__self__", None), greenlet
+    )
 
 
 def park(hub: Hub, timeout: float | None, what: str, obj: Any) -> Any:

@@ -65,8 +65,10 @@ class Event(AbstractLinkable):
         passed first (only possible with a timeout)."""
         if self._flag:
             if self._notifier is not None:
-                # Greenlets that waited are being woken: run after them (gevent #1520).
-                self._wait_core(None, "Event.wait()")
+                self._capture_hub()  # drops a notifier left by a destroyed hub
+                if self._notifier is not None:
+                    # Greenlets that waited are being woken: run after them (gevent #1520).
+                    self._wait_core(None, "Event.wait()")
             return True
         return self._wait_core(timeout, "Event.wait()")
 

@@ -234,7 +234,7 @@ class SimpleQueue:
             raise Full
         if not block:
             raise Full
-        hub = self.hub = capture_hub(self, self.hub, bool(self.getters or self.putters))
+        hub = self.hub = capture_hub(self, self.hub, self._busy())
         self.putters.append(current)
         if self.getters:
             self._schedule_unlock()
@@ -309,7 +309,7 @@ class SimpleQueue:
             raise Empty
         if not block:
             raise Empty
-        hub = self.hub = capture_hub(self, self.hub, bool(self.getters or self.putters))
+        hub = self.hub = capture_hub(self, self.hub, self._busy())
         self.getters.append(current)
         if self.putters:
             self._schedule_unlock()
@@ -345,6 +345,15 @@ class SimpleQueue:
                     return
         finally:
             self._event_unlock = None
+
+    def _busy(self) -> bool:
+        return bool(self.getters or self.putters) or self._event_unlock is not None
+
+    def _drop_orphans(self) -> None:
+        # Its hub was destroyed: the greenlets blocked there never resume.
+        self.getters.clear()
+        self.putters.clear()
+        self._event_unlock = None
 
     def _schedule_unlock(self) -> None:
         # Also from another thread (a put into a queue greenlets wait on): then the hub runs it.
@@ -584,7 +593,7 @@ class Channel:
             raise Full
         if not block and not self.getters:
             raise Full
-        hub = self.hub = capture_hub(self, self.hub, bool(self.getters or self.putters))
+        hub = self.hub = capture_hub(self, self.hub, self._busy())
         waiting = _Waiting(current, item, block)
         self.putters.append(waiting)
         if self.getters:
@@ -620,7 +629,7 @@ class Channel:
             raise Empty
         if not block and not self.putters:
             raise Empty
-        hub = self.hub = capture_hub(self, self.hub, bool(self.getters or self.putters))
+        hub = self.hub = capture_hub(self, self.hub, self._busy())
         waiting = _Waiting(current, None, block)
         self.getters.append(waiting)
         if self.putters:
@@ -665,6 +674,15 @@ class Channel:
             self._event_unlock = True
             if schedule(self.hub, self._unlock) is None:
                 self._event_unlock = None
+
+    def _busy(self) -> bool:
+        return bool(self.getters or self.putters) or self._event_unlock is not None
+
+    def _drop_orphans(self) -> None:
+        # Its hub was destroyed: the greenlets blocked there never resume.
+        self.getters.clear()
+        self.putters.clear()
+        self._event_unlock = None
 
     def __iter__(self) -> Iterator[Any]:
         return self
