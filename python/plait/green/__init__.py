@@ -16,6 +16,8 @@ Switching from gevent is an import change::
 
 from __future__ import annotations
 
+import importlib
+
 from ._aio import await_, run, wait_greenlet
 from ._greenlet import Greenlet, iwait, joinall, killall, spawn, spawn_later, spawn_raw, wait
 from ._hub import (
@@ -29,15 +31,49 @@ from ._hub import (
     idle,
     sleep,
 )
+from ._linkable import InvalidThreadUseError
 from ._timeout import Timeout, with_timeout
 
+# gevent keeps these in submodules (gevent.event, gevent.lock, ...), which plait.green has too;
+# they are also here, imported on first use.
+_HOMES = {
+    "AsyncResult": ".event",
+    "BoundedSemaphore": ".lock",
+    "Channel": ".queue",
+    "Event": ".event",
+    "Group": ".pool",
+    "JoinableQueue": ".queue",
+    "LifoQueue": ".queue",
+    "Pool": ".pool",
+    "PriorityQueue": ".queue",
+    "Queue": ".queue",
+    "RLock": ".lock",
+    "Semaphore": ".lock",
+    "ThreadPool": ".threadpool",
+    "local": ".local",
+}
+
 __all__ = [
+    "AsyncResult",
     "BlockedForever",
     "BlockingSwitchOutError",
+    "BoundedSemaphore",
+    "Channel",
+    "Event",
     "Greenlet",
     "GreenletExit",
+    "Group",
     "Hub",
+    "InvalidThreadUseError",
+    "JoinableQueue",
+    "LifoQueue",
     "LoopExit",
+    "Pool",
+    "PriorityQueue",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "ThreadPool",
     "Timeout",
     "await_",
     "get_hub",
@@ -46,6 +82,7 @@ __all__ = [
     "iwait",
     "joinall",
     "killall",
+    "local",
     "run",
     "sleep",
     "spawn",
@@ -55,3 +92,16 @@ __all__ = [
     "wait_greenlet",
     "with_timeout",
 ]
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,6 +10,20 @@ from greenlet import greenlet
 
 from ..aio import EventLoop
 from ..exceptions import PlaitError
+from .event import AsyncResult as AsyncResult
+from .event import Event as Event
+from .local import local as local
+from .lock import BoundedSemaphore as BoundedSemaphore
+from .lock import RLock as RLock
+from .lock import Semaphore as Semaphore
+from .pool import Group as Group
+from .pool import Pool as Pool
+from .queue import Channel as Channel
+from .queue import JoinableQueue as JoinableQueue
+from .queue import LifoQueue as LifoQueue
+from .queue import PriorityQueue as PriorityQueue
+from .queue import Queue as Queue
+from .threadpool import ThreadPool as ThreadPool
 
 _T = TypeVar("_T")
 
@@ -20,6 +34,7 @@ class BlockedForever(PlaitError):
 LoopExit = BlockedForever
 
 class BlockingSwitchOutError(PlaitError, AssertionError): ...
+class InvalidThreadUseError(PlaitError, RuntimeError): ...
 
 class Hub(greenlet):
     loop: EventLoop
@@ -32,6 +47,8 @@ class Hub(greenlet):
     def destroy(self, destroy_loop: bool = True) -> None: ...
     def handle_error(self, context: Any, exc: BaseException) -> None: ...
     def describe_waiting(self) -> list[tuple[Any, str, str]]: ...
+    @property
+    def threadpool(self) -> ThreadPool: ...
 
 def get_hub() -> Hub: ...
 def sleep(seconds: float = 0, ref: bool = True) -> None: ...

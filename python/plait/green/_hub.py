@@ -180,6 +180,13 @@ class Hub(greenlet):
             if timer is not None:
                 timer.cancel()
 
+    @property
+    def threadpool(self) -> Any:
+        """This hub's thread pool (gevent's ``hub.threadpool``), made on first use."""
+        from .threadpool import get_threadpool
+
+        return get_threadpool(self)
+
     def destroy(self, destroy_loop: bool = True) -> None:
         """Stops the hub (greenlets still waiting never resume) and, with ``destroy_loop``,
         closes its loop; this thread's next ``get_hub()`` makes a new one. Call from the main
