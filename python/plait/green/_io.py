@@ -31,13 +31,13 @@ from __future__ import annotations
 import errno
 import socket as _stdsocket
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from greenlet import getcurrent, greenlet
 
 from ..exceptions import PlaitError
-from ._hub import BlockingSwitchOutError, Hub, get_hub
+from ._hub import BlockingSwitchOutError, Hub, get_hub, switch_out
 
 __all__ = [
     "ConcurrentObjectUseError",
@@ -441,7 +441,7 @@ class _Shared:
         self.shot(watcher, events)
 
 
-def _wait_fds(hub: Hub, items: Iterable[tuple[int, int]], timeout: float | None) -> Any:
+def _wait_fds(hub: Hub, items: Collection[tuple[int, int]], timeout: float | None) -> Any:
     """Waits until one of ``(fd, events)`` is ready: the events (READ/WRITE), or _TIMED_OUT,
     or _CANCELLED (one was closed). Nothing stays registered for a raw fd afterwards."""
     current = getcurrent()
@@ -456,8 +456,9 @@ def _wait_fds(hub: Hub, items: Iterable[tuple[int, int]], timeout: float | None)
             link = _Shared(events, shot)
             w.add_link(link)
             added.append((w, link))
-        if timeout is not None:
-            timer = hub.loop.call_later(timeout, shot.expire)
+        if timeout is None:
+            return switch_out(hub, "fd readiness", [fd for fd, _ in items] if len(added) != 1 else added[0][0])
+        timer = hub.loop.call_later(timeout, shot.expire)
         return hub.switch()
     finally:
         shot.greenlet = None
