@@ -330,7 +330,7 @@ def test_dns_of_localhost_runs_in_a_thread_without_blocking_the_hub(monkeypatch)
 def test_dns_functions():
     assert socket.gethostbyname("localhost") == "127.0.0.1"
     assert socket.gethostbyname("127.0.0.1") == "127.0.0.1"
-    name, aliases, addresses = socket.gethostbyname_ex("localhost")
+    _name, _aliases, addresses = socket.gethostbyname_ex("localhost")
     assert "127.0.0.1" in addresses
     assert isinstance(socket.gethostbyaddr("127.0.0.1")[0], str)
     assert socket.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV) == (
@@ -373,7 +373,10 @@ def test_connect_to_a_host_name_resolves_cooperatively():
 
 
 def test_udp_sendto_recvfrom():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+    ):
         a.bind(("127.0.0.1", 0))
         g = green.spawn(a.recvfrom, 100)
         green.sleep(0)
@@ -392,7 +395,7 @@ def test_recvmsg_and_sendmsg():
         g = green.spawn(a.recvmsg, 100)
         green.sleep(0)
         b.sendmsg([b"part1-", b"part2"])
-        data, ancdata, flags, _ = g.get(timeout=5)
+        data, ancdata, _flags, _ = g.get(timeout=5)
         assert data == b"part1-part2" and ancdata == []
 
 

@@ -29,7 +29,6 @@ the fd being ready (another greenlet read the data first): use non-blocking fds 
 from __future__ import annotations
 
 import errno
-import socket as _stdsocket
 import weakref
 from collections.abc import Callable, Collection
 from typing import Any
@@ -64,7 +63,7 @@ class ConcurrentObjectUseError(PlaitError, AssertionError):
     and one writer, or guard it with a lock."""
 
 
-class cancel_wait_ex(OSError):  # noqa: N801 - gevent's name
+class cancel_wait_ex(OSError):
     """Raised in a greenlet waiting on a socket that another greenlet closed (``EBADF``)."""
 
     def __init__(self) -> None:
@@ -86,7 +85,7 @@ def _fileno(obj: Any) -> int:
 
 def _timeout_error(timeout_exc: Any) -> BaseException | type[BaseException]:
     if timeout_exc is _NONE:
-        return _stdsocket.timeout("timed out")
+        return TimeoutError("timed out")
     return timeout_exc  # type: ignore[no-any-return]
 
 
@@ -446,7 +445,9 @@ def _wait_fds(hub: Hub, items: Collection[tuple[int, int]], timeout: float | Non
     or _CANCELLED (one was closed). Nothing stays registered for a raw fd afterwards."""
     current = getcurrent()
     if current is hub:
-        raise BlockingSwitchOutError("plait.green: cannot wait for an fd in the hub itself (an event-loop callback)")
+        raise BlockingSwitchOutError(
+            "plait.green: cannot wait for an fd in the hub itself (an event-loop callback)"
+        )
     shot = _OneShot(READ | WRITE, current)
     added: list[tuple[_Watcher, _Shared]] = []
     timer = None
@@ -457,7 +458,9 @@ def _wait_fds(hub: Hub, items: Collection[tuple[int, int]], timeout: float | Non
             w.add_link(link)
             added.append((w, link))
         if timeout is None:
-            return switch_out(hub, "fd readiness", [fd for fd, _ in items] if len(added) != 1 else added[0][0])
+            return switch_out(
+                hub, "fd readiness", [fd for fd, _ in items] if len(added) != 1 else added[0][0]
+            )
         timer = hub.loop.call_later(timeout, shot.expire)
         return hub.switch()
     finally:
@@ -486,13 +489,17 @@ def wait_read(fileno: Any, timeout: float | None = None, timeout_exc: Any = _NON
     _wait(fileno, READ, timeout, timeout_exc)
 
 
-def wait_write(fileno: Any, timeout: float | None = None, timeout_exc: Any = _NONE, event: Any = _NONE) -> None:
+def wait_write(
+    fileno: Any, timeout: float | None = None, timeout_exc: Any = _NONE, event: Any = _NONE
+) -> None:
     """Blocks the current greenlet until ``fileno`` is ready to write; as :func:`wait_read`.
     ``event`` is ignored (gevent's deprecated parameter)."""
     _wait(fileno, WRITE, timeout, timeout_exc)
 
 
-def wait_readwrite(fileno: Any, timeout: float | None = None, timeout_exc: Any = _NONE, event: Any = _NONE) -> None:
+def wait_readwrite(
+    fileno: Any, timeout: float | None = None, timeout_exc: Any = _NONE, event: Any = _NONE
+) -> None:
     """Blocks the current greenlet until ``fileno`` is ready to read or to write; as
     :func:`wait_read`."""
     _wait(fileno, READ | WRITE, timeout, timeout_exc)
@@ -502,7 +509,9 @@ def cancel_wait(watcher: Any, error: type[BaseException] | BaseException = cance
     """Wakes every greenlet waiting on ``watcher`` (a socket, or an fd) with ``cancel_wait_ex``
     (``EBADF``), as if it had been closed. Only ``cancel_wait_ex`` is supported as ``error``."""
     if error is not cancel_wait_ex:
-        raise NotImplementedError("plait.green.cancel_wait: only the default error (cancel_wait_ex) is supported")
+        raise NotImplementedError(
+            "plait.green.cancel_wait: only the default error (cancel_wait_ex) is supported"
+        )
     hub = get_hub()
     fd = _fileno(watcher)
     table = hub.__dict__.get("_io_watchers")

@@ -74,7 +74,8 @@ class Resolver:
         hub = self.hub
         if getcurrent() is hub:
             raise BlockingSwitchOutError(
-                f"plait.green: cannot resolve a name ({function.__name__}) in the hub itself (an event-loop callback)"
+                f"plait.green: cannot resolve a name ({function.__name__}) in the hub itself "
+                "(an event-loop callback)"
             )
         pool = self._pool
         if pool is None:

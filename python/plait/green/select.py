@@ -52,7 +52,9 @@ def _left(deadline: float | None) -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
-def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], timeout: float | None = None) -> Any:
+def select(
+    rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], timeout: float | None = None
+) -> Any:
     """``select.select`` that blocks only the current greenlet: waits until some of ``rlist``
     can be read or of ``wlist`` written (or ``xlist`` has an exceptional condition, which is
     checked but not waited for, as in gevent), at most ``timeout`` seconds. Returns the three
@@ -85,7 +87,7 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], tim
             return ready
 
 
-class poll:  # noqa: N801 - the standard library's name
+class poll:
     """``select.poll`` that blocks only the current greenlet in :meth:`poll`. ``POLLPRI`` is
     reported when it is ready, but waiting for it alone is waiting for readability."""
 

@@ -113,7 +113,9 @@ class GeventSelector(_BaseSelectorImpl):
 
 
 def _mask(events: int) -> int:
-    return (_stdselect.POLLIN if events & EVENT_READ else 0) | (_stdselect.POLLOUT if events & EVENT_WRITE else 0)
+    return (_stdselect.POLLIN if events & EVENT_READ else 0) | (
+        _stdselect.POLLOUT if events & EVENT_WRITE else 0
+    )
 
 
 def _io_events(events: int) -> int:

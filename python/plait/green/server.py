@@ -37,7 +37,9 @@ __all__ = ["BaseServer", "DatagramServer", "StreamServer"]
 DEFAULT_REUSE_ADDR = None if sys.platform == "win32" else 1
 
 
-def _handle_and_close_when_done(handle: Callable[..., Any], close: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+def _handle_and_close_when_done(
+    handle: Callable[..., Any], close: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
     try:
         return handle(*args)
     finally:
@@ -175,7 +177,9 @@ class BaseServer:
 
     _spawn: Any = Greenlet.spawn
 
-    def __init__(self, listener: Any, handle: Callable[..., Any] | None = None, spawn: Any = "default") -> None:
+    def __init__(
+        self, listener: Any, handle: Callable[..., Any] | None = None, spawn: Any = "default"
+    ) -> None:
         self._stop_event = _Flag()
         self._stop_event.set()
         self._link: _AcceptLink | None = None
@@ -208,7 +212,9 @@ class BaseServer:
                 raise TypeError(f"Expected a regular socket, not SSLSocket: {listener!r}")
             if not isinstance(listener, _GreenSocket):
                 timeout = listener.gettimeout()
-                listener = _GreenSocket(listener.family, listener.type, listener.proto, fileno=listener.detach())
+                listener = _GreenSocket(
+                    listener.family, listener.type, listener.proto, fileno=listener.detach()
+                )
                 listener.settimeout(timeout)
             self.family = listener.family
             self.address = listener.getsockname()
@@ -538,7 +544,9 @@ class StreamServer(BaseServer):
         self._handle = self.wrap_socket_and_handle if self.ssl_args else self.handle
 
     @classmethod
-    def get_listener(cls, address: Any, backlog: int | None = None, family: int | None = None) -> _GreenSocket:
+    def get_listener(
+        cls, address: Any, backlog: int | None = None, family: int | None = None
+    ) -> _GreenSocket:
         """A listening socket bound to ``address``."""
         if backlog is None:
             backlog = cls.backlog
@@ -628,7 +636,9 @@ def _tcp_listener(
     return sock
 
 
-def _udp_socket(address: Any, reuse_addr: int | None = None, family: int | None = _socket.AF_INET) -> _GreenSocket:
+def _udp_socket(
+    address: Any, reuse_addr: int | None = None, family: int | None = _socket.AF_INET
+) -> _GreenSocket:
     """A cooperative UDP socket bound to ``address``."""
     sock = _GreenSocket(family=family if family is not None else _socket.AF_INET, type=_socket.SOCK_DGRAM)
     try:

@@ -30,16 +30,13 @@ from errno import EAGAIN, EALREADY, EINPROGRESS, EISCONN, EWOULDBLOCK
 from typing import Any
 
 from ._hub import get_hub
-from ._io import (
-    ConcurrentObjectUseError,
-    cancel_wait,
-    cancel_wait_ex,
-    closing_fd,
-    owned_watcher,
-    wait_read,
-    wait_readwrite,
-    wait_write,
-)
+from ._io import ConcurrentObjectUseError as ConcurrentObjectUseError
+from ._io import cancel_wait as cancel_wait
+from ._io import cancel_wait_ex as cancel_wait_ex
+from ._io import closing_fd, owned_watcher
+from ._io import wait_read as wait_read
+from ._io import wait_readwrite as wait_readwrite
+from ._io import wait_write as wait_write
 from ._resolver import get_resolver
 
 # Every public name of the standard library's module; the ones below replace theirs.
@@ -100,7 +97,7 @@ def _deadline_left(deadline: float | None) -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
-class socket(_stdsocket.socket):  # noqa: N801 - the standard library's name
+class socket(_stdsocket.socket):
     """A socket whose blocking calls (``accept``, ``connect``, ``recv*``, ``send*``) block only the
     current greenlet; otherwise the standard library's ``socket.socket`` (same constructor,
     methods and errors). The timeout (``settimeout``) bounds each wait and raises
@@ -130,7 +127,9 @@ class socket(_stdsocket.socket):  # noqa: N801 - the standard library's name
             try:
                 value = float(value.__float__())
             except AttributeError:
-                raise TypeError(f"Timeout value must be int, float or None, not {type(value).__name__}") from None
+                raise TypeError(
+                    f"Timeout value must be int, float or None, not {type(value).__name__}"
+                ) from None
             if value != value:
                 raise ValueError("Invalid value NaN (not a number)")
             if value < 0.0:

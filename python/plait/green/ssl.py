@@ -34,7 +34,13 @@ _std_names = [
 globals().update({n: getattr(_stdssl, n) for n in _std_names})
 
 #: The names this module implements cooperatively (the rest are the standard library's).
-__implements__ = ["SSLContext", "SSLSocket", "create_default_context", "get_server_certificate", "wrap_socket"]
+__implements__ = [
+    "SSLContext",
+    "SSLSocket",
+    "create_default_context",
+    "get_server_certificate",
+    "wrap_socket",
+]
 __all__ = sorted((set(_std_names) - {"socket", "namedtuple", "create_connection"}) | set(__implements__))
 
 SSLError = _stdssl.SSLError
@@ -117,7 +123,7 @@ class SSLSocket(_stdssl.SSLSocket, _gsocket.socket):
             except (SSLWantReadError, SSLWantWriteError) as exc:
                 self._wait_for(exc, _handshake_timeout)
 
-    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 - the standard library's name
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Reads up to ``len`` bytes (into ``buffer`` if given: then the count), waiting for
         data; b"" (or 0) at the end of the stream."""
         self._checkClosed()
@@ -228,7 +234,9 @@ def wrap_socket(
 # The standard library's context helpers are its own code run with this module's names, so the
 # contexts they make are this module's SSLContext and their connections cooperative.
 _namespace = dict(vars(_stdssl))
-_namespace.update(SSLContext=SSLContext, SSLSocket=SSLSocket, socket=_gsocket, create_connection=_gsocket.create_connection)
+_namespace.update(
+    SSLContext=SSLContext, SSLSocket=SSLSocket, socket=_gsocket, create_connection=_gsocket.create_connection
+)
 
 
 def _rebind(function: Any) -> Any:
