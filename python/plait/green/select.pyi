@@ -1,6 +1,21 @@
 """Type stubs for plait.green.select."""
 
 from collections.abc import Iterable
+from select import EPOLL_CLOEXEC as EPOLL_CLOEXEC
+from select import EPOLLERR as EPOLLERR
+from select import EPOLLET as EPOLLET
+from select import EPOLLEXCLUSIVE as EPOLLEXCLUSIVE
+from select import EPOLLHUP as EPOLLHUP
+from select import EPOLLIN as EPOLLIN
+from select import EPOLLMSG as EPOLLMSG
+from select import EPOLLONESHOT as EPOLLONESHOT
+from select import EPOLLOUT as EPOLLOUT
+from select import EPOLLPRI as EPOLLPRI
+from select import EPOLLRDBAND as EPOLLRDBAND
+from select import EPOLLRDHUP as EPOLLRDHUP
+from select import EPOLLRDNORM as EPOLLRDNORM
+from select import EPOLLWRBAND as EPOLLWRBAND
+from select import EPOLLWRNORM as EPOLLWRNORM
 from select import PIPE_BUF as PIPE_BUF
 from select import POLLERR as POLLERR
 from select import POLLHUP as POLLHUP
@@ -19,7 +34,39 @@ from typing import Any
 
 __implements__: list[str]
 __removed__: list[str]
-__all__: list[str]
+__all__ = [
+    "EPOLLERR",
+    "EPOLLET",
+    "EPOLLEXCLUSIVE",
+    "EPOLLHUP",
+    "EPOLLIN",
+    "EPOLLMSG",
+    "EPOLLONESHOT",
+    "EPOLLOUT",
+    "EPOLLPRI",
+    "EPOLLRDBAND",
+    "EPOLLRDHUP",
+    "EPOLLRDNORM",
+    "EPOLLWRBAND",
+    "EPOLLWRNORM",
+    "EPOLL_CLOEXEC",
+    "PIPE_BUF",
+    "POLLERR",
+    "POLLHUP",
+    "POLLIN",
+    "POLLMSG",
+    "POLLNVAL",
+    "POLLOUT",
+    "POLLPRI",
+    "POLLRDBAND",
+    "POLLRDHUP",
+    "POLLRDNORM",
+    "POLLWRBAND",
+    "POLLWRNORM",
+    "error",
+    "poll",
+    "select",
+]
 
 def select(
     rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any], timeout: float | None = None

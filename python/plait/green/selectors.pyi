@@ -10,7 +10,16 @@ from typing import Any
 from ._hub import Hub
 
 __implements__: list[str]
-__all__: list[str]
+__all__ = [
+    "EVENT_READ",
+    "EVENT_WRITE",
+    "BaseSelector",
+    "DefaultSelector",
+    "GeventSelector",
+    "PollSelector",
+    "SelectSelector",
+    "SelectorKey",
+]
 
 class GeventSelector(_stdselectors._BaseSelectorImpl):  # type: ignore[name-defined]
     hub: Hub

@@ -6,7 +6,7 @@ from typing import Any
 from .socket import socket
 
 DEFAULT_REUSE_ADDR: int | None
-__all__: list[str]
+__all__ = ["BaseServer", "DatagramServer", "StreamServer"]
 
 class BaseServer:
     min_delay: float
@@ -68,6 +68,7 @@ class StreamServer(BaseServer):
     def ssl_enabled(self) -> bool: ...
     @classmethod
     def get_listener(cls, address: Any, backlog: int | None = None, family: int | None = None) -> socket: ...
+    def do_close(self, sock: Any, *args: Any) -> None: ...
     def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> Any: ...
 
 class DatagramServer(BaseServer):
