@@ -481,3 +481,27 @@ def test_a_parked_reader_does_not_hide_a_greenlet_blocked_forever():
         never = green.Greenlet(lambda: None)  # never started: joining it waits forever
         with pytest.raises(green.BlockedForever):
             never.join()
+
+
+def test_a_socket_used_by_another_thread_then_this_one():
+    import threading
+
+    a, b = socket.socketpair()
+    with a, b:
+        got = []
+
+        def in_thread():
+            try:
+                got.append(green.spawn(a.recv, 10).get())
+            finally:
+                green.get_hub().destroy()
+
+        t = threading.Thread(target=in_thread)
+        t.start()
+        b.sendall(b"there")
+        t.join(timeout=10)
+        assert got == [b"there"]
+        g = green.spawn(a.recv, 10)  # this thread's hub watches it now
+        green.sleep(0)
+        b.sendall(b"here")
+        assert g.get(timeout=5) == b"here"

@@ -365,6 +365,11 @@ class _Watcher:
     def adopt(self, owner: Any) -> None:
         """Marks the watcher as a socket's: ``owner`` tells it when the fd closes, or, if it is
         collected without being closed, the watcher closes itself."""
+        previous = self._owner() if self._owner is not None else None
+        if previous is not owner and self.reading and not self.waited_on():
+            # Registered for another socket object on this fd number, which may have been
+            # closed where this hub could not see it (another thread): register again.
+            self.reading = False
         self.owned = True
         self._owner = weakref.ref(owner, self._owner_gone)
 
