@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import errno
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from greenlet import getcurrent, greenlet
@@ -530,6 +530,3 @@ def owned_watcher(hub: Hub, fd: int, owner: Any) -> _Watcher:
     w = watcher_for(hub, fd)
     w.adopt(owner)
     return w
-
-
-Callback = Callable[[Any, int], Any]
