@@ -15,6 +15,12 @@ interleaved, median reported):
   for both.
 - switches: 1,000 greenlets each doing 100 ``sleep(0)``: the cost of a yield to the hub and back.
 - Event ping-pong and Queue hand-off between two greenlets (informational).
+- echo: ``StreamServer(("127.0.0.1", 0), handle)`` whose ``handle(sock, address)`` loops
+  ``sock.recv(65536)`` / ``sock.sendall(data)``, in a child process (gevent's, plait.green's, each
+  with its default ``spawn``), and beside them ``plait.aio``'s ``asyncio.Protocol`` echo server
+  (benchmarks/aio.py's), the same native client for all: ``plait-loadgen`` keeps one 1 KiB message
+  in flight on each of 10 connections over loopback. Reported: round trips per second and the
+  server's CPU time per round trip (on 2 cores the client competes with the server for CPU).
 
 gevent comes from the ``bench`` extra (``make bench`` installs it); without it, each case prints
 plait's line alone, with a line saying so.
@@ -23,11 +29,15 @@ plait's line alone, with a line saying so.
 from __future__ import annotations
 
 import importlib
+import resource
+import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import aio
 from _common import Bench, Impl, clock, header, parse_args
 
 from plait import green
@@ -131,12 +141,92 @@ def queue_handoff(mod: Any, queue_cls: Any, n: int) -> Callable[[], float]:
     return run
 
 
+def serve(impl: str) -> None:
+    """Child process: an echo StreamServer on a loopback port (printed); answers ``cpu`` lines on
+    stdin with this process's CPU seconds; exits at the end of its input."""
+    if impl == "gevent":
+        gevent = importlib.import_module("gevent")
+        stream_server = importlib.import_module("gevent.server").StreamServer
+        hub_sleep = gevent.sleep
+    else:
+        from plait.green.server import StreamServer as stream_server
+
+        hub_sleep = green.sleep
+
+    def handle(sock: Any, address: Any) -> None:
+        recv, sendall = sock.recv, sock.sendall
+        while data := recv(65536):
+            sendall(data)
+
+    server = stream_server(("127.0.0.1", 0), handle)
+    server.start()
+    print(server.server_port, flush=True)
+    done = threading.Event()
+
+    def control() -> None:
+        for _ in sys.stdin:
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            print(ru.ru_utime + ru.ru_stime, flush=True)
+        done.set()
+
+    threading.Thread(target=control, daemon=True).start()
+    while not done.is_set():
+        hub_sleep(0.05)  # the hub serves meanwhile; the flag is checked 20 times a second
+    server.stop()
+
+
+class GreenEchoServer(aio.EchoServer):
+    """benchmarks/aio.py's echo server driver, with this script's green server as the child."""
+
+    def __init__(self, impl: str, loadgen: str) -> None:
+        self.loadgen = loadgen
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", impl],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.cpu_per_rt: list[float] = []
+
+
+def echo_section(bench: Bench, args: Any, have_gevent: bool, n_echo: int) -> None:
+    loadgen = aio.build_loadgen()  # before any timing: cargo is a no-op once it is built
+    label = "StreamServer echo 1 KiB, 10 conns"
+    names = (["gevent"] if have_gevent else []) + ["plait.green"]
+    servers: dict[str, aio.EchoServer] = {name: GreenEchoServer(name, loadgen) for name in names}
+    servers["plait.aio Protocol"] = aio.EchoServer("plait.aio", "protocol", loadgen)
+    try:
+        res = bench.compare(
+            label,
+            n_echo,
+            "round trips",
+            [Impl(name, lambda s=s: s.run(1024, n_echo)) for name, s in servers.items()],
+            repeats=max(3, args.repeats - 2),
+        )
+    finally:
+        for s in servers.values():
+            s.close()
+    for name, s in servers.items():
+        timed_runs = sorted(s.cpu_per_rt[-res[name].runs :])  # the warm-up run left out
+        print(f"    {name:<20} server CPU per round trip {timed_runs[len(timed_runs) // 2] * 1e6:6.1f} us")
+    if have_gevent:
+        bench.target("StreamServer echo vs gevent", 1.3, res["plait.green"])
+    green_vs_aio = Bench.relative(res["plait.green"], res["plait.aio Protocol"])
+    bench.target("green echo vs plait.aio Protocol echo", 0.8, green_vs_aio, "(within 20%)")
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve(sys.argv[2])
+        return 0
     args = parse_args(__doc__.splitlines()[0])
     quick = args.quick
     n_spawn = 10_000 if quick else 100_000
     n_greenlets, n_each = (100, 100) if quick else (1_000, 100)
     n_ping = 2_000 if quick else 20_000
+    n_echo = 2_000 if quick else 60_000
     gevent = load_gevent()
     versions = [f"greenlet {importlib.import_module('greenlet').__version__}"]
     if gevent is not None:
@@ -148,6 +238,7 @@ def main() -> int:
             f"spawn+join {n_spawn:,} greenlets",
             f"switches {n_greenlets:,} greenlets x {n_each} sleep(0)",
             f"ping-pong {n_ping:,} round trips",
+            f"echo: 10 connections, {n_echo:,} round trips of 1 KiB",
         ],
         notes=[*versions, "both in this process, each on its own hub; gevent is the baseline (1.00x)"],
     )
@@ -199,6 +290,8 @@ def main() -> int:
             "items",
             impls(lambda mod, name: queue_handoff(mod, queue_of(mod, name), n_ping)),
         )
+    bench.section("3. StreamServer echo (server in a child process, native client plait-loadgen)")
+    echo_section(bench, args, gevent is not None, n_echo)
     bench.summary()
     green.get_hub().destroy()
     return 0

@@ -361,3 +361,11 @@ def test_deep_recursion_in_greenlets_still_works_with_the_cache():
     gs = [green.spawn(deep, 400 + i) for i in range(20)]
     green.joinall(gs)
     assert [g.value for g in gs] == [400 + i for i in range(20)]
+
+
+def test_a_cancelled_timer_does_not_hide_a_greenlet_blocked_forever():
+    g = green.spawn(lambda: 1)
+    assert g.get(timeout=30) == 1  # leaves a cancelled 30 s timer in the loop's heap
+    never = green.Greenlet(lambda: None)
+    with pytest.raises(green.BlockedForever, match="join"):
+        never.join()

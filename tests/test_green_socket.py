@@ -460,16 +460,6 @@ def test_urllib_request_with_the_cooperative_create_connection(monkeypatch):
     assert body == b"hello /page"
 
 
-def _hub_ignores_parked_readers() -> bool:
-    import inspect
-
-    return "_io_watchers" in inspect.getsource(green.Hub._watching)
-
-
-@pytest.mark.skipif(
-    not _hub_ignores_parked_readers(),
-    reason="needs Hub._watching to skip plait.green._io's parked readers (a change to _hub.py, pending)",
-)
 def test_a_parked_reader_does_not_hide_a_greenlet_blocked_forever():
     a, b = socket.socketpair()
     with a, b:

@@ -31,6 +31,7 @@ from ._hub import (
     idle,
     sleep,
 )
+from ._io import ConcurrentObjectUseError
 from ._linkable import InvalidThreadUseError
 from ._timeout import Timeout, with_timeout
 
@@ -59,6 +60,7 @@ __all__ = [
     "BlockingSwitchOutError",
     "BoundedSemaphore",
     "Channel",
+    "ConcurrentObjectUseError",
     "Event",
     "Greenlet",
     "GreenletExit",

@@ -77,7 +77,7 @@ class _HubLoop(EventLoop):
 
     def _run_once(self) -> None:
         # The hub may switch away here and be switched back to later: check again then.
-        while not self._ready_count() and not self._timer_count() and not self._stopping:
+        while not self._ready_count() and not self._live_timer_count() and not self._stopping:
             if not self._hub._check_blocked():
                 break
         _NATIVE_RUN_ONCE(self)
@@ -181,6 +181,13 @@ class Hub(greenlet):
                 timer.cancel()
 
     @property
+    def resolver(self) -> Any:
+        """This hub's DNS resolver (gevent's ``hub.resolver``: lookups in threads), made on first use."""
+        from ._resolver import get_resolver
+
+        return get_resolver(self)
+
+    @property
     def threadpool(self) -> Any:
         """This hub's thread pool (gevent's ``hub.threadpool``), made on first use."""
         from .threadpool import get_threadpool
@@ -226,10 +233,19 @@ class Hub(greenlet):
         self._keepalive -= 1
 
     def _watching(self) -> bool:
-        """Whether the loop watches an fd other than its own self-pipe."""
+        """Whether the loop watches an fd (other than its own self-pipe) that could wake someone."""
         own = getattr(self.loop, "_ssock", None)
         own_fd = own.fileno() if own is not None else -1
-        return any(fd != own_fd for fd in self.loop._fds())  # type: ignore[attr-defined]
+        # plait.green._io's watchers: a socket's reader parked between waits, with nobody
+        # waiting on it, wakes no one.
+        watchers = self.__dict__.get("_io_watchers") or {}
+        for fd in self.loop._fds():  # type: ignore[attr-defined]
+            if fd == own_fd:
+                continue
+            watcher = watchers.get(fd)
+            if watcher is None or watcher.waited_on():
+                return True
+        return False
 
     def _check_blocked(self) -> bool:
         """Called by the loop when nothing is ready and no timer is set: unless an fd or a

@@ -134,8 +134,8 @@ def get_resolver(hub: Hub | None = None) -> Resolver:
     """The hub's resolver (``hub.resolver``), made on first use; ``Hub.destroy()`` closes it."""
     if hub is None:
         hub = get_hub()
-    resolver = hub.__dict__.get("resolver")
+    resolver = hub.__dict__.get("_resolver")
     if resolver is None:
-        resolver = hub.resolver = Resolver(hub)  # type: ignore[attr-defined]
+        resolver = hub.__dict__["_resolver"] = Resolver(hub)
         hub.on_destroy.append(resolver.close)
     return resolver  # type: ignore[no-any-return]

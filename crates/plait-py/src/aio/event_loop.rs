@@ -578,6 +578,12 @@ impl LoopCore {
         self.timers.lock().len()
     }
 
+    /// Number of scheduled timers that are not cancelled (those that can still fire).
+    fn _live_timer_count(&self) -> usize {
+        let len = self.timers.lock().len();
+        len.saturating_sub(self.timer_cancelled.load(Ordering::Relaxed))
+    }
+
     /// Drops every callback, timer and watched fd and closes the poller's fds (after `close()`).
     fn _close_native(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Relaxed);
