@@ -369,3 +369,32 @@ def test_a_cancelled_timer_does_not_hide_a_greenlet_blocked_forever():
     never = green.Greenlet(lambda: None)
     with pytest.raises(green.BlockedForever, match="join"):
         never.join()
+
+
+def busy(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass  # computes without switching: nothing else on the hub runs meanwhile
+
+
+def test_monitor_reports_a_greenlet_that_keeps_the_hub_from_running():
+    import io
+
+    out = io.StringIO()
+    with green.monitor(threshold_ms=50, file=out) as mon:
+        hog = green.spawn(busy, 0.3)
+        hog.name = "the-hog"
+        polite = green.spawn(lambda: [green.sleep(0.001) for _ in range(20)])
+        green.joinall([hog, polite])
+    assert [name for name, _, _ in mon.reports] == ["Greenlet 'the-hog'"]
+    _, ms, stack = mon.reports[0]
+    assert ms >= 50 and "in busy" in stack
+    assert "the-hog" in out.getvalue() and "kept the hub from running" in out.getvalue()
+
+
+def test_monitor_is_quiet_for_greenlets_that_switch_and_rejects_bad_thresholds():
+    with green.monitor(threshold_ms=200) as mon:
+        green.joinall([green.spawn(lambda: [green.sleep(0.001) for _ in range(50)]) for _ in range(5)])
+    assert mon.reports == []
+    with pytest.raises(ValueError):
+        green.monitor(threshold_ms=0)

@@ -33,6 +33,7 @@ from ._hub import (
 )
 from ._io import ConcurrentObjectUseError
 from ._linkable import InvalidThreadUseError
+from ._monitor import Monitor, monitor
 from ._timeout import Timeout, with_timeout
 
 # gevent keeps these in submodules (gevent.event, gevent.lock, ...), which plait.green has too;
@@ -70,6 +71,7 @@ __all__ = [
     "JoinableQueue",
     "LifoQueue",
     "LoopExit",
+    "Monitor",
     "Pool",
     "PriorityQueue",
     "Queue",
@@ -85,6 +87,7 @@ __all__ = [
     "joinall",
     "killall",
     "local",
+    "monitor",
     "run",
     "sleep",
     "spawn",
