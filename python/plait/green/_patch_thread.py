@@ -49,7 +49,7 @@ def patch(
     monkey._patch_module("thread")
     if threading:
         _register_main_greenlet(threading_mod, warnings_)
-        green_threading, _ = monkey._patch_module("threading")
+        monkey._patch_module("threading")
         if event:
             from .event import Event
 

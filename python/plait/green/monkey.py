@@ -247,7 +247,7 @@ def patch_time() -> None:
 def patch_thread(
     threading: bool = True,
     _threading_local: bool = True,
-    Event: bool = True,  # noqa: N803 - gevent's keyword
+    Event: bool = True,  # gevent's keyword
     logging: bool = True,
     existing_locks: bool = True,
     _warnings: list[tuple[str, type[Warning]]] | None = None,
@@ -365,7 +365,7 @@ def patch_all(
     subprocess: bool = True,
     sys: bool = False,
     aggressive: bool = True,
-    Event: bool = True,  # noqa: N803 - gevent's keyword
+    Event: bool = True,  # gevent's keyword
     builtins: bool = True,
     signal: bool = True,
     queue: bool = True,
@@ -458,14 +458,20 @@ def _early_imports(module_names: Iterable[str]) -> dict[str, set[str]]:
                             found.setdefault(name, set()).add(label)
                 elif isinstance(referrer, tuple) and isinstance(original, type):
                     for cls in gc.get_referrers(referrer):
-                        if isinstance(cls, type) and cls.__bases__ is referrer and not _is_exempt(cls.__module__):
+                        if (
+                            isinstance(cls, type)
+                            and cls.__bases__ is referrer
+                            and not _is_exempt(cls.__module__)
+                        ):
                             found.setdefault(f"{cls.__module__}.{cls.__qualname__}", set()).add(
                                 f"subclass of {label}"
                             )
     return found
 
 
-def _check_early_imports(module_names: Iterable[str], warnings_: list[tuple[str, type[Warning]]] | None) -> None:
+def _check_early_imports(
+    module_names: Iterable[str], warnings_: list[tuple[str, type[Warning]]] | None
+) -> None:
     found = _early_imports(module_names)
     if not found:
         return

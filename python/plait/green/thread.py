@@ -15,8 +15,8 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from ._greenlet import Greenlet
 from . import _hub
+from ._greenlet import Greenlet
 from ._hub import sleep
 from .local import local as _local_class
 from .lock import BoundedSemaphore
@@ -135,7 +135,7 @@ class LockType(BoundedSemaphore):
 allocate_lock = LockType
 
 
-def exit() -> None:  # noqa: A001 - the stdlib's name
+def exit() -> None:  # the stdlib's name
     """Ends the current green thread (raises ``GreenletExit``)."""
     raise GreenletExit
 

@@ -25,11 +25,14 @@ from typing import Any
 
 from greenlet import getcurrent
 
-from .local import local
+from .local import local as local
 from .lock import RLock as _GreenRLock
 from .thread import allocate_lock as _allocate_lock
-from .thread import get_ident
+from .thread import get_ident as get_ident
 from .thread import start_new_thread as _start_new_thread
+
+_allocate_lock = _allocate_lock
+_start_new_thread = _start_new_thread
 
 if sys.version_info >= (3, 13):  # pragma: no cover - see monkey.patch_thread
     raise NotImplementedError(
