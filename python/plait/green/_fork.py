@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from typing import Any
 
 from greenlet import getcurrent, greenlet
@@ -92,10 +91,10 @@ def _forget_self_pipe(loop: Any) -> None:
     """Points the signal wakeup fd away from the parent's self-pipe (a signal in the child would
     wake the parent's loop) and closes the child's copies of it."""
     csock, ssock = getattr(loop, "_csock", None), getattr(loop, "_ssock", None)
-    if csock is not None and threading.current_thread() is threading.main_thread():
+    if csock is not None:
         try:
             previous = signal.set_wakeup_fd(-1)
-        except (ValueError, OSError):
+        except ValueError:  # not the main thread: its wakeup fd is none of this loop's
             previous = -1
         if previous not in (-1, csock.fileno()):
             signal.set_wakeup_fd(previous)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os as _os
+import warnings
 from time import monotonic as _monotonic
 from typing import Any
 
@@ -125,26 +126,37 @@ def nb_write(fd: int, buf: Any) -> int:
         _wait_fd(fd, True, None, "nb_write")
 
 
+def _in_thread(func: Any, *args: Any) -> Any:
+    """``func(*args)`` in the hub's thread pool (native threads even when ``threading`` is
+    patched), blocking only the current greenlet."""
+    try:
+        from .threadpool import get_threadpool
+    except ImportError:  # plait.green.threadpool not there: the loop's default executor
+        from ._aio import await_
+
+        return await_(get_hub().loop.run_in_executor(None, func, *args))
+    return get_threadpool().apply(func, args)
+
+
 def tp_read(fd: int, n: int) -> bytes:
     """Reads up to ``n`` bytes from ``fd`` in a worker thread (for fds that cannot be polled,
     such as regular files), blocking only the current greenlet."""
-    from ._aio import await_
-
-    return await_(get_hub().loop.run_in_executor(None, _read, fd, n))  # type: ignore[no-any-return]
+    return _in_thread(_read, fd, n)  # type: ignore[no-any-return]
 
 
 def tp_write(fd: int, buf: Any) -> int:
     """Writes ``buf`` to ``fd`` in a worker thread, blocking only the current greenlet; returns
     how many bytes were written."""
-    from ._aio import await_
-
-    return await_(get_hub().loop.run_in_executor(None, _write, fd, buf))  # type: ignore[no-any-return]
+    return _in_thread(_write, fd, buf)  # type: ignore[no-any-return]
 
 
 def fork_gevent() -> int:
     """``os.fork()``, then, in the child, :func:`reinit` (also done by an at-fork hook for every
     fork). gevent's name."""
-    result = _raw_fork()
+    with warnings.catch_warnings():
+        # 3.12+ warns about forking a threaded process; gevent's fork silences it too.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = _raw_fork()
     if not result:
         reinit()
     return result

@@ -19,7 +19,6 @@ watchers own ``SIGCHLD``, hence its special case there).
 from __future__ import annotations
 
 import signal as _signal
-import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -182,9 +181,10 @@ class _Dispatch:
         # asyncio drops the wakeup fd with the loop's last signal handler; the hub's loop still
         # runs and must wake on signals (Ctrl-C).
         csock = getattr(loop, "_csock", None)
-        if csock is not None and loop.is_running() and threading.current_thread() is threading.main_thread():
-            current = _signal.set_wakeup_fd(-1)
-            _signal.set_wakeup_fd(current if current != -1 else csock.fileno(), warn_on_full_buffer=False)
+        if csock is not None and loop.is_running():
+            current = _swap_wakeup_fd(-1)
+            if current is not None:
+                _signal.set_wakeup_fd(current if current != -1 else csock.fileno(), warn_on_full_buffer=False)
 
     def _fire(self, signum: int) -> None:
         from ._greenlet import Greenlet
@@ -193,9 +193,24 @@ class _Dispatch:
             Greenlet(watcher.handle).switch()
 
     def close(self) -> None:
+        """At the hub's destruction: drops every watcher, and the signal wakeup fd if it is
+        still the loop's (its self-pipe is about to close)."""
         for signum in list(self.watchers):
             self.watchers[signum].clear()
             self._release(signum)
+        csock = getattr(self.hub.loop, "_csock", None)
+        if csock is not None:
+            current = _swap_wakeup_fd(-1)
+            if current not in (None, -1, csock.fileno()):
+                _signal.set_wakeup_fd(current)
+
+
+def _swap_wakeup_fd(fd: int) -> int | None:
+    """``signal.set_wakeup_fd(fd)``: the previous fd, or None outside the main thread."""
+    try:
+        return _signal.set_wakeup_fd(fd)
+    except ValueError:
+        return None
 
 
 __imports__ = copy_globals(_signal, globals(), ignore=__implements__ + __extensions__)
