@@ -10,22 +10,25 @@ from typing import Any
 __all__ = ["copy_globals", "rebind"]
 
 
-def copy_globals(source: types.ModuleType, target: dict[str, Any], ignore: Iterable[str] = ()) -> list[str]:
-    """Copies ``source``'s public names into the ``target`` globals, except ``ignore``, names
-    ``target`` already defines, and modules it imported (unless its ``__all__`` lists them, as
-    ``os`` does ``path``); returns them."""
+def copy_globals(
+    source: types.ModuleType, target: dict[str, Any], ignore: Iterable[str] = (), extra: Iterable[str] = ()
+) -> list[str]:
+    """Copies ``source``'s public names (its ``__all__``, or else every public name that is not a
+    module) and ``extra`` into the ``target`` globals, except ``ignore`` and names ``target``
+    already defines; returns the names copied."""
     skip = set(ignore)
-    listed = set(getattr(source, "__all__", ()))
-    names = [n for n in dir(source) if not n.startswith("_")]
-    names += [n for n in listed if n.startswith("_")]
+    names = getattr(source, "__all__", None)
+    if names is None:
+        names = [
+            n
+            for n in dir(source)
+            if not n.startswith("_") and not isinstance(getattr(source, n), types.ModuleType)
+        ]
     copied = []
-    for name in names:
-        if name in skip or name in target:
+    for name in [*names, *extra]:
+        if name in skip or name in target or not hasattr(source, name):
             continue
-        value = getattr(source, name)
-        if isinstance(value, types.ModuleType) and name not in listed:
-            continue
-        target[name] = value
+        target[name] = getattr(source, name)
         copied.append(name)
     return copied
 

@@ -230,5 +230,7 @@ for _func in (run, call, check_call, check_output, getstatusoutput, getoutput):
     _func.__module__ = __name__
 del _func
 
-__imports__ = copy_globals(_subprocess, globals(), ignore=__implements__ + __extensions__)
+__imports__ = copy_globals(
+    _subprocess, globals(), ignore=__implements__ + __extensions__, extra=["list2cmdline"]
+)
 __all__ = sorted(set(__implements__ + __extensions__ + __imports__))
