@@ -54,17 +54,36 @@ def test_two_watchers_on_one_signal_and_cancelling_one():
         second.cancel()
 
 
-def test_signal_handler_error_is_reported_and_the_hub_goes_on(capsys):
+def test_signal_handler_error_is_reported_and_raised_in_the_main_greenlet(capsys):
     def broken():
         raise ValueError("handler failed")
 
     watcher = signal.signal_handler(std_signal.SIGUSR1, broken)
     try:
-        deliver(std_signal.SIGUSR1)
+        with pytest.raises(ValueError, match="handler failed"):  # as gevent: where main waits
+            deliver(std_signal.SIGUSR1)
         assert green.spawn(lambda: "still running").get(timeout=5) == "still running"
     finally:
         watcher.cancel()
     assert "ValueError: handler failed" in capsys.readouterr().err
+
+
+def test_cooperative_handler_error_interrupts_the_main_greenlets_wait():
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(std_signal.SIGALRM, handler)
+    try:
+        std_signal.setitimer(std_signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Interrupted):  # the stdlib raises it in the main thread's wait
+            green.sleep(10)
+    finally:
+        std_signal.setitimer(std_signal.ITIMER_REAL, 0)
+        signal.signal(std_signal.SIGALRM, previous)
+    assert green.spawn(lambda: "hub alive").get(timeout=5) == "hub alive"
 
 
 def test_signal_handler_rejects_non_callables_and_other_threads():

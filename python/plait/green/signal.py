@@ -6,9 +6,9 @@ Python runs a signal handler in the main thread, in whatever code runs there whe
 noticed. Under plait.green that is often the hub (every greenlet waits, the loop polls), where
 nothing can block. So the handlers installed with this module's :func:`signal` run:
 
-* in a new greenlet when the signal arrives while the hub runs (they may block; an exception
-  they raise is reported like any greenlet's: printed, and ``KeyboardInterrupt``/``SystemExit``
-  raised in the main greenlet);
+* in a new greenlet when the signal arrives while the hub runs (they may block); an exception
+  they raise is raised in the main greenlet, where it waits (the stdlib raises it in the main
+  thread's code, gevent in the main greenlet);
 * in place, as the stdlib runs them, when a greenlet runs (their exception is raised there).
 
 :func:`getsignal` returns the handler as given. ``SIGCHLD`` is not special: plait.green's
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from greenlet import getcurrent
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _hub
 from ._hub import Hub, get_hub
@@ -48,15 +48,33 @@ class _Cooperative:
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
         hub = getattr(_hub._local, "hub", None)
         if hub is not None and getcurrent() is hub:
-            from ._greenlet import Greenlet
-
             # The frame is the hub's: of no use to the handler, and it would keep it alive.
-            Greenlet(self.handler, signum, None).switch()
+            greenlet(self._run, parent=hub).switch(hub, signum)
             return None
         return self.handler(signum, frame)
 
+    def _run(self, hub: Hub, signum: int) -> None:
+        try:
+            self.handler(signum, None)
+        except BaseException as exc:
+            # As the stdlib raises it in the main thread's code, and gevent in the main greenlet.
+            _raise_in_main(hub, exc)
+
     def __repr__(self) -> str:
         return f"<plait.green.signal handler {self.handler!r}>"
+
+
+def _raise_in_main(hub: Hub, exc: BaseException) -> None:
+    """Raises ``exc`` in the hub's main greenlet (where it waits), from the hub."""
+    if isinstance(exc, GreenletExit):
+        return
+    main = hub.parent
+    hub.loop.call_soon(_throw, main, exc)
+
+
+def _throw(g: greenlet, exc: BaseException) -> None:
+    if not g.dead:
+        g.throw(exc)
 
 
 def _unwrap(handler: Any) -> Any:
@@ -105,7 +123,11 @@ class SignalHandler:
         try:
             handler(*(self.args or ()), **(self.kwargs or {}))
         except BaseException as exc:
+            # gevent's: reported, and raised in the main greenlet (the hub sends it
+            # KeyboardInterrupt and SystemExit itself).
             hub.handle_error(self, exc)
+            if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                _raise_in_main(hub, exc)
 
     def __repr__(self) -> str:
         state = "" if self.hub is not None else " cancelled"
