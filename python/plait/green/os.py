@@ -66,10 +66,13 @@ def _wait_fd(fd: int, write: bool, timeout: float | None, what: str) -> bool:
         raise BlockingSwitchOutError(f"plait.green: cannot wait ({what}) in the hub itself")
     loop = hub.loop
     _watched_by(loop, fd, write)
-    if write:
-        loop._add_writer(fd, current.switch, _READY)
-    else:
-        loop._add_reader(fd, current.switch, _READY)
+    try:
+        if write:
+            loop._add_writer(fd, current.switch, _READY)
+        else:
+            loop._add_reader(fd, current.switch, _READY)
+    except PermissionError:  # epoll refuses regular files (and /dev/null): always ready
+        return True
     timer = None if timeout is None else loop.call_later(max(timeout, 0), current.switch, _TIMED_OUT)
     try:
         return switch_out(hub, what, fd) is _READY

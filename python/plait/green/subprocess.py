@@ -62,7 +62,11 @@ class _GreenSelector(_selectors._BaseSelectorImpl):  # type: ignore[misc,name-de
                 for write, event in ((False, _selectors.EVENT_READ), (True, _selectors.EVENT_WRITE)):
                     if key.events & event:
                         _watched_by(loop, fd, write)
-                        (loop._add_writer if write else loop._add_reader)(fd, fire, fd, event)
+                        try:
+                            (loop._add_writer if write else loop._add_reader)(fd, fire, fd, event)
+                        except PermissionError:  # a regular file or /dev/null: always ready (poll's answer)
+                            fire(fd, event)
+                            continue
                         watched.append((fd, write))
             if timeout is not None:
                 timer = loop.call_later(max(timeout, 0), current.switch)
@@ -206,9 +210,22 @@ class Popen(_subprocess.Popen):  # type: ignore[type-arg]
 
 _os_WNOHANG = _subprocess.os.WNOHANG  # type: ignore[attr-defined]
 
-# The stdlib's own code, reading these names from a copy of its module's globals.
-_GLOBALS: dict[str, Any] = dict(vars(_subprocess))
-_GLOBALS.update(Popen=Popen, _PopenSelector=_GreenSelector)
+
+class _Globals(dict):  # type: ignore[type-arg]
+    """The globals of the stdlib's code copied here: the stdlib module's own, read live (so
+    ``mock.patch.object(subprocess, "Popen", ...)`` reaches them, as it does the stdlib's),
+    except that where the stdlib module still holds its original ``Popen``, ``run``, ... this
+    module's is used."""
+
+    def __missing__(self, name: str) -> Any:
+        value = vars(_subprocess)[name]
+        green = _GREEN.get(name)
+        if green is not None and value is green[0]:
+            return green[1]
+        return value
+
+
+_GLOBALS = _Globals(_PopenSelector=_GreenSelector, __name__=__name__)
 
 Popen._communicate = rebind(_subprocess.Popen._communicate, _GLOBALS)  # type: ignore[attr-defined]
 
@@ -218,14 +235,11 @@ check_call = rebind(_subprocess.check_call, _GLOBALS)
 check_output = rebind(_subprocess.check_output, _GLOBALS)
 getstatusoutput = rebind(_subprocess.getstatusoutput, _GLOBALS)
 getoutput = rebind(_subprocess.getoutput, _GLOBALS)
-_GLOBALS.update(
-    run=run,
-    call=call,
-    check_call=check_call,
-    check_output=check_output,
-    getstatusoutput=getstatusoutput,
-    getoutput=getoutput,
-)
+#: ``{name: (the stdlib's original, this module's)}``
+_GREEN = {
+    name: (getattr(_subprocess, name), globals()[name])
+    for name in ("Popen", "run", "call", "check_call", "check_output", "getstatusoutput", "getoutput")
+}
 for _func in (run, call, check_call, check_output, getstatusoutput, getoutput):
     _func.__module__ = __name__
 del _func
