@@ -3,6 +3,7 @@ signal()/getsignal() whose handlers may block when the signal arrives while the 
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal as std_signal
 import threading
@@ -135,6 +136,18 @@ def test_cooperative_signal_handler_runs_in_place_in_a_greenlet():
                 pass
     finally:
         signal.signal(std_signal.SIGUSR2, previous)
+
+
+def test_ctrl_c_noticed_in_a_greenlet_reaches_the_main_greenlet():
+    previous = signal.signal(std_signal.SIGINT, std_signal.default_int_handler)
+    try:
+        assert signal.getsignal(std_signal.SIGINT) is std_signal.default_int_handler
+        interrupter = green.spawn(_thread.interrupt_main)  # "Ctrl-C", noticed in that greenlet
+        with pytest.raises(KeyboardInterrupt):
+            green.sleep(1)  # the main greenlet gets it, where it waits
+        assert interrupter.successful()  # the greenlet that noticed it goes on
+    finally:
+        std_signal.signal(std_signal.SIGINT, previous)
 
 
 def test_stdlib_names():

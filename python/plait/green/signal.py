@@ -11,9 +11,13 @@ nothing can block. So the handlers installed with this module's :func:`signal` r
   thread's code, gevent in the main greenlet);
 * in place, as the stdlib runs them, when a greenlet runs (their exception is raised there).
 
-:func:`getsignal` returns the handler as given. ``SIGCHLD`` is not special: plait.green's
-``waitpid`` waits through pidfds and never installs a handler of its own (gevent's libev child
-watchers own ``SIGCHLD``, hence its special case there).
+Ctrl-C (``SIGINT``'s ``default_int_handler``, once ``signal`` is patched or set again through
+:func:`signal`) raises ``KeyboardInterrupt`` in the main greenlet wherever it is noticed, as the
+stdlib raises it in the main thread (a green ``threading.Thread`` would otherwise get it, and
+``threading`` would only print it). :func:`getsignal` returns the handler as given.
+
+``SIGCHLD`` is not special: plait.green's ``waitpid`` waits through pidfds and never installs
+a handler of its own (gevent's libev child watchers own ``SIGCHLD``, hence its special case).
 """
 
 from __future__ import annotations
@@ -77,6 +81,31 @@ def _throw(g: greenlet, exc: BaseException) -> None:
         g.throw(exc)
 
 
+class _MainInterrupt(_Cooperative):
+    """``SIGINT``'s default handler once ``signal`` is patched: ``KeyboardInterrupt`` in the
+    main greenlet, wherever the signal is noticed (the stdlib raises it in the main thread; a
+    green thread would otherwise get it, and ``threading`` would only print it)."""
+
+    __slots__ = ()
+
+    def __call__(self, signum: int, frame: FrameType | None) -> Any:
+        hub = getattr(_hub._local, "hub", None)
+        current = getcurrent()
+        if hub is None or current.parent is None:
+            return self.handler(signum, frame)  # the main greenlet (or no hub): in place
+        _raise_in_main(hub, KeyboardInterrupt())
+        return None
+
+
+def _plait_did_monkey_patch(target: Any, items: list[str], warn: Callable[[str], None]) -> None:
+    """After ``monkey.patch_signal``: Ctrl-C reaches the main greenlet (see _MainInterrupt)."""
+    try:
+        if _signal_getsignal(_signal.SIGINT) is _signal.default_int_handler:
+            _signal_signal(_signal.SIGINT, _MainInterrupt(_signal.default_int_handler))
+    except ValueError:  # not the main thread: it cannot set handlers
+        pass
+
+
 def _unwrap(handler: Any) -> Any:
     return handler.handler if isinstance(handler, _Cooperative) else handler
 
@@ -84,7 +113,9 @@ def _unwrap(handler: Any) -> Any:
 def signal(signalnum: int, handler: Any) -> Any:
     """``signal.signal``, whose Python handler may block: run in a new greenlet when the signal
     arrives while the hub runs (see the module docstring). Returns the previous handler."""
-    if callable(handler) and handler is not _signal.default_int_handler:
+    if handler is _signal.default_int_handler:
+        handler = _MainInterrupt(handler)
+    elif callable(handler):
         handler = _Cooperative(handler)
     return _unwrap(_signal_signal(signalnum, handler))
 
