@@ -107,7 +107,7 @@ SUITES = {
         "test.test_select",
         classes=["SelectTestCase"],
         skip={"SelectTestCase.test_disallow_instantiation": f"select.poll: {PYTHON_CLASS}"},
-        min_run=5,
+        min_run=4,
     ),
     "test_selectors": Suite(
         "test.test_selectors",
@@ -122,7 +122,7 @@ SUITES = {
             "KqueueSelectorTestCase": "BSD and macOS only",
             "DevpollSelectorTestCase": "Solaris only",
         },
-        min_run=50,
+        min_run=30,
     ),
     "test_socket": Suite(
         "test.test_socket",
@@ -249,7 +249,7 @@ SUITES = {
             "CommandsWithSpaces",
         ],
         left_out={"Win32ProcessTestCase": "Windows only"},
-        min_run=280,
+        min_run=250,
     ),
     "test_threading": Suite(
         "test.test_threading",
