@@ -398,3 +398,13 @@ def test_monitor_is_quiet_for_greenlets_that_switch_and_rejects_bad_thresholds()
     assert mon.reports == []
     with pytest.raises(ValueError):
         green.monitor(threshold_ms=0)
+
+
+def test_plait_without_green_never_imports_greenlet():
+    # greenlet may need the GIL on free-threaded builds: only plait.green may import it.
+    import subprocess
+    import sys
+
+    code = "import sys, plait, plait.threads, plait.processes, plait.aio; print('greenlet' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"

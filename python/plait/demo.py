@@ -1,11 +1,12 @@
 """The tour behind ``make demo``: each concurrency model against its stdlib peer, timed here.
 
-Later models (green threads) add their own sections.
+Section 7 runs green threads (``plait.green``) in child processes, patched and not.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import http.server
 import os
 import platform
 import queue
@@ -415,6 +416,130 @@ def _aio_demo(quick: bool, repeat: int) -> None:
     )
 
 
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    """Serves any path after the server's ``delay``."""
+
+    server: _SlowServer
+
+    def do_GET(self) -> None:
+        time.sleep(self.server.delay)
+        body = (self.path * 64).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+class _SlowServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # socketserver's default backlog, 5, drops concurrent connects
+    delay = 0.0
+
+
+class _SlowPages:
+    """A local site whose pages each take ``delay`` seconds to serve (a far-away server, on
+    loopback): served by a thread per request, so many requests overlap."""
+
+    def __init__(self, delay: float) -> None:
+        self.server = _SlowServer(("127.0.0.1", 0), _SlowHandler)
+        self.server.delay = delay
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def crawl(port: int, pages: int, concurrency: int) -> int:
+    """Fetches ``pages`` pages of the local site with ``urllib.request`` (the same code either
+    way): one after another, or ``concurrency`` at a time in a ``plait.green`` pool (which only
+    overlaps them when the socket module is patched). Returns the bytes read."""
+    import urllib.request
+
+    def fetch(i: int) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/page/{i}", timeout=30) as response:
+            return len(response.read())
+
+    if concurrency == 1:
+        return sum(fetch(i) for i in range(pages))
+    from .green.pool import Pool
+
+    return sum(Pool(concurrency).imap(fetch, range(pages)))
+
+
+_CRAWLER = """
+import sys, time
+port, pages, concurrency = map(int, sys.argv[1:4])
+if concurrency > 1:
+    from plait.green import monkey
+    monkey.patch_all()
+from plait.demo import crawl
+t0 = time.perf_counter()
+size = crawl(port, pages, concurrency)
+print(time.perf_counter() - t0, size)
+"""
+
+
+def _crawl_in_child(port: int, pages: int, concurrency: int) -> float:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _CRAWLER, str(port), str(pages), str(concurrency)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.split()
+    return float(out[0])
+
+
+def _green_demo(quick: bool, repeat: int) -> None:
+    from . import green
+
+    pages, delay, concurrency = (20, 0.02, 20) if quick else (100, 0.02, 50)
+    site = _SlowPages(delay)
+    try:
+        t = _measure(
+            {
+                "serial": lambda: _crawl_in_child(site.port, pages, 1),
+                "green": lambda: _crawl_in_child(site.port, pages, concurrency),
+            },
+            repeat,
+            warmup=False,  # each run is a fresh process: nothing to warm
+        )
+    finally:
+        site.close()
+    print(
+        f"  {pages} pages, {delay * 1000:.0f} ms each, urllib.request: serial {t['serial']:.2f} s; "
+        f"the same code patched (plait.green.monkey.patch_all), {concurrency} greenlets: "
+        f"{t['green']:.2f} s ({t['serial'] / t['green']:.1f}x)"
+    )
+
+    print("\n  Two greenlets wait for each other. gevent says 'This operation would block forever';")
+    print("  plait names who waits on what, and where:\n")
+    ping, pong = green.Event(), green.Event()
+
+    def player(mine: Any, theirs: Any) -> None:
+        mine.wait()  # each waits for the other to go first
+        theirs.set()
+
+    players = [green.spawn(player, ping, pong), green.spawn(player, pong, ping)]
+    try:
+        green.joinall(players, raise_error=True)
+    except green.BlockedForever as exc:
+        print("    " + str(exc).replace("\n", "\n    "))
+    finally:
+        green.killall(players)
+        green.get_hub().destroy()
+
+
 def run(quick: bool = False) -> int:
     """Run the tour; ``quick`` shrinks the work sizes (used by the test suite)."""
     scale = 0.05 if quick else 1.0
@@ -460,5 +585,7 @@ def run(quick: bool = False) -> int:
     _ipc_demo(quick, repeat)
     print("\n6. asyncio: concurrent downloads from a local HTTP server, asyncio streams")
     _aio_demo(quick, repeat)
+    print("\n7. Green threads: a crawler of a slow local site, serial vs patched with plait.green\n")
+    _green_demo(quick, repeat)
     print("\nDone. `make bench` measures every case against all peers.")
     return 0

@@ -19,15 +19,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "BlockedForever",
+    "BlockingSwitchOutError",
     "BrokenProcessPool",
     "BrokenThreadPool",
+    "ConcurrentObjectUseError",
     "DeadlockEdge",
     "DeadlockError",
     "DeadlockWarning",
+    "InvalidThreadUseError",
     "LockInfo",
     "LockOrderWarning",
     "MessageTooLarge",
+    "MonkeyPatchWarning",
     "OwnerDied",
+    "PatchedTooLateWarning",
     "PlaitError",
     "PlaitWarning",
     "RemoteTraceback",
@@ -347,3 +353,45 @@ class SharedMemoryCorrupted(PlaitError, RuntimeError):
     changed by the call that raised, but its state cannot be trusted; create a new object, and find
     the process that writes into the segment.
     """
+
+
+# -- plait.green (defined here so that every plait exception is listed in one place; plait.green
+# re-exports them, and importing this module never imports greenlet) ---------------------------
+
+
+class BlockedForever(PlaitError):
+    """plait.green: every greenlet waits and nothing can wake any of them (no ready callback, no
+    timer, no watched fd, no thread working for the hub). The message names each waiting
+    greenlet, what it waits on and where; ``waiting`` holds them as ``(greenlet, what,
+    "file:line in function")``. Also ``plait.green.LoopExit`` (gevent's name)."""
+
+    def __init__(self, message: str, waiting: list[tuple[Any, str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.waiting: list[tuple[Any, str, str]] = list(waiting or [])
+
+
+class BlockingSwitchOutError(PlaitError, AssertionError):
+    """plait.green: a blocking call was made from the hub itself (an event-loop callback, or a
+    coroutine on a loop the hub adopted), which cannot wait."""
+
+
+class InvalidThreadUseError(PlaitError, RuntimeError):
+    """plait.green: a green object that greenlets of one thread wait on was used to wait from
+    another thread. Green objects belong to one thread's hub; use :mod:`plait.threads`
+    primitives (or a ``plait.green.threadpool.ThreadPool``) to cross threads."""
+
+
+class ConcurrentObjectUseError(PlaitError, AssertionError):
+    """plait.green: two greenlets wait to read (or to write) the same socket at once: which one
+    would get the data is undefined. gevent's name and base (``AssertionError``). Give each
+    socket one reader and one writer, or guard it with a lock."""
+
+
+class MonkeyPatchWarning(PlaitWarning, RuntimeWarning):
+    """plait.green.monkey: a warning about monkey patching (gevent's ``MonkeyPatchWarning``)."""
+
+
+class PatchedTooLateWarning(MonkeyPatchWarning):
+    """plait.green.monkey: modules imported before patching hold blocking objects by value
+    (``from ssl import SSLContext``): the patch cannot reach them. The message names each one;
+    patch earlier (first thing in the main module, or ``python -m plait.green.monkey``)."""

@@ -7,15 +7,21 @@ from concurrent.futures.thread import BrokenThreadPool as _BrokenThreadPool
 from typing import Any
 
 __all__ = [
+    "BlockedForever",
+    "BlockingSwitchOutError",
     "BrokenProcessPool",
     "BrokenThreadPool",
+    "ConcurrentObjectUseError",
     "DeadlockEdge",
     "DeadlockError",
     "DeadlockWarning",
+    "InvalidThreadUseError",
     "LockInfo",
     "LockOrderWarning",
     "MessageTooLarge",
+    "MonkeyPatchWarning",
     "OwnerDied",
+    "PatchedTooLateWarning",
     "PlaitError",
     "PlaitWarning",
     "RemoteTraceback",
@@ -106,3 +112,13 @@ class RemoteTraceback(_RemoteTraceback):
 class OwnerDied(PlaitError, RuntimeError): ...
 class MessageTooLarge(PlaitError, ValueError): ...
 class SharedMemoryCorrupted(PlaitError, RuntimeError): ...
+
+class BlockedForever(PlaitError):
+    waiting: list[tuple[Any, str, str]]
+    def __init__(self, message: str, waiting: list[tuple[Any, str, str]] | None = None) -> None: ...
+
+class BlockingSwitchOutError(PlaitError, AssertionError): ...
+class InvalidThreadUseError(PlaitError, RuntimeError): ...
+class ConcurrentObjectUseError(PlaitError, AssertionError): ...
+class MonkeyPatchWarning(PlaitWarning, RuntimeWarning): ...
+class PatchedTooLateWarning(MonkeyPatchWarning): ...

@@ -9,7 +9,10 @@ from greenlet import getcurrent as getcurrent
 from greenlet import greenlet
 
 from ..aio import EventLoop
-from ..exceptions import PlaitError
+from ..exceptions import BlockedForever as BlockedForever
+from ..exceptions import BlockingSwitchOutError as BlockingSwitchOutError
+from ..exceptions import ConcurrentObjectUseError as ConcurrentObjectUseError
+from ..exceptions import InvalidThreadUseError as InvalidThreadUseError
 from .event import AsyncResult as AsyncResult
 from .event import Event as Event
 from .local import local as local
@@ -27,15 +30,7 @@ from .threadpool import ThreadPool as ThreadPool
 
 _T = TypeVar("_T")
 
-class BlockedForever(PlaitError):
-    waiting: list[tuple[Any, str, str]]
-    def __init__(self, message: str, waiting: list[tuple[Any, str, str]] | None = None) -> None: ...
-
 LoopExit = BlockedForever
-
-class BlockingSwitchOutError(PlaitError, AssertionError): ...
-class InvalidThreadUseError(PlaitError, RuntimeError): ...
-class ConcurrentObjectUseError(PlaitError, AssertionError): ...
 
 class Hub(greenlet):
     loop: EventLoop

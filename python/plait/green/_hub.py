@@ -26,8 +26,8 @@ from typing import Any
 from greenlet import GreenletExit, getcurrent, greenlet
 
 from .. import _plait
-from ..aio._loop import _NATIVE_RUN_ONCE, EventLoop
-from ..exceptions import PlaitError
+from ..aio._loop import EventLoop
+from ..exceptions import BlockedForever, BlockingSwitchOutError
 
 __all__ = [
     "BlockedForever",
@@ -50,37 +50,16 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _plait.cache_frame_stacks()
 
 
-class BlockedForever(PlaitError):
-    """Every greenlet waits and nothing can wake any of them: no ready callback, no timer, no
-    watched fd, no thread working for the hub. The message names each waiting greenlet, what it
-    waits on and where; ``waiting`` holds them as ``(greenlet, what, "file:line in function")``.
-    Also available as ``LoopExit`` (gevent's name)."""
-
-    def __init__(self, message: str, waiting: list[tuple[Any, str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.waiting: list[tuple[Any, str, str]] = list(waiting or [])
-
-
 #: gevent's name for :class:`BlockedForever`.
 LoopExit = BlockedForever
 
 
-class BlockingSwitchOutError(PlaitError, AssertionError):
-    """A blocking call was made from the hub itself (an event-loop callback), which cannot wait."""
-
-
 class _HubLoop(EventLoop):
-    """The hub's loop: before each poll that would wait with no timeout, checks whether anything
-    could still wake a greenlet (see :class:`BlockedForever`)."""
+    """The hub's loop: when an iteration would wait with no timeout, the hub checks whether
+    anything could still wake a greenlet (see :class:`BlockedForever`), through the native
+    loop's idle hook, so the loop itself runs natively."""
 
     _hub: Hub
-
-    def _run_once(self) -> None:
-        # The hub may switch away here and be switched back to later: check again then.
-        while not self._ready_count() and not self._live_timer_count() and not self._stopping:
-            if not self._hub._check_blocked():
-                break
-        _NATIVE_RUN_ONCE(self)
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
         # A thread working for the loop can wake it: the hub must not call that blocked forever.
@@ -127,6 +106,8 @@ class Hub(greenlet):
                 )
         self.loop = loop
         loop._hub = self  # type: ignore[attr-defined]
+        if self._runner is None:
+            loop._set_idle_hook(self._check_blocked)  # type: ignore[attr-defined]
         self.thread_ident = threading.get_ident()
         #: Greenlets waiting without a timer, and on what: read only to report BlockedForever.
         self.waiting: dict[greenlet, tuple[str, Any]] = {}
@@ -211,6 +192,8 @@ class Hub(greenlet):
         callbacks, self.on_destroy = self.on_destroy, []
         for callback in callbacks:
             callback()
+        if self._runner is None:
+            self.loop._set_idle_hook(None)  # type: ignore[attr-defined]
         if destroy_loop and not self.loop.is_closed():
             self.loop.close()
 
@@ -248,10 +231,10 @@ class Hub(greenlet):
         return False
 
     def _check_blocked(self) -> bool:
-        """Called by the loop when nothing is ready and no timer is set: unless an fd or a
-        thread could still wake someone, the wait would last forever. Then it hands control to
-        the main greenlet (``join()`` returns, or :class:`BlockedForever` is raised there) and
-        returns True once switched back to."""
+        """The loop's idle hook, called when nothing is ready and no live timer is set: unless
+        an fd or a thread could still wake someone, the wait would last forever. Then it hands
+        control to the main greenlet (``join()`` returns, or :class:`BlockedForever` is raised
+        there) and returns True once switched back to (the loop then looks again)."""
         if self._keepalive or self._watching():
             return False
         main = self.parent

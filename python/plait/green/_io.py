@@ -35,7 +35,7 @@ from typing import Any
 
 from greenlet import getcurrent, greenlet
 
-from ..exceptions import PlaitError
+from ..exceptions import ConcurrentObjectUseError
 from ._hub import BlockingSwitchOutError, Hub, get_hub, switch_out
 
 __all__ = [
@@ -55,12 +55,6 @@ CLOSED = -1
 _NONE: Any = object()
 _TIMED_OUT: Any = object()
 _CANCELLED: Any = object()
-
-
-class ConcurrentObjectUseError(PlaitError, AssertionError):
-    """Two greenlets wait to read (or to write) the same socket at once: which one would get the
-    data is undefined. gevent's name and base (``AssertionError``). Give each socket one reader
-    and one writer, or guard it with a lock."""
 
 
 class cancel_wait_ex(OSError):

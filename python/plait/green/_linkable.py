@@ -18,19 +18,13 @@ from typing import Any
 
 from greenlet import getcurrent, greenlet
 
-from ..exceptions import PlaitError
+from ..exceptions import InvalidThreadUseError
 from ._greenlet import Linkable
 from ._hub import Hub, _local, get_hub, switch_out
 
 __all__ = ["AbstractLinkable", "InvalidThreadUseError", "capture_hub", "park", "schedule"]
 
 _get_ident = threading.get_ident
-
-
-class InvalidThreadUseError(PlaitError, RuntimeError):
-    """A green object that greenlets of one thread wait on was used to wait from another
-    thread. Green objects belong to one thread's hub; use :mod:`plait.threads` primitives (or a
-    :class:`~plait.green.threadpool.ThreadPool`) to cross threads."""
 
 
 class AbstractLinkable(Linkable):

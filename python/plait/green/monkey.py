@@ -32,7 +32,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ..exceptions import PlaitWarning
+from ..exceptions import MonkeyPatchWarning, PatchedTooLateWarning
 
 __all__ = [
     "MonkeyPatchWarning",
@@ -62,16 +62,6 @@ __all__ = [
     "remove_item",
     "saved",
 ]
-
-
-class MonkeyPatchWarning(PlaitWarning, RuntimeWarning):
-    """A warning about monkey patching (gevent's ``MonkeyPatchWarning``)."""
-
-
-class PatchedTooLateWarning(MonkeyPatchWarning):
-    """Modules imported before patching hold blocking objects by value (``from ssl import
-    SSLContext``): the patch cannot reach them. The message names each one; patch earlier
-    (first thing in the main module, or ``python -m plait.green.monkey``)."""
 
 
 #: ``{module name: {attribute: original}}`` for every patched attribute (also removed ones).

@@ -4,10 +4,8 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any, overload
 
-from ..exceptions import PlaitWarning
-
-class MonkeyPatchWarning(PlaitWarning, RuntimeWarning): ...
-class PatchedTooLateWarning(MonkeyPatchWarning): ...
+from ..exceptions import MonkeyPatchWarning as MonkeyPatchWarning
+from ..exceptions import PatchedTooLateWarning as PatchedTooLateWarning
 
 saved: dict[str, dict[str, Any]]
 

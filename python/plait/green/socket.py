@@ -108,7 +108,7 @@ class socket(_stdsocket.socket):
     __slots__ = ("_timeout", "_watcher")
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
-        _stdsocket.socket.__init__(self, family, type, proto, fileno)
+        super().__init__(family, type, proto, fileno)  # the stdlib class, even once patched
         _base.settimeout(self, 0.0)  # the fd is non-blocking; the program's timeout is ours
         self._timeout: float | None = _socket.getdefaulttimeout()
         self._watcher: Any = None
@@ -197,7 +197,7 @@ class socket(_stdsocket.socket):
     def detach(self) -> int:
         """Closes the socket object without closing its fd, and returns the fd."""
         self._forget()
-        return _stdsocket.socket.detach(self)
+        return super().detach()
 
     def shutdown(self, how: int) -> None:
         """Shuts down one or both halves of the connection; greenlets waiting on the closed

@@ -376,8 +376,6 @@ from socket import sethostname as sethostname
 from socket import timeout as timeout
 from typing import Any
 
-from ..exceptions import PlaitError
-
 __implements__: list[str]
 __extensions__: list[str]
 __all__ = [
@@ -774,7 +772,7 @@ __all__ = [
     "wait_write",
 ]
 
-class ConcurrentObjectUseError(PlaitError, AssertionError): ...
+from ..exceptions import ConcurrentObjectUseError as ConcurrentObjectUseError
 
 class cancel_wait_ex(OSError):
     def __init__(self) -> None: ...

@@ -34,9 +34,11 @@ _std_names = [
 globals().update({n: getattr(_stdssl, n) for n in _std_names})
 
 #: The names this module implements cooperatively (the rest are the standard library's).
+# Not SSLSocket: the stdlib's SSLSocket._create calls super(SSLSocket, self) with the module's
+# global, which must stay the stdlib class (patched, it would reach the stdlib's constructor that
+# refuses to be called). Patched SSLContexts still make this module's SSLSocket.
 __implements__ = [
     "SSLContext",
-    "SSLSocket",
     "create_default_context",
     "get_server_certificate",
     "wrap_socket",
@@ -97,6 +99,41 @@ class SSLContext(_orig_SSLContext):
     @_orig_SSLContext.maximum_version.setter  # type: ignore[attr-defined,untyped-decorator]
     def maximum_version(self, value: Any) -> None:
         super(_orig_SSLContext, _orig_SSLContext).maximum_version.__set__(self, value)  # type: ignore[attr-defined]
+
+    @_orig_SSLContext._msg_callback.setter  # type: ignore[attr-defined,untyped-decorator]
+    def _msg_callback(self, callback: Any) -> None:
+        # The standard library's setter, with the base named here (see above).
+        if callback is None:
+            super(_orig_SSLContext, _orig_SSLContext)._msg_callback.__set__(self, None)  # type: ignore[attr-defined]
+            return
+        if not callable(callback):
+            raise TypeError(f"{callback} is not callable.")
+
+        def inner(
+            conn: Any, direction: Any, version: Any, content_type: Any, msg_type: Any, data: Any
+        ) -> Any:
+            try:
+                version = _stdssl.TLSVersion(version)
+            except ValueError:
+                pass
+            try:
+                content_type = _stdssl._TLSContentType(content_type)  # type: ignore[attr-defined]
+            except ValueError:
+                pass
+            if content_type == _stdssl._TLSContentType.HEADER:  # type: ignore[attr-defined]
+                msg_enum = _stdssl._TLSContentType  # type: ignore[attr-defined]
+            elif content_type == _stdssl._TLSContentType.ALERT:  # type: ignore[attr-defined]
+                msg_enum = _stdssl._TLSAlertType  # type: ignore[attr-defined]
+            else:
+                msg_enum = _stdssl._TLSMessageType  # type: ignore[attr-defined]
+            try:
+                msg_type = msg_enum(msg_type)
+            except ValueError:
+                pass
+            return callback(conn, direction, version, content_type, msg_type, data)
+
+        inner.user_function = callback  # type: ignore[attr-defined]
+        super(_orig_SSLContext, _orig_SSLContext)._msg_callback.__set__(self, inner)  # type: ignore[attr-defined]
 
 
 class SSLSocket(_stdssl.SSLSocket, _gsocket.socket):

@@ -124,6 +124,10 @@ pub struct LoopCore {
     /// Some fd was noted for a re-arm this tick (saves the registrar lock when none was).
     pub(super) rearm_pending: AtomicBool,
     pub(super) clock_resolution: f64,
+    /// Called (no arguments) when an iteration would wait with no timeout: nothing ready, no
+    /// live timer. A true result means "something may have changed: look again"; false, "wait".
+    /// plait.green's hub decides there whether its greenlets are blocked forever.
+    pub(super) idle_hook: Mutex<Option<Py<PyAny>>>,
 }
 
 impl LoopCore {
@@ -295,6 +299,7 @@ impl LoopCore {
             sleeping: AtomicBool::new(false),
             rearm_pending: AtomicBool::new(false),
             clock_resolution: clock::resolution(),
+            idle_hook: Mutex::new(None),
         })
     }
 
@@ -578,6 +583,12 @@ impl LoopCore {
         self.timers.lock().len()
     }
 
+    /// Sets (or, with None, removes) the idle hook (see `LoopCore::idle_hook`).
+    fn _set_idle_hook(&self, hook: Option<Py<PyAny>>) {
+        let old = std::mem::replace(&mut *self.idle_hook.lock(), hook);
+        drop(old); // after the lock: dropping a Python object may run code
+    }
+
     /// Number of scheduled timers that are not cancelled (those that can still fire).
     fn _live_timer_count(&self) -> usize {
         let len = self.timers.lock().len();
@@ -665,10 +676,15 @@ impl LoopCore {
                 }
             }
         }
+        if let Some(hook) = self.idle_hook.try_lock() {
+            visit.call(hook.as_ref())?;
+        }
         Ok(())
     }
 
     fn __clear__(&self) {
+        let hook = self.idle_hook.lock().take();
+        drop(hook);
         let ready = self.ready.drain();
         let timers = self.timers.lock().drain();
         let io = self.registrar.lock().as_mut().map(Registrar::drain);

@@ -61,9 +61,21 @@ impl LoopCore {
         let mut timers = this.timers.lock();
         let dropped = Self::prune_timers(&this.timer_cancelled, &mut timers);
         let next = timers.next_deadline();
+        let live_timers = timers
+            .len()
+            .saturating_sub(this.timer_cancelled.load(Ordering::Relaxed));
         drop(timers);
         release_all(dropped);
         let work_ready = !this.ready.is_empty();
+        if !work_ready && live_timers == 0 && !this.stopping.load(Ordering::Relaxed) {
+            // About to wait with nothing that would end the wait but I/O or another thread.
+            let hook = this.idle_hook.lock().as_ref().map(|h| h.clone_ref(py));
+            if let Some(hook) = hook {
+                if hook.call0(py)?.is_truthy(py)? {
+                    return Ok(()); // it may have scheduled work or stopped the loop: look again
+                }
+            }
+        }
         let timeout = if work_ready || this.stopping.load(Ordering::Relaxed) {
             Some(Duration::ZERO)
         } else {
