@@ -260,7 +260,7 @@ def patch_thread(
     ``logging``: the locks of ``logging`` (if imported) become green; ``existing_locks``: locks
     taken before patching can be released after.
 
-    Patch on the main thread, while it is the only one. Python 3.11 and 3.12."""
+    Patch on the main thread, while it is the only one."""
     from ._patch_thread import patch
 
     patch(
