@@ -79,13 +79,10 @@ def patch(
 
 
 def _import_internals() -> None:
-    """Imports the plait.green modules that keep native primitives (thread pools, the
-    resolver) before patching, so that what they take at import is the stdlib's."""
-    for name in ("threadpool", "_resolver", "socket"):
-        try:
-            __import__(f"plait.green.{name}")
-        except ImportError:
-            pass
+    """Imports plait.green's modules before ``_thread`` and ``threading`` change, so that what
+    they take from those at import (native thread idents, locks, the thread pool's thread
+    class) is the stdlib's."""
+    monkey._import_plait_modules()
 
 
 def _register_main_greenlet(threading_mod: Any, warnings_: Any) -> None:

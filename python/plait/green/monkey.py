@@ -215,6 +215,42 @@ def _plait_module(name: str) -> Any:
         raise
 
 
+#: plait.green's modules, imported before anything is patched (see _import_plait_modules).
+_PLAIT_MODULES = (
+    "_linkable",
+    "event",
+    "lock",
+    "local",
+    "queue",
+    "pool",
+    "threadpool",
+    "_io",
+    "_resolver",
+    "socket",
+    "ssl",
+    "select",
+    "selectors",
+    "os",
+    "signal",
+    "subprocess",
+    "time",
+    "thread",
+    "threading",
+)
+
+
+def _import_plait_modules() -> None:
+    """Imports plait.green's modules (those present) before patching: a module imported later
+    would take the patched objects where it means the stdlib's (a native thread ident, a real
+    lock, an unpatched socket class) at import."""
+    for name in _PLAIT_MODULES:
+        try:
+            importlib.import_module(f"plait.green.{name}")
+        except ImportError as exc:
+            if exc.name != f"plait.green.{name}":
+                raise
+
+
 def _items_of(source: Any, target_name: str) -> list[str]:
     items = getattr(source, "__implements__", None)
     if items is None:
@@ -397,6 +433,7 @@ def patch_all(
         warnings_.append(
             ("Patching signal but not os: os.waitpid stays blocking in greenlets", MonkeyPatchWarning)
         )
+    _import_plait_modules()
     # The order matters (gevent's): os and thread first; time after thread.
     if to_patch.get("os"):
         patch_os()
