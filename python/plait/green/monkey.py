@@ -465,10 +465,11 @@ def patch_all(
 
 def _is_exempt(module_name: str) -> bool:
     """Modules whose by-value references do not matter: the patched ones themselves, the C
-    modules under them, and plait's own."""
+    modules under them, plait's own, and ``ssl`` (plait imports it, through asyncio, before any
+    patching; :func:`patch_ssl` replaces what of it holds ``socket``'s originals)."""
     return (
         module_name in saved
-        or module_name in ("_socket", "_ssl")
+        or module_name in ("_socket", "_ssl", "ssl")
         or module_name == "plait"
         or module_name.startswith("plait.")
     )
