@@ -145,7 +145,8 @@ def test_ctrl_c_noticed_in_a_greenlet_reaches_the_main_greenlet():
         interrupter = green.spawn(_thread.interrupt_main)  # "Ctrl-C", noticed in that greenlet
         with pytest.raises(KeyboardInterrupt):
             green.sleep(1)  # the main greenlet gets it, where it waits
-        assert interrupter.successful()  # the greenlet that noticed it goes on
+        interrupter.join(timeout=5)
+        assert interrupter.successful()  # the greenlet that noticed it went on
     finally:
         std_signal.signal(std_signal.SIGINT, previous)
 

@@ -53,7 +53,8 @@ CLOSES_OVER_MODULE = (
 class Suite:
     module: str
     classes: list[str]
-    #: ``"Class.test": reason`` for each test left out.
+    #: ``"Class.test": reason`` for each test left out (an fnmatch pattern: ``"*.test_x"``); a
+    #: test that this Python's suite lacks is ignored.
     skip: dict[str, str] = dataclasses.field(default_factory=dict)
     #: ``"Class": reason`` for each class of the suite that is not run (documentation).
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -96,6 +97,10 @@ SUITES = {
             )
         },
         skip={
+            "*.test_shutdown_*all_methods_in_many_threads": (
+                "(3.13) reader threads busy-wait on get(block=False): green threads are not "
+                "preempted, so a loop that never blocks starves the writers (gevent's alike)"
+            ),
             "CSimpleQueueTest.test_negative_timeout_raises_exception": (
                 "plait.green.queue.SimpleQueue.get returns an item already there without checking "
                 "the timeout, as gevent's does; CPython's C SimpleQueue rejects timeout=-1 first"

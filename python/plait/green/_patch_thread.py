@@ -1,10 +1,11 @@
 """``monkey.patch_thread``: makes ``_thread`` and ``threading`` green (gevent's
-``gevent.monkey._patch_thread_lt313``), for Python 3.11 and 3.12.
+``gevent.monkey._patch_thread_lt313``/``_gte313``).
 
 Besides copying :mod:`plait.green.thread`'s and :mod:`plait.green.threading`'s names in, it
 fixes the state ``threading`` built before: the main thread is registered under the main
-greenlet's ident; its thread-state lock is swapped for a green one while the program runs (so a
-greenlet can ``join()`` it), and the native one put back for the interpreter's exit; locks held
+greenlet's ident; its thread-state lock (3.13+: its thread handle) is swapped for a green one
+while the program runs (so a greenlet can ``join()`` it), and the native one put back for the
+interpreter's exit, which first joins the green non-daemon threads; locks held
 now (an import lock, an ``RLock``) get the green ident of their owner; threads already running
 (native) get a ``join()`` that polls; ``logging``'s locks become green. A fork hook keeps
 ``threading.main_thread()`` sane in a child forked from a greenlet.
@@ -33,12 +34,6 @@ def patch(
     warnings_: list[tuple[str, type[Warning]]] | None = None,
 ) -> None:
     """See :func:`plait.green.monkey.patch_thread`."""
-    if sys.version_info >= (3, 13):
-        raise NotImplementedError(
-            "plait.green.monkey.patch_thread supports Python 3.11 and 3.12: 3.13 rebuilt "
-            "threading on _thread._ThreadHandle (start_joinable_thread), which plait.green does "
-            "not provide yet; patch_all(thread=False) patches the rest"
-        )
     import threading as threading_mod
 
     _import_internals()
@@ -68,7 +63,10 @@ def patch(
         _patch_active_threads(threading_mod, main_thread)
         already = "_shutdown" in monkey.saved.get("threading", {})
         if orig_current_thread is main_thread and not already:
-            _patch_shutdown_on_main(threading_mod, main_thread, orig_shutdown)
+            if sys.version_info >= (3, 13):
+                _patch_shutdown_on_main_313(threading_mod, main_thread, orig_shutdown)
+            else:
+                _patch_shutdown_on_main(threading_mod, main_thread, orig_shutdown)
             threading_mod._dangling.discard(main_thread)  # type: ignore[attr-defined]
         elif not already:
             monkey._warn(
@@ -81,13 +79,10 @@ def patch(
 
 
 def _import_internals() -> None:
-    """Imports the plait.green modules that keep native primitives (thread pools, the
-    resolver) before patching, so that what they take at import is the stdlib's."""
-    for name in ("threadpool", "_resolver", "socket"):
-        try:
-            __import__(f"plait.green.{name}")
-        except ImportError:
-            pass
+    """Imports plait.green's modules before ``_thread`` and ``threading`` change, so that what
+    they take from those at import (native thread idents, locks, the thread pool's thread
+    class) is the stdlib's."""
+    monkey._import_plait_modules()
 
 
 def _register_main_greenlet(threading_mod: Any, warnings_: Any) -> None:
@@ -120,10 +115,17 @@ def _after_fork_in_child() -> None:
     real ``_MainThread`` replaces it."""
     import threading as threading_mod
 
+    from .thread import get_ident
+
     current = threading_mod._main_thread  # type: ignore[attr-defined]
     if isinstance(current, threading_mod._DummyThread):  # type: ignore[attr-defined]
         main = threading_mod._MainThread()  # type: ignore[attr-defined]
         threading_mod._main_thread = main  # type: ignore[attr-defined]
+        ident = get_ident()
+        if main._ident != ident:  # 3.13: _MainThread() takes the OS thread's ident
+            threading_mod._active.pop(main._ident, None)
+            main._ident = ident
+            threading_mod._active[ident] = main
 
 
 def _patch_existing_locks(threading_mod: Any) -> None:
@@ -165,8 +167,19 @@ def _patch_logging(threading_mod: Any) -> None:
 def _patch_active_threads(threading_mod: Any, main_thread: Any) -> None:
     """Native threads already running: their ``join()`` polls (their native state lock would
     block the whole hub)."""
+    from .threading import _HANDLE_ATTR
+
     for thread in list(threading_mod._active.values()):
-        if thread is not main_thread and not isinstance(thread, threading_mod._DummyThread):
+        if thread is main_thread:
+            if _HANDLE_ATTR is not None and threading_mod.current_thread() is main_thread:
+                # 3.13+: the main thread's handle is the main greenlet's, so that a greenlet can
+                # join it; the native one is ended by the interpreter.
+                from .thread import _make_thread_handle
+
+                handle = _make_thread_handle()
+                setattr(thread, _HANDLE_ATTR, handle)
+                thread._ident = handle.ident
+        elif not isinstance(thread, threading_mod._DummyThread):
             thread.join = _polling_join(thread, threading_mod)
 
 
@@ -224,6 +237,63 @@ def _patch_shutdown_on_main(threading_mod: Any, main_thread: Any, orig_shutdown:
 
     _shutdown.__wrapped__ = orig_shutdown  # type: ignore[attr-defined]
     main_thread._greenlet = main_greenlet
+    monkey.patch_item(threading_mod, "_shutdown", _shutdown)
+
+
+def _patch_shutdown_on_main_313(threading_mod: Any, main_thread: Any, orig_shutdown: Any) -> None:
+    """3.13+: at exit, ``threading._shutdown`` marks the main greenlet's handle done, lets the
+    greenlets joining the main thread run, runs the threading atexit callbacks and joins the green
+    non-daemon threads (the stdlib's ``_thread._shutdown`` only knows OS threads), then runs the
+    stdlib's shutdown."""
+    from ._hub import sleep
+    from .threading import _HANDLE_ATTR
+
+    class _Running:
+        """The main thread's handle while the stdlib's shutdown runs: not done yet."""
+
+        def is_done(self) -> bool:
+            return False
+
+        def _set_done(self) -> None:
+            pass
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    def _shutdown() -> None:
+        handle = getattr(main_thread, _HANDLE_ATTR)
+        if isinstance(handle, _Running):
+            return
+        handle._set_done()
+        try:
+            sleep()
+        except BaseException:  # the main greenlet was killed or thrown into: nowhere to go
+            import traceback
+
+            traceback.print_exc()
+        setattr(main_thread, _HANDLE_ATTR, _Running())
+        threading_mod._SHUTTING_DOWN = True
+        for atexit_call in reversed(threading_mod._threading_atexits):
+            atexit_call()
+        del threading_mod._threading_atexits[:]
+        try:
+            while True:
+                pending = [
+                    t
+                    for t in threading_mod.enumerate()
+                    if not t.daemon and t is not main_thread and t.is_alive()
+                ]
+                if not pending:
+                    break
+                for thread in pending:
+                    getattr(thread, _HANDLE_ATTR).join()
+            orig_shutdown()
+        except BlockedForever:
+            pass
+        finally:
+            monkey.patch_item(threading_mod, "_shutdown", orig_shutdown)
+
+    main_thread._greenlet = getcurrent()
     monkey.patch_item(threading_mod, "_shutdown", _shutdown)
 
 

@@ -205,6 +205,42 @@ def _plait_module(name: str) -> Any:
         raise
 
 
+#: plait.green's modules, imported before anything is patched (see _import_plait_modules).
+_PLAIT_MODULES = (
+    "_linkable",
+    "event",
+    "lock",
+    "local",
+    "queue",
+    "pool",
+    "threadpool",
+    "_io",
+    "_resolver",
+    "socket",
+    "ssl",
+    "select",
+    "selectors",
+    "os",
+    "signal",
+    "subprocess",
+    "time",
+    "thread",
+    "threading",
+)
+
+
+def _import_plait_modules() -> None:
+    """Imports plait.green's modules (those present) before patching: a module imported later
+    would take the patched objects where it means the stdlib's (a native thread ident, a real
+    lock, an unpatched socket class) at import."""
+    for name in _PLAIT_MODULES:
+        try:
+            importlib.import_module(f"plait.green.{name}")
+        except ImportError as exc:
+            if exc.name != f"plait.green.{name}":
+                raise
+
+
 def _items_of(source: Any, target_name: str) -> list[str]:
     items = getattr(source, "__implements__", None)
     if items is None:
@@ -250,7 +286,7 @@ def patch_thread(
     ``logging``: the locks of ``logging`` (if imported) become green; ``existing_locks``: locks
     taken before patching can be released after.
 
-    Patch on the main thread, while it is the only one. Python 3.11 and 3.12."""
+    Patch on the main thread, while it is the only one."""
     from ._patch_thread import patch
 
     patch(
@@ -387,6 +423,7 @@ def patch_all(
         warnings_.append(
             ("Patching signal but not os: os.waitpid stays blocking in greenlets", MonkeyPatchWarning)
         )
+    _import_plait_modules()
     # The order matters (gevent's): os and thread first; time after thread.
     if to_patch.get("os"):
         patch_os()
@@ -418,10 +455,11 @@ def patch_all(
 
 def _is_exempt(module_name: str) -> bool:
     """Modules whose by-value references do not matter: the patched ones themselves, the C
-    modules under them, and plait's own."""
+    modules under them, plait's own, and ``ssl`` (plait imports it, through asyncio, before any
+    patching; :func:`patch_ssl` replaces what of it holds ``socket``'s originals)."""
     return (
         module_name in saved
-        or module_name in ("_socket", "_ssl")
+        or module_name in ("_socket", "_ssl", "ssl")
         or module_name == "plait"
         or module_name.startswith("plait.")
     )

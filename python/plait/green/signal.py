@@ -93,7 +93,15 @@ class _MainInterrupt(_Cooperative):
         current = getcurrent()
         if hub is None or current.parent is None:
             return self.handler(signum, frame)  # the main greenlet (or no hub): in place
-        _raise_in_main(hub, KeyboardInterrupt())
+        if current is hub:
+            _raise_in_main(hub, KeyboardInterrupt())
+            return None
+        # Another greenlet noticed it: the main greenlet gets it now, where it waits (as the
+        # main thread would); this greenlet resumes from the hub right after.
+        main = hub.parent
+        if not main.dead:
+            hub.loop.call_soon(current.switch)
+            main.throw(KeyboardInterrupt())
         return None
 
 

@@ -10,6 +10,8 @@ This module is a helper for monkey patching; to run things concurrently, use
 from __future__ import annotations
 
 import _thread as _stdthread
+import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -133,6 +135,95 @@ class LockType(BoundedSemaphore):
 
 
 allocate_lock = LockType
+
+
+class _ThreadHandle:
+    """Python 3.13's ``_thread._ThreadHandle`` for a green thread: ``ident``, ``is_done()``
+    (its greenlet ended), ``join(timeout)`` (waits in the current greenlet only)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        # The stdlib's constructor accepts and ignores any arguments.
+        self._greenlet: weakref.ref[greenlet] | None = None
+        self._ident: int | None = None
+        self._started = False
+        self._done = False
+
+    def _set_greenlet(self, g: greenlet) -> None:
+        self._greenlet = weakref.ref(g)
+        self._ident = id(g)
+        self._started = True
+
+    def _get_greenlet(self) -> greenlet | None:
+        return self._greenlet() if self._greenlet is not None else None
+
+    @property
+    def ident(self) -> int | None:
+        """The thread's (its greenlet's) ident."""
+        return self._ident
+
+    def is_done(self) -> bool:
+        """Whether the thread ended (or was marked done)."""
+        if self._done:
+            return True
+        g = self._get_greenlet()
+        return g is None or bool(g.dead)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits until the thread ends, or ``timeout`` seconds (None or -1: no limit)."""
+        if timeout is not None and timeout < 0:
+            timeout = None
+        if not self._started:
+            raise RuntimeError("thread not started")
+        g = self._get_greenlet()
+        if g is None or self.is_done():
+            return
+        if g is getcurrent():
+            raise RuntimeError("Cannot join current thread")
+        join = getattr(g, "join", None)
+        if join is not None and not self._done:
+            join(timeout)
+            return
+        # A raw greenlet (the main one) or one marked done by hand: poll.
+        from time import monotonic
+
+        deadline = None if timeout is None else monotonic() + timeout
+        while not self.is_done():
+            if deadline is not None and monotonic() >= deadline:
+                return
+            sleep(0.001)
+
+    def _set_done(self) -> None:
+        self._done = True
+
+    def __repr__(self) -> str:
+        return f"<plait.green.thread._ThreadHandle ident={self._ident} done={self.is_done()}>"
+
+
+def start_joinable_thread(
+    function: Callable[..., Any], handle: _ThreadHandle | None = None, daemon: bool = True
+) -> _ThreadHandle:
+    """Python 3.13's ``_thread.start_joinable_thread``: starts ``function()`` in a new greenlet
+    and returns its :class:`_ThreadHandle` (``handle``, if given)."""
+    if handle is None:
+        handle = _ThreadHandle()
+    elif not isinstance(handle, _ThreadHandle):
+        raise TypeError(f"handle must be a plait.green.thread._ThreadHandle, not {type(handle).__name__}")
+    elif handle._started:
+        raise RuntimeError("thread already started")
+    handle._set_greenlet(Greenlet.spawn(_run_thread, function, (), {}))
+    return handle
+
+
+def _make_thread_handle(*_args: Any) -> _ThreadHandle:
+    """Python 3.13's ``_thread._make_thread_handle``: a handle for the current greenlet."""
+    handle = _ThreadHandle()
+    handle._set_greenlet(getcurrent())
+    return handle
+
+
+if sys.version_info >= (3, 13):
+    __implements__ += ["_ThreadHandle", "_make_thread_handle", "lock", "start_joinable_thread"]
+    lock = LockType
 
 
 def exit() -> None:  # the stdlib's name

@@ -1,5 +1,6 @@
 """Type stubs for plait.green.thread."""
 
+import sys
 from _thread import TIMEOUT_MAX as TIMEOUT_MAX
 from _thread import RLock as RLock
 from _thread import error as error
@@ -36,6 +37,22 @@ class LockType(BoundedSemaphore):
 
 allocate_lock = LockType
 allocate = LockType
+
+class _ThreadHandle:
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None: ...
+    @property
+    def ident(self) -> int | None: ...
+    def is_done(self) -> bool: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def _set_done(self) -> None: ...
+
+def _make_thread_handle(*_args: Any) -> _ThreadHandle: ...
+
+if sys.version_info >= (3, 13):
+    def start_joinable_thread(
+        function: Callable[..., Any], handle: _ThreadHandle | None = None, daemon: bool = True
+    ) -> _ThreadHandle: ...
+    lock = LockType
 
 def exit() -> None: ...
 

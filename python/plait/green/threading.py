@@ -6,11 +6,13 @@
 through ``threading``, dropped when the greenlet ends), and ``main_thread()`` is the main
 greenlet's.
 
-How a green thread's end is seen: the stdlib waits (``join()``, ``is_alive()``, interpreter
-exit) on a "thread state lock" that the interpreter releases when an OS thread ends; here
-``_set_sentinel`` makes that lock a green one that is released when the thread's greenlet ends.
-So ``Thread`` subclasses defined before patching (``threading.Timer``, a library's own) work
-unchanged; ``Thread`` and ``Timer`` are replaced anyway, as gevent does.
+How a green thread's end is seen: up to 3.12 the stdlib waits (``join()``, ``is_alive()``,
+interpreter exit) on a "thread state lock" that the interpreter releases when an OS thread ends;
+here ``_set_sentinel`` makes that lock a green one that is released when the thread's greenlet
+ends. From 3.13 it waits on a ``_thread._ThreadHandle``: here
+:class:`plait.green.thread._ThreadHandle`, done when the greenlet ends. Either way ``Thread``
+subclasses defined before patching (``threading.Timer``, a library's own) work unchanged;
+``Thread`` and ``Timer`` are replaced anyway, as gevent does.
 
 This module is a helper for monkey patching; to run things concurrently, use
 :func:`plait.green.spawn` and :class:`plait.green.Greenlet`.
@@ -34,12 +36,6 @@ from .thread import start_new_thread as _start_new_thread
 _allocate_lock = _allocate_lock
 _start_new_thread = _start_new_thread
 
-if sys.version_info >= (3, 13):  # pragma: no cover - see monkey.patch_thread
-    raise NotImplementedError(
-        "plait.green.threading supports Python 3.11 and 3.12: 3.13 rebuilt threading on "
-        "_thread._ThreadHandle (start_joinable_thread), which plait.green does not provide yet"
-    )
-
 __implements__ = [
     "Lock",
     "Thread",
@@ -47,11 +43,19 @@ __implements__ = [
     "_CRLock",
     "_DummyThread",
     "_allocate_lock",
-    "_set_sentinel",
-    "_start_new_thread",
     "get_ident",
     "local",
 ]
+if sys.version_info >= (3, 13):
+    from .thread import _make_thread_handle as _make_thread_handle
+    from .thread import _ThreadHandle as _ThreadHandle
+    from .thread import start_joinable_thread as _start_joinable_thread
+
+    _start_joinable_thread = _start_joinable_thread  # patched in (see __implements__)
+
+    __implements__ += ["_ThreadHandle", "_make_thread_handle", "_start_joinable_thread"]
+else:
+    __implements__ += ["_set_sentinel", "_start_new_thread"]
 
 Lock = _allocate_lock
 #: None makes ``threading.RLock()`` the pure-Python RLock, built on the green ``_allocate_lock``
@@ -63,6 +67,10 @@ RLock = _GreenRLock
 _StdThread = _threading.Thread
 _StdDummyThread = _threading._DummyThread  # type: ignore[attr-defined]
 _StdMainThread = _threading._MainThread  # type: ignore[attr-defined]
+#: Where a Thread keeps its ``_thread._ThreadHandle`` (3.13: ``_handle``; 3.14: renamed).
+_HANDLE_ATTR = next(
+    (n for n in ("_os_thread_handle", "_handle") if hasattr(_threading.main_thread(), n)), None
+)
 
 
 class _ReleaseOnEnd:
@@ -80,8 +88,9 @@ class _ReleaseOnEnd:
 
 
 def _set_sentinel() -> Any:
-    """The thread-state lock of a thread starting in the current greenlet: a green lock that is
-    released when the greenlet ends (the interpreter releases an OS thread's when it ends)."""
+    """Python < 3.13: the thread-state lock of a thread starting in the current greenlet: a green
+    lock that is released when the greenlet ends (the interpreter releases an OS thread's when
+    it ends)."""
     lock = _allocate_lock()
     caller = sys._getframe(1).f_locals.get("self")
     rawlink = getattr(getcurrent(), "rawlink", None)
@@ -112,7 +121,20 @@ class _DummyThread(_StdDummyThread):
     stay forever: fine for the few OS threads a C library starts, not for a greenlet each)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        if _HANDLE_ATTR is None:
+            super().__init__()
+        else:
+            # 3.13+: the stdlib's __init__ also ties the dummy to a thread-local (dropped when the
+            # OS thread ends, which greenlets do not): the link below does that per greenlet.
+            t = _threading
+            _StdThread.__init__(self, name=t._newname("Dummy-%d"), daemon=t._daemon_threads_allowed())  # type: ignore[attr-defined]
+            self._started.set()  # type: ignore[attr-defined]
+            self._set_ident()  # type: ignore[attr-defined]
+            setattr(self, _HANDLE_ATTR, t._make_thread_handle(self._ident))  # type: ignore[attr-defined]
+            if t._HAVE_THREAD_NATIVE_ID:  # type: ignore[attr-defined]
+                self._set_native_id()  # type: ignore[attr-defined]
+            with t._active_limbo_lock:  # type: ignore[attr-defined]
+                t._active[self._ident] = self  # type: ignore[attr-defined]
         g = getcurrent()
         drop = _drop_dummy(self._ident)  # type: ignore[attr-defined]
         rawlink = getattr(g, "rawlink", None)

@@ -1,5 +1,6 @@
 """Type stubs for plait.green.threading."""
 
+import sys
 import threading as _threading
 from typing import Any
 
@@ -19,6 +20,13 @@ def _start_new_thread(
     function: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
 ) -> int: ...
 def _set_sentinel() -> LockType: ...
+
+if sys.version_info >= (3, 13):
+    from .thread import _make_thread_handle as _make_thread_handle
+    from .thread import _ThreadHandle as _ThreadHandle
+    def _start_joinable_thread(
+        function: Any, handle: _ThreadHandle | None = None, daemon: bool = True
+    ) -> _ThreadHandle: ...
 
 class Thread(_threading.Thread): ...
 class Timer(Thread, _threading.Timer): ...
