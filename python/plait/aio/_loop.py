@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import selectors
 import signal
@@ -135,7 +136,8 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
         """In the main thread, point the signal wakeup fd at the loop's self-pipe while it runs
         (unless something else set one), so a signal delivered to any thread wakes the poll and
         its Python handler (Ctrl-C) runs at once. Returns whether it was set here."""
-        if threading.current_thread() is not threading.main_thread() or self._csock is None:
+        # The OS thread, not threading's view of it (patched by plait.green, a greenlet's).
+        if _get_ident() != _MAIN_THREAD_IDENT or self._csock is None:
             return False
         try:
             old = signal.set_wakeup_fd(self._csock.fileno(), warn_on_full_buffer=False)
@@ -180,6 +182,8 @@ class EventLoop(_plait.LoopCore, unix_events.SelectorEventLoop):  # type: ignore
 
 
 _NATIVE_RUN_ONCE = _plait.LoopCore._run_once
+_get_ident = _thread.get_ident
+_MAIN_THREAD_IDENT = threading.main_thread().ident
 
 
 def new_event_loop() -> EventLoop:

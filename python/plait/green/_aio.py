@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from greenlet import getcurrent
 
-from ._greenlet import Greenlet, spawn
+from ._greenlet import spawn, wait_greenlet
 from ._hub import get_hub, switch_out
 
 __all__ = ["await_", "run", "wait_greenlet"]
@@ -37,25 +37,6 @@ def await_(awaitable: Awaitable[_T]) -> _T:
             future.cancel()
             raise
     return future.result()
-
-
-async def wait_greenlet(g: Greenlet) -> Any:
-    """In a coroutine on the hub's loop: waits for greenlet ``g`` without blocking the loop, and
-    returns its value or raises its exception (``await g`` does the same)."""
-    if not g.ready():
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-
-        def done(_g: Any) -> None:
-            if not future.done():
-                future.set_result(None)
-
-        g.rawlink(done)
-        try:
-            await future
-        finally:
-            g.unlink(done)
-    return g.get(block=False)
 
 
 def run(main: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

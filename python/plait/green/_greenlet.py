@@ -7,6 +7,7 @@ the hub, once, with the object, when it becomes ready (at once if it already is)
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ __all__ = [
     "spawn_later",
     "spawn_raw",
     "wait",
+    "wait_greenlet",
     "wait_on",
 ]
 
@@ -361,8 +363,6 @@ class Greenlet(greenlet):
     # gevent's aliases and conveniences
     def __await__(self) -> Any:
         """``await greenlet`` in a coroutine on the hub's loop waits for its result."""
-        from ._aio import wait_greenlet
-
         return wait_greenlet(self).__await__()
 
 
@@ -557,3 +557,22 @@ def killall(
             g.kill(exception, block=False)
     if block:
         wait([g for g in greenlets if g is not current], timeout=timeout)
+
+
+async def wait_greenlet(g: Greenlet) -> Any:
+    """In a coroutine on the hub's loop: waits for greenlet ``g`` without blocking the loop, and
+    returns its value or raises its exception (``await g`` does the same)."""
+    if not g.ready():
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def done(_g: Any) -> None:
+            if not future.done():
+                future.set_result(None)
+
+        g.rawlink(done)
+        try:
+            await future
+        finally:
+            g.unlink(done)
+    return g.get(block=False)

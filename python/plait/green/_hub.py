@@ -15,6 +15,8 @@ block forever".
 
 from __future__ import annotations
 
+import _thread
+import importlib
 import os
 import sys
 import threading
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+# The OS thread's id, taken before any patching (patch_thread makes get_ident a greenlet's).
+_get_ident = _thread.get_ident
 
 # A greenlet's first frame maps a frame-stack chunk and its end unmaps it (~8 us of a short
 # greenlet's ~10 here): from now on this process keeps up to 128 freed chunks for reuse (see
@@ -108,7 +112,7 @@ class Hub(greenlet):
         loop._hub = self  # type: ignore[attr-defined]
         if self._runner is None:
             loop._set_idle_hook(self._check_blocked)  # type: ignore[attr-defined]
-        self.thread_ident = threading.get_ident()
+        self.thread_ident = _get_ident()
         #: Greenlets waiting without a timer, and on what: read only to report BlockedForever.
         self.waiting: dict[greenlet, tuple[str, Any]] = {}
         self._keepalive = 0  # threads working for the hub (their results wake it)
@@ -132,8 +136,11 @@ class Hub(greenlet):
         while True:
             try:
                 loop.run_forever()
-            except (KeyboardInterrupt, SystemExit) as exc:
-                # Raised while the hub ran (a signal handler during the poll): the program's.
+            except GreenletExit:
+                raise  # the hub itself is being ended (collected)
+            except BaseException as exc:
+                # Raised while the hub ran (Ctrl-C, or another signal handler's error during the
+                # poll): the program's, as gevent does. The hub goes on if switched back to.
                 self.parent.throw(exc)
                 continue
             if self._destroying:
@@ -164,16 +171,14 @@ class Hub(greenlet):
     @property
     def resolver(self) -> Any:
         """This hub's DNS resolver (gevent's ``hub.resolver``: lookups in threads), made on first use."""
-        from ._resolver import get_resolver
-
-        return get_resolver(self)
+        # Looked up by name: the resolver sits above the hub (it uses it), not below.
+        return importlib.import_module("plait.green._resolver").get_resolver(self)
 
     @property
     def threadpool(self) -> Any:
         """This hub's thread pool (gevent's ``hub.threadpool``), made on first use."""
-        from .threadpool import get_threadpool
-
-        return get_threadpool(self)
+        # Looked up by name: the thread pool sits above the hub (it uses it), not below.
+        return importlib.import_module("plait.green.threadpool").get_threadpool(self)
 
     def destroy(self, destroy_loop: bool = True) -> None:
         """Stops the hub (greenlets still waiting never resume) and, with ``destroy_loop``,

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import _socket
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from greenlet import getcurrent
 
 from ._hub import BlockingSwitchOutError, Hub, get_hub
+from ._native import NativeWorkers
 
 __all__ = ["Resolver", "get_resolver"]
 
@@ -36,19 +36,20 @@ class _Call:
         self.greenlet: Any = getcurrent()
         self.outcome: Any = None
 
-    def done(self, future: Future[Any]) -> None:
+    def done(self, result: Any, error: BaseException | None) -> None:
         """In the worker thread: hands the outcome to the hub."""
+        self.outcome = (result, error)
         try:
-            self.hub.loop.call_soon_threadsafe(self.deliver, future)
+            self.hub.loop.call_soon_threadsafe(self.deliver)
         except RuntimeError:  # the hub's loop is closed: nobody waits any more
             pass
 
-    def deliver(self, future: Future[Any]) -> None:
+    def deliver(self) -> None:
         """In the hub: the thread finished working for it; wakes the greenlet if it still waits."""
         self.hub._keepalive -= 1
         g, self.greenlet = self.greenlet, None
         if g is not None and not g.dead:
-            g.switch(future)
+            g.switch(self)
 
 
 class Resolver:
@@ -59,7 +60,7 @@ class Resolver:
     def __init__(self, hub: Hub | None = None, maxsize: int = 10) -> None:
         self.hub = hub if hub is not None else get_hub()
         self.maxsize = maxsize
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: NativeWorkers | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__} at {id(self):#x} maxsize={self.maxsize}>"
@@ -68,7 +69,7 @@ class Resolver:
         """Stops the threads (waits for lookups in progress to end)."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
 
     def _apply(self, function: Callable[..., Any], *args: Any) -> Any:
         hub = self.hub
@@ -79,22 +80,25 @@ class Resolver:
             )
         pool = self._pool
         if pool is None:
-            pool = self._pool = ThreadPoolExecutor(self.maxsize, thread_name_prefix="plait-green-resolver")
+            # Real OS threads even under patch_thread (see _native).
+            pool = self._pool = NativeWorkers(self.maxsize)
         call = _Call(hub)
         hub._keepalive += 1
         try:
-            future = pool.submit(function, *args)
+            pool.submit(function, args, call.done)
         except BaseException:
             hub._keepalive -= 1
             raise
-        future.add_done_callback(call.done)
         try:
-            result = hub.switch()
+            woken = hub.switch()
         finally:
             call.greenlet = None  # killed or timed out: the thread's result must not wake it later
-        if result is not future:
-            raise AssertionError(f"plait.green: a name lookup was woken by {result!r}")
-        return future.result()
+        if woken is not call:
+            raise AssertionError(f"plait.green: a name lookup was woken by {woken!r}")
+        result, error = call.outcome
+        if error is not None:
+            raise error
+        return result
 
     def gethostbyname(self, hostname: str) -> str:
         """``socket.gethostbyname``, in a thread."""
