@@ -408,3 +408,25 @@ def test_plait_without_green_never_imports_greenlet():
     code = "import sys, plait, plait.threads, plait.processes, plait.aio; print('greenlet' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_yielding_greenlets_resume_in_order_and_a_killed_one_ends_there():
+    steps = []
+
+    def yielder(name, times):
+        try:
+            for i in range(times):
+                green.sleep(0)
+                steps.append((name, i))
+        except green.GreenletExit:
+            steps.append((name, "killed"))
+            raise
+
+    a, b = green.spawn(yielder, "a", 3), green.spawn(yielder, "b", 100)
+    green.sleep(0)
+    green.sleep(0)
+    b.kill(timeout=5)  # b yields again and again: the kill reaches it at a sleep(0)
+    a.join(timeout=5)
+    assert a.successful() and b.dead and b.successful()  # a kill ends it successfully
+    assert [s for s in steps if s[0] == "a"] == [("a", 0), ("a", 1), ("a", 2)]
+    assert ("b", "killed") in steps and len([s for s in steps if s[0] == "b"]) < 100

@@ -121,6 +121,21 @@ class Hub(greenlet):
         #: Called (no arguments) by destroy(), after the loop stopped: resources made per hub
         #: (thread pools, resolvers) register their shutdown here.
         self.on_destroy: list[Callable[[], object]] = []
+        # sleep(0)'s greenlets, as one-item lists (emptied when a waiter left another way),
+        # resumed by one loop callback per iteration instead of a Handle each.
+        self._yielders: list[list[Any]] = []
+
+    def _resume_yielders(self) -> None:
+        batch, self._yielders = self._yielders, []
+        for entry in batch:
+            if entry:
+                g = entry.pop()
+                if g.dead:
+                    continue
+                try:
+                    g.switch()
+                except BaseException as exc:  # a raw greenlet's error: the others still resume
+                    self.handle_error(g, exc)
 
     def __repr__(self) -> str:
         return f"<plait.green.Hub at {id(self):#x} thread={self.thread_ident} loop={self.loop!r}>"
@@ -334,11 +349,19 @@ def sleep(seconds: float = 0, ref: bool = True) -> None:
         raise BlockingSwitchOutError(
             "plait.green: cannot sleep in the hub itself (an event-loop callback or a coroutine)"
         )
-    loop = hub.loop
     if seconds <= 0:
-        handle = loop.call_soon(current.switch)
-    else:
-        handle = loop.call_later(seconds, current.switch)
+        entry = [current]
+        yielders = hub._yielders
+        if not yielders:  # the first this iteration: one callback resumes them all, in order
+            hub.loop.call_soon(hub._resume_yielders)
+        yielders.append(entry)
+        try:
+            hub.switch()
+        except BaseException:
+            entry.clear()  # woken otherwise (killed, a Timeout): the resume must not happen later
+            raise
+        return
+    handle = hub.loop.call_later(seconds, current.switch)
     try:
         hub.switch()
     except BaseException:
