@@ -620,14 +620,7 @@ def _tcp_listener(
     """A cooperative TCP socket bound to ``address`` and listening."""
     sock = _GreenSocket(family=family if family is not None else _socket.AF_INET)
     try:
-        if reuse_addr is not None:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, reuse_addr)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            if exc.strerror is not None:
-                exc.strerror += f": {address!r}"
-            raise
+        _bind(sock, address, reuse_addr)
         sock.listen(backlog)
     except BaseException:
         sock.close()
@@ -642,15 +635,21 @@ def _udp_socket(
     """A cooperative UDP socket bound to ``address``."""
     sock = _GreenSocket(family=family if family is not None else _socket.AF_INET, type=_socket.SOCK_DGRAM)
     try:
-        if reuse_addr is not None:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, reuse_addr)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            if exc.strerror is not None:
-                exc.strerror += f": {address!r}"
-            raise
+        _bind(sock, address, reuse_addr)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _bind(sock: _GreenSocket, address: Any, reuse_addr: int | None) -> None:
+    """Binds ``sock`` to ``address`` (with ``SO_REUSEADDR`` first when asked); a failure names
+    the address."""
+    if reuse_addr is not None:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, reuse_addr)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        if exc.strerror is not None:
+            exc.strerror += f": {address!r}"
+        raise
