@@ -24,6 +24,15 @@ from plait.green import monkey  # noqa: E402 - the first import: patch before th
 
 monkey.patch_all(**spec.get("patch", {}))
 
+# The hub (its epoll fd and waker) exists before any test opens an fd. Some tests close an fd
+# they do not own on purpose (test_subprocess's _test_bufsize_equal_one closes p.stdin's fd, then
+# lets p.stdin.close() close that number again): a hub created in between would take that number
+# and lose its epoll fd to the second close, and every later wait would fail. gevent's hub has the
+# same exposure; a program that closes fds twice is wrong with or without green threads.
+from plait.green import get_hub  # noqa: E402
+
+get_hub()
+
 import faulthandler  # noqa: E402
 import fnmatch  # noqa: E402
 import importlib  # noqa: E402
@@ -77,6 +86,16 @@ class _Result(unittest.TextTestResult):
     def stopTest(self, test):
         super().stopTest(test)
         faulthandler.cancel_dump_traceback_later()
+
+    # A failure's traceback is printed when it happens, not only at the end: a later test
+    # that kills the process (a signal left behind by an earlier failure) keeps the first cause.
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.stream.writeln(self.errors[-1][1])
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.stream.writeln(self.failures[-1][1])
 
 
 result = unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=_Result).run(suite)
