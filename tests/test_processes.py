@@ -113,8 +113,23 @@ def start_method(request):
 
 
 @pytest.fixture
-def pool(start_method):
-    with ProcessPool(max_workers=2, start_method=start_method) as p:
+def make_pool(start_method):
+    """``make_pool(**options)``: a ProcessPool of the backend under test, shut down after the
+    test (tests/test_backend_faults.py runs the scenarios that use it on cluster backends)."""
+    pools = []
+
+    def make(**options):
+        pools.append(ProcessPool(start_method=start_method, **options))
+        return pools[-1]
+
+    yield make
+    for p in pools:
+        p.shutdown()
+
+
+@pytest.fixture
+def pool(make_pool):
+    with make_pool(max_workers=2) as p:
         yield p
 
 
@@ -175,8 +190,8 @@ def test_sys_exit_in_a_task_fails_that_task_only(pool):
     assert pool.submit(square, 2).result(HANG) == 4
 
 
-def test_task_timeout_kills_and_replaces_the_worker(start_method):
-    with ProcessPool(max_workers=1, task_timeout=0.5, start_method=start_method) as pool:
+def test_task_timeout_kills_and_replaces_the_worker(make_pool):
+    with make_pool(max_workers=1, task_timeout=0.5) as pool:
         slow = pool.submit(sleep_then, HANG, "never")
         # The queued task runs on the replacement worker, which first imports this module to find
         # `square`: under load that alone can pass 0.5 s, so it gets its own generous timeout.
@@ -194,8 +209,8 @@ def test_per_task_timeout_through_options(pool):
     assert pool.options(timeout=30).submit(add, 1, b=1).result(HANG) == 2
 
 
-def test_cancel_queued_and_running(start_method):
-    with ProcessPool(max_workers=1, start_method=start_method) as pool:
+def test_cancel_queued_and_running(make_pool):
+    with make_pool(max_workers=1) as pool:
         running = pool.submit(sleep_then, HANG, "slow")
         queued = pool.submit(square, 3)
         assert queued.cancel()
@@ -324,22 +339,20 @@ def test_max_tasks_per_child_and_per_worker_are_one_option():
     assert len(set(pids)) == 2
 
 
-def test_use_after_shutdown_raises(start_method):
-    pool = ProcessPool(max_workers=1, start_method=start_method)
+def test_use_after_shutdown_raises(make_pool):
+    pool = make_pool(max_workers=1)
     pool.shutdown()
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(square, 1)
 
 
-def test_initializer_runs_in_every_worker(start_method):
-    with ProcessPool(
-        max_workers=2, initializer=remember, initargs=("ready",), start_method=start_method
-    ) as pool:
+def test_initializer_runs_in_every_worker(make_pool):
+    with make_pool(max_workers=2, initializer=remember, initargs=("ready",)) as pool:
         assert {pool.submit(recall).result(HANG) for _ in range(6)} == {"ready"}
 
 
-def test_failing_initializer_breaks_the_pool(start_method):
-    with ProcessPool(max_workers=1, initializer=broken_init, start_method=start_method) as pool:
+def test_failing_initializer_breaks_the_pool(make_pool):
+    with make_pool(max_workers=1, initializer=broken_init) as pool:
         with pytest.raises(BrokenProcessPool, match="init went wrong"):
             pool.submit(square, 1).result(HANG)
 
@@ -456,8 +469,8 @@ def test_map_timeout_and_early_close_stop_the_work(pool):
     assert list(pool.map(square, range(10))) == [i * i for i in range(10)]
 
 
-def test_shutdown_cancel_futures_cancels_queued(start_method):
-    pool = ProcessPool(max_workers=1, start_method=start_method)
+def test_shutdown_cancel_futures_cancels_queued(make_pool):
+    pool = make_pool(max_workers=1)
     first = pool.submit(sleep_then, 0.5, "first")
     queued = [pool.submit(square, i) for i in range(5)]
     while not first.running():  # it must have started, or it would be cancelled too

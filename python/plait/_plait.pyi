@@ -348,6 +348,7 @@ class ProcessPoolCore:
         fork: Callable[[int], int | None] | None = None,
         reap: Callable[[int], int] | None = None,
         hello_fds: list[int] = ...,
+        decode: bool = True,
     ) -> ProcessPoolCore: ...
     def submit(
         self,

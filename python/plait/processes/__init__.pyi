@@ -44,6 +44,7 @@ from .._plait import (
     IpcSemaphore,
     Segment,
 )
+from ..backends import Dask, Ray
 
 __all__ = [
     "Array",
@@ -97,6 +98,7 @@ _S = TypeVar("_S")
 _P = ParamSpec("_P")
 
 _StartMethod = Literal["spawn", "forkserver", "fork"]
+_Backend = Literal["local", "dask", "ray"] | Dask | Ray | None
 _Progress = bool | Literal["always"]
 
 # --- the pool ----------------------------------------------------------------------------------
@@ -125,6 +127,7 @@ class ProcessPool(Executor):
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         start_method: _StartMethod | None = None,
+        backend: _Backend = None,
     ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
     def options(self, *, timeout: float | None = None) -> _Options: ...
@@ -185,6 +188,8 @@ class Pool:
         initargs: Iterable[Any] = (),
         maxtasksperchild: int | None = None,
         context: Any = None,
+        *,
+        backend: _Backend = None,
     ) -> None: ...
     def apply(
         self, func: Callable[..., _T], args: Iterable[Any] = (), kwds: Mapping[str, Any] = ...

@@ -330,9 +330,19 @@ class ProcessPool(concurrent.futures.Executor):
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         start_method: str | None = None,
+        backend: Any = None,
     ) -> None:
+        remote = None
+        if backend is not None and backend != "local":
+            from ..backends import resolve
+
+            remote = resolve(backend)
+            if mp_context is not None or start_method not in (None, "spawn"):
+                raise ValueError(
+                    "a cluster backend starts its workers itself: give no mp_context or start_method"
+                )
         if max_workers is None:
-            max_workers = _cpu_count()
+            max_workers = None if remote is not None else _cpu_count()
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         start_method, self._mp_context = _start_method_of(mp_context, start_method)
@@ -372,7 +382,11 @@ class ProcessPool(concurrent.futures.Executor):
                     raise
                 hello["initializer"] = INHERITED_ONLY
                 hello_fds = []
-        self._max_workers = max_workers
+        if remote is not None and hello_fds:
+            raise TypeError(
+                "initargs hold process-shared objects (queues, locks, shared memory of this machine): "
+                "they cannot go to a cluster backend's workers"
+            )
         self._task_timeout = task_timeout
         self._functions: dict[Any, int] = {}
         # Eager maps still submitting chunks: shutdown() submits the rest of each at once.
@@ -396,8 +410,12 @@ class ProcessPool(concurrent.futures.Executor):
         if self._forkserver is not None:
             launch, reap = self._forkserver.launch, self._forkserver.status
         # The backend: where tasks run (see plait._backend for the interface).
-        self._core: Backend = _backend.check(
-            _plait.ProcessPoolCore(
+        if remote is not None:
+            # Tasks run on a cluster (plait.backends): max_workers is how many run there at once.
+            core = remote._connect(max_workers, _dumps(hello), _complete, max_tasks_per_worker)
+            max_workers = core.slots
+        else:
+            core = _plait.ProcessPoolCore(
                 max_workers,
                 [sys.executable, "-m", "plait.processes._worker"],
                 _dumps(hello),
@@ -407,7 +425,8 @@ class ProcessPool(concurrent.futures.Executor):
                 reap,
                 hello_fds,
             )
-        )
+        self._max_workers: int = max_workers  # type: ignore[assignment]
+        self._core: Backend = _backend.check(core)
         key = next(_pool_ids)
         self._dispatcher = threading.Thread(
             target=_run_dispatcher,

@@ -281,7 +281,9 @@ class Pool:
     :class:`~plait.WorkerCrashed`, and is replaced (``multiprocessing.Pool`` loses the task and
     its ``get()`` never returns); functions defined in ``__main__``, lambdas and closures can be
     sent; ``map`` sizes chunks from the measured task time when ``chunksize`` is None, and
-    ``imap`` and ``imap_unordered`` accept ``chunksize=None`` to do the same.
+    ``imap`` and ``imap_unordered`` accept ``chunksize=None`` to do the same. ``backend``
+    (keyword-only) runs the tasks on a cluster, as ``ProcessPool``'s does (see
+    :mod:`plait.backends`); ``processes`` is then how many run there at once.
     """
 
     def __init__(
@@ -291,18 +293,20 @@ class Pool:
         initargs: Iterable[Any] = (),
         maxtasksperchild: int | None = None,
         context: Any = None,
+        *,
+        backend: Any = None,
     ) -> None:
         self._state = INIT  # __del__ may run if this raises
         self._ctx = context or multiprocessing.get_context()
-        if processes is None:
+        remote = backend is not None and backend != "local"
+        if processes is None and not remote:
             processes = os.cpu_count() or 1
-        if processes < 1:
+        if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
         if maxtasksperchild is not None and (not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0):
             raise ValueError("maxtasksperchild must be a positive int or None")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        self._processes = processes
         # Workers take this process's multiprocessing authkey before they unpickle initargs
         # (Manager proxies need it), as multiprocessing's do.
         self._executor = ProcessPool(
@@ -310,8 +314,10 @@ class Pool:
             initializer=initializer,
             initargs=initargs,
             max_tasks_per_worker=maxtasksperchild,
-            start_method=self._ctx.get_start_method(),
+            start_method=None if remote else self._ctx.get_start_method(),
+            backend=backend,
         )
+        self._processes = self._executor._max_workers
         self._lazy_plans: weakref.WeakSet[Plan] = weakref.WeakSet()  # imap over iterators
         self._pending: set[Future] = set()  # apply_async tasks not finished
         # A pool dropped while running is terminated (after the ResourceWarning of __del__).

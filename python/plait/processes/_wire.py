@@ -22,6 +22,7 @@ import os
 import pickle
 import struct
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -295,7 +296,8 @@ def loads(data: bytes, segments: list[Segment] | None) -> Any:
     finally:
         _local.incoming = None
         for segment in segments:
-            segment.release_spare()  # kept only where an object that may travel on claimed it
+            if type(segment) is Segment:  # (a cluster backend's result buffers are plain bytes)
+                segment.release_spare()  # kept only where an object that may travel on claimed it
 
 
 # --- share() --------------------------------------------------------------------------------
@@ -304,6 +306,9 @@ _share_ids = itertools.count(1)
 # In a worker: the objects of recently used Shared handles, by key (one mapping per worker).
 _attached: OrderedDict[tuple[int, int], Any] = OrderedDict()
 _ATTACHED_MAX = 32
+# The live Shared objects by their segment's id: how a cluster backend tells a Shared object's
+# segment (published once to the cluster) from a task's own buffers (see ``shared_of``).
+_published: weakref.WeakValueDictionary[int, Shared] = weakref.WeakValueDictionary()
 
 
 class Shared:
@@ -334,6 +339,7 @@ class Shared:
         self._data = data
         self._nbytes = sum(length for _, length in self._places)
         self._key = (os.getpid(), next(_share_ids))
+        _published[id(self._segment)] = self
 
     @property
     def nbytes(self) -> int:
@@ -356,6 +362,13 @@ class Shared:
         index = len(out.segments)
         out.segments.append(self._segment)
         return _attach, (self._key, index, self._places, self._data)
+
+
+def shared_of(segment: Segment) -> Shared | None:
+    """The live :class:`Shared` object whose memory ``segment`` is, if any (for a cluster
+    backend, which publishes such segments once instead of sending them with each task)."""
+    shared = _published.get(id(segment))
+    return shared if shared is not None and shared._segment is segment else None
 
 
 def _rebuild(segment: Segment, places: list[tuple[int, int]], data: bytes | None) -> Any:

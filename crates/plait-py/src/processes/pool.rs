@@ -38,6 +38,9 @@ struct Completer {
     complete: Py<PyAny>,
     /// `pickle.loads`, for the common case (a result) handled here.
     loads: Option<Py<PyAny>>,
+    /// Whether results may be unpickled here (`loads`); without, every payload goes to
+    /// `complete` as bytes (a cluster backend forwards them unread).
+    decode: bool,
 }
 
 /// What `_complete` receives as `kind`.
@@ -67,7 +70,7 @@ impl Completer {
     fn complete_batch(&mut self, done: Vec<(Py<FutureCore>, Outcome)>) {
         Python::attach(|py| {
             let complete = self.complete.bind(py);
-            if self.loads.is_none() {
+            if self.loads.is_none() && self.decode {
                 self.loads = py
                     .import("pickle")
                     .and_then(|m| m.getattr("loads"))
@@ -176,9 +179,10 @@ pub struct ProcessPoolCore {
 #[pymethods]
 impl ProcessPoolCore {
     /// Starts `workers` processes running `command + [fd]`, each sent `hello` first, with
-    /// duplicates of `hello_fds` (duplicated here: the caller keeps its own).
+    /// duplicates of `hello_fds` (duplicated here: the caller keeps its own). With `decode`
+    /// false, `complete` gets every result as its pickled bytes (none is unpickled here).
     #[new]
-    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None, reap=None, hello_fds=Vec::new()))]
+    #[pyo3(signature = (workers, command, hello, complete, max_tasks_per_worker=None, fork=None, reap=None, hello_fds=Vec::new(), decode=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workers: usize,
@@ -189,6 +193,7 @@ impl ProcessPoolCore {
         fork: Option<Py<PyAny>>,
         reap: Option<Py<PyAny>>,
         hello_fds: Vec<std::os::fd::RawFd>,
+        decode: bool,
     ) -> PyResult<Self> {
         if workers == 0 {
             return Err(PyValueError::new_err("max_workers must be greater than 0"));
@@ -253,7 +258,11 @@ impl ProcessPoolCore {
         Ok(Self {
             pool,
             runner: Mutex::new(Some(runner)),
-            completer: Mutex::new(Some((Completer { complete, loads: None }, rx))),
+            completer: Mutex::new(Some((Completer {
+                    complete,
+                    loads: None,
+                    decode,
+                }, rx))),
         })
     }
 

@@ -1,0 +1,303 @@
+"""The process pool's fault suite on the cluster backends (plait.backends): Dask distributed on a
+LocalCluster(n_workers=2, threads_per_worker=1, processes=True), and Ray behind the `ray` marker.
+
+The scenarios are tests/test_processes.py's own (re-bound below, so they run here with this
+module's `pool` and `make_pool` fixtures): a crash, SIGKILL, `os._exit`, a segfault, timeouts,
+unpicklable arguments and results, a raising initializer, cancels, maps over lazy inputs that
+raise. Each must fail only its task; the cluster keeps working after each; no process of a pool
+outlives it. The tests after them are about the clusters themselves.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+import test_processes as local
+from test_processes import HANG, die, pid, sleep_then, square
+
+from plait import WorkerCrashed
+from plait.processes import Pool, ProcessPool, share
+
+# The scenarios of the local suite that run unchanged on every backend.
+SCENARIOS = [
+    "test_submit_result_and_kwargs",
+    "test_futures_are_concurrent_futures",
+    "test_exception_carries_the_worker_traceback",
+    "test_lambdas_and_closures_travel_by_value",
+    "test_a_crash_fails_only_its_task",
+    "test_sys_exit_in_a_task_fails_that_task_only",
+    "test_task_timeout_kills_and_replaces_the_worker",
+    "test_per_task_timeout_through_options",
+    "test_cancel_queued_and_running",
+    "test_cancel_running_stops_queued_and_running_tasks",
+    "test_unpicklable_argument_fails_that_task_with_the_picklers_error",
+    "test_unpicklable_result_fails_that_task",
+    "test_function_missing_in_the_worker_fails_that_task",
+    "test_use_after_shutdown_raises",
+    "test_initializer_runs_in_every_worker",
+    "test_failing_initializer_breaks_the_pool",
+    "test_hundred_failures_among_hundred_successes",
+    "test_raising_done_callback_does_not_break_the_pool",
+    "test_map_generator_that_raises_leaves_the_pool_usable",
+    "test_map_order_chunks_and_errors",
+    "test_imap_imap_unordered_starmap",
+    "test_chunk_sizes_adapt_to_the_task_duration",
+    "test_imap_reads_a_generator_lazily",
+    "test_imap_generator_that_raises_reaches_the_consumer",
+    "test_map_timeout_and_early_close_stop_the_work",
+    "test_shutdown_cancel_futures_cancels_queued",
+    "test_a_crash_among_prefetched_fast_tasks_fails_only_itself",
+    "test_progress_bar_on_stderr",
+    "test_progress_true_is_silent_when_stderr_is_not_a_terminal",
+    "test_error_unpickling_arguments_in_the_worker_fails_that_task",
+    "test_crash_unpickling_arguments_in_the_worker_fails_that_task",
+    "test_error_unpickling_the_result_in_the_parent_fails_that_task",
+    "test_crash_pickling_the_result_in_the_worker_fails_that_task",
+    "test_bound_methods_and_closures_see_their_current_state",
+    "test_numeric_results_keep_their_types",
+    "test_a_generator_waiting_on_the_pool_does_not_block_it",
+    "test_imap_read_ahead_is_bounded_by_what_is_consumed",
+    "test_an_input_error_comes_after_the_results_before_it",
+]
+for _name in SCENARIOS:
+    globals()[_name] = getattr(local, _name)
+
+# Marks every process this module's clusters start (their workers inherit it, and so do the
+# plait workers they start): how the checks below find them, and no other run's.
+MARK = f"PLAIT_TEST_CLUSTER={uuid.uuid4().hex}"
+
+
+def _marked_processes(command_part: str = "") -> list[int]:
+    """Live processes (not zombies) carrying this module's mark, whose command line holds
+    ``command_part``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if MARK.encode() not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and command_part in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _start_dask():
+    distributed = pytest.importorskip("distributed", reason="dask distributed is not installed")
+    key, _, value = MARK.partition("=")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        env={key: value},
+    )
+    client = distributed.Client(cluster)
+    # The client's lazily made helpers (its future-callback thread, its connections), made now
+    # rather than inside the first test that uses them.
+    warm = client.submit(abs, -1, pure=False)
+    done = threading.Event()
+    warm.add_done_callback(lambda _: done.set())
+    assert done.wait(HANG) and warm.result() == 1
+    client.run(os.getpid)
+    client.scatter(b"x", broadcast=True).release()
+
+    def stop():
+        client.close()
+        cluster.close()
+
+    from plait.backends import Dask
+
+    return (lambda: Dask(client)), stop
+
+
+def _start_ray():
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install plait[ray])")
+    key, _, value = MARK.partition("=")
+    os.environ[key] = value
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    finally:
+        del os.environ[key]
+
+    from plait.backends import Ray
+
+    return Ray, ray.shutdown
+
+
+@pytest.fixture(scope="module", params=["dask", pytest.param("ray", marks=pytest.mark.ray)])
+def backend(request):
+    """A backend factory on a cluster started once for the module; after the module, the cluster
+    is closed and none of its processes is left."""
+    make, stop = {"dask": _start_dask, "ray": _start_ray}[request.param]()
+    try:
+        yield make
+    finally:
+        stop()
+        deadline = time.monotonic() + 30
+        while _marked_processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _marked_processes(), "the cluster left processes behind"
+
+
+@pytest.fixture
+def make_pool(backend):
+    """``make_pool(**options)``: a ProcessPool on the module's cluster, shut down after the test."""
+    pools = []
+
+    def make(**options):
+        pools.append(ProcessPool(backend=backend(), **options))
+        return pools[-1]
+
+    yield make
+    for p in pools:
+        p.shutdown()
+
+
+@pytest.fixture
+def pool(make_pool):
+    with make_pool(max_workers=2) as p:
+        yield p
+
+
+def _fds() -> dict[str, str]:
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return fds
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """This module's version of conftest's check: the client's and the in-process scheduler's
+    connections come and go with the cluster's traffic (sockets are not counted), and the
+    cluster's processes are checked by their mark: after every test, no plait worker of a pool
+    is left on the cluster."""
+    threads_before = {t.ident for t in threading.enumerate()}
+    fds_before = _fds()
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        threads = [t for t in threading.enumerate() if t.ident not in threads_before]
+        fds = {fd: target for fd, target in _fds().items() if fds_before.get(fd) != target}
+        fds = {fd: target for fd, target in fds.items() if not target.startswith("socket:")}
+        workers = _marked_processes("plait.processes._worker")
+        if not threads and not fds and not workers:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not threads, f"leaked threads: {threads}"
+    assert not workers, f"plait workers left on the cluster: {workers}"
+    fds = {fd: target for fd, target in fds.items() if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not fds, f"leaked fds: {fds}"
+
+
+# --- the clusters' own behaviour ------------------------------------------------------------
+
+
+def test_a_crash_does_not_fail_the_tasks_queued_beside_it(make_pool):
+    # Many tasks queued on the cluster at once (short tasks open the window), one crashes: it
+    # fails alone, with no retry, and every task around it, queued on the same engine worker,
+    # completes.
+    with make_pool(max_workers=2) as pool:
+        assert pool.submit(square, 2).result(HANG) == 4  # measured short: a deep window
+        before = [pool.submit(sleep_then, 0.01, i) for i in range(20)]
+        bad = pool.submit(die, 9)
+        after = [pool.submit(sleep_then, 0.01, i) for i in range(20)]
+        with pytest.raises(WorkerCrashed) as info:
+            bad.result(HANG)
+        assert info.value.exitcode == 9
+        assert [f.result(HANG) for f in before + after] == list(range(20)) * 2
+
+
+def test_engine_workers_survive_crashes_and_timeouts(make_pool):
+    # The engine's own workers never die of a task: the crash and the timeout killed plait
+    # workers, started inside them, and nothing else.
+    with make_pool(max_workers=2) as pool:
+        hosts = {pool.submit(os.getppid).result(HANG) for _ in range(10)}
+        with pytest.raises(WorkerCrashed) as info:
+            pool.submit(local.kill_self, signal.SIGKILL).result(HANG)
+        assert info.value.signal == signal.SIGKILL
+        with pytest.raises(TimeoutError):
+            pool.options(timeout=0.3).submit(sleep_then, HANG, 0).result(HANG)
+        after = {pool.submit(os.getppid).result(HANG) for _ in range(10)}
+    assert after <= hosts  # the same engine workers, none replaced
+
+
+def test_map_of_a_lazy_unsized_iterable_streams(pool):
+    pulled = []
+
+    def items():
+        for i in range(2000):
+            pulled.append(i)
+            yield i
+
+    consumed = 0
+    for _ in pool.imap(square, items(), chunksize=10):
+        consumed += 1
+        assert len(pulled) <= consumed + 10 * (2 * 2 + 1)  # a window of chunks, never the input
+    assert consumed == 2000
+
+
+def test_share_publishes_once_and_tasks_get_a_read_only_view(pool):
+    np = pytest.importorskip("numpy")
+    data = np.arange(200_000, dtype=np.float64)
+    table = share(data)
+    assert list(pool.map(local.identity, [1, 2])) == [1, 2]
+    sums = [pool.submit(np.sum, table) for _ in range(6)]
+    assert [f.result(HANG) for f in sums] == [data.sum()] * 6
+    assert pool.submit(_is_read_only, table).result(HANG) is True
+
+
+def _is_read_only(array):
+    return not array.flags.writeable
+
+
+def test_large_arguments_and_results_travel(pool):
+    np = pytest.importorskip("numpy")
+    data = np.arange(300_000, dtype=np.float64)
+    out = pool.submit(np.negative, data).result(HANG)
+    assert out.dtype == data.dtype and (out == -data).all()
+    blob = os.urandom(3 << 20)  # above the size sent inside a task: published on its own
+    assert pool.submit(len, blob).result(HANG) == len(blob)
+
+
+def test_pool_api_on_the_cluster(backend):
+    with Pool(2, backend=backend()) as p:
+        assert p.map(square, range(10)) == [i * i for i in range(10)]
+        with pytest.raises(WorkerCrashed):
+            p.apply_async(die, (3,)).get(HANG)
+        assert p.apply(square, (6,)) == 36
+        assert sorted(p.imap_unordered(square, iter(range(8)))) == [i * i for i in range(8)]
+
+
+def test_tasks_run_on_the_cluster_not_here(pool):
+    assert os.getpid() not in {pool.submit(pid).result(HANG) for _ in range(4)}
+
+
+def test_cancelled_queued_task_never_runs(make_pool):
+    with make_pool(max_workers=1) as pool:
+        first = pool.submit(sleep_then, 0.3, "first")
+        queued = pool.submit(square, 3)
+        assert queued.cancel()
+        assert first.result(HANG) == "first"
+        with pytest.raises(concurrent.futures.CancelledError):
+            queued.result(0)
