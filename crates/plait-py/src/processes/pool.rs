@@ -258,11 +258,14 @@ impl ProcessPoolCore {
         Ok(Self {
             pool,
             runner: Mutex::new(Some(runner)),
-            completer: Mutex::new(Some((Completer {
+            completer: Mutex::new(Some((
+                Completer {
                     complete,
                     loads: None,
                     decode,
-                }, rx))),
+                },
+                rx,
+            ))),
         })
     }
 
