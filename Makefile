@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python test-all bench bench-results bench-smoke loadgen lint format clean
+.PHONY: help install build demo test test-rust test-python test-ray test-all bench bench-results bench-smoke loadgen lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "cloudpickle>=3" "greenlet>=3" "numpy>=1.24" "requests>=2.31"
+	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "cloudpickle>=3" "greenlet>=3" "numpy>=1.24" "requests>=2.31" "dask[distributed]>=2024.1"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with the build, test and lint tools
@@ -39,6 +39,15 @@ test-python: build ## Run the pytest suite (conformance included)
 	$(PY) -m pytest -q
 
 test: test-rust test-python ## Build and run every test (cargo + pytest)
+
+# The cluster-backend fault suite on Ray (pyproject's `ray` extra, ~300 MB: not in the test
+# deps). It runs only if ray installs within RAY_INSTALL_TIMEOUT seconds; else a line says so.
+RAY_INSTALL_TIMEOUT ?= 300
+
+test-ray: build ## Install the `ray` extra (if it installs in time) and run the fault suite on Ray
+	@if timeout $(RAY_INSTALL_TIMEOUT) $(PIP) install --quiet "ray>=2.9"; then \
+		$(PY) -m pytest -q -m ray tests/test_backend_faults.py; \
+	else echo "ray did not install within $(RAY_INSTALL_TIMEOUT) s: the Ray suite is skipped"; fi
 
 # Extra interpreters for test-all, by path or name (e.g. PYTHONS="/opt/py/bin/python3.14").
 PYTHONS ?=

@@ -136,7 +136,9 @@ def _start_ray():
 
     from plait.backends import Ray
 
-    return Ray, ray.shutdown
+    # Ray cannot reach every worker process of a pool at shutdown: each stops its plait worker
+    # once idle this long (the leak check below waits for it).
+    return (lambda: Ray(idle_timeout=0.3)), ray.shutdown
 
 
 @pytest.fixture(scope="module", params=["dask", pytest.param("ray", marks=pytest.mark.ray)])
@@ -145,6 +147,9 @@ def backend(request):
     is closed and none of its processes is left."""
     make, stop = {"dask": _start_dask, "ray": _start_ray}[request.param]()
     try:
+        with ProcessPool(backend=make()) as pool:  # the checks below can see the cluster's processes
+            assert pool.submit(square, 2).result(HANG) == 4
+            assert _marked_processes("plait.processes._worker"), "the cluster's processes lack the mark"
         yield make
     finally:
         stop()

@@ -74,21 +74,30 @@ class Dask:
 class Ray:
     """``ProcessPool``'s tasks on Ray.
 
-    ``address``: the cluster's address (``"ray://head:10001"``, ``"auto"``); None connects to
-    the Ray already initialised in this process, else starts a local one (``ray.init`` with
-    ``init_options``, which is then shut down with the pool). The pool's ``max_workers`` is
-    the number of tasks it keeps running on the cluster (default: the cluster's CPUs).
+    ``address``: the cluster's address (``"ray://head:10001"``, ``"auto"``); None uses the Ray
+    already initialised in this process, else starts a local one (``ray.init`` with
+    ``init_options``; it is shut down with the pool). The pool's ``max_workers`` is the number
+    of tasks it keeps running on the cluster (default: the cluster's CPUs). Each Ray worker
+    process that ran the pool's tasks stops its plait worker ``idle_timeout`` seconds after its
+    last one (Ray offers no way to reach all of them at shutdown).
     """
 
-    def __init__(self, address: str | None = None, /, **init_options: Any) -> None:
+    def __init__(
+        self, address: str | None = None, /, *, idle_timeout: float = 10.0, **init_options: Any
+    ) -> None:
         _require("ray", "ray", "Ray")
+        if not idle_timeout > 0:
+            raise ValueError("idle_timeout must be a positive number of seconds")
         self.address = address
+        self.idle_timeout = idle_timeout
         self.init_options = init_options
 
     def _connect(self, max_workers: int | None, hello: bytes, complete: Any, max_tasks: int | None) -> Any:
         from . import _ray
 
-        return _ray.connect(self.address, self.init_options, max_workers, hello, complete, max_tasks)
+        return _ray.connect(
+            self.address, self.init_options, max_workers, hello, complete, max_tasks, self.idle_timeout
+        )
 
     def __repr__(self) -> str:
         return f"plait.backends.Ray({self.address!r})"

@@ -12,8 +12,11 @@ class Dask:
 
 class Ray:
     address: str | None
+    idle_timeout: float
     init_options: dict[str, Any]
-    def __init__(self, address: str | None = None, /, **init_options: Any) -> None: ...
+    def __init__(
+        self, address: str | None = None, /, *, idle_timeout: float = 10.0, **init_options: Any
+    ) -> None: ...
     def _connect(
         self, max_workers: int | None, hello: bytes, complete: Any, max_tasks: int | None
     ) -> Any: ...

@@ -285,8 +285,10 @@ class RemoteCore:
                 self._mean = seconds if self._mean is None else (self._mean * 3 + seconds) / 4
                 short = self._mean < self.SHORT
                 self._window = self.slots * (1 + self.PREFETCH) if short else self.slots
-        if task.cancelling and kind not in (DONE_OK, DONE_ERR):
-            kind, payload = DONE_CANCELLED, None  # the engine's view of a task we stopped
+        if task.cancelling:
+            # cancel_running said it stopped the task: whatever the engine made of it (a kill, a
+            # cancel, or a result that won the race), it ends cancelled, as on the local pool.
+            kind, payload, buffers = DONE_CANCELLED, None, None
         try:
             self._complete(task.future, kind, payload, buffers)
         except BaseException:
