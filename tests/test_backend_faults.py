@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -306,3 +307,50 @@ def test_cancelled_queued_task_never_runs(make_pool):
         assert first.result(HANG) == "first"
         with pytest.raises(concurrent.futures.CancelledError):
             queued.result(0)
+
+
+# --- making backends --------------------------------------------------------------------------
+
+
+def test_backend_dask_starts_a_local_cluster_of_its_own_and_closes_it():
+    pytest.importorskip("distributed", reason="dask distributed is not installed")
+    before = _children()
+    with ProcessPool(2, backend="dask") as pool:
+        assert pool._max_workers == 2
+        assert sorted(pool.map(square, range(10))) == [i * i for i in range(10)]
+        with pytest.raises(WorkerCrashed):
+            pool.submit(die, 5).result(HANG)
+        assert len(_children() - before) == 2  # its two Dask workers (each with a nanny)
+    assert _children() - before == set()
+
+
+def _children() -> set[int]:
+    found = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            found.update(int(p) for p in f.read().split())
+    return found
+
+
+def test_without_the_engine_installed_the_error_names_the_extra(monkeypatch):
+    from plait.backends import Dask, Ray
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install plait\[dask\]"):
+        Dask()
+    with pytest.raises(ImportError, match=r"pip install plait\[ray\]"):
+        Ray()
+    with pytest.raises(ImportError, match=r"pip install plait\[dask\]"):
+        ProcessPool(backend="dask")
+
+
+def test_bad_backends_are_refused():
+    with pytest.raises(ValueError, match="backend must be 'local', 'dask', 'ray'"):
+        ProcessPool(backend="spark")
+    with pytest.raises(TypeError, match=r"backend must be .* not int"):
+        ProcessPool(backend=3)
+    with pytest.raises(ValueError, match="starts its workers itself"):
+        ProcessPool(backend="dask", start_method="fork")
+    with ProcessPool(1, backend="local") as pool:
+        assert pool.submit(square, 3).result(HANG) == 9

@@ -15,7 +15,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from distributed import Client, LocalCluster, get_worker
@@ -112,10 +111,11 @@ class DaskEngine:
     def register(self, hello: bytes, max_tasks: int | None) -> None:
         self.client.register_plugin(_Plugin(hello, max_tasks), name=self.name)
 
-    def submit(self, key: str, task: tuple[Any, ...], notify: Callable[[Any], None]) -> Any:
-        future = self.client.submit(_run, self.name, key, task, key=key, pure=False)
-        future.add_done_callback(notify)
-        return future
+    def submit(self, key: str, task: tuple[Any, ...]) -> Any:
+        return self.client.submit(_run, self.name, key, task, key=key, pure=False)
+
+    def finished(self, handles: list[Any]) -> list[int]:
+        return [i for i, future in enumerate(handles) if future.status != "pending"]
 
     def fetch(self, handles: list[Any]) -> list[Outcome]:
         outcomes: list[Any] = [None] * len(handles)

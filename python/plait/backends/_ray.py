@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -118,10 +117,13 @@ class RayEngine:
         self._hello = ray.put(hello)
         self._max_tasks = max_tasks
 
-    def submit(self, key: str, task: tuple[Any, ...], notify: Callable[[Any], None]) -> Any:
-        ref = self._task.remote(self.token, self._hello, self._max_tasks, self._idle, key, task)
-        ref.future().add_done_callback(lambda _: notify(ref))
-        return ref
+    def submit(self, key: str, task: tuple[Any, ...]) -> Any:
+        return self._task.remote(self.token, self._hello, self._max_tasks, self._idle, key, task)
+
+    def finished(self, handles: list[Any]) -> list[int]:
+        ready, _ = ray.wait(handles, num_returns=len(handles), timeout=0, fetch_local=False)
+        done = set(ready)
+        return [i for i, ref in enumerate(handles) if ref in done]
 
     def fetch(self, handles: list[Any]) -> list[Outcome]:
         try:

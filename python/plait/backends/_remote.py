@@ -5,7 +5,10 @@ distributed, Ray) instead of local worker processes.
   :class:`Engine`: it queues tasks, hands them to the engine a window at a time (so a future
   stays cancellable until its task leaves this process, and lazy maps stay bounded), collects
   outcomes in batches on the pool's completer thread, and completes the futures through the
-  pool's ``_complete``, exactly as the local dispatcher does.
+  pool's ``_complete``, exactly as the local dispatcher does. The completer looks at the tasks
+  in flight (``Engine.finished``) every ``POLL_MIN`` to ``POLL_MAX`` seconds, sooner after a
+  completion: a done-callback per task costs the engines' event loops more (with Dask's
+  in-process scheduler, a third of the pool's overhead per task).
 - :class:`WorkerSide`, in each of the engine's worker processes, runs the tasks it receives in
   plait worker processes of its own (a ``ProcessPoolCore``, the local pool's Rust dispatcher,
   with as many workers as the engine runs tasks there at once). A task that crashes kills a
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import functools
 import itertools
 import logging
 import math
@@ -59,9 +61,11 @@ class Engine(Protocol):
     #: Tasks the cluster runs at once (its worker threads or CPUs).
     slots: int
 
-    def submit(self, key: str, task: tuple[Any, ...], notify: Callable[[Any], None]) -> Any:
-        """Run ``task`` on the cluster under ``key``; returns the engine's handle, and calls
-        ``notify(handle)`` (from any thread) once it is done."""
+    def submit(self, key: str, task: tuple[Any, ...]) -> Any:
+        """Run ``task`` on the cluster under ``key``; returns the engine's handle."""
+
+    def finished(self, handles: list[Any]) -> list[int]:
+        """The indexes of the handles whose task is done (a cheap look, no round trip)."""
 
     def fetch(self, handles: list[Any]) -> list[Outcome]:
         """The outcomes of finished tasks, in one round trip where the engine allows."""
@@ -113,8 +117,10 @@ class RemoteCore:
     ``future.cancel()``; a task on the cluster is stopped by ``cancel_running``.
     """
 
-    PREFETCH = 16
+    PREFETCH = 32
     SHORT = 0.05
+    POLL_MIN = 0.002
+    POLL_MAX = 0.02
 
     def __init__(self, engine: Engine, complete: Callable[..., None], token: str) -> None:
         self._engine = engine
@@ -125,6 +131,8 @@ class RemoteCore:
         self._lock = threading.Lock()
         self._queued: collections.deque[_Task] = collections.deque()
         self._flight: dict[int, _Task] = {}
+        # Wake-ups of the completer: None (a shutdown, a first task in flight) or a task that
+        # failed before reaching the engine, (task id, kind, payload).
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._definitions: dict[int, bytes] = {}
         # Shared objects published to the cluster, each once, for as long as the object lives.
@@ -190,26 +198,36 @@ class RemoteCore:
         """Collects finished tasks in batches (one engine round trip per batch), completes their
         futures, and hands the engine the next tasks; ends after shutdown, once every task that
         left this process has its outcome."""
+        interval = self.POLL_MIN
         try:
             while not self._ended():
-                batch = [self._done.get()]
-                while True:
-                    try:
-                        batch.append(self._done.get_nowait())
-                    except queue.Empty:
-                        break
-                ready = [item for item in batch if item is not None and len(item) == 2]
-                failed = [item for item in batch if item is not None and len(item) != 2]
+                with self._lock:
+                    busy = bool(self._flight)
+                items = []
+                try:
+                    items.append(self._done.get(timeout=interval if busy else None))
+                    while True:
+                        items.append(self._done.get_nowait())
+                except queue.Empty:
+                    pass
+                for item in items:
+                    if item is not None:
+                        self._finish(item[0], item[1], item[2], None, 0.0)
+                with self._lock:
+                    flying = [t for t in self._flight.values() if t.handle is not None]
+                done = self._engine.finished([t.handle for t in flying]) if flying else []
+                ready = [flying[i] for i in done]
                 if ready:
                     try:
-                        outcomes = self._engine.fetch([handle for _, handle in ready])
+                        outcomes = self._engine.fetch([t.handle for t in ready])
                     except Exception as exc:  # the engine itself failed (a lost scheduler)
                         lost = (DONE_BROKEN, f"the cluster did not answer: {exc!r}", None, 0.0)
                         outcomes = [lost] * len(ready)
-                    for (task_id, _), outcome in zip(ready, outcomes, strict=True):
-                        self._finish(task_id, *outcome)
-                for task_id, kind, payload in failed:
-                    self._finish(task_id, kind, payload, None, 0.0)
+                    for task, outcome in zip(ready, outcomes, strict=True):
+                        self._finish(task.id, *outcome)
+                    interval = self.POLL_MIN
+                else:
+                    interval = min(interval * 2, self.POLL_MAX)
                 self._pump()
         finally:
             self._finished.set()
@@ -253,20 +271,18 @@ class RemoteCore:
                 definition = self._definitions.get(task.fid) if task.fid else None
             work = (task.fid, definition, task.body, task.timeout, task.blobs)
             try:
-                handle = self._engine.submit(
-                    f"{self._token}-{task.id}", work, functools.partial(self._notify, task.id)
-                )
+                handle = self._engine.submit(f"{self._token}-{task.id}", work)
             except Exception as exc:
                 self._done.put((task.id, DONE_UNSENDABLE, f"the cluster refused it: {exc!r}"))
                 continue
             with self._lock:
                 task.handle = handle
                 cancel = task.cancelling
+                first = len(self._flight) == 1
+            if first:
+                self._done.put(None)  # the completer may be waiting with nothing in flight
             if cancel:
                 self._cancel(task, handle)
-
-    def _notify(self, task_id: int, handle: Any) -> None:
-        self._done.put((task_id, handle))
 
     def _cancel(self, task: _Task, handle: Any) -> None:
         try:
