@@ -1,9 +1,10 @@
 """The seam between ``ProcessPool``'s API and where its tasks run.
 
 ``ProcessPool`` (submitting, mapping, chunking, futures, progress, cancel semantics) talks to its
-workers only through an object with this interface; today that is the native
-``_plait.ProcessPoolCore`` (a Rust dispatcher supervising local worker processes). A backend on
-a cluster (Dask distributed, Ray) implements the same few calls and speaks the same payloads:
+workers only through an object with this interface: the native ``_plait.ProcessPoolCore`` (a
+Rust dispatcher supervising local worker processes), or ``plait.backends._remote.RemoteCore``
+over a cluster (Dask distributed, Ray), which implements the same few calls and speaks the same
+payloads:
 
 - ``submit(func, definition, body, timeout, segments) -> (future, task_id)``: queue a task.
   ``func`` is a function id (0: the callable travels in ``body``), ``definition`` the pickled

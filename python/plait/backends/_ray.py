@@ -11,6 +11,7 @@ shutdown: each stops its plait worker once the pool sent it nothing for ``idle_t
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import uuid
@@ -108,6 +109,9 @@ class RayEngine:
                 settings.setdefault("num_cpus", max_workers or _executor._cpu_count())
             ray.init(address=address, **settings)
             self._own = True
+            # ray.init registered ray.shutdown at exit: pools on it finish their work first
+            # (atexit runs the last registered first).
+            atexit.register(_executor._python_exit)
         self.slots = max_workers or int(ray.cluster_resources().get("CPU", 1)) or 1
         self.token = f"plait-{uuid.uuid4().hex[:12]}"
         self._idle = idle
@@ -140,8 +144,8 @@ class RayEngine:
     def cancel(self, key: str, handle: Any) -> None:
         ray.cancel(handle, force=True)
 
-    def publish(self, data: bytes) -> Any:
-        return ray.put(data)
+    def publish(self, data: bytes, everywhere: bool) -> Any:
+        return ray.put(data)  # in the object store: each node fetches it once
 
     def close(self) -> None:
         if self._own:

@@ -6,9 +6,10 @@ distributed, Ray) instead of local worker processes.
   stays cancellable until its task leaves this process, and lazy maps stay bounded), collects
   outcomes in batches on the pool's completer thread, and completes the futures through the
   pool's ``_complete``, exactly as the local dispatcher does. The completer looks at the tasks
-  in flight (``Engine.finished``) every ``POLL_MIN`` to ``POLL_MAX`` seconds, sooner after a
-  completion: a done-callback per task costs the engines' event loops more (with Dask's
-  in-process scheduler, a third of the pool's overhead per task).
+  in flight (``Engine.finished``) every ``POLL_MIN`` seconds after a completion, less often
+  while none comes (up to a twentieth of the mean task duration, at most ``POLL_MAX``): a
+  done-callback per task costs the engines' event loops more (with Dask's in-process
+  scheduler, a third of the pool's overhead per task).
 - :class:`WorkerSide`, in each of the engine's worker processes, runs the tasks it receives in
   plait worker processes of its own (a ``ProcessPoolCore``, the local pool's Rust dispatcher,
   with as many workers as the engine runs tasks there at once). A task that crashes kills a
@@ -73,8 +74,9 @@ class Engine(Protocol):
     def cancel(self, key: str, handle: Any) -> None:
         """Stop a task: drop it if queued, kill its plait worker if running."""
 
-    def publish(self, data: bytes) -> Any:
-        """Place ``data`` on every worker once; returns a reference tasks can carry."""
+    def publish(self, data: bytes, everywhere: bool) -> Any:
+        """Place ``data`` on the cluster once (on every worker if ``everywhere``); returns a
+        reference tasks can carry."""
 
     def close(self) -> None:
         """Release what the engine holds for this pool (and what it started)."""
@@ -120,7 +122,7 @@ class RemoteCore:
     PREFETCH = 32
     SHORT = 0.05
     POLL_MIN = 0.002
-    POLL_MAX = 0.02
+    POLL_MAX = 0.05
 
     def __init__(self, engine: Engine, complete: Callable[..., None], token: str) -> None:
         self._engine = engine
@@ -227,7 +229,10 @@ class RemoteCore:
                         self._finish(task.id, *outcome)
                     interval = self.POLL_MIN
                 else:
-                    interval = min(interval * 2, self.POLL_MAX)
+                    # Up to a twentieth of a task's mean duration: the wait for a result stays
+                    # a few percent of the task.
+                    mean = self._mean if self._mean is not None else 0.0
+                    interval = min(interval * 2, max(self.POLL_MIN, min(self.POLL_MAX, mean / 20)))
                 self._pump()
         finally:
             self._finished.set()
@@ -251,11 +256,14 @@ class RemoteCore:
             if shared is not None:
                 ref = self._published.get(shared)
                 if ref is None:
-                    ref = self._published.setdefault(shared, self._engine.publish(bytes(memoryview(segment))))
+                    data = bytes(memoryview(segment))
+                    ref = self._published.setdefault(shared, self._engine.publish(data, everywhere=True))
                 blobs.append((shared._key, ref))
                 continue
             data = bytes(memoryview(segment))
-            blobs.append((None, data if len(data) < _BLOB_INLINE_MAX else self._engine.publish(data)))
+            if len(data) >= _BLOB_INLINE_MAX:
+                data = self._engine.publish(data, everywhere=False)
+            blobs.append((None, data))
         return blobs
 
     def _pump(self) -> None:

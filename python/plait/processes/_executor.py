@@ -317,6 +317,10 @@ class ProcessPool(concurrent.futures.Executor):
     (also a ``concurrent.futures.process.BrokenProcessPool``), for that task only.
     ``max_tasks_per_worker`` (``max_tasks_per_child``) replaces a worker after that many tasks;
     ``task_timeout`` fails a task that runs longer (``TaskTimeout``) and replaces its worker.
+    ``backend`` runs the tasks on a cluster instead, with the same API and guarantees:
+    ``"dask"`` (a ``LocalCluster`` of the pool's own), ``"ray"``, or ``plait.backends.Dask(...)``
+    / ``plait.backends.Ray(...)`` (see ``docs/distributed.md``); ``max_workers`` is then the
+    number of tasks kept running there (default: the cluster's size).
     """
 
     def __init__(
@@ -426,6 +430,10 @@ class ProcessPool(concurrent.futures.Executor):
                 hello_fds,
             )
         self._max_workers: int = max_workers  # type: ignore[assignment]
+        if remote is not None:
+            # A task on a cluster costs milliseconds to send and collect: a map's chunks are
+            # at least this long, so that cost stays a few percent of the work.
+            self._min_chunk_s = 0.05
         self._core: Backend = _backend.check(core)
         key = next(_pool_ids)
         self._dispatcher = threading.Thread(

@@ -211,6 +211,9 @@ class Plan:
         self.task_timeout = task_timeout
         self.workers = pool._max_workers
         self.window = 2 * self.workers
+        # A pool whose tasks cost more to send (a cluster backend: milliseconds, not ~10 us)
+        # asks for longer chunks.
+        self.MIN_CHUNK_S = getattr(pool, "_min_chunk_s", self.MIN_CHUNK_S)
         # Chunks of numbers for fn(item) go packed (run_chunk1 unpacks them).
         self.packs = getattr(runner, "func", None) is run_chunk1
         self.eager = isinstance(items, (list, tuple, range, PackedNumbers))
