@@ -34,8 +34,21 @@ from _common import smoke_from_env
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The distributions whose versions the file records: plait, the peers of the ``bench`` extra
-#: (pyproject.toml) and what plait's process pool sends functions with.
-PACKAGES = ("plait", "loky", "mpire", "joblib", "numpy", "faster-fifo", "uvloop", "rloop", "cloudpickle")
+#: (pyproject.toml), what plait's process pool sends functions with, and the engine of
+#: ``dask_backend.py``.
+PACKAGES = (
+    "plait",
+    "loky",
+    "mpire",
+    "joblib",
+    "numpy",
+    "faster-fifo",
+    "uvloop",
+    "rloop",
+    "cloudpickle",
+    "dask",
+    "distributed",
+)
 
 
 @dataclass
