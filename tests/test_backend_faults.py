@@ -197,9 +197,10 @@ DASK_SINGLETONS = {"Dask-Offload_0", "Dask-Callback-Thread_0"}
 @pytest.fixture(autouse=True)
 def no_leaks():
     """This module's version of conftest's check: the client's and the in-process scheduler's
-    connections come and go with the cluster's traffic (sockets are not counted), and the
-    cluster's processes are checked by their mark: after every test, no plait worker of a pool
-    is left on the cluster."""
+    connections come and go with the cluster's traffic, and the in-process nannies hold pipes to
+    the worker processes they restart (sockets and pipes are not counted); the cluster's
+    processes are checked by their mark: after every test, no plait worker of a pool is left on
+    the cluster."""
     threads_before = {t.ident for t in threading.enumerate()}
     fds_before = _fds()
     yield
@@ -208,7 +209,7 @@ def no_leaks():
         threads = [t for t in threading.enumerate() if t.ident not in threads_before]
         threads = [t for t in threads if t.name not in DASK_SINGLETONS]
         fds = {fd: target for fd, target in _fds().items() if fds_before.get(fd) != target}
-        fds = {fd: target for fd, target in fds.items() if not target.startswith("socket:")}
+        fds = {fd: target for fd, target in fds.items() if not target.startswith(("socket:", "pipe:"))}
         workers = _marked_processes("plait.processes._worker")
         if not threads and not fds and not workers:
             return
@@ -312,6 +313,24 @@ def test_cancelled_queued_task_never_runs(make_pool):
         assert first.result(HANG) == "first"
         with pytest.raises(concurrent.futures.CancelledError):
             queued.result(0)
+
+
+def test_a_lost_engine_worker_fails_at_most_the_task_it_ran(make_pool):
+    # The engine's own worker process dies (its machine, a kill from outside): the tasks it held
+    # queued run elsewhere (Dask reschedules them; a Ray task is alone on its worker), the task
+    # it ran is rerun by Dask or fails with WorkerCrashed on Ray, and the pool goes on.
+    with make_pool(max_workers=2) as pool:
+        assert pool.submit(square, 2).result(HANG) == 4  # measured short: a deep window
+        futures = [pool.submit(sleep_then, 0.05, i) for i in range(40)]
+        victim = pool.submit(os.getppid).result(HANG)  # an engine worker running our tasks
+        os.kill(victim, signal.SIGKILL)
+        crashed = [i for i, f in enumerate(futures) if isinstance(f.exception(HANG), WorkerCrashed)]
+        assert len(crashed) <= 1, crashed
+        assert [f.result() for i, f in enumerate(futures) if i not in crashed] == [
+            i for i in range(40) if i not in crashed
+        ]
+        assert pool.submit(square, 3).result(HANG) == 9
+        assert victim not in {pool.submit(os.getppid).result(HANG) for _ in range(4)}
 
 
 # --- making backends --------------------------------------------------------------------------
