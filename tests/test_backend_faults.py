@@ -317,8 +317,8 @@ def test_cancelled_queued_task_never_runs(make_pool):
 
 def test_a_lost_engine_worker_fails_at_most_the_task_it_ran(make_pool):
     # The engine's own worker process dies (its machine, a kill from outside): the tasks it held
-    # queued run elsewhere (Dask reschedules them; a Ray task is alone on its worker), the task
-    # it ran is rerun by Dask or fails with WorkerCrashed on Ray, and the pool goes on.
+    # or was being sent run elsewhere, the task it ran is rerun by the engine (its retries for
+    # lost workers; past them, WorkerCrashed), and the pool goes on.
     with make_pool(max_workers=2) as pool:
         assert pool.submit(square, 2).result(HANG) == 4  # measured short: a deep window
         futures = [pool.submit(sleep_then, 0.05, i) for i in range(40)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import threading
 import uuid
 from typing import Any
 
@@ -25,8 +26,11 @@ from ._remote import DONE_BROKEN, DONE_CANCELLED, DONE_CRASHED, Outcome, RemoteC
 
 __all__ = ["DaskEngine", "connect"]
 
-# distributed closes its clients and clusters at exit: pools on them finish their work first
-# (atexit runs the last registered first; plait's own handler was registered at its import).
+# At exit, pools on Dask finish the work already submitted (as local pools do) while the client
+# can still run: before the thread pools it relies on refuse work (concurrent.futures' hook,
+# run by threading at shutdown, last registered first) and before distributed's atexit closes
+# its clients and clusters (atexit too runs the last registered first).
+threading._register_atexit(_executor._python_exit)  # type: ignore[attr-defined]
 atexit.register(_executor._python_exit)
 
 

@@ -1,9 +1,12 @@
 """``ProcessPool`` on Ray (see :class:`plait.backends.Ray` and ``docs/distributed.md``).
 
-Each plait task is one Ray task (``_run``, ``max_retries=0``, one CPU) that hands the task's
+Each plait task is one Ray task (``_run``, one CPU) that hands the task's
 payload to the pool's :class:`~plait.backends._remote.WorkerSide` in that Ray worker process (one
 plait worker there, started with the pool's first task on that process). The Ray task returns
-the outcome as a value, so a task that crashes or times out never costs Ray a worker.
+the outcome as a value, so a task that crashes or times out never costs Ray a worker. A Ray
+worker that dies all the same (its node, Ray's memory monitor, a kill from outside) is no
+task's doing: Ray reruns its task (``max_retries=3``, as Dask's ``allowed-failures``), which also
+covers tasks sent to a worker that had just died; then ``WorkerCrashed``.
 ``cancel_running`` is ``ray.cancel(force=True)``: Ray kills the worker process running the task,
 and with it the plait worker it started. Ray cannot reach every worker process of a pool at
 shutdown: each stops its plait worker once the pool sent it nothing for ``idle_timeout`` seconds.
@@ -76,6 +79,19 @@ def _run(
 
 # --- in the pool's process --------------------------------------------------------------------
 
+_exit_hooked = False
+#: Reruns of a task whose Ray worker died (as ``distributed.scheduler.allowed-failures``).
+_RETRIES = 3
+
+
+def _hook_exit() -> None:
+    """At exit, pools on Ray finish the work already submitted (as local pools do) before the
+    thread pools of this process refuse work (concurrent.futures' hook, run by threading at
+    shutdown, last registered first)."""
+    global _exit_hooked
+    _exit_hooked = True
+    threading._register_atexit(_executor._python_exit)  # type: ignore[attr-defined]
+
 
 def _failure(ref: Any) -> Outcome:
     try:
@@ -110,12 +126,16 @@ class RayEngine:
             ray.init(address=address, **settings)
             self._own = True
             # ray.init registered ray.shutdown at exit: pools on it finish their work first
-            # (atexit runs the last registered first).
+            # (atexit runs the last registered first; see _dask for threading's hook).
             atexit.register(_executor._python_exit)
+        if not _exit_hooked:
+            _hook_exit()
         self.slots = max_workers or int(ray.cluster_resources().get("CPU", 1)) or 1
         self.token = f"plait-{uuid.uuid4().hex[:12]}"
         self._idle = idle
-        self._task = ray.remote(max_retries=0, num_cpus=1)(_run)
+        # Only infrastructure kills a Ray worker here (plait's workers take the crashes); a
+        # force-cancelled task is never retried.
+        self._task = ray.remote(max_retries=_RETRIES, num_cpus=1)(_run)
 
     def register(self, hello: bytes, max_tasks: int | None) -> None:
         self._hello = ray.put(hello)
