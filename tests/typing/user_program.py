@@ -8,6 +8,7 @@ import concurrent.futures
 
 import plait
 from plait import aio, exceptions, processes, threads
+from plait.backends import Dask, Ray
 
 
 def square(x: int) -> int:
@@ -57,6 +58,16 @@ def use_processes() -> int:
     shared = processes.share(b"abc")
     n: int = shared.nbytes
     return future.result() + sum(squares) + sum(pairs) + sum(lazy) + timed + counter.load() + n + ready
+
+
+def use_backends() -> int:
+    with processes.ProcessPool(backend=Dask("tcp://127.0.0.1:8786"), task_timeout=5.0) as pool:
+        total: int = sum(pool.map(square, range(10)))
+    with processes.ProcessPool(2, backend="dask") as pool:
+        total += pool.submit(add, 1, 2).result()
+    with processes.Pool(2, backend=Ray(idle_timeout=1.0)) as mp_pool:
+        total += sum(mp_pool.map(square, range(3)))
+    return total
 
 
 def use_mp_pool() -> int:
