@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import uuid
 
 import pytest
@@ -391,3 +392,27 @@ def test_bad_backends_are_refused():
         ProcessPool(backend="dask", start_method="fork")
     with ProcessPool(1, backend="local") as pool:
         assert pool.submit(square, 3).result(HANG) == 9
+
+
+def test_dask_outcomes_of_lost_and_cancelled_futures():
+    # What a Dask future that returned no outcome becomes: KilledWorker (its Dask worker died
+    # allowed-failures + 1 times) fails that task with WorkerCrashed; a cancelled one cancels it.
+    pytest.importorskip("distributed", reason="dask distributed is not installed")
+    from distributed.scheduler import KilledWorker
+
+    from plait.backends import _dask, _remote
+
+    class Lost:
+        status = "error"
+
+        def __init__(self, exc):
+            self.exc = exc
+
+        def exception(self):
+            return self.exc
+
+    worker = types.SimpleNamespace(address="tcp://127.0.0.1:1")
+    kind, payload, _, _ = _dask._failure(Lost(KilledWorker("plait-x-1", worker, 3)))
+    assert kind == _remote.DONE_CRASHED and "Dask worker was lost" in payload[0]
+    assert _dask._failure(Lost(concurrent.futures.CancelledError()))[0] == _remote.DONE_CANCELLED
+    assert _dask._failure(Lost(OSError("scheduler gone")))[0] == _remote.DONE_BROKEN
