@@ -565,3 +565,51 @@ def test_real_http_clients_under_patch_all_overlap_their_waits():
     expected = sorted([f"/{kind}{i}" for i in range(67) for kind in "uhr"][:200])
     assert seen["n"] == 200 and seen["bodies"] == expected
     assert seen["elapsed"] < 20, f"200 downloads of 0.2 s each did not overlap ({seen['elapsed']:.1f} s)"
+
+
+def test_threadpool_and_asyncio_default_executor_use_os_threads_under_patch_all():
+    # A job blocks its thread on a native lock that a greenlet releases: in an OS thread the
+    # hub keeps running and releases it; a job run as a greenlet would block the hub's thread
+    # (and time out). The same through asyncio's default executor on the hub's loop.
+    seen = report(
+        f"""
+        from plait.green import monkey
+        monkey.patch_all({patch_all_kwargs()})
+        import asyncio
+        from plait import green
+        from plait.green import threadpool
+        allocate_lock = monkey.get_original("_thread", "allocate_lock")
+        get_ident = monkey.get_original("_thread", "get_ident")
+
+        def job(lock):
+            released = lock.acquire(timeout=10)
+            return released, get_ident()
+
+        def run(submit):
+            lock = allocate_lock()
+            lock.acquire()
+            outcome = submit(lock)
+            green.spawn(lock.release).join()
+            return outcome()
+
+        def with_pool(lock):
+            return threadpool.ThreadPool(2).spawn(job, lock).get
+
+        def with_asyncio(lock):
+            async def main():
+                return await asyncio.get_running_loop().run_in_executor(None, job, lock)
+            task = green.spawn(green.await_, main())
+            return task.get
+
+        def with_hub_pool(lock):
+            return threadpool.spawn(job, lock).get
+
+        main_ident = get_ident()
+        out = {{}}
+        for name, submit in (("pool", with_pool), ("asyncio", with_asyncio), ("hub_pool", with_hub_pool)):
+            released, ident = run(submit)
+            out[name] = [released, ident != main_ident]
+        print(json.dumps(out))
+        """
+    )
+    assert seen == {"pool": [True, True], "asyncio": [True, True], "hub_pool": [True, True]}

@@ -66,6 +66,12 @@ class _HubLoop(EventLoop):
     _hub: Hub
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        if executor is None and self._default_executor is None and not self._executor_shutdown_called:
+            # The stdlib's default is a concurrent.futures pool on `threading`: once patched,
+            # its threads are greenlets, and a blocking call there stops the hub. plait.green's
+            # executor runs on OS threads whatever was patched.
+            threadpool = importlib.import_module("plait.green.threadpool")
+            self._default_executor = threadpool.ThreadPoolExecutor(thread_name_prefix="asyncio")
         # A thread working for the loop can wake it: the hub must not call that blocked forever.
         future = super().run_in_executor(executor, func, *args)
         hub = self._hub
