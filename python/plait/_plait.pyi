@@ -56,6 +56,7 @@ __all__ = [
     "TimerHandle",
     "WorkerLoop",
     "WriterCore",
+    "Yielders",
     "_abandon_inherited_segments",
     "_after_fork_in_child",
     "_install",
@@ -65,6 +66,8 @@ __all__ = [
     "deadlock_grace",
     "frame_stack_cache_info",
     "get_deadlock_detection",
+    "green_init",
+    "green_sleep0",
     "lock_order_checking",
     "pack_numbers",
     "set_deadlock_detection",
@@ -575,6 +578,20 @@ class IpcConnection:
 
 def pack_numbers(items: list[Any]) -> tuple[str, bytes] | None: ...
 def cache_frame_stacks() -> bool: ...
+
+@final
+class Yielders:
+    """One hub's greenlets waiting in ``sleep(0)``."""
+
+    def __new__(
+        cls, call_soon: Callable[..., Any], handle_error: Callable[[Any, BaseException], object]
+    ) -> Self: ...
+    def park(self, current: Any, hub: Any) -> None: ...
+    def resume(self) -> None: ...
+    def __len__(self) -> int: ...
+
+def green_init(getcurrent: Callable[[], Any], hub_type: type) -> None: ...
+def green_sleep0() -> bool: ...
 def frame_stack_cache_info() -> tuple[bool, int, int, int]: ...
 def unpack_numbers(kind: str, data: bytes) -> list[Any]: ...
 
