@@ -380,7 +380,7 @@ def _check(fit: Fit) -> None:
             f"{name}: {n} measurements for {p} coefficients: the fit is barely determined and its "
             f"statistics mean little; measure at {2 * p} loads or more",
             TooFewPointsWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     base_n, base_x = min(zip(fit.load, fit.throughput, strict=True))
     per_worker = base_x / base_n
@@ -397,7 +397,7 @@ def _check(fit: Fit) -> None:
             "workload) or cache effects; the laws assume efficiency at most 1, so check the "
             "measurements before trusting the fit",
             SuperlinearWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if fit.df > 0:
         # A fraction held at a bound (0 or 1) was not estimated freely: its p value says nothing.
@@ -413,7 +413,7 @@ def _check(fit: Fit) -> None:
                 "their intervals include 0: the data do not pin them down (too few or too noisy "
                 "points, or the law does not describe the data)",
                 InsignificantFitWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
 
