@@ -215,3 +215,11 @@ def test_warn_false_silences() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         usl([1, 2, 4], [1, 2, 3.5], warn=False)
+
+
+def test_peak_below_one_worker_gives_gamma() -> None:
+    # alpha at its bound 1 with beta > 0: R's N* = sqrt(0 / beta) = 0; no throughput beyond gamma.
+    load = [1, 2, 3, 4, 6, 8]
+    f = usl(load, [10.0 / (1 + 0.2 * (n - 1)) for n in load], warn=False)
+    assert f.alpha == 1.0 and f.beta > 0
+    assert f.peak() == (0.0, f.gamma)

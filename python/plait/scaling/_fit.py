@@ -214,11 +214,14 @@ class USLFit(Fit):
     def peak(self) -> Peak:
         """The load of peak throughput, ``N* = sqrt((1 - alpha) / beta)`` (R's
         ``peak.scalability``, not rounded), and the throughput there. ``N*`` is infinite when
-        ``beta`` is 0: throughput then rises towards :meth:`limit`."""
+        ``beta`` is 0: throughput then rises towards :meth:`limit`; below 1 (``alpha`` near 1)
+        throughput falls from the first worker on, and the throughput given is ``gamma``."""
         if self.beta <= 0.0:
             return Peak(math.inf, self.limit())
         n = math.sqrt((1.0 - self.alpha) / self.beta)
-        return Peak(n, self._curve(n))
+        # Below one worker (alpha near 1) the formula has no throughput to give: one worker's is
+        # the most there is.
+        return Peak(n, self._curve(n) if n >= 1.0 else self.gamma)
 
     def optimal(self) -> float:
         """The load of optimal scalability, ``1 / alpha`` (R's ``optimal.scalability``): where the

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import ScalingWarning
+from ..exceptions import ScalingWarning, SuperlinearWarning
 from ._fit import AmdahlFit, USLFit, amdahl, usl
 from ._sweep import MODELS, Point, Skipped, check_model, measure
 
@@ -120,7 +120,12 @@ def fit_points(model: str, points: Sequence[Point]) -> ModelResult:
                 fits[name] = fitter(load, tput)
             except (ValueError, RuntimeError) as e:
                 notes.append(f"{name}: not fitted: {e}")
-        notes.extend(str(w.message) for w in caught if issubclass(w.category, ScalingWarning))
+        for w in caught:
+            # The data's own faults (superlinear points) show in every fit: say it once.
+            if issubclass(w.category, SuperlinearWarning) and any("superlinear" in n for n in notes):
+                continue
+            if issubclass(w.category, ScalingWarning):
+                notes.append(str(w.message))
     return ModelResult(model, points, fits.get("amdahl"), fits.get("usl"), tuple(dict.fromkeys(notes)))
 
 
