@@ -173,3 +173,11 @@ def test_cli_sweep_with_args_from(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert "threads x1" in captured.err  # progress
     assert "== threads" in captured.out and "threads reach" in captured.out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+def test_plot_writes_an_image(spec_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_png = tmp_path / "out.png"
+    assert main(["scale", "--from", str(spec_csv), "--plot", str(out_png)]) == 0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot written to {out_png}" in capsys.readouterr().out
