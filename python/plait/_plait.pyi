@@ -70,6 +70,8 @@ __all__ = [
     "green_sleep0",
     "lock_order_checking",
     "pack_numbers",
+    "scaling_fit",
+    "scaling_t_quantile",
     "set_deadlock_detection",
     "snapshot",
     "unpack_numbers",
@@ -781,3 +783,10 @@ class DatagramIo:
     def __new__(cls, transport: Any, fd: int) -> Self: ...
     def read_ready(self) -> None: ...
     def detach(self) -> None: ...
+
+# --- scaling laws (plait.scaling) -------------------------------------------------------------
+
+def scaling_fit(
+    model: str, load: list[float], throughput: list[float], level: float = 0.95
+) -> dict[str, Any]: ...
+def scaling_t_quantile(p: float, df: float) -> float: ...

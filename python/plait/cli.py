@@ -11,9 +11,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="a short tour: each concurrency model against its stdlib peer")
     demo.add_argument("--quick", action="store_true", help="smaller work sizes (for tests)")
+    from .scaling import _cli as scale_cli
+
+    scale_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
 
         return run(quick=args.quick)
+    if args.command == "scale":
+        return scale_cli.run(args)
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -10,6 +10,7 @@
 //! - [`pool`]: the thread pool's task queue and worker bookkeeping.
 //! - [`ipc`]: frames over byte streams, Unix socket pairs.
 //! - [`reactor`]: the event loop's poller (mio), timers, ready queue and wakeups.
+//! - [`scaling`]: scaling laws (USL, Amdahl, Gustafson) fitted to throughput measurements.
 //! - [`supervise`]: child processes (spawn, watch, kill, reap) and the process pool's dispatcher.
 
 pub mod block;
@@ -18,6 +19,7 @@ pub mod ipc;
 pub mod pool;
 pub mod queue;
 pub mod reactor;
+pub mod scaling;
 pub mod supervise;
 pub mod sync;
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod ipc;
 mod pool;
 mod processes;
 mod queue;
+mod scaling;
 mod sync;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
@@ -30,5 +31,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     processes::init(m)?;
     ipc::init(m)?;
     green::init(m)?;
+    scaling::init(m)?;
     Ok(())
 }
