@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from _common import smoke_from_env
-
 ROOT = Path(__file__).resolve().parent.parent
+SMOKE_ENV = "PLAIT_BENCH_SMOKE"  # as plait.bench reads it (this file does not import plait)
 
 #: The distributions whose versions the file records: plait, the peers of the ``bench`` extra
 #: (pyproject.toml) and what plait's process pool sends functions with.
@@ -44,6 +43,11 @@ class ScriptRun:
     output: str
     returncode: int
     seconds: float
+
+
+def smoke_from_env() -> bool:
+    """True when ``PLAIT_BENCH_SMOKE`` is set to anything but ``""``, ``0``, ``no`` or ``false``."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "no", "false")
 
 
 def _read(path: str) -> str:

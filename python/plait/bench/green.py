@@ -37,10 +37,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import aio
-from _common import Bench, Impl, clock, header, parse_args
-
 from plait import green
+
+from . import aio
+from ._common import Bench, Impl, clock, header, parse_args
 
 
 def load_gevent() -> ModuleType | None:

@@ -33,8 +33,8 @@ from contextlib import ExitStack
 from importlib.metadata import version
 from typing import Any
 
-import _tasks
-from _common import Bench, Impl, clock, fast_path, header, parse_args, timed
+from . import _tasks
+from ._common import Bench, Impl, clock, fast_path, header, parse_args, timed
 
 WORKERS = 2
 

@@ -34,10 +34,10 @@ import multiprocessing.connection
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from _common import Bench, Impl, Result, clock, fast_path, header, parse_args
-from _tasks import dict_records, ints, tuple_rows
-
 import plait.processes as pp
+
+from ._common import Bench, Impl, Result, clock, fast_path, header, parse_args
+from ._tasks import dict_records, ints, tuple_rows
 
 CAPACITY = 1 << 20
 BATCH = 256

@@ -39,9 +39,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from _common import Bench, Impl, clock, header, parse_args
-
 import plait.aio
+
+from ._common import Bench, Impl, clock, header, parse_args
 
 PEERS = ("uvloop", "rloop")
 PLAIT_STREAMS = "plait.aio.start_server"

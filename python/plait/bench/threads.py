@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import repeat
 from typing import Any
 
-from _common import Bench, Impl, clock, fast_path, header, parse_args
-
 import plait.threads as pt
+
+from ._common import Bench, Impl, clock, fast_path, header, parse_args
 
 
 def ident(x: Any) -> Any:
