@@ -59,12 +59,17 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 BENCH_SCRIPTS = $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))
 
-# The echo client of benchmarks/aio.py (it also builds it on first use).
+# The echo client of `plait bench aio` and `plait bench green` (found in target/release, or through
+# PLAIT_LOADGEN=path; without it their echo cases are skipped with a line saying why).
 loadgen: ## Build the benchmarks' native echo client (target/release/plait-loadgen)
 	cargo build --release --quiet -p plait-loadgen
 
-bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks: plait beside its peers, same run
-	@for f in $(BENCH_SCRIPTS); do echo "== $$f"; $(PY) $$f || exit 1; done
+# `plait bench all`: every model in a child process, then one Markdown table of every line (BENCH_FLAGS
+# for more, e.g. BENCH_FLAGS="--json out.json --plot ratios.png").
+BENCH_FLAGS ?=
+
+bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks (plait bench all): plait beside its peers, same run
+	$(PY) -m plait bench all $(BENCH_FLAGS)
 
 # Where `make bench-results` writes. Take the figures on a quiet machine: the file records the load
 # average before and after the run.

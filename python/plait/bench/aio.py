@@ -2,8 +2,8 @@
 
 Run::
 
-    .venv/bin/python benchmarks/aio.py            # full sizes (a few minutes)
-    .venv/bin/python benchmarks/aio.py --quick    # tiny sizes: a smoke test
+    plait bench aio            # full sizes (a few minutes)
+    plait bench aio --quick    # tiny sizes: a smoke test
 
 Cases (each loop runs the same Python code; asyncio's own loop is the baseline; every loop gets
 the same warm-up run and the same number of timed runs, interleaved, median reported):
@@ -14,12 +14,14 @@ the same warm-up run and the same number of timed runs, interleaved, median repo
 - echo: a server (``asyncio.Protocol``, or asyncio streams through ``asyncio.start_server``, or
   plait's own streams through ``plait.aio.start_server`` on plait's loop) in a child
   process running the loop under test; a native (Rust, mio) client, ``plait-loadgen`` (the
-  workspace crate in ``benchmarks/loadgen``, built here with ``cargo build --release`` on first
-  use), keeps one message in flight on each of 10 connections over loopback and reports the
+  workspace crate in ``benchmarks/loadgen`` of the repository, not in the wheel: ``make loadgen``
+  builds it), keeps one message in flight on each of 10 connections over loopback and reports the
   seconds from its first send to its last echo. Reported: round trips per second
   and the server's CPU time per round trip (``getrusage`` in the server process; the median of
   the timed runs, the warm-up left out), because on 2 cores the client competes with the server
-  for CPU.
+  for CPU. The client is found through ``PLAIT_LOADGEN`` (a path), then in the repository's
+  ``target/release``, then on ``PATH``; without it the echo cases are skipped with a line saying
+  why (a client written in Python would measure itself, not the servers).
 
 uvloop and rloop come from the ``bench`` extra (``make bench`` installs them); a peer that cannot
 be imported is skipped with a line saying so.
@@ -27,9 +29,9 @@ be imported is skipped with a line saying so.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib
-import json
 import os
 import resource
 import shutil
@@ -41,21 +43,29 @@ from typing import Any
 
 import plait.aio
 
-from ._common import Bench, Impl, clock, header, parse_args
+from ._common import Bench, Impl, clock, header
 
+__all__ = ["PEERS", "TITLE", "run"]
+
+TITLE = "plait.aio event loop vs asyncio, uvloop, rloop"
 PEERS = ("uvloop", "rloop")
 PLAIT_STREAMS = "plait.aio.start_server"
 
 
-def loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+def loop_factories(bench: Bench | None = None) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """asyncio's, each peer's that imports (``bench`` names the others) and plait's."""
     out: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
     for name in PEERS:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError as e:
-            print(f"peer {name}: not installed ({e}); skipped", file=sys.stderr)
-            continue
-        out[name] = mod.new_event_loop
+        mod: Any
+        if bench is not None:
+            mod = bench.peer(name)
+        else:
+            try:
+                mod = importlib.import_module(name)
+            except ImportError:
+                mod = None
+        if mod is not None:
+            out[name] = mod.new_event_loop
     out["plait.aio"] = plait.aio.new_event_loop
     return out
 
@@ -133,28 +143,29 @@ def run_tasks(factory: Callable[[], asyncio.AbstractEventLoop], n: int) -> float
 
 # --- the native echo client (benchmarks/loadgen) -------------------------------------------------
 
-LOADGEN_CRATE = "plait-loadgen"
+LOADGEN = "plait-loadgen"
+LOADGEN_ENV = "PLAIT_LOADGEN"
 
 
-def build_loadgen() -> str:
-    """Build ``plait-loadgen`` (release profile, as the wheel) and return the binary's path."""
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        raise SystemExit("benchmarks/aio.py: the echo cases need cargo to build plait-loadgen")
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [cargo, "build", "--release", "--quiet", "-p", LOADGEN_CRATE, "--message-format=json"],
-        cwd=here,
-        stdout=subprocess.PIPE,
-        text=True,
-        check=True,
-    ).stdout
-    for line in out.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
-            if msg["target"]["name"] == LOADGEN_CRATE:
-                return str(msg["executable"])
-    raise SystemExit(f"benchmarks/aio.py: cargo built no {LOADGEN_CRATE} executable")
+def find_loadgen() -> tuple[str | None, str]:
+    """The echo client's path, or None and why: ``PLAIT_LOADGEN``, else the repository's
+    ``target/release/plait-loadgen`` (a checkout where plait runs from ``python/``), else ``PATH``."""
+    given = os.environ.get(LOADGEN_ENV)
+    if given:
+        if os.path.isfile(given) and os.access(given, os.X_OK):
+            return given, ""
+        return None, f"{LOADGEN_ENV}={given} is not an executable file"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    built = os.path.join(root, "target", "release", LOADGEN)
+    if os.path.isfile(built) and os.access(built, os.X_OK):
+        return built, ""
+    found = shutil.which(LOADGEN)
+    if found:
+        return found, ""
+    return None, (
+        f"the native echo client {LOADGEN} was not found (it is not in the wheel: `make loadgen` builds "
+        f"it in a checkout of the repository; or set {LOADGEN_ENV}=/path/to/{LOADGEN})"
+    )
 
 
 def echo_load(loadgen: str, port: int, conns: int, size: int, round_trips: int) -> tuple[int, float]:
@@ -218,11 +229,16 @@ def serve(impl: str, kind: str) -> None:
     loop.close()
 
 
+#: The child's command line: the server of ``serve`` (``python -c``, so the child does not run the
+#: parent's ``__main__``).
+SERVE = "import sys; from plait.bench.aio import serve; serve(*sys.argv[1:])"
+
+
 class EchoServer:
     def __init__(self, impl: str, kind: str, loadgen: str) -> None:
         self.loadgen = loadgen
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", impl, kind],
+            [sys.executable, "-c", SERVE, impl, kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -251,19 +267,21 @@ class EchoServer:
         self.proc.stdout.close()
 
 
-def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], sys.argv[3])
-        return
-    args = parse_args(__doc__ or "")
+def run(args: argparse.Namespace) -> Bench:
+    """Every case, printed as it runs; the results and targets are in the returned ``Bench``."""
     q = args.quick
     n_soon = 20_000 if q else 300_000
     n_timers = 10_000 if q else 200_000
     n_tasks = 5_000 if q else 100_000
     n_echo = 2_000 if q else 60_000
     n_echo_big = 500 if q else 10_000
+    bench = Bench(args)
+    factories = loop_factories(bench)
+    loadgen, why = find_loadgen()
+    if loadgen is None:
+        bench.skip("echo", why, kind="case")
     header(
-        "plait.aio event loop vs asyncio, uvloop, rloop",
+        TITLE,
         args,
         sizes=[
             f"call_soon {n_soon}",
@@ -271,11 +289,13 @@ def main() -> None:
             f"tasks {n_tasks}",
             f"echo: 10 connections, {n_echo} round trips of 1 KiB, {n_echo_big} of 64 KiB",
         ],
-        notes=["echo: server in a child process, native (Rust) client plait-loadgen; cpu/rt = server CPU"],
+        notes=[
+            "echo: server in a child process, native (Rust) client plait-loadgen; cpu/rt = server CPU"
+            if loadgen
+            else "echo: skipped (plait-loadgen not found)"
+        ],
+        packages=PEERS,
     )
-    factories = loop_factories()
-    loadgen = build_loadgen()  # before any timing: cargo is a no-op once it is built
-    bench = Bench(args)
 
     def impls(fn: Callable[[Callable[[], asyncio.AbstractEventLoop], int], float], n: int) -> list[Impl]:
         return [Impl(name, lambda f=f: fn(f, n)) for name, f in factories.items()]
@@ -296,11 +316,12 @@ def main() -> None:
     # for every loop.
     echo_repeats = max(3, args.repeats - 2)
     cpu: dict[tuple[str, str], float] = {}
-    for label, kind, size, n in (
+    echo_cases = (
         ("echo Protocol 1 KiB", "protocol", 1024, n_echo),
         ("echo Protocol 64 KiB", "protocol", 65536, n_echo_big),
         ("echo streams (start_server) 1 KiB", "streams", 1024, n_echo),
-    ):
+    )
+    for label, kind, size, n in echo_cases if loadgen else ():
         bench.section(label)
         servers = {name: EchoServer(name, kind, loadgen) for name in factories}
         if kind == "streams":
@@ -324,7 +345,7 @@ def main() -> None:
             print(f"    {name:<12} server CPU per round trip {per * 1e6:6.1f} us")
 
     def ratio(case: str, a: str, b: str) -> Any:
-        r = results[case]
+        r = results.get(case, {})
         if a not in r or b not in r:
             return None
         return Bench.relative(r[a], r[b])
@@ -347,11 +368,9 @@ def main() -> None:
         ratio("echo streams (start_server) 1 KiB", PLAIT_STREAMS, "uvloop"),
     )
     bench.summary()
-    print()
-    print("server CPU per round trip (lower is better):")
-    for (label, name), per in cpu.items():
-        print(f"  {label:<36} {name:<12} {per * 1e6:6.1f} us")
-
-
-if __name__ == "__main__":
-    main()
+    if cpu:
+        print()
+        print("server CPU per round trip (lower is better):")
+        for (label, name), per in cpu.items():
+            print(f"  {label:<36} {name:<12} {per * 1e6:6.1f} us")
+    return bench

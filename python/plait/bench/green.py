@@ -2,8 +2,8 @@
 
 Run::
 
-    .venv/bin/python benchmarks/green.py            # full sizes
-    .venv/bin/python benchmarks/green.py --quick    # tiny sizes: a smoke test
+    plait bench green            # full sizes
+    plait bench green --quick    # tiny sizes: a smoke test
 
 Cases (gevent is the baseline; both run the same Python code in this process, each on its own
 hub; every implementation gets the same warm-up run and the same number of timed runs,
@@ -18,9 +18,10 @@ interleaved, median reported):
 - echo: ``StreamServer(("127.0.0.1", 0), handle)`` whose ``handle(sock, address)`` loops
   ``sock.recv(65536)`` / ``sock.sendall(data)``, in a child process (gevent's, plait.green's, each
   with its default ``spawn``), and beside them ``plait.aio``'s ``asyncio.Protocol`` echo server
-  (benchmarks/aio.py's), the same native client for all: ``plait-loadgen`` keeps one 1 KiB message
+  (plait/bench/aio.py's), the same native client for all: ``plait-loadgen`` keeps one 1 KiB message
   in flight on each of 10 connections over loopback. Reported: round trips per second and the
   server's CPU time per round trip (on 2 cores the client competes with the server for CPU).
+  Without ``plait-loadgen`` (see plait/bench/aio.py) this case is skipped with a line saying why.
 
 gevent comes from the ``bench`` extra (``make bench`` installs it); without it, each case prints
 plait's line alone, with a line saying so.
@@ -28,6 +29,7 @@ plait's line alone, with a line saying so.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import resource
 import subprocess
@@ -40,18 +42,12 @@ from typing import Any
 from plait import green
 
 from . import aio
-from ._common import Bench, Impl, clock, header, parse_args
+from ._common import Bench, Impl, clock, header
 
+__all__ = ["PEERS", "TITLE", "run"]
 
-def load_gevent() -> ModuleType | None:
-    try:
-        gevent = importlib.import_module("gevent")
-        importlib.import_module("gevent.event")
-        importlib.import_module("gevent.queue")
-    except ImportError as e:
-        print(f"peer gevent: not installed ({e}); skipped", file=sys.stderr)
-        return None
-    return gevent
+TITLE = "plait.green vs gevent"
+PEERS = ("gevent", "greenlet")
 
 
 def nothing() -> None:
@@ -175,13 +171,17 @@ def serve(impl: str) -> None:
     server.stop()
 
 
+#: The child's command line (``python -c``: the child does not run the parent's ``__main__``).
+SERVE = "import sys; from plait.bench.green import serve; serve(*sys.argv[1:])"
+
+
 class GreenEchoServer(aio.EchoServer):
-    """benchmarks/aio.py's echo server driver, with this script's green server as the child."""
+    """plait/bench/aio.py's echo server driver, with this module's green server as the child."""
 
     def __init__(self, impl: str, loadgen: str) -> None:
         self.loadgen = loadgen
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", impl],
+            [sys.executable, "-c", SERVE, impl],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -192,7 +192,10 @@ class GreenEchoServer(aio.EchoServer):
 
 
 def echo_section(bench: Bench, args: Any, have_gevent: bool, n_echo: int) -> None:
-    loadgen = aio.build_loadgen()  # before any timing: cargo is a no-op once it is built
+    loadgen, why = aio.find_loadgen()
+    if loadgen is None:
+        bench.skip("StreamServer echo", why, kind="case")
+        return
     label = "StreamServer echo 1 KiB, 10 conns"
     names = (["gevent"] if have_gevent else []) + ["plait.green"]
     servers: dict[str, aio.EchoServer] = {name: GreenEchoServer(name, loadgen) for name in names}
@@ -217,22 +220,17 @@ def echo_section(bench: Bench, args: Any, have_gevent: bool, n_echo: int) -> Non
     bench.target("green echo vs plait.aio Protocol echo", 0.8, green_vs_aio, "(within 20%)")
 
 
-def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve(sys.argv[2])
-        return 0
-    args = parse_args(__doc__.splitlines()[0])
+def run(args: argparse.Namespace) -> Bench:
+    """Every case, printed as it runs; the results and targets are in the returned ``Bench``."""
     quick = args.quick
     n_spawn = 10_000 if quick else 100_000
     n_greenlets, n_each = (100, 100) if quick else (1_000, 100)
     n_ping = 2_000 if quick else 20_000
     n_echo = 2_000 if quick else 60_000
-    gevent = load_gevent()
-    versions = [f"greenlet {importlib.import_module('greenlet').__version__}"]
-    if gevent is not None:
-        versions.append(f"gevent {gevent.__version__}")
+    bench = Bench(args, label_width=44, name_width=20)
+    gevent = bench.peer("gevent", "event", "queue")
     header(
-        "plait.green vs gevent",
+        TITLE,
         args,
         sizes=[
             f"spawn+join {n_spawn:,} greenlets",
@@ -240,9 +238,9 @@ def main() -> int:
             f"ping-pong {n_ping:,} round trips",
             f"echo: 10 connections, {n_echo:,} round trips of 1 KiB",
         ],
-        notes=[*versions, "both in this process, each on its own hub; gevent is the baseline (1.00x)"],
+        notes=["both in this process, each on its own hub; gevent is the baseline (1.00x)"],
+        packages=PEERS,
     )
-    bench = Bench(args, label_width=44, name_width=20)
 
     def impls(make: Callable[[Any, Any], Callable[[], float]]) -> list[Impl]:
         out = []
@@ -294,7 +292,7 @@ def main() -> int:
     echo_section(bench, args, gevent is not None, n_echo)
     bench.summary()
     green.get_hub().destroy()
-    return 0
+    return bench
 
 
 def _has(package: ModuleType, name: str) -> bool:
@@ -303,7 +301,3 @@ def _has(package: ModuleType, name: str) -> bool:
     except ImportError:
         return False
     return True
-
-
-if __name__ == "__main__":
-    sys.exit(main())

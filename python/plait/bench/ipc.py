@@ -2,8 +2,8 @@
 
 Run::
 
-    .venv/bin/python benchmarks/ipc.py            # full sizes (a few minutes)
-    .venv/bin/python benchmarks/ipc.py --quick    # tiny sizes: a smoke test
+    plait bench ipc            # full sizes (a few minutes)
+    plait bench ipc --quick    # tiny sizes: a smoke test
 
 Queues: one producer process to one consumer (this process). The producer is a forked child
 that stays up across runs and sends its list of messages on command; a timed run covers the
@@ -29,6 +29,7 @@ interleaved; the median is reported.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import multiprocessing.connection
 from collections.abc import Callable, Sequence
@@ -36,8 +37,10 @@ from typing import Any
 
 import plait.processes as pp
 
-from ._common import Bench, Impl, Result, clock, fast_path, header, parse_args
+from ._common import Bench, Impl, Result, clock, fast_path, header
 from ._tasks import dict_records, ints, tuple_rows
+
+__all__ = ["PEERS", "TITLE", "run"]
 
 CAPACITY = 1 << 20
 BATCH = 256
@@ -247,24 +250,21 @@ def last_is(want: Any) -> Callable[[Any, Any], None]:
     return check
 
 
-def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
+TITLE = "plait.processes IPC vs multiprocessing and faster-fifo"
+PEERS = ("faster-fifo",)
+
+
+def run(args: argparse.Namespace) -> Bench:
+    """Every case, printed as it runs; the results and targets are in the returned ``Bench``."""
     quick = args.quick
     n_records = 5_000 if quick else 100_000
     n_ints = 20_000 if quick else 300_000
     n_big = 2_000 if quick else 30_000
     n_lock = 20_000 if quick else 300_000
-    try:
-        from importlib.metadata import version
-
-        import faster_fifo
-
-        ff_note = f"faster-fifo {version('faster-fifo')}"
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        faster_fifo = None
-        ff_note = f"faster-fifo not importable ({exc}): skipped"
+    bench = Bench(args, label_width=44, name_width=50)
+    faster_fifo = bench.peer("faster_fifo")
     header(
-        "plait.processes IPC vs multiprocessing and faster-fifo",
+        TITLE,
         args,
         sizes=[
             f"records: {n_records:,} small dicts {{'id': int, 'name': str, 'score': float}}",
@@ -274,14 +274,14 @@ def main() -> int:
             f"lock/counter: {n_lock:,} ops per process, 2 processes",
         ],
         notes=[
-            ff_note,
+            *([] if faster_fifo else ["faster-fifo not importable: its lines are skipped"]),
             "start method fork for every implementation (the producer stays up across runs)",
             "messages are built before the clock starts; the last one received is checked after it stops",
             "plait sends int, float, str, None and bytes without pickle; every other message is pickled "
             "(protocol 5) by every implementation",
         ],
+        packages=PEERS,
     )
-    bench = Bench(args, label_width=44, name_width=50)
     pairs: list[Pair] = []
 
     def impl(name: str, obj: Any, child: Half, parent: Half, check: Any = None, note: str = "") -> Impl:
@@ -493,8 +493,4 @@ def main() -> int:
     bench.target("Lock hand-off vs multiprocessing.Lock", 1, locks["plait Lock"])
     bench.target("AtomicInt.fetch_add vs mp.RawValue + mp.Lock", 1, counters["plait AtomicInt.fetch_add"])
     bench.summary()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return bench

@@ -2,8 +2,8 @@
 
 Run::
 
-    .venv/bin/python benchmarks/processes.py            # full sizes (a few minutes)
-    .venv/bin/python benchmarks/processes.py --quick    # tiny sizes: a smoke test
+    plait bench processes            # full sizes (a few minutes)
+    plait bench processes --quick    # tiny sizes: a smoke test
 
 Every pool has 2 workers. The stdlib pools and mpire use the "spawn" start method, as plait does;
 loky and joblib (whose default backend is loky) start workers with loky's own fork+exec, which is
@@ -12,37 +12,44 @@ implementation of a case gets the same warm-up run of the case and the same numb
 runs, interleaved, median reported. A timed run covers the work only, except in case 4, which
 times pool creation up to the first result.
 
-Every pool runs the same task functions, those of ``_tasks.py`` (importable, so each sends them by
+Every pool runs the same task functions, those of ``plait/bench/_tasks.py`` (importable, so each sends them by
 reference, its fastest path), on the same inputs: lists of ints, of short strings, of small dict
 records and of small tuples, built before the clock starts. Lines that take a path ordinary
 inputs do not are labelled ``[fast path: ...]`` (plait over a ``range``, which it sends as
 ranges). loky, mpire and joblib are optional: a peer that is not installed is skipped, with a
 line saying so (``make bench`` installs them).
 
-This module's top level runs again in every worker the spawn-started pools create (as
-``__mp_main__``), so it stays light: plait and the peers are imported in ``main()``.
+The pools' workers import this module by name (its task functions live in ``_tasks.py``); with
+the spawn start method they also run the parent's ``__main__`` again (as ``__mp_main__``), which
+``plait``'s command line and the scripts of ``benchmarks/`` guard.
 """
 
 from __future__ import annotations
 
-import importlib
+import argparse
 import multiprocessing
+import types
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
-from importlib.metadata import version
 from typing import Any
 
 from . import _tasks
-from ._common import Bench, Impl, clock, fast_path, header, parse_args, timed
+from ._common import Bench, Impl, clock, fast_path, header, timed
+
+__all__ = ["PEERS", "TITLE", "run"]
 
 WORKERS = 2
 
 
-def ident(x: Any) -> Any:
-    """A copy of ``_tasks.ident`` defined in ``__main__``: plait sends it by value (cloudpickle,
-    once per worker), the way a function defined in a user's script travels. Informational."""
+def _ident(x: Any) -> Any:
     return x
+
+
+#: A copy of ``_tasks.ident`` that belongs to ``__main__`` (its globals say so): plait sends it by
+#: value (cloudpickle, once per worker), the way a function defined in a user's script travels.
+#: Informational.
+ident = types.FunctionType(_ident.__code__, {"__name__": "__main__"}, "ident")
 
 
 # -- case builders: each returns a run() -> seconds --------------------------------------------------
@@ -182,13 +189,6 @@ def impls(*candidates: Impl | None) -> list[Impl]:
     return [impl for impl in candidates if impl is not None]
 
 
-def optional(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 def kilo(n: int) -> str:
     if n >= 1_000_000 and n % 1_000_000 == 0:
         return f"{n // 1_000_000}M"
@@ -202,9 +202,8 @@ def big_arrays(bench: Bench, quick: bool, loky: Any, joblib: Any) -> Any:
     each return a new array of that size. Returns plait's result of the first, or None."""
     mb = 8 if quick else 100
     bench.section(f"5. a {mb} MB numpy array to 2 tasks and back (plait: through shared memory)")
-    np = optional("numpy")
+    np = bench.peer("numpy")
     if np is None:
-        print("skipped: numpy is not installed (`make bench` installs it)")
         return None
     from plait.processes import ProcessPool
 
@@ -276,8 +275,12 @@ def collect_arrays(produce: Callable[[], list[Any]], like: Any) -> Callable[[], 
 # -- the benchmark -----------------------------------------------------------------------------------
 
 
-def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
+TITLE = "plait.processes.ProcessPool vs multiprocessing.Pool / ProcessPoolExecutor / loky / mpire / joblib"
+PEERS = ("loky", "mpire", "joblib", "numpy", "cloudpickle")
+
+
+def run(args: argparse.Namespace) -> Bench:
+    """Every case, printed as it runs; the results and targets are in the returned ``Bench``."""
     quick = args.quick
     N_SUBMIT = 500 if quick else 20_000
     N_MAP = 20_000 if quick else 1_000_000  # list of ints
@@ -291,21 +294,17 @@ def main() -> int:
 
     from plait.processes import ProcessPool
 
-    loky = optional("loky")
-    mpire = optional("mpire")
-    joblib = optional("joblib")
+    bench = Bench(args, label_width=40, name_width=48)
+    loky = bench.peer("loky")
+    mpire = bench.peer("mpire")
+    joblib = bench.peer("joblib")
     missing = [name for name, mod in (("loky", loky), ("mpire", mpire), ("joblib", joblib)) if mod is None]
 
     spin_n = calibrate_spin(CPU_TASK_S)
     t_spin = min(timed(_tasks.spin, spin_n) for _ in range(5))
 
-    versions = ", ".join(
-        f"{name} {version(name)}"
-        for name, mod in (("loky", loky), ("mpire", mpire), ("joblib", joblib))
-        if mod
-    )
     header(
-        "plait.processes.ProcessPool vs multiprocessing.Pool / ProcessPoolExecutor / loky / mpire / joblib",
+        TITLE,
         args,
         sizes=[
             f"submit+result {N_SUBMIT:,} tiny tasks",
@@ -319,15 +318,14 @@ def main() -> int:
             "mpire and plait; loky's own (fork+exec) for loky and joblib; case 4 adds a forkserver "
             "pair (multiprocessing.Pool vs plait), informational",
             "pools are created and warmed up (one task) before timing; every pool runs the same "
-            "functions of benchmarks/_tasks.py (by reference) on the same inputs, built before the "
+            "functions of plait/bench/_tasks.py (by reference) on the same inputs, built before the "
             "clock starts; results are checked after each timed run",
             "mpire unpacks a tuple or dict item into arguments: its dict and tuple items are wrapped "
             "in 1-tuples (built before the clock starts), as its docs say",
-            f"peers: {versions or 'only the stdlib'}",
             *[f"{name} skipped: not installed (`make bench` installs it)" for name in missing],
         ],
+        packages=PEERS,
     )
-    bench = Bench(args, label_width=40, name_width=48)
 
     def skipped() -> None:
         for name in missing:
@@ -626,8 +624,4 @@ def main() -> int:
     bench.target("pool start to first result vs multiprocessing.Pool", 1, r_start)
     bench.target("100 MB array to 2 tasks and back vs multiprocessing.Pool", 5, r_big)
     bench.summary()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return bench

@@ -2,8 +2,8 @@
 
 Run::
 
-    .venv/bin/python benchmarks/threads.py            # full sizes (~1-2 minutes)
-    .venv/bin/python benchmarks/threads.py --quick    # tiny sizes: a smoke test
+    plait bench threads            # full sizes (~1-2 minutes)
+    plait bench threads --quick    # tiny sizes: a smoke test
 
 Each case runs the same code shape for both implementations; only the class differs. Every
 implementation of a case gets the same warm-up run, then the same number of timed runs
@@ -17,6 +17,7 @@ clock starts; ``range`` input is an extra case labelled ``[fast path: range inpu
 
 from __future__ import annotations
 
+import argparse
 import queue
 import threading
 from collections.abc import Callable
@@ -26,7 +27,9 @@ from typing import Any
 
 import plait.threads as pt
 
-from ._common import Bench, Impl, clock, fast_path, header, parse_args
+from ._common import Bench, Impl, clock, fast_path, header
+
+__all__ = ["PEERS", "TITLE", "run"]
 
 
 def ident(x: Any) -> Any:
@@ -272,8 +275,12 @@ def kilo(n: int) -> str:
 # -- the benchmark --------------------------------------------------------------------------------
 
 
-def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
+TITLE = "plait.threads vs threading / queue / concurrent.futures"
+PEERS: tuple[str, ...] = ()  # the stdlib only
+
+
+def run(args: argparse.Namespace) -> Bench:
+    """Every case, printed as it runs; the results and targets are in the returned ``Bench``."""
     quick = args.quick
     N_QUEUE = 20_000 if quick else 200_000
     N_LOCK = 100_000 if quick else 1_000_000
@@ -289,7 +296,7 @@ def main() -> int:
     WORKERS = 4
 
     header(
-        "plait.threads vs threading / queue / concurrent.futures",
+        TITLE,
         args,
         sizes=[
             f"queue {N_QUEUE:,} items",
@@ -307,7 +314,7 @@ def main() -> int:
             "task function is `def ident(x): return x`; inputs are built before the clock starts; "
             "results are checked after each timed run",
             "AtomicInt's peer is the fastest correct stdlib counter, an int guarded by threading.Lock "
-            "(see locked_counter in this file for why not itertools.count or a bare +=)",
+            "(see locked_counter in plait/bench/threads.py for why not itertools.count or a bare +=)",
         ],
     )
     bench = Bench(args, label_width=48, name_width=44)
@@ -502,8 +509,4 @@ def main() -> int:
     bench.target("Lock uncontended (detection on) vs threading.Lock", 0.8, r_lock)
     bench.target(f"Lock contended by {THREADS} threads vs threading.Lock", 1, r_contended)
     bench.summary()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return bench
