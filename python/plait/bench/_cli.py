@@ -1,4 +1,4 @@
-"""``plait bench [threads|processes|ipc|aio|green|all] [--quick] [--smoke] [--json [PATH]] [--plot PNG]``.
+"""``plait bench [threads|processes|ipc|aio|green|all] [--quick|--smoke] [--json [PATH]] [--plot PNG]``.
 
 Runs the cases of one model (in this process) or of every model (``all``: each in a child process
 of its own, as ``plait bench MODEL``, so that no model's threads, pools or hub meet another's),
@@ -8,7 +8,8 @@ then a Markdown table of every line, headed by the machine, the date and the ver
 paste into an issue.
 
 ``--json`` writes the structured results (see ``_report``) to stdout, the progress then going to
-stderr, or to ``PATH``. ``--plot PNG`` draws bar charts of the ratios with matplotlib (the ``plot``
+stderr, or to ``PATH``; ``--markdown PATH`` writes the table to a file too (``make bench-results``
+puts it in RESULTS.md). ``--plot PNG`` draws bar charts of the ratios with matplotlib (the ``plot``
 extra); without it, it says so and draws the bars in the terminal.
 
 ``add_parser`` and ``run`` are what ``plait.cli`` calls; ``main`` serves the scripts of
@@ -63,6 +64,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="bar charts of the ratios, written with matplotlib (`pip install 'plait[plot]'`); "
         "without it, bars in the terminal",
     )
+    p.add_argument("--markdown", metavar="PATH", help="also write the Markdown table to PATH")
     p.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)  # children of `all`
     p.set_defaults(bench_parser=p)
     return p
@@ -90,9 +92,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             with open(args.json, "w", encoding="utf-8") as f:
                 f.write(text)
+    table = _report.markdown(doc)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(table)
     if not args.no_table:
         print(file=report)
-        print(_report.markdown(doc), end="", file=report)
+        print(table, end="", file=report)
     if args.plot:
         why = _report.plot(doc, args.plot)
         if why is None:
