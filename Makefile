@@ -75,11 +75,11 @@ bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks (plait bench all): pla
 # average before and after the run.
 RESULTS ?= benchmarks/RESULTS.md
 
-bench-results: build $(BENCH_STAMP) loadgen ## Run make bench and write its output, machine, date and versions to benchmarks/RESULTS.md
+bench-results: build $(BENCH_STAMP) loadgen ## Run every benchmark script, write outputs, tables, machine, date, versions to benchmarks/RESULTS.md
 	$(PY) benchmarks/_results.py --out $(RESULTS) $(BENCH_SCRIPTS)
 
 # Every case of every script, once, at --quick sizes (PLAIT_BENCH_SMOKE=1, read by
-# benchmarks/_common.py): the scripts cannot rot. It runs them through the RESULTS.md generator into
+# python/plait/bench/_common.py): the cases cannot rot. It runs them through the RESULTS.md generator into
 # a temporary file, so the generator cannot rot either. It installs the peers as make bench does
 # (their code paths rot too; ~10 s to install from pip's cache, ~1.5 min more to run); a peer that
 # does not install is skipped with a line.
