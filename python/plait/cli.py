@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from .bench import _cli as bench_cli
+from .scaling import _cli as scale_cli
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m plait`` and the ``plait`` script."""
@@ -11,9 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="a short tour: each concurrency model against its stdlib peer")
     demo.add_argument("--quick", action="store_true", help="smaller work sizes (for tests)")
-    from .scaling import _cli as scale_cli
-
     scale_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
@@ -21,4 +23,6 @@ def main(argv: list[str] | None = None) -> int:
         return run(quick=args.quick)
     if args.command == "scale":
         return scale_cli.run(args)
+    if args.command == "bench":
+        return bench_cli.run(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
