@@ -95,8 +95,25 @@ def test_fork_and_watch_calls_back_and_leaves_the_child_to_waitpid():
         lambda watcher: seen.append((watcher.pid, watcher.rstatus)), fork=lambda: child_exiting(5, 0.05)
     )
     assert os.waitpid(pid, 0) == (pid, 5 << 8)
-    green.sleep(0.05)
+    with green.Timeout(10):
+        while not seen:
+            green.sleep(0.01)
     assert seen == [(pid, 5 << 8)]
+
+
+def test_fork_and_watch_still_calls_back_when_waitpid_reaped_the_child_first():
+    seen = []
+    pid = os.fork_and_watch(
+        lambda watcher: seen.append((watcher.pid, watcher.rstatus)), fork=lambda: child_exiting(6, 0)
+    )
+    # Block the thread (no greenlet runs) until the child has exited, then reap it before its
+    # watcher greenlet ever ran.
+    std_os.waitid(std_os.P_PID, pid, std_os.WEXITED | std_os.WNOWAIT)
+    assert os.waitpid(pid, 0) == (pid, 6 << 8)
+    with green.Timeout(10):
+        while not seen:
+            green.sleep(0.01)
+    assert seen == [(pid, 6 << 8)]
 
 
 def run_in_fork(body):
