@@ -103,7 +103,10 @@ impl Graph {
         graph.waits.sort_by_key(|w| w.thread);
         for found in deadlock::deadlocks() {
             let edges = found.edges.iter().map(|e| graph.edge(e, site)).collect();
-            graph.cycles.push(Cycle { self_wait: false, edges });
+            graph.cycles.push(Cycle {
+                self_wait: false,
+                edges,
+            });
         }
         for e in deadlock::self_waits() {
             let edge = graph.edge(&e, site);
@@ -184,7 +187,11 @@ impl Graph {
                 out.push('\n');
             }
             for wait in self.waits.iter().filter(|w| w.thread == thread) {
-                let kind = if wait.timed { "with a timeout" } else { "without timeout" };
+                let kind = if wait.timed {
+                    "with a timeout"
+                } else {
+                    "without timeout"
+                };
                 let _ = writeln!(
                     out,
                     "  waits for {} ({kind}, for {:.3}s)",
@@ -212,7 +219,11 @@ impl Graph {
         threads.sort_unstable();
         threads.dedup();
         let n = threads.len();
-        let _ = writeln!(out, "Found one deadlock ({n} thread{}):\n", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "Found one deadlock ({n} thread{}):\n",
+            if n == 1 { "" } else { "s" }
+        );
         for e in &cycle.edges {
             let holders: Vec<String> = e.holders.iter().map(|h| format!("Thread {h}")).collect();
             let label = self.label(e.lock);
@@ -228,15 +239,26 @@ impl Graph {
     #[must_use]
     pub fn json(&self, pid: u32, reason: &str) -> String {
         let mut out = String::new();
-        let _ = write!(out, "{{\"pid\": {pid}, \"source\": \"native\", \"python\": {{\"available\": false, \"reason\": ");
+        let _ = write!(
+            out,
+            "{{\"pid\": {pid}, \"source\": \"native\", \"python\": {{\"available\": false, \"reason\": "
+        );
         json::string(&mut out, reason);
         out.push_str("}, \"threads\": [");
         for (i, thread) in self.threads().into_iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
-            let holds: Vec<u64> = self.locks.values().filter(|l| l.holders.contains(&thread)).map(|l| l.id).collect();
-            let _ = write!(out, "{{\"ident\": {thread}, \"name\": null, \"stack\": null, \"holds\": ");
+            let holds: Vec<u64> = self
+                .locks
+                .values()
+                .filter(|l| l.holders.contains(&thread))
+                .map(|l| l.id)
+                .collect();
+            let _ = write!(
+                out,
+                "{{\"ident\": {thread}, \"name\": null, \"stack\": null, \"holds\": "
+            );
             json::numbers(&mut out, &holds);
             out.push_str(", \"waits_for\": ");
             match self.waits.iter().find(|w| w.thread == thread) {
@@ -278,7 +300,11 @@ impl Graph {
                 if j > 0 {
                     out.push_str(", ");
                 }
-                let _ = write!(out, "{{\"thread\": {}, \"waits_for\": {}, \"held_by\": ", e.thread, e.lock);
+                let _ = write!(
+                    out,
+                    "{{\"thread\": {}, \"waits_for\": {}, \"held_by\": ",
+                    e.thread, e.lock
+                );
                 json::numbers(&mut out, &e.holders);
                 out.push('}');
             }

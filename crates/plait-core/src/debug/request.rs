@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn only_the_same_user_is_let_in() {
         assert!(check_peer(1000, 1000).is_ok());
-        assert_eq!(check_peer(1001, 1000), Err(Refusal::OtherUser { peer: 1001, own: 1000 }));
+        assert_eq!(
+            check_peer(1001, 1000),
+            Err(Refusal::OtherUser { peer: 1001, own: 1000 })
+        );
         assert!(check_peer(0, 1000).is_err(), "root is another user too");
         assert!(check_peer(65534, 0).is_err());
     }

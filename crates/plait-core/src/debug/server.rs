@@ -381,7 +381,10 @@ mod tests {
         let server = start("answers");
         assert_eq!(ask(&server, b"DUMP JSON\n"), "{}\n");
         let text = ask(&server, b"DUMP\n");
-        assert!(text.contains("Python stacks unavailable: a test host never answers."), "{text}");
+        assert!(
+            text.contains("Python stacks unavailable: a test host never answers."),
+            "{text}"
+        );
         server.stop();
     }
 
