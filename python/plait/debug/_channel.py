@@ -26,7 +26,8 @@ _hooks_installed = False
 
 def _serve() -> None:
     """The helper thread: builds a report each time the channel asks, until it is disabled."""
-    from . import _collect, _format
+    from ._collect import collect
+    from ._format import text as as_text
 
     me = threading.get_ident()
     _report.own_threads.add(me)
@@ -37,8 +38,8 @@ def _serve() -> None:
                 return
             rid, as_json = request
             try:
-                report = _collect.collect(skip=frozenset({me}))
-                text = _to_json(report) if as_json else _format.text(report)
+                report = collect(skip=frozenset({me}))
+                text = _to_json(report) if as_json else as_text(report)
             except Exception as exc:  # the helper must outlive a failing collector
                 text = f"plait dump failed in the interpreter: {exc!r}\n"
             _plait.debug_reply(rid, text)

@@ -83,8 +83,12 @@ def request(pid: int, *, as_json: bool = False, timeout: float = 40.0) -> str | 
             )
         sock.sendall(b"DUMP JSON\n" if as_json else b"DUMP\n")
         chunks = []
-        while chunk := sock.recv(1 << 16):
-            chunks.append(chunk)
+        try:
+            while chunk := sock.recv(1 << 16):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            if not chunks:  # the answer came whole before the reset (refused requests)
+                raise
     text = b"".join(chunks).decode("utf-8", "replace")
     if text.startswith("ERROR "):
         hint = ""

@@ -180,7 +180,7 @@ def process_pools() -> list[Report]:
         return []
     import gc
 
-    from . import _peek
+    from ._peek import call as peek_call
 
     functions: dict[int, dict[int, Any]] = {}
     for obj in gc.get_objects():
@@ -192,7 +192,7 @@ def process_pools() -> list[Report]:
         running: dict[int, Report] = {}
         for pid, task_id, fid, body, segments, seconds in core.running_tasks(1.0):
             fn = known.get(fid) if fid else None
-            call = _peek.call(fn, body, segments) if fid == 0 or fn is not None else f"function #{fid}(...)"
+            call = peek_call(fn, body, segments) if fid == 0 or fn is not None else f"function #{fid}(...)"
             function = _function_name(fn) if fn is not None else call.split("(")[0]
             running[pid] = {"id": task_id, "function": function, "call": call, "seconds": round(seconds, 3)}
         workers = [
@@ -213,7 +213,7 @@ def process_pools() -> list[Report]:
 
 def collect(*, skip: frozenset[int] = frozenset()) -> Report:
     """The whole report of this process, as a dict (see the module docstring)."""
-    from . import _tasks
+    from ._tasks import collect as collect_tasks
 
     me = threading.get_ident()
     threads, locks, deadlocks = threads_and_locks(me, skip)
@@ -227,7 +227,7 @@ def collect(*, skip: frozenset[int] = frozenset()) -> Report:
         "threads": threads,
         "locks": locks,
         "deadlocks": deadlocks,
-        "asyncio": _tasks.collect(),
+        "asyncio": collect_tasks(),
         "greenlets": greenlets(),
         "process_pools": process_pools(),
     }

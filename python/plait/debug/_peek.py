@@ -31,7 +31,7 @@ def _stand_in(module: str, name: str) -> type:
         return cls
 
     def __new__(kind: type, *args: Any, **kwargs: Any) -> Any:
-        obj = object.__new__(kind)
+        obj: Any = object.__new__(kind)
         obj.__dict__["_args"] = args
         return obj
 

@@ -28,6 +28,9 @@ use crate::sync::deadlock::Resource;
 
 /// How long a client may take to send its request, and to read the report.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long, and how much, a client's unread extra bytes are drained before closing.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(100);
+const DRAIN_MAX: usize = 1 << 20;
 
 /// What the binding supplies: the interpreter's report, and what it knows without the
 /// interpreter.
@@ -65,6 +68,9 @@ pub fn default_name(uid: u32, pid: u32) -> String {
 pub struct Server {
     name: String,
     wake: OwnedFd,
+    /// The descriptors the thread owns (the socket, the pipe's read end): closed by
+    /// [`Server::forget_after_fork`] in a child, where the thread is gone.
+    thread_fds: [RawFd; 2],
     thread: Option<JoinHandle<()>>,
     sigquit: bool,
 }
@@ -83,6 +89,7 @@ impl Server {
         if options.sigquit {
             install_sigquit(wake.as_raw_fd())?;
         }
+        let thread_fds = [listener.as_raw_fd(), wake_read.as_raw_fd()];
         let wait = options.interpreter_wait;
         let spawned = std::thread::Builder::new()
             .name("plait-debug".into())
@@ -99,6 +106,7 @@ impl Server {
         Ok(Self {
             name: options.name,
             wake,
+            thread_fds,
             thread: Some(thread),
             sigquit: options.sigquit,
         })
@@ -130,8 +138,13 @@ impl Server {
         if self.sigquit {
             uninstall_sigquit(false);
         }
-        // The JoinHandle names a thread of the parent: leave it alone.
+        // The JoinHandle names a thread of the parent: leave it alone. The thread's descriptors
+        // are this process's copies, which nothing else will close.
         std::mem::forget(self.thread.take());
+        for fd in self.thread_fds {
+            // Safety: inherited descriptors of the channel, used by no one in this process.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
@@ -219,16 +232,16 @@ fn serve(mut stream: UnixStream, host: &dyn Host, wait: Duration) {
         Err(refusal) => format!("ERROR {refusal}\n"),
     };
     let _ = stream.write_all(out.as_bytes());
-    // Whatever the client sent beyond its request is dropped unread: drain a little so it can
-    // still read the answer, then close.
-    let _ = stream.set_nonblocking(true);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Closing with unread bytes resets the connection, and the client may then lose the answer:
+    // read what it still sends, up to a bound and briefly, before closing.
+    let _ = stream.set_read_timeout(Some(DRAIN_TIMEOUT));
     let mut sink = [0u8; 4096];
-    for _ in 0..16 {
+    for _ in 0..DRAIN_MAX / sink.len() {
         if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
             break;
         }
     }
-    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 fn admit(stream: &mut UnixStream) -> Result<Format, Refusal> {

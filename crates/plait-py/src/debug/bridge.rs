@@ -120,8 +120,9 @@ impl Bridge {
     /// The helper's report for request `id`.
     pub fn reply(&self, id: u64, text: String) {
         let mut s = self.state.lock();
+        // `taken` stays: the asker may not have seen it yet (a quick report is answered before
+        // the asker wakes from its first wait).
         if s.taken == Some(id) {
-            s.taken = None;
             s.reply = Some((id, text));
             self.changed.notify_all();
         }
