@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -291,6 +292,22 @@ def test_no_channel_without_enable(child):
     assert f"process {c.pid} has no plait debug channel" in out.stderr
 
 
+def _py_spy() -> str | None:
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return shutil.which("py-spy") or (beside if os.access(beside, os.X_OK) else None)
+
+
+@pytest.mark.skipif(_py_spy() is None, reason="py-spy is not installed (the `debug` extra)")
+def test_without_a_channel_py_spy_shows_the_stacks_and_says_what_it_cannot_see(child):
+    c = child(IDLE, run=False)
+    out = c.dump()
+    if "Permission denied" in out.stderr or "ptrace" in out.stderr.lower():
+        pytest.skip(f"py-spy may not trace here: {out.stderr.strip()[-200:]}")
+    assert out.returncode == 0, out.stderr
+    assert "not shown: plait locks and deadlocks, asyncio tasks, greenlets" in out.stderr
+    assert '"MainThread"' in out.stdout and f"{c.script.name}:3" in out.stdout
+
+
 def test_an_answer_from_another_process_is_not_trusted(child):
     c = child(IDLE, run=False)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as squatter:
@@ -311,6 +328,31 @@ def test_sigquit_prints_the_dump_to_stderr(child):
             break
     assert lines[0].startswith(f"plait dump of process {c.pid}"), lines
     assert c.proc.poll() is None, "SIGQUIT no longer kills the process"
+
+
+def test_sigquit_answers_while_a_c_call_holds_the_gil(child):
+    c = child(
+        """\
+        import re
+        import plait.debug, plait.threads as pt
+
+        db = pt.Lock(name="db")
+        db.acquire()
+        print("ready", flush=True)
+        re.match(r"(a+)+$", "a" * 64 + "b")  # backtracks for ages, holding the GIL
+        """
+    )
+    os.kill(c.pid, signal.SIGQUIT)
+    assert c.proc.stderr is not None
+    lines = []
+    for line in c.proc.stderr:
+        lines.append(line)
+        if line.startswith("  holds Lock 'db'"):
+            break
+    text = "".join(lines)
+    assert f"plait dump of process {c.pid} (from plait's native channel thread)" in text
+    assert "Python stacks unavailable: the interpreter did not respond within 1 s" in text
+    assert f"holds Lock 'db', acquired at {c.script}:5 (in <module>)" in text
 
 
 def test_in_process_channel_answers_and_leaves_nothing_behind():

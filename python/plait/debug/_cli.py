@@ -99,8 +99,9 @@ def request(pid: int, *, as_json: bool = False, timeout: float = 40.0) -> str | 
 
 
 def _py_spy(pid: int, as_json: bool) -> int:
-    exe = shutil.which("py-spy")
-    print(_NO_CHANNEL.format(pid=pid) + ".", file=sys.stderr)
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")  # an unactivated venv
+    exe = shutil.which("py-spy") or (beside if os.access(beside, os.X_OK) else None)
+    print(_NO_CHANNEL.format(pid=pid) + ".", file=sys.stderr, flush=True)
     if exe is None:
         print(
             "Without it, its Python stacks can be read by py-spy, which is not installed "
@@ -112,6 +113,7 @@ def _py_spy(pid: int, as_json: bool) -> int:
         "Showing py-spy's view instead: Python stacks only; not shown: plait locks and deadlocks, "
         "asyncio tasks, greenlets, process pool workers.",
         file=sys.stderr,
+        flush=True,
     )
     cmd = [exe, "dump", "--pid", str(pid)]
     if as_json:
