@@ -368,6 +368,22 @@ def test_in_process_channel_answers_and_leaves_nothing_behind():
     assert not plait.debug.enabled() and _cli.request(os.getpid()) is None
 
 
+def test_the_channel_threads_do_not_hide_a_self_deadlock(tmp_path):
+    script = tmp_path / "self.py"
+    script.write_text(
+        "import plait, plait.debug, plait.threads as pt\n"
+        "plait.debug.enable()\n"
+        "lock = pt.Lock()\n"
+        "lock.acquire()\n"
+        "try:\n"
+        "    lock.acquire()\n"
+        "except plait.DeadlockError:\n"
+        "    print('raised')\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=50)
+    assert out.stdout == "raised\n", out.stderr
+
+
 def test_a_forked_child_has_no_channel_and_the_parent_keeps_its_own(child):
     c = child(
         """\

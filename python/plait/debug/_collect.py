@@ -16,7 +16,7 @@ import traceback
 import types
 from typing import Any
 
-from .. import _plait
+from .. import _plait, _report
 from .._report import ResourceTuple, _site
 
 Report = dict[str, Any]
@@ -83,7 +83,7 @@ def threads_and_locks(
             }
         )
     idents = set(frames) | set(holds) | set(waiting)
-    idents -= skip
+    idents -= skip | _report.own_threads  # plait's own (the debug channel's helper)
 
     def order(ident: int) -> tuple[bool, str, int]:
         t = by_ident.get(ident)
@@ -152,7 +152,7 @@ def greenlets() -> list[Report] | None:
                 "id": id(g),
                 "type": f"{type(g).__module__}.{kind}",
                 "name": name,
-                "target": _greenlet_target(g),
+                "target": _greenlet_target(g) if g.parent is not None else None,
                 "state": state,
                 "stack": _stack(g.gr_frame, trim=False) if g.gr_frame is not None else [],
             }

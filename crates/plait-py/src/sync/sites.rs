@@ -4,7 +4,7 @@
 //! A [`SiteCell`](super::tracked::SiteCell) keeps a code object and an instruction offset; making
 //! `file:line (in function)` of them needs the interpreter. While the debug channel is on, the
 //! first acquire from each code object copies its file name, qualified name and line table here
-//! (once per code object; later acquires pay one map lookup), so the channel's thread can name any
+//! (once per code object; later acquires pay one lookup under a read lock), so the channel's thread can name any
 //! site by plain Rust. The map keeps each code object alive, so an address is never reused while
 //! it is a key. Off (the default), `record` pays one relaxed load.
 
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use pyo3::prelude::*;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -27,7 +27,7 @@ struct Code {
     lines: Vec<(i32, i32, i32)>,
 }
 
-static CODES: LazyLock<Mutex<HashMap<usize, Arc<Code>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static CODES: LazyLock<RwLock<HashMap<usize, Arc<Code>>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
 
 /// Whether sites are being copied (the debug channel is on).
 #[inline]
@@ -39,7 +39,7 @@ pub fn enabled() -> bool {
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
     if !on {
-        let old = std::mem::take(&mut *CODES.lock());
+        let old = std::mem::take(&mut *CODES.write());
         drop(old); // outside the map's lock: dropping a code object may run Python code
     }
 }
@@ -47,7 +47,7 @@ pub fn set_enabled(on: bool) {
 /// Copies what naming a site in `code` needs, the first time `code` is seen.
 #[inline]
 pub fn note(code: &Bound<'_, PyAny>) {
-    if !CODES.lock().contains_key(&(code.as_ptr() as usize)) {
+    if !CODES.read().contains_key(&(code.as_ptr() as usize)) {
         copy(code);
     }
 }
@@ -82,7 +82,7 @@ fn copy(code: &Bound<'_, PyAny>) {
 /// `file:line (in function)` for the code object at `code` (an address from a `SiteCell`) and the
 /// byte offset `lasti`, if it was copied. Needs no interpreter.
 pub fn describe(code: usize, lasti: i32) -> Option<String> {
-    let info = CODES.lock().get(&code).cloned()?;
+    let info = CODES.read().get(&code).cloned()?;
     let line = info
         .lines
         .iter()
