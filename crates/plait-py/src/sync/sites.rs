@@ -73,7 +73,7 @@ fn copy(code: &Bound<'_, PyAny>) {
     // A code object that does not read (never in practice) stays unnamed.
     if let Ok(info) = read() {
         CODES
-            .lock()
+            .write()
             .entry(code.as_ptr() as usize)
             .or_insert_with(|| Arc::new(info));
     }
