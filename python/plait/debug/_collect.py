@@ -8,6 +8,7 @@ task's result is not retrieved), so a dump can be taken at any time.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -120,18 +121,16 @@ def _greenlet_target(g: Any) -> str | None:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def greenlets() -> list[Report] | None:
+def greenlets(objects: list[Any]) -> list[Report] | None:
     """Every live greenlet (found as gevent's ``format_run_info`` finds them: among the objects
     the garbage collector tracks), or None when greenlet is not imported."""
     greenlet_mod = sys.modules.get("greenlet")
     if greenlet_mod is None:
         return None
-    import gc
-
     cls = greenlet_mod.greenlet
     current = greenlet_mod.getcurrent()
     out = []
-    for g in gc.get_objects():
+    for g in objects:
         if not isinstance(g, cls) or g.dead:
             continue
         d = getattr(g, "__dict__", {})
@@ -172,18 +171,16 @@ def _function_name(fn: Any) -> str:
     return type(fn).__qualname__
 
 
-def process_pools() -> list[Report]:
+def process_pools(objects: list[Any]) -> list[Report]:
     """Every live ``plait.processes.ProcessPool``: its workers' pids, and the task each runs (its
     call read from the task's pickle without running any of its code, see :mod:`._peek`)."""
     executor = sys.modules.get("plait.processes._executor")
     if executor is None or not executor._dispatchers:
         return []
-    import gc
-
     from ._peek import call as peek_call
 
     functions: dict[int, dict[int, Any]] = {}
-    for obj in gc.get_objects():
+    for obj in objects:
         if isinstance(obj, executor.ProcessPool):
             functions[obj._key] = {fid: fn for fn, fid in list(obj._functions.items())}
     out = []
@@ -217,6 +214,9 @@ def collect(*, skip: frozenset[int] = frozenset()) -> Report:
 
     me = threading.get_ident()
     threads, locks, deadlocks = threads_and_locks(me, skip)
+    # One pass over the objects the garbage collector tracks: event loops, greenlets and pools
+    # are found there (as gevent's format_run_info finds greenlets).
+    objects = gc.get_objects()
     report: Report = {
         "pid": os.getpid(),
         "source": "python",
@@ -227,8 +227,8 @@ def collect(*, skip: frozenset[int] = frozenset()) -> Report:
         "threads": threads,
         "locks": locks,
         "deadlocks": deadlocks,
-        "asyncio": collect_tasks(),
-        "greenlets": greenlets(),
-        "process_pools": process_pools(),
+        "asyncio": collect_tasks(objects),
+        "greenlets": greenlets(objects),
+        "process_pools": process_pools(objects),
     }
     return report

@@ -10,7 +10,6 @@ here for 3.11+ without asyncio's bookkeeping.
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 import types
 from typing import Any
@@ -130,10 +129,10 @@ def _node(task: asyncio.Future[Any], loop: Any, seen: set[int], depth: int = 0) 
     return node
 
 
-def _loops() -> list[asyncio.AbstractEventLoop]:
+def _loops(objects: list[Any]) -> list[asyncio.AbstractEventLoop]:
     """Every event loop of the process that is not closed (plait's, the stdlib's, uvloop's)."""
     found: dict[int, asyncio.AbstractEventLoop] = {}
-    for obj in gc.get_objects():
+    for obj in objects:
         if isinstance(obj, asyncio.AbstractEventLoop):
             try:
                 closed = obj.is_closed()
@@ -159,12 +158,13 @@ def _all_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
     return []
 
 
-def collect() -> list[dict[str, Any]]:
-    """One entry per open loop: its class, state, thread and tasks as await trees (a task
-    awaited by another appears under it, once; the roots are tasks nobody awaits)."""
+def collect(objects: list[Any]) -> list[dict[str, Any]]:
+    """One entry per open loop among ``objects`` (``gc.get_objects()``): its class, state,
+    thread and tasks as await trees (a task awaited by another appears under it, once; the roots
+    are tasks nobody awaits)."""
     out = []
     names = {t.ident: t.name for t in threading.enumerate()}
-    for loop in _loops():
+    for loop in _loops(objects):
         tasks = _all_tasks(loop)
         awaited: set[int] = set()
         for task in tasks:

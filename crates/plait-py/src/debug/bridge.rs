@@ -12,8 +12,9 @@ use parking_lot::{Condvar, Mutex};
 use plait_core::debug::request::Format;
 use pyo3::prelude::*;
 
-/// How long a report the interpreter has started may take.
-const FINISH: Duration = Duration::from_secs(30);
+/// How long a report the interpreter has started may take (it stalls when a C call takes the
+/// GIL midway; the native lock graph is sent then).
+const FINISH: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct State {
