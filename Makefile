@@ -59,22 +59,27 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 BENCH_SCRIPTS = $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))
 
-# The echo client of benchmarks/aio.py (it also builds it on first use).
+# The echo client of `plait bench aio` and `plait bench green` (found in target/release, or through
+# PLAIT_LOADGEN=path; without it their echo cases are skipped with a line saying why).
 loadgen: ## Build the benchmarks' native echo client (target/release/plait-loadgen)
 	cargo build --release --quiet -p plait-loadgen
 
-bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks: plait beside its peers, same run
-	@for f in $(BENCH_SCRIPTS); do echo "== $$f"; $(PY) $$f || exit 1; done
+# `plait bench all`: every model in a child process, then one Markdown table of every line (BENCH_FLAGS
+# for more, e.g. BENCH_FLAGS="--json out.json --plot ratios.png").
+BENCH_FLAGS ?=
+
+bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks (plait bench all): plait beside its peers, same run
+	$(PY) -m plait bench all $(BENCH_FLAGS)
 
 # Where `make bench-results` writes. Take the figures on a quiet machine: the file records the load
 # average before and after the run.
 RESULTS ?= benchmarks/RESULTS.md
 
-bench-results: build $(BENCH_STAMP) loadgen ## Run make bench and write its output, machine, date and versions to benchmarks/RESULTS.md
+bench-results: build $(BENCH_STAMP) loadgen ## Run every benchmark script, write outputs, tables, machine, date, versions to benchmarks/RESULTS.md
 	$(PY) benchmarks/_results.py --out $(RESULTS) $(BENCH_SCRIPTS)
 
 # Every case of every script, once, at --quick sizes (PLAIT_BENCH_SMOKE=1, read by
-# benchmarks/_common.py): the scripts cannot rot. It runs them through the RESULTS.md generator into
+# python/plait/bench/_common.py): the cases cannot rot. It runs them through the RESULTS.md generator into
 # a temporary file, so the generator cannot rot either. It installs the peers as make bench does
 # (their code paths rot too; ~10 s to install from pip's cache, ~1.5 min more to run); a peer that
 # does not install is skipped with a line.

@@ -56,6 +56,7 @@ __all__ = [
     "TimerHandle",
     "WorkerLoop",
     "WriterCore",
+    "Yielders",
     "_abandon_inherited_segments",
     "_after_fork_in_child",
     "_debug_after_fork_in_child",
@@ -73,8 +74,12 @@ __all__ = [
     "debug_reply",
     "frame_stack_cache_info",
     "get_deadlock_detection",
+    "green_init",
+    "green_sleep0",
     "lock_order_checking",
     "pack_numbers",
+    "scaling_fit",
+    "scaling_t_quantile",
     "set_deadlock_detection",
     "snapshot",
     "unpack_numbers",
@@ -595,6 +600,20 @@ class IpcConnection:
 
 def pack_numbers(items: list[Any]) -> tuple[str, bytes] | None: ...
 def cache_frame_stacks() -> bool: ...
+
+@final
+class Yielders:
+    """One hub's greenlets waiting in ``sleep(0)``."""
+
+    def __new__(
+        cls, call_soon: Callable[..., Any], handle_error: Callable[[Any, BaseException], object]
+    ) -> Self: ...
+    def park(self, current: Any, hub: Any) -> None: ...
+    def resume(self) -> None: ...
+    def __len__(self) -> int: ...
+
+def green_init(getcurrent: Callable[[], Any], hub_type: type) -> None: ...
+def green_sleep0() -> bool: ...
 def frame_stack_cache_info() -> tuple[bool, int, int, int]: ...
 def unpack_numbers(kind: str, data: bytes) -> list[Any]: ...
 
@@ -784,3 +803,10 @@ class DatagramIo:
     def __new__(cls, transport: Any, fd: int) -> Self: ...
     def read_ready(self) -> None: ...
     def detach(self) -> None: ...
+
+# --- scaling laws (plait.scaling) -------------------------------------------------------------
+
+def scaling_fit(
+    model: str, load: list[float], throughput: list[float], level: float = 0.95
+) -> dict[str, Any]: ...
+def scaling_t_quantile(p: float, df: float) -> float: ...

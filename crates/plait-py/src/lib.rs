@@ -16,6 +16,7 @@ mod ipc;
 mod pool;
 mod processes;
 mod queue;
+mod scaling;
 mod sync;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
@@ -32,5 +33,6 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ipc::init(m)?;
     green::init(m)?;
     debug::init(m)?;
+    scaling::init(m)?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 """The ``plait dump`` and ``plait run`` commands (added to ``plait``'s parser by
-:func:`add_parsers`).
+:func:`add_parser`).
 
 ``plait dump PID`` asks the process's debug channel for its report. The channel is an abstract
 Unix socket named after the process's user and pid; before trusting the answer, the client
@@ -31,7 +31,7 @@ class DumpError(Exception):
     """``plait dump`` cannot get a report: the message says why and what to do."""
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``dump`` and ``run`` to the ``plait`` command's subparsers."""
     dump = sub.add_parser("dump", help=_DUMP_HELP, description=__doc__)
     dump.add_argument("pid", type=int, help="the process to report on")
@@ -119,6 +119,11 @@ def _py_spy(pid: int, as_json: bool) -> int:
     if as_json:
         cmd.append("--json")
     return subprocess.run(cmd, check=False).returncode
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``dump`` or ``run`` command parsed into ``args``."""
+    return dump_main(args) if args.command == "dump" else run_main(args)
 
 
 def dump_main(args: argparse.Namespace) -> int:
