@@ -469,7 +469,7 @@ def test_help_lists_every_command_on_one_line():
     lines = out.splitlines()
     start = lines.index("  COMMAND") + 1
     commands = [line.split()[0] for line in lines[start:] if line.startswith("    ") and line.split()]
-    assert {"demo", "dump", "run"} <= set(commands)
+    assert {"demo", "scale", "bench", "dump", "run"} <= set(commands)
     for line in lines[start:]:
         if not line.strip():
             break
