@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -116,6 +117,14 @@ DEADLOCK = """\
 """
 
 
+# The interpreter did not pick the request up within 1 s, or (when the request came just as the
+# child entered the C call) it picked it up and stalled midway.
+UNAVAILABLE = (
+    r"Python stacks unavailable: the interpreter (did not respond within 1 s|started the report but "
+    r"did not finish it within 10 s)"
+)
+
+
 def test_in_process_dump_shows_threads_held_locks_sites_and_waits():
     db = threads.Lock(name="db")
     db.acquire()  # the site: this line
@@ -221,7 +230,7 @@ def test_process_stuck_in_a_c_call_still_reports_the_lock_graph(child):
     out = c.dump()
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "Python stacks unavailable: the interpreter did not respond within 1 s" in text
+    assert re.search(UNAVAILABLE, text), text
     assert f"holds Lock 'db', acquired at {c.script}:6 (in <module>)" in text
     assert "waits for Lock 'db' (without timeout" in text
     report = json.loads(c.dump("--json").stdout)
@@ -352,7 +361,7 @@ def test_sigquit_answers_while_a_c_call_holds_the_gil(child):
             break
     text = "".join(lines)
     assert f"plait dump of process {c.pid} (from plait's native channel thread)" in text
-    assert "Python stacks unavailable: the interpreter did not respond within 1 s" in text
+    assert re.search(UNAVAILABLE, text), text
     assert f"holds Lock 'db', acquired at {c.script}:5 (in <module>)" in text
 
 
