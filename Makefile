@@ -19,7 +19,7 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "cloudpickle>=3" "greenlet>=3" "numpy>=1.24" "requests>=2.31"
+	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "cloudpickle>=3" "greenlet>=3" "numpy>=1.24" "requests>=2.31" "py-spy>=0.3"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with the build, test and lint tools
