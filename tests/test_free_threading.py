@@ -287,17 +287,24 @@ def test_thread_pool_submits_from_many_threads_at_once():
 def test_future_callbacks_and_waiters_from_many_threads():
     with pt.ThreadPool(2) as pool:
         for _ in range(n(200)):
-            gate = pt.Event()
+            gate, all_called = pt.Event(), pt.Event()
             fut = pool.submit(gate.wait, WAIT)
             calls = pt.AtomicInt()
 
-            def work(_i, fut=fut, calls=calls, gate=gate):
-                fut.add_done_callback(lambda f: calls.add(1))
-                if _i == 0:
+            def called(_f, calls=calls, all_called=all_called):
+                if calls.add(1) == 4:
+                    all_called.set()
+
+            def work(i, fut=fut, gate=gate):
+                fut.add_done_callback(called)
+                if i == 0:
                     gate.set()
                 assert fut.result(timeout=WAIT) is True
 
             run_threads(work, count=4)
+            # As in concurrent.futures, result() may return before the completing thread has run
+            # the callbacks added earlier: wait for them, then check none ran twice.
+            assert all_called.wait(WAIT)
             assert calls.load() == 4
 
 
