@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python test-all bench bench-results bench-smoke loadgen lint format clean
+.PHONY: help install build demo test test-rust test-python test-all test-ft bench bench-results bench-smoke loadgen lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,11 @@ PYTHONS ?=
 
 test-all: $(STAMP) ## pytest on every other CPython >= 3.11 found (python3.X, pyenv, PYTHONS=...)
 	PYTHON="$(PYTHON)" PYTHONS="$(PYTHONS)" VENV="$(VENV)" .ci/test-all
+
+# The free-threaded interpreter is built from Debian's CPython 3.13 sources and cached outside the
+# repository (PLAIT_FT_CACHE, default ~/.cache/plait-ft); see .ci/build-ft-python and .ci/test-ft.
+test-ft: $(STAMP) ## pytest on a free-threaded CPython 3.13 with the GIL disabled (built once, cached), stress tests included
+	PYTHON="$(PYTHON)" VENV="$(VENV)" .ci/test-ft
 
 # The peers the benchmarks compare against (pyproject's `bench` extra), installed by name: plait
 # itself is already in the venv, editable, from `maturin develop`.

@@ -365,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         p.error(f"unknown mode(s) {', '.join(unknown)}: choose from {', '.join(MODES)}")
+    from plait._freethreading import GREEN_UNSAFE_REASON, green_unsafe
+
+    if "green" in modes and green_unsafe():
+        print(f"green: skipped ({GREEN_UNSAFE_REASON})", flush=True)
+        modes.remove("green")
     filler = calibrate_filler(parse_ms)
 
     from website import path_of  # run as a script: its folder is on sys.path

@@ -18,7 +18,9 @@ clock starts; ``range`` input is an extra case labelled ``[fast path: range inpu
 from __future__ import annotations
 
 import argparse
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +29,7 @@ from typing import Any
 
 import plait.threads as pt
 
-from ._common import Bench, Impl, clock, fast_path, header
+from ._common import Bench, Impl, Result, clock, fast_path, header
 
 __all__ = ["PEERS", "TITLE", "run"]
 
@@ -263,6 +265,66 @@ def atomic_counter(nthreads: int, per_thread: int) -> Callable[[], float]:
     return run
 
 
+def queue_mpmc(make_queue: Callable[[], Any], pairs: int, per_producer: int) -> Callable[[], float]:
+    """``pairs`` producer threads each put ``per_producer`` ints; ``pairs`` consumer threads get
+    them all (each stops at its sentinel); every item is checked to arrive exactly once."""
+
+    def run() -> float:
+        q = make_queue()
+        put, get = q.put, q.get
+        sums = [0] * pairs
+
+        def producer() -> None:
+            for i in range(per_producer):
+                put(i)
+
+        def consumer(slot: int) -> None:
+            total = 0
+            while (v := get()) is not None:
+                total += v
+            sums[slot] = total
+
+        producers = [threading.Thread(target=producer) for _ in range(pairs)]
+        consumers = [threading.Thread(target=consumer, args=(i,)) for i in range(pairs)]
+        t0 = clock()
+        for t in consumers + producers:
+            t.start()
+        for t in producers:
+            t.join()
+        for _ in consumers:
+            put(None)
+        for t in consumers:
+            t.join()
+        dt = clock() - t0
+        assert sum(sums) == pairs * per_producer * (per_producer - 1) // 2
+        return dt
+
+    return run
+
+
+def spin(n: int) -> int:
+    """CPU-bound pure Python: holds the GIL for all its run on a GIL build."""
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def pool_map_cpu(make_pool: Callable[[], Any], items: list[int]) -> Callable[[], float]:
+    """``pool.map(spin, items)``, the pool made (and its threads started) before the clock."""
+
+    def run() -> float:
+        with make_pool() as pool:
+            pool.submit(int).result()  # the workers are up
+            t0 = clock()
+            out = list(pool.map(spin, items))
+            dt = clock() - t0
+        assert out[0] == spin(items[0])
+        return dt
+
+    return run
+
+
 def kilo(n: int) -> str:
     """``200k``, ``1M``."""
     if n >= 1_000_000 and n % 1_000_000 == 0:
@@ -294,6 +356,9 @@ def run(args: argparse.Namespace) -> Bench:
     N_ATOMIC = 100_000 if quick else 1_000_000
     THREADS = 4
     WORKERS = 4
+    PER_THREAD_SCALE = 40_000 if quick else 400_000  # total pairs/increments, split between threads
+    N_MPMC = 20_000 if quick else 200_000
+    N_CPU, SPIN = (16, 20_000) if quick else (64, 200_000)
 
     header(
         TITLE,
@@ -307,6 +372,8 @@ def run(args: argparse.Namespace) -> Bench:
             f"ping-pong {N_PING:,} round trips",
             f"semaphore {N_SEM:,} pairs",
             f"atomic {N_ATOMIC:,} increments",
+            f"scaling: {PER_THREAD_SCALE:,} lock pairs or increments and {N_MPMC:,} MPMC items split "
+            f"between the threads, map of {N_CPU} x spin({SPIN:,})",
         ],
         notes=[
             f"plait deadlock detection: {pt.get_deadlock_detection()!r} (the default) "
@@ -502,11 +569,81 @@ def run(args: argparse.Namespace) -> Bench:
         ],
     )
 
+    # 8. scaling with threads: the cases a free-threaded build runs in parallel
+    free = not getattr(sys, "_is_gil_enabled", lambda: True)()
+    gil = "GIL disabled" if free else "GIL enabled"
+    bench.section(
+        f"8. scaling: 1, 2 and {THREADS} threads ({gil}; os.cpu_count()={os.cpu_count()}); "
+        "each thread count is a case, its first line the stdlib"
+    )
+    counts = sorted({1, 2, THREADS})
+    scaled: dict[str, dict[int, Result]] = {}
+    for t in counts:
+        per = PER_THREAD_SCALE // t
+        r = bench.compare(
+            f"Lock contended, {t} thr ({t} x {kilo(per)} pairs)",
+            t * per,
+            "pairs",
+            [
+                Impl("threading.Lock", lock_contended(threading.Lock(), t, per)),
+                Impl("plait.threads.Lock", lock_contended(pt.Lock(), t, per)),
+            ],
+        )
+        scaled.setdefault("lock", {})[t] = r["plait.threads.Lock"]
+    for t in counts:
+        per = N_MPMC // t
+        r = bench.compare(
+            f"Queue MPMC, {t} producers + {t} consumers ({kilo(t * per)} items)",
+            t * per,
+            "items",
+            [
+                Impl("queue.Queue", queue_mpmc(lambda: queue.Queue(1024), t, per)),
+                Impl("plait.threads.Queue", queue_mpmc(lambda: pt.Queue(1024), t, per)),
+            ],
+        )
+        scaled.setdefault("mpmc", {})[t] = r["plait.threads.Queue"]
+    for t in counts:
+        per = PER_THREAD_SCALE // t
+        r = bench.compare(
+            f"shared counter, {t} thr ({t} x {kilo(per)} increments)",
+            t * per,
+            "incs",
+            [
+                Impl("int + threading.Lock [fastest correct peer]", locked_counter(t, per)),
+                Impl("plait.threads.AtomicInt", atomic_counter(t, per)),
+            ],
+        )
+    cpu_items = [SPIN] * N_CPU
+    for t in counts:
+        r = bench.compare(
+            f"map(spin) CPU-bound, {t} worker{'s' if t > 1 else ''} ({N_CPU} x spin({kilo(SPIN)}))",
+            N_CPU,
+            "calls",
+            [
+                Impl("ThreadPoolExecutor.map", pool_map_cpu(lambda t=t: ThreadPoolExecutor(t), cpu_items)),
+                Impl("plait.threads.ThreadPool.map", pool_map_cpu(lambda t=t: pt.ThreadPool(t), cpu_items)),
+            ],
+        )
+        scaled.setdefault("cpu", {})[t] = r["plait.threads.ThreadPool.map"]
+        scaled.setdefault("cpu-tpe", {})[t] = r["ThreadPoolExecutor.map"]
+    print()
+    print(f"speed-up of map(spin) over 1 worker ({gil}):")
+    for name, key in (("ThreadPoolExecutor.map", "cpu-tpe"), ("plait.threads.ThreadPool.map", "cpu")):
+        ups = ", ".join(f"{t} workers {scaled[key][t].rate / scaled[key][1].rate:.2f}x" for t in counts[1:])
+        print(f"  {name:<30} {ups}")
+
     bench.target("Queue ping-pong vs queue.Queue", 3, r_queue)
     bench.target("ThreadPool submit+result vs ThreadPoolExecutor", 3, r_submit)
     bench.target(f"ThreadPool map, list of {n_map} ints vs TPE.map", 5, r_map)
     bench.target(f"ThreadPool map, {n_map} dict records vs TPE.map", 5, r_map_records)
     bench.target("Lock uncontended (detection on) vs threading.Lock", 0.8, r_lock)
     bench.target(f"Lock contended by {THREADS} threads vs threading.Lock", 1, r_contended)
+    bench.target(f"Queue MPMC, {THREADS}+{THREADS} threads vs queue.Queue", 3, scaled["mpmc"][THREADS])
+    if free:  # with the GIL, CPU-bound Python code cannot run on two cores at once
+        bench.target(
+            "ThreadPool map(spin), 2 workers vs 1 (speed-up, GIL disabled)",
+            1.8,
+            Bench.relative(scaled["cpu"][2], scaled["cpu"][1]),
+        )
     bench.summary()
     return bench
