@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python test-ray test-all bench bench-results bench-smoke loadgen lint format clean
+.PHONY: help install build demo test test-rust test-python test-ray test-all test-ft bench bench-results bench-smoke loadgen lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "cloudpickle>=3" "greenlet>=3" "numpy>=1.24" "requests>=2.31" "dask[distributed]>=2024.1"
+	$(PIP) install --quiet "maturin>=1.7,<2" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "cloudpickle>=3" "greenlet>=3" "numpy>=1.24" "requests>=2.31" "py-spy>=0.3" "dask[distributed]>=2024.1"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with the build, test and lint tools
@@ -55,6 +55,11 @@ PYTHONS ?=
 test-all: $(STAMP) ## pytest on every other CPython >= 3.11 found (python3.X, pyenv, PYTHONS=...)
 	PYTHON="$(PYTHON)" PYTHONS="$(PYTHONS)" VENV="$(VENV)" .ci/test-all
 
+# The free-threaded interpreter is built from Debian's CPython 3.13 sources and cached outside the
+# repository (PLAIT_FT_CACHE, default ~/.cache/plait-ft); see .ci/build-ft-python and .ci/test-ft.
+test-ft: $(STAMP) ## pytest on a free-threaded CPython 3.13 with the GIL disabled (built once, cached), stress tests included
+	PYTHON="$(PYTHON)" VENV="$(VENV)" .ci/test-ft
+
 # The peers the benchmarks compare against (pyproject's `bench` extra), installed by name: plait
 # itself is already in the venv, editable, from `maturin develop`.
 BENCH_PEERS = $(shell $(PY) -c 'import tomllib; print(" ".join(repr(d) for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))')
@@ -68,22 +73,27 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 BENCH_SCRIPTS = $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py))
 
-# The echo client of benchmarks/aio.py (it also builds it on first use).
+# The echo client of `plait bench aio` and `plait bench green` (found in target/release, or through
+# PLAIT_LOADGEN=path; without it their echo cases are skipped with a line saying why).
 loadgen: ## Build the benchmarks' native echo client (target/release/plait-loadgen)
 	cargo build --release --quiet -p plait-loadgen
 
-bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks: plait beside its peers, same run
-	@for f in $(BENCH_SCRIPTS); do echo "== $$f"; $(PY) $$f || exit 1; done
+# `plait bench all`: every model in a child process, then one Markdown table of every line (BENCH_FLAGS
+# for more, e.g. BENCH_FLAGS="--json out.json --plot ratios.png").
+BENCH_FLAGS ?=
+
+bench: build $(BENCH_STAMP) loadgen ## Run the benchmarks (plait bench all): plait beside its peers, same run
+	$(PY) -m plait bench all $(BENCH_FLAGS)
 
 # Where `make bench-results` writes. Take the figures on a quiet machine: the file records the load
 # average before and after the run.
 RESULTS ?= benchmarks/RESULTS.md
 
-bench-results: build $(BENCH_STAMP) loadgen ## Run make bench and write its output, machine, date and versions to benchmarks/RESULTS.md
+bench-results: build $(BENCH_STAMP) loadgen ## Run every benchmark script, write outputs, tables, machine, date, versions to benchmarks/RESULTS.md
 	$(PY) benchmarks/_results.py --out $(RESULTS) $(BENCH_SCRIPTS)
 
 # Every case of every script, once, at --quick sizes (PLAIT_BENCH_SMOKE=1, read by
-# benchmarks/_common.py): the scripts cannot rot. It runs them through the RESULTS.md generator into
+# python/plait/bench/_common.py): the cases cannot rot. It runs them through the RESULTS.md generator into
 # a temporary file, so the generator cannot rot either. It installs the peers as make bench does
 # (their code paths rot too; ~10 s to install from pip's cache, ~1.5 min more to run); a peer that
 # does not install is skipped with a line.

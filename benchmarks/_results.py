@@ -10,6 +10,10 @@ the date, the load average before and after, Python and the peers' versions, the
 each script's output (stdout and stderr, as the terminal shows them) in a code block, with its
 exit status and duration. The output is also streamed to the terminal while it runs.
 
+Each script gets ``--markdown FILE`` (the scripts of ``benchmarks/`` are ``plait bench MODEL``):
+a script that writes the Markdown table of its lines there has it rendered after its code block,
+and left out of the block (where it would be the same table again, unrendered).
+
 A script that fails stops the run and nothing is written (a partial RESULTS.md would be quoted as
 if complete). ``PLAIT_BENCH_SMOKE=1`` in the environment runs the scripts at smoke sizes and the
 file says, at the top, that its figures mean nothing.
@@ -23,15 +27,15 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from _common import smoke_from_env
-
 ROOT = Path(__file__).resolve().parent.parent
+SMOKE_ENV = "PLAIT_BENCH_SMOKE"  # as plait.bench reads it (this file does not import plait)
 
 #: The distributions whose versions the file records: plait, the peers of the ``bench`` extra
 #: (pyproject.toml), what plait's process pool sends functions with, and the engine of
@@ -45,6 +49,8 @@ PACKAGES = (
     "faster-fifo",
     "uvloop",
     "rloop",
+    "gevent",
+    "greenlet",
     "cloudpickle",
     "dask",
     "distributed",
@@ -57,6 +63,12 @@ class ScriptRun:
     output: str
     returncode: int
     seconds: float
+    table: str = ""  # the Markdown table the script wrote (--markdown), if any
+
+
+def smoke_from_env() -> bool:
+    """True when ``PLAIT_BENCH_SMOKE`` is set to anything but ``""``, ``0``, ``no`` or ``false``."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "no", "false")
 
 
 def _read(path: str) -> str:
@@ -148,10 +160,20 @@ def environment() -> list[tuple[str, str]]:
 
 
 def run_script(script: str, env: dict[str, str]) -> ScriptRun:
-    """Run ``script`` with this interpreter, stream its output to the terminal and keep it."""
+    """Run ``script`` with this interpreter, stream its output to the terminal and keep it, with
+    the Markdown table it writes to ``--markdown FILE`` (scripts that write none ignore it)."""
+    with tempfile.TemporaryDirectory(prefix="plait-results-") as scratch:
+        table_file = Path(scratch) / "table.md"
+        run = _run_script(script, env, table_file)
+        if table_file.exists():
+            run.table = table_file.read_text(encoding="utf-8")
+    return run
+
+
+def _run_script(script: str, env: dict[str, str], table_file: Path) -> ScriptRun:
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(script)],
+        [sys.executable, os.path.abspath(script), "--markdown", str(table_file)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -219,8 +241,14 @@ def render(
             f"`{Path(sys.executable).name} {run.script}`: exit status {run.returncode}, {run.seconds:.0f} s",
             "",
         ]
-        fence = _fence(run.output)
-        out += [fence, run.output.rstrip("\n"), fence, ""]
+        output = run.output.rstrip("\n")
+        table = run.table.strip("\n")
+        if table and output.endswith(table):
+            output = output[: -len(table)].rstrip("\n")
+        fence = _fence(output)
+        out += [fence, output, fence, ""]
+        if table:
+            out += [table, ""]
     return "\n".join(out)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+import sysconfig
 import threading
 import time
 
@@ -102,3 +103,37 @@ def loop():
     if not lp.is_closed():
         lp.run_until_complete(lp.shutdown_default_executor())
     lp.close()
+
+
+# `make test-ft` (.ci/test-ft) sets PLAIT_EXPECT_NO_GIL=1: the suite must then run on a
+# free-threaded interpreter, and the GIL must still be off when it ends.
+EXPECT_NO_GIL = os.environ.get("PLAIT_EXPECT_NO_GIL") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if EXPECT_NO_GIL and not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        raise pytest.UsageError(f"PLAIT_EXPECT_NO_GIL=1 but {sys.executable} is not a free-threaded build")
+
+
+# plait.green cannot run on free-threaded 3.13 (see plait/_freethreading.py): its tests are
+# skipped there, with the reason.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from plait._freethreading import GREEN_UNSAFE_REASON, green_unsafe
+
+    if not green_unsafe():
+        return
+    reason = f"plait.green: {GREEN_UNSAFE_REASON}"
+    skip = pytest.mark.skip(reason=reason)
+    skipped = 0
+    for item in items:
+        if item.path.name.startswith(("test_green", "_green")):
+            item.add_marker(skip)
+            skipped += 1
+    if skipped:
+        print(f"\n{skipped} tests skipped: {reason}", file=sys.stderr)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if EXPECT_NO_GIL and sys._is_gil_enabled():
+        print("\nFAILED: the GIL was enabled during the run (PLAIT_EXPECT_NO_GIL=1)", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

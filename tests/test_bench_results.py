@@ -78,3 +78,21 @@ def test_a_failing_script_writes_nothing(tmp_path):
     assert "bad.py failed (exit status 3)" in proc.stderr
     assert (tmp_path / "RESULTS.md").read_text() == "previous results\n"
     assert not (tmp_path / "RESULTS.md.tmp").exists()
+
+
+def test_a_markdown_table_the_script_writes_is_rendered_after_its_block(tmp_path):
+    table = "| case | implementation | median | ratio |\n|---|---|---:|---:|\n| c | plait | 1 x/s | 1.00x |\n"
+    body = (
+        "import sys\n"
+        "path = sys.argv[sys.argv.index('--markdown') + 1]\n"
+        f"table = {table!r}\n"
+        "open(path, 'w').write(table)\n"
+        "print('case line')\n"
+        "print()\n"
+        "print(table, end='')\n"
+    )
+    proc = generate(tmp_path, script(tmp_path, "bench.py", body))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert f"```\ncase line\n```\n\n{table}" in text
+    assert text.count("| case | implementation |") == 1

@@ -32,13 +32,22 @@ def test_stdlib_names_and_gevent_extensions():
 
 
 def test_waitpid_of_two_children_overlaps():
+    # Cooperative waits overlap: both start before either ends (a wait that blocked the thread
+    # would end before the other greenlet started).
     pids = [child_exiting(3, 0.3), child_exiting(4, 0.3)]
-    start = time.monotonic()
-    waiters = [green.spawn(os.waitpid, pid, 0) for pid in pids]
+    events = []
+
+    def wait(pid):
+        events.append("start")
+        try:
+            return os.waitpid(pid, 0)
+        finally:
+            events.append("end")
+
+    waiters = [green.spawn(wait, pid) for pid in pids]
     green.joinall(waiters, raise_error=True)
-    elapsed = time.monotonic() - start
     assert [g.value for g in waiters] == [(pids[0], 3 << 8), (pids[1], 4 << 8)]
-    assert elapsed < 0.55, f"the waits did not overlap ({elapsed:.2f} s for 2 x 0.3 s)"
+    assert events == ["start", "start", "end", "end"], "the waits did not overlap"
 
 
 def test_waitpid_wnohang_and_any_child():
@@ -86,8 +95,25 @@ def test_fork_and_watch_calls_back_and_leaves_the_child_to_waitpid():
         lambda watcher: seen.append((watcher.pid, watcher.rstatus)), fork=lambda: child_exiting(5, 0.05)
     )
     assert os.waitpid(pid, 0) == (pid, 5 << 8)
-    green.sleep(0.05)
+    with green.Timeout(10):
+        while not seen:
+            green.sleep(0.01)
     assert seen == [(pid, 5 << 8)]
+
+
+def test_fork_and_watch_still_calls_back_when_waitpid_reaped_the_child_first():
+    seen = []
+    pid = os.fork_and_watch(
+        lambda watcher: seen.append((watcher.pid, watcher.rstatus)), fork=lambda: child_exiting(6, 0)
+    )
+    # Block the thread (no greenlet runs) until the child has exited, then reap it before its
+    # watcher greenlet ever ran.
+    std_os.waitid(std_os.P_PID, pid, std_os.WEXITED | std_os.WNOWAIT)
+    assert os.waitpid(pid, 0) == (pid, 6 << 8)
+    with green.Timeout(10):
+        while not seen:
+            green.sleep(0.01)
+    assert seen == [(pid, 6 << 8)]
 
 
 def run_in_fork(body):

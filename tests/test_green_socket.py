@@ -495,3 +495,52 @@ def test_a_socket_used_by_another_thread_then_this_one():
         green.sleep(0)
         b.sendall(b"here")
         assert g.get(timeout=5) == b"here"
+
+
+@pytest.mark.parametrize("into", [False, True])
+def test_a_short_read_waits_first_and_misses_nothing(into):
+    # A read that returns less than asked for emptied the kernel's buffer: the next read waits
+    # for readiness instead of trying (and failing with EAGAIN). Data sent while nobody waits,
+    # data sent while a reader waits, and the end of stream must all still arrive.
+    a, b = socket.socketpair()
+    got: list[bytes] = []
+
+    def read(n: int = 100) -> bytes:
+        if not into:
+            return b.recv(n)
+        buf = bytearray(n)
+        k = b.recv_into(buf)
+        return bytes(buf[:k])
+
+    def reader():
+        while data := read():
+            got.append(data)
+
+    with a, b:
+        a.sendall(b"one")
+        assert read() == b"one" and b._drained  # short: the next read waits first
+        a.sendall(b"two")  # arrives while nobody waits
+        assert read() == b"two"
+        g = green.spawn(reader)
+        green.sleep(0)  # the reader now waits
+        a.sendall(b"three")
+        green.sleep(0.01)
+        a.sendall(b"x" * 250)  # more than one read's worth: not short, then short
+        green.sleep(0.01)
+        a.shutdown(stdsocket.SHUT_WR)
+        g.join(timeout=10)
+    assert g.dead and b"".join(got) == b"three" + b"x" * 250
+
+
+def test_a_short_datagram_read_does_not_mark_the_socket_drained():
+    # A datagram socket's short read is one message of several queued: the next one is there.
+    a, b = (
+        socket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM),
+        socket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM),
+    )
+    with a, b:
+        b.bind(("127.0.0.1", 0))
+        a.sendto(b"1", b.getsockname())
+        a.sendto(b"2", b.getsockname())
+        assert b.recv(100) == b"1" and not b._drained
+        assert b.recv(100) == b"2"

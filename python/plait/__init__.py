@@ -8,9 +8,13 @@ Modules:
 
 - :mod:`plait.threads`: ``threading``/``queue`` primitives, atomics and ``ThreadPool``.
 - :mod:`plait.processes`: ``ProcessPool``, a process pool that survives crashes.
+- :mod:`plait.debug`: :func:`dump` (every thread, lock, deadlock, asyncio task, greenlet and pool
+  worker of this process) and the channel behind ``plait dump PID``.
 """
 
 from __future__ import annotations
+
+from typing import IO
 
 from . import _plait
 from . import exceptions as _exceptions
@@ -44,6 +48,15 @@ def _load_report() -> object:
 _plait._install(exceptions=_exceptions, report=_load_report)
 
 
+def dump(file: IO[str] | None = None, *, json: bool = False) -> str:
+    """This process's report: every thread with its stack and the plait locks it holds and waits
+    for, deadlocks, asyncio tasks as await trees, greenlets and process pool workers, as text (or
+    JSON with ``json=True``); with ``file``, also written there. See :mod:`plait.debug`."""
+    from . import debug
+
+    return debug.dump(file, json=json)
+
+
 def __getattr__(name: str) -> object:
     # Defined on first use (see plait.exceptions): importing plait stays fast.
     if name in ("BrokenProcessPool", "BrokenThreadPool", "RemoteTraceback", "WorkerCrashed"):
@@ -70,4 +83,5 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "__version__",
+    "dump",
 ]

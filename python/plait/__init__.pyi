@@ -1,5 +1,7 @@
 """Type stubs for plait."""
 
+from typing import IO
+
 from .exceptions import BrokenProcessPool as BrokenProcessPool
 from .exceptions import BrokenThreadPool as BrokenThreadPool
 from .exceptions import DeadlockError as DeadlockError
@@ -33,6 +35,9 @@ __all__ = [
     "TaskTimeout",
     "WorkerCrashed",
     "__version__",
+    "dump",
 ]
 
 __version__: str
+
+def dump(file: IO[str] | None = None, *, json: bool = False) -> str: ...

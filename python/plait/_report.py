@@ -114,6 +114,13 @@ def deadlock_error(
     return DeadlockError("\n".join(lines), cycle)
 
 
+# plait's own threads, which never release a user's lock: left out of the self-deadlock check
+# (see other_threads). Python idents, and a count of native threads Python does not know; both
+# kept by plait.debug for its channel's threads.
+own_threads: set[int] = set()
+own_native_threads = 0
+
+
 def other_threads(me: int) -> list[int] | None:
     """The idents of every other thread that runs Python code, or None when some thread of the
     process is unknown to Python (a thread still starting, a native thread): it might release a
@@ -126,9 +133,10 @@ def other_threads(me: int) -> list[int] | None:
         os_threads = len(os.listdir("/proc/self/task"))
     except OSError:
         return None
-    if os_threads > len(idents):
+    if os_threads > len(idents) + own_native_threads:
         return None  # e.g. a raw _thread starting (no frame yet), or a thread that never ran Python
     idents.discard(me)
+    idents -= own_threads
     return sorted(idents)
 
 

@@ -586,6 +586,11 @@ def run(quick: bool = False) -> int:
     print("\n6. asyncio: concurrent downloads from a local HTTP server, asyncio streams")
     _aio_demo(quick, repeat)
     print("\n7. Green threads: a crawler of a slow local site, serial vs patched with plait.green\n")
-    _green_demo(quick, repeat)
+    from ._freethreading import GREEN_UNSAFE_REASON, green_unsafe
+
+    if green_unsafe():
+        print(f"  skipped: {GREEN_UNSAFE_REASON}")
+    else:
+        _green_demo(quick, repeat)
     print("\nDone. `make bench` measures every case against all peers.")
     return 0

@@ -27,6 +27,8 @@ __all__ = [
     "DeadlockEdge",
     "DeadlockError",
     "DeadlockWarning",
+    "ExtrapolationWarning",
+    "InsignificantFitWarning",
     "InvalidThreadUseError",
     "LockInfo",
     "LockOrderWarning",
@@ -37,10 +39,13 @@ __all__ = [
     "PlaitError",
     "PlaitWarning",
     "RemoteTraceback",
+    "ScalingWarning",
     "SelfDeadlockWarning",
     "SharedMemoryCorrupted",
     "ShutDown",
+    "SuperlinearWarning",
     "TaskTimeout",
+    "TooFewPointsWarning",
     "WorkerCrashed",
 ]
 
@@ -190,6 +195,26 @@ class SelfDeadlockWarning(DeadlockWarning):
 
 class LockOrderWarning(PlaitWarning, RuntimeWarning):
     """Two locks were taken in both orders: a deadlock is possible even if none happened yet."""
+
+
+class ScalingWarning(PlaitWarning, UserWarning):
+    """plait.scaling: a fit (or a prediction from it) that deserves less trust than it looks."""
+
+
+class TooFewPointsWarning(ScalingWarning):
+    """Fewer than two measurements per coefficient: the fit is barely determined."""
+
+
+class SuperlinearWarning(ScalingWarning):
+    """Throughput per worker grows with the workers: a measurement error or cache effects."""
+
+
+class InsignificantFitWarning(ScalingWarning):
+    """A coefficient whose confidence interval includes 0: the data do not determine it."""
+
+
+class ExtrapolationWarning(ScalingWarning):
+    """A prediction far past the largest load measured."""
 
 
 if sys.version_info >= (3, 13):  # catchable as queue.ShutDown too

@@ -15,6 +15,8 @@ __all__ = [
     "DeadlockEdge",
     "DeadlockError",
     "DeadlockWarning",
+    "ExtrapolationWarning",
+    "InsignificantFitWarning",
     "InvalidThreadUseError",
     "LockInfo",
     "LockOrderWarning",
@@ -25,10 +27,13 @@ __all__ = [
     "PlaitError",
     "PlaitWarning",
     "RemoteTraceback",
+    "ScalingWarning",
     "SelfDeadlockWarning",
     "SharedMemoryCorrupted",
     "ShutDown",
+    "SuperlinearWarning",
     "TaskTimeout",
+    "TooFewPointsWarning",
     "WorkerCrashed",
 ]
 
@@ -83,6 +88,11 @@ class SelfDeadlockWarning(DeadlockWarning):
     def __init__(self, message: str, cycle: list[DeadlockEdge] | None = None) -> None: ...
 
 class LockOrderWarning(PlaitWarning, RuntimeWarning): ...
+class ScalingWarning(PlaitWarning, UserWarning): ...
+class TooFewPointsWarning(ScalingWarning): ...
+class SuperlinearWarning(ScalingWarning): ...
+class InsignificantFitWarning(ScalingWarning): ...
+class ExtrapolationWarning(ScalingWarning): ...
 
 if sys.version_info >= (3, 13):
     import queue

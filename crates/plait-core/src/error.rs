@@ -216,3 +216,43 @@ impl IpcError {
         }
     }
 }
+
+/// Why a scaling law could not be fitted (`plait.scaling`); every variant is a `ValueError` in
+/// Python except [`ScalingError::NoFit`], a `RuntimeError`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScalingError {
+    /// Fewer measurements than the model has coefficients.
+    #[error("{model} has {needed} coefficients: it needs at least {needed} measurements, got {points}")]
+    TooFewPoints {
+        /// The model's name (`"usl"`, `"amdahl"`, `"gustafson"`).
+        model: &'static str,
+        /// How many measurements were given.
+        points: usize,
+        /// How many the model needs at least.
+        needed: usize,
+    },
+    /// `load` and `throughput` differ in length.
+    #[error("load has {load} values but throughput has {throughput}: give one throughput per load")]
+    LengthMismatch {
+        /// Length of `load`.
+        load: usize,
+        /// Length of `throughput`.
+        throughput: usize,
+    },
+    /// A load or throughput that is not a finite positive number.
+    #[error("{what}[{index}] is {value}: every {what} must be a finite number above 0")]
+    InvalidValue {
+        /// `"load"` or `"throughput"`.
+        what: &'static str,
+        /// Position in its sequence.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// The solver found no coefficients within the model's bounds.
+    #[error("{model}: the least-squares solver found no coefficients within the bounds")]
+    NoFit {
+        /// The model's name.
+        model: &'static str,
+    },
+}

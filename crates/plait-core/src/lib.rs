@@ -10,14 +10,18 @@
 //! - [`pool`]: the thread pool's task queue and worker bookkeeping.
 //! - [`ipc`]: frames over byte streams, Unix socket pairs.
 //! - [`reactor`]: the event loop's poller (mio), timers, ready queue and wakeups.
+//! - [`debug`]: the channel behind `plait dump PID` (a native thread, a Unix socket).
+//! - [`scaling`]: scaling laws (USL, Amdahl, Gustafson) fitted to throughput measurements.
 //! - [`supervise`]: child processes (spawn, watch, kill, reap) and the process pool's dispatcher.
 
 pub mod block;
+pub mod debug;
 pub mod error;
 pub mod ipc;
 pub mod pool;
 pub mod queue;
 pub mod reactor;
+pub mod scaling;
 pub mod supervise;
 pub mod sync;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::io;
 use plait_core::ipc::frame::FrameError;
 use plait_core::ipc::objects::IpcError;
 use plait_core::queue::QueueError;
+use plait_core::scaling::ScalingError;
 use plait_core::sync::SyncError;
 use pyo3::exceptions::{
     PyBrokenPipeError, PyKeyboardInterrupt, PyOSError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
@@ -225,6 +226,15 @@ pub fn atomic_overflow() -> PyErr {
 }
 
 // --- Core error enums -------------------------------------------------------------------------
+
+/// Maps a scaling-law fit error: bad measurements are a `ValueError`, no solution within the
+/// bounds a `RuntimeError`.
+pub fn scaling_err(err: ScalingError) -> PyErr {
+    match err {
+        ScalingError::NoFit { .. } => PyRuntimeError::new_err(err.to_string()),
+        _ => PyValueError::new_err(err.to_string()),
+    }
+}
 
 /// `Interrupted`: the blocker's pending error (the signal handler's exception), or
 /// `KeyboardInterrupt` when no blocker saw it.

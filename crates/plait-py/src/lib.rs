@@ -1,7 +1,7 @@
 //! `plait._plait`: the thin `PyO3` binding over `plait-core`.
 //!
 //! One folder per model, mirroring `plait-core` (`sync/`, `queue/`, `pool/`, `processes/`,
-//! `ipc/`, `aio/`, `green/`), each with an `init` that adds its classes and functions to the module; `errors.rs` is
+//! `ipc/`, `aio/`, `green/`, `debug/`), each with an `init` that adds its classes and functions to the module; `errors.rs` is
 //! the one place where core errors become Python exceptions, `blocking.rs` the shared blocking
 //! wait. The public API lives in the `plait` Python package; this module is private.
 
@@ -9,12 +9,14 @@ use pyo3::prelude::*;
 
 mod aio;
 mod blocking;
+mod debug;
 mod errors;
 mod green;
 mod ipc;
 mod pool;
 mod processes;
 mod queue;
+mod scaling;
 mod sync;
 
 /// The extension module. Declared free-threading safe: every shared object is `frozen` with
@@ -30,5 +32,7 @@ fn _plait(m: &Bound<'_, PyModule>) -> PyResult<()> {
     processes::init(m)?;
     ipc::init(m)?;
     green::init(m)?;
+    debug::init(m)?;
+    scaling::init(m)?;
     Ok(())
 }

@@ -66,6 +66,12 @@ class _HubLoop(EventLoop):
     _hub: Hub
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        if executor is None and self._default_executor is None and not self._executor_shutdown_called:
+            # The stdlib's default is a concurrent.futures pool on `threading`: once patched,
+            # its threads are greenlets, and a blocking call there stops the hub. plait.green's
+            # executor runs on OS threads whatever was patched.
+            threadpool = importlib.import_module("plait.green.threadpool")
+            self._default_executor = threadpool.ThreadPoolExecutor(thread_name_prefix="asyncio")
         # A thread working for the loop can wake it: the hub must not call that blocked forever.
         future = super().run_in_executor(executor, func, *args)
         hub = self._hub
@@ -121,21 +127,9 @@ class Hub(greenlet):
         #: Called (no arguments) by destroy(), after the loop stopped: resources made per hub
         #: (thread pools, resolvers) register their shutdown here.
         self.on_destroy: list[Callable[[], object]] = []
-        # sleep(0)'s greenlets, as one-item lists (emptied when a waiter left another way),
-        # resumed by one loop callback per iteration instead of a Handle each.
-        self._yielders: list[list[Any]] = []
-
-    def _resume_yielders(self) -> None:
-        batch, self._yielders = self._yielders, []
-        for entry in batch:
-            if entry:
-                g = entry.pop()
-                if g.dead:
-                    continue
-                try:
-                    g.switch()
-                except BaseException as exc:  # a raw greenlet's error: the others still resume
-                    self.handle_error(g, exc)
+        # sleep(0)'s greenlets, resumed in order by one loop callback per iteration (native:
+        # crates/plait-py/src/green/yielders.rs).
+        self._yielders = _plait.Yielders(loop.call_soon, self.handle_error)
 
     def __repr__(self) -> str:
         return f"<plait.green.Hub at {id(self):#x} thread={self.thread_ident} loop={self.loop!r}>"
@@ -338,9 +332,15 @@ def switch_out(hub: Hub, what: str, obj: Any = None) -> Any:
         waiting.pop(current, None)
 
 
+_plait.green_init(getcurrent, Hub)
+_sleep0 = _plait.green_sleep0
+
+
 def sleep(seconds: float = 0, ref: bool = True) -> None:
     """Suspends the current greenlet for ``seconds``; ``sleep(0)`` (or less) lets every other
     ready greenlet and callback run once first. ``ref`` is accepted for gevent compatibility."""
+    if seconds <= 0 and _sleep0():  # a spawned greenlet: natively
+        return
     current = getcurrent()
     hub = current.parent  # a spawned greenlet's parent is its hub: no thread-local lookup
     if type(hub) is not Hub:
@@ -350,16 +350,7 @@ def sleep(seconds: float = 0, ref: bool = True) -> None:
             "plait.green: cannot sleep in the hub itself (an event-loop callback or a coroutine)"
         )
     if seconds <= 0:
-        entry = [current]
-        yielders = hub._yielders
-        if not yielders:  # the first this iteration: one callback resumes them all, in order
-            hub.loop.call_soon(hub._resume_yielders)
-        yielders.append(entry)
-        try:
-            hub.switch()
-        except BaseException:
-            entry.clear()  # woken otherwise (killed, a Timeout): the resume must not happen later
-            raise
+        hub._yielders.park(current, hub)
         return
     handle = hub.loop.call_later(seconds, current.switch)
     try:

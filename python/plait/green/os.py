@@ -199,8 +199,21 @@ def fork_and_watch(callback: Any = None, loop: Any = None, ref: bool = False, fo
     if pid and callback is not None:
         from ._greenlet import spawn
 
+        _watched.add(pid)
         spawn(_watch_and_call, pid, callback)
     return pid
+
+
+#: Children of :func:`fork_and_watch` whose watcher has not seen their exit yet, and the status
+#: of those that :func:`waitpid` reaped first (the watcher can no longer read it then).
+_watched: set[int] = set()
+_reaped: dict[int, int] = {}
+
+
+def _note_reaped(result: tuple[int, int]) -> tuple[int, int]:
+    if result[0] in _watched:
+        _reaped[result[0]] = result[1]
+    return result
 
 
 class _ChildWatcher:
@@ -212,9 +225,19 @@ class _ChildWatcher:
 
 
 def _watch_and_call(pid: int, callback: Any) -> None:
-    _wait_exit(pid)
-    info = _os.waitid(_os.P_PID, pid, _os.WEXITED | _os.WNOHANG | _os.WNOWAIT)
-    callback(_ChildWatcher(pid, _wait_status(info) if info is not None else 0))
+    try:
+        try:
+            _wait_exit(pid)
+            info = _os.waitid(_os.P_PID, pid, _os.WEXITED | _os.WNOHANG | _os.WNOWAIT)
+            status = _wait_status(info) if info is not None else 0
+        except ChildProcessError:
+            if pid not in _reaped:  # reaped by someone other than this module's waitpid
+                raise
+            status = _reaped[pid]
+    finally:
+        _watched.discard(pid)
+        _reaped.pop(pid, None)
+    callback(_ChildWatcher(pid, status))
 
 
 def _wait_status(info: Any) -> int:
@@ -276,13 +299,13 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
     """``os.waitpid``, blocking only the current greenlet (see the module docstring for how).
     With ``WNOHANG`` it is the stdlib's call."""
     if options & _WNOHANG:
-        return _waitpid(pid, options)
+        return _note_reaped(_waitpid(pid, options))
     if pid > 0 and not options & _NOT_EXITS:
         try:
             _wait_exit(pid)
         except ChildProcessError:
             pass  # not a child (or reaped meanwhile): the stdlib call raises the same at once
-        return _waitpid(pid, options)  # exited: returns at once
+        return _note_reaped(_waitpid(pid, options))  # exited: returns at once
     found: list[tuple[int, int]] = []
 
     def reaped() -> bool:
@@ -292,7 +315,7 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
         return bool(found)
 
     _poll(reaped, None)
-    return found[0]
+    return _note_reaped(found[0])
 
 
 if not hasattr(_os, "fork"):  # pragma: no cover - POSIX only

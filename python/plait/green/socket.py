@@ -105,13 +105,19 @@ class socket(_stdsocket.socket):
     of waiting. Two greenlets reading (or writing) one socket at the same time is a
     :class:`ConcurrentObjectUseError`."""
 
-    __slots__ = ("_timeout", "_watcher")
+    __slots__ = ("_drained", "_stream", "_timeout", "_watcher")
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
         super().__init__(family, type, proto, fileno)  # the stdlib class, even once patched
         _base.settimeout(self, 0.0)  # the fd is non-blocking; the program's timeout is ours
         self._timeout: float | None = _socket.getdefaulttimeout()
         self._watcher: Any = None
+        # A stream socket's read that returned less than asked for emptied the kernel's buffer:
+        # the next read waits for readiness first instead of failing with EAGAIN (a system call
+        # and an exception per message). The fd stays registered (edge-triggered), so data
+        # that came in meanwhile has been reported, or is at the next poll.
+        self._stream = self.type == _socket.SOCK_STREAM
+        self._drained = False
 
     # -- timeouts ---------------------------------------------------------------------------
 
@@ -278,23 +284,42 @@ class socket(_stdsocket.socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Receives up to ``bufsize`` bytes, waiting for some; b"" at end of stream."""
+        if self._drained:
+            self._drained = False
+            if self._timeout != 0.0:
+                self._wait_read()
         while True:
             try:
-                return _recv(self, bufsize, flags)
+                data = _recv(self, bufsize, flags)
             except BlockingIOError:
                 if self._timeout == 0.0:
                     raise
-            self._wait_read()
+                self._wait_read()
+                continue
+            if 0 < len(data) < bufsize and not flags and self._stream:
+                self._drained = True
+            return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receives into ``buffer``, waiting for data; the number of bytes received."""
+        if self._drained:
+            self._drained = False
+            if self._timeout != 0.0:
+                self._wait_read()
         while True:
             try:
-                return _recv_into(self, buffer, nbytes, flags)
+                n = _recv_into(self, buffer, nbytes, flags)
             except BlockingIOError:
                 if self._timeout == 0.0:
                     raise
-            self._wait_read()
+                self._wait_read()
+                continue
+            # The size asked for: nbytes, or the buffer's (known without a memoryview for the
+            # usual bytearray; other buffers only through nbytes).
+            asked = nbytes or (len(buffer) if type(buffer) is bytearray else 0)
+            if 0 < n < asked and not flags and self._stream:
+                self._drained = True
+            return n  # type: ignore[no-any-return]
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         """Receives up to ``bufsize`` bytes and the sender's address, waiting for a message."""

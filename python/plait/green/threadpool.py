@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
-import queue as _queue
+import queue as _pyqueue
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,7 +34,9 @@ from typing import Any
 from greenlet import getcurrent
 
 from .. import _plait
+from . import _native, monkey
 from ._hub import Hub, _local, get_hub
+from ._hub import _get_ident as _hub_get_ident
 from ._linkable import AbstractLinkable, InvalidThreadUseError, schedule
 from .event import AsyncResult, Event
 from .lock import Semaphore
@@ -46,7 +48,12 @@ __all__ = ["ThreadPool", "ThreadPoolExecutor", "get_threadpool", "spawn"]
 DEFAULT_SIZE = 10
 
 _STOP: Any = None  # the sentinel that tells one worker thread to exit
-_get_ident = threading.get_ident
+# The interpreter's own threads, locks and ids, taken before any patching (see _Workers).
+_start_new_thread = _native._start_new_thread
+_allocate_lock = _native._allocate_lock
+_get_ident = _hub_get_ident
+_Empty = _pyqueue.Empty
+_patched = monkey.saved  # the standard modules patched so far, by name
 
 
 def _alive(hub: Hub) -> bool:
@@ -57,11 +64,51 @@ def _in_hub_thread(hub: Hub) -> bool:
     return hub.thread_ident == _get_ident() and _alive(hub)
 
 
+class _Thread:
+    """One worker OS thread of :class:`_Workers`. Unless ``threading`` is patched, it is a
+    ``threading.Thread`` (named, listed by ``threading.enumerate()``); once patched, a thread of
+    the interpreter's own ``_thread``, with a lock held while it runs (a join is an acquire)."""
+
+    __slots__ = ("exit_lock", "ident", "name", "thread")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ident: int | None = None
+        self.exit_lock = _allocate_lock()
+        self.exit_lock.acquire()
+        self.thread: threading.Thread | None = None
+
+    def start(self, run: Callable[[_Thread], object]) -> None:
+        if "threading" in _patched:
+            _start_new_thread(run, (self,))
+        else:
+            self.thread = threading.Thread(target=run, args=(self,), name=self.name, daemon=True)
+            self.thread.start()
+
+    def alive(self) -> bool:
+        return self.exit_lock.locked() or (self.thread is not None and self.thread.is_alive())
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        else:
+            self.exit_lock.acquire()
+            self.exit_lock.release()
+
+    def __repr__(self) -> str:
+        return f"<plait.green.threadpool thread {self.name!r} ident={self.ident}>"
+
+
 class _Workers:
     """Native threads that run the callables of one queue, started on demand (at most
     ``maxsize`` at once) and stopped by sentinels. Each callable reports its own result; a
     thread tells ``hub`` when it exits (``exited`` is set there), so a greenlet can wait for
-    the threads to end without blocking the hub."""
+    the threads to end without blocking the hub.
+
+    The threads, the lock and the queue are the interpreter's own (``_thread``, taken before
+    any patching, and plait's native queue), never ``threading``'s: once ``patch_thread`` made
+    ``threading.Thread`` a greenlet, a pool built on it would run each job in the hub's thread,
+    and the first blocking call would stop every greenlet."""
 
     def __init__(
         self,
@@ -83,9 +130,9 @@ class _Workers:
         # plait's native queue: a worker waits in it without the GIL and wakes without a GIL
         # ping-pong (a job's round trip: 33 us, 64 us with queue.SimpleQueue; gevent's is 31 us).
         self.tasks: Any = _plait.SimpleQueue()
-        self.lock = threading.Lock()
-        self.threads: set[threading.Thread] = set()  # running and not told to stop
-        self.started: set[threading.Thread] = set()  # not joined yet
+        self.lock = _allocate_lock()
+        self.threads: set[_Thread] = set()  # running and not told to stop
+        self.started: set[_Thread] = set()  # not joined yet
         self.stopping = 0  # stop sentinels queued and not taken yet
         self.outstanding = 0  # callables queued or running
         self.exited = Event()  # set in the hub when a thread exits
@@ -112,12 +159,17 @@ class _Workers:
 
     def _grow(self, wanted: int) -> None:
         while len(self.threads) - self.stopping < wanted:
-            if len(self.started) > 2 * len(self.threads) + 8:
-                self.started = {t for t in self.started if t.is_alive()}  # forget ended ones
-            thread = threading.Thread(target=self._run, name=f"{self.name}_{next(self._names)}", daemon=True)
+            if len(self.started) > 2 * len(self.threads) + 8:  # forget ended ones
+                self.started = {t for t in self.started if t.alive()}
+            thread = _Thread(f"{self.name}_{next(self._names)}")
             self.threads.add(thread)
             self.started.add(thread)
-            thread.start()
+            try:
+                thread.start(self._run)
+            except BaseException:
+                self.threads.discard(thread)
+                self.started.discard(thread)
+                raise
 
     def shrink(self, target: int) -> None:
         """Tells threads to stop (once the tasks queued before are taken) until ``target``
@@ -135,7 +187,7 @@ class _Workers:
         while True:
             try:
                 task = self.tasks.get_nowait()
-            except _queue.Empty:
+            except _Empty:
                 break
             if task is _STOP:
                 stops += 1
@@ -168,13 +220,13 @@ class _Workers:
             self.wait_exited(0, what)
         with self.lock:
             threads, self.started = self.started, set()
-        current = threading.current_thread()
+        me = _get_ident()
         for thread in threads:
-            if thread is not current:
+            if thread.ident != me:
                 thread.join()
 
-    def _run(self) -> None:
-        me = threading.current_thread()
+    def _run(self, me: _Thread) -> None:
+        me.ident = _get_ident()
         get = self.tasks.get
         idle = self.idle_timeout if self.idle_timeout is not None and self.idle_timeout > 0 else None
         try:
@@ -183,7 +235,7 @@ class _Workers:
             while True:
                 try:
                     task = get(timeout=idle) if idle is not None else get()
-                except _queue.Empty:
+                except _Empty:
                     with self.lock:  # idle too long: exit, unless work came meanwhile
                         if not self.tasks.empty():
                             continue
@@ -201,12 +253,15 @@ class _Workers:
                     with self.lock:
                         self.outstanding -= 1
         finally:
-            hub = getattr(_local, "hub", None)
-            if hub is not None:  # a job used plait.green in this thread: its hub dies with it
-                hub.destroy()
-            schedule(self.hub, self.exited.set)
+            try:
+                hub = getattr(_local, "hub", None)
+                if hub is not None:  # a job used plait.green in this thread: its hub dies with it
+                    hub.destroy()
+                schedule(self.hub, self.exited.set)
+            finally:
+                me.exit_lock.release()
 
-    def _initialize(self, me: threading.Thread) -> bool:
+    def _initialize(self, me: _Thread) -> bool:
         try:
             assert self.initializer is not None
             self.initializer(*self.initargs)
@@ -601,6 +656,9 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         initargs: tuple[Any, ...] = (),
     ) -> None:
         super().__init__(max_workers, thread_name_prefix, initializer, initargs)
+        # A worker thread takes it when its initializer fails: a green lock (patch_thread)
+        # cannot be taken there.
+        self._shutdown_lock = _allocate_lock()
         self._hub = get_hub()
         self._green_workers = _Workers(
             self._hub,

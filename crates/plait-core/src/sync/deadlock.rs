@@ -331,6 +331,45 @@ fn stuck(
     true
 }
 
+/// Every deadlock among the recorded waits, each reported once (for dumps of a running process,
+/// where the check at the blocking call already warned, or detection was in warn mode). The first
+/// edge of each is its waiting thread with the lowest id. Threads blocked behind a deadlock without
+/// being part of it are not reported.
+#[must_use]
+pub fn deadlocks() -> Vec<Deadlock> {
+    let waits = WAITS.lock();
+    let mut threads: Vec<ThreadId> = waits.iter().filter(|(_, w)| !w.timed).map(|(t, _)| *t).collect();
+    threads.sort_unstable();
+    let mut found: Vec<Deadlock> = Vec::new();
+    for thread in threads {
+        if found.iter().any(|d| d.edges.iter().any(|e| e.thread == thread)) {
+            continue;
+        }
+        if let Some(d) = find(&waits, thread, &waits[&thread].resource) {
+            found.push(d);
+        }
+    }
+    found
+}
+
+/// The threads waiting, without a timeout, for a lock that they alone hold ([`Verdict::SelfWait`]):
+/// a deadlock unless another thread releases it. For dumps.
+#[must_use]
+pub fn self_waits() -> Vec<Edge> {
+    let waits = WAITS.lock();
+    let mut out: Vec<Edge> = waits
+        .iter()
+        .filter(|(t, w)| !w.timed && w.resource.self_wait_suspect() && sole_holder(**t, &w.resource))
+        .map(|(t, w)| Edge {
+            thread: *t,
+            waits_for: Arc::clone(&w.resource),
+            holders: vec![*t],
+        })
+        .collect();
+    out.sort_unstable_by_key(|e| e.thread);
+    out
+}
+
 /// A snapshot of every recorded wait.
 #[must_use]
 pub fn waits() -> Vec<(ThreadId, Wait)> {
@@ -609,6 +648,33 @@ pub(crate) mod tests {
         drop(g2);
         let (_g4, found) = begin_wait(1_000_023, sem, false);
         assert_eq!(found.into_deadlock().expect("knot").edges.len(), 3);
+    }
+
+    #[test]
+    fn deadlocks_lists_each_cycle_once() {
+        let (t1, t2, t3) = (1_000_061, 1_000_062, 1_000_063);
+        let a = Fake::shared(&[t1]);
+        let b = Fake::shared(&[t2]);
+        let (_g1, _) = begin_wait(t1, Arc::clone(&b), false);
+        let (_g2, _) = begin_wait(t2, Arc::clone(&a), false);
+        // A third thread stuck behind the cycle is not part of it.
+        let (_g3, _) = begin_wait(t3, Arc::clone(&a), false);
+        let found: Vec<_> = deadlocks()
+            .into_iter()
+            .filter(|d| d.edges.iter().any(|e| e.thread == t1))
+            .collect();
+        assert_eq!(found.len(), 1);
+        let threads: Vec<_> = found[0].edges.iter().map(|e| e.thread).collect();
+        assert_eq!(threads, vec![t1, t2]);
+        assert!(!deadlocks().iter().any(|d| d.edges.iter().any(|e| e.thread == t3)));
+    }
+
+    #[test]
+    fn self_waits_lists_a_lock_waited_for_by_its_holder() {
+        let t = 1_000_071;
+        let a = Fake::shared(&[t]);
+        let (_g, _) = begin_wait(t, Arc::clone(&a), false);
+        assert!(self_waits().iter().any(|e| e.thread == t && e.waits_for.id() == a.id()));
     }
 
     #[test]

@@ -356,6 +356,26 @@ impl ProcessPoolCore {
         Ok(())
     }
 
+    /// What each busy worker runs, for dumps: `(pid, task_id, func_id, body, segments,
+    /// seconds)`, with the first 64 KiB of the task's body (`segments`: it starts with the
+    /// table of its shared-memory segments). Asked of the dispatcher thread, waiting at most
+    /// `timeout` seconds.
+    #[pyo3(signature = (timeout=1.0))]
+    fn running_tasks<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> Vec<(i32, u64, u64, Bound<'py, pyo3::types::PyBytes>, bool, f64)> {
+        let timeout = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::ZERO);
+        let busy = py.detach(|| self.pool.running(timeout));
+        busy.into_iter()
+            .map(|b| {
+                let body = pyo3::types::PyBytes::new(py, &b.body);
+                (b.pid, b.task, b.func, body, b.segments, b.running_for.as_secs_f64())
+            })
+            .collect()
+    }
+
     /// The process id of each worker slot, 0 for an empty one (see `Pool::worker_pids`).
     fn worker_pids(&self) -> Vec<i32> {
         self.pool.worker_pids()

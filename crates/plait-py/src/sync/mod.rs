@@ -15,6 +15,7 @@ pub mod event;
 pub mod lock;
 pub mod report;
 pub mod semaphore;
+pub mod sites;
 pub mod tracked;
 
 /// `threading`'s repr style: `module.Class` with the module's last component, as `CPython`'s

@@ -299,6 +299,21 @@ fn snapshot(py: Python<'_>) -> PyResult<(Bound<'_, PyList>, Bound<'_, PyList>)> 
     Ok((held, waits))
 }
 
+/// Every deadlock among the recorded waits, for dumps: a list of `(self_wait, edges)`, with
+/// edges as in `plait._report.deadlock_error`. `self_wait`: a thread waiting for a `Lock` it
+/// alone holds (a deadlock unless another thread releases it).
+#[pyfunction]
+fn deadlocks(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for found in deadlock::deadlocks() {
+        out.append((false, edge_list(py, &found)?))?;
+    }
+    for edge in deadlock::self_waits() {
+        out.append((true, edge_list(py, &Deadlock { edges: vec![edge] })?))?;
+    }
+    Ok(out)
+}
+
 /// Called in the child after `os.fork()` (registered by `plait.threads`).
 #[pyfunction]
 fn _after_fork_in_child() {
@@ -315,5 +330,6 @@ pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_lock_order, m)?)?;
     m.add_function(wrap_pyfunction!(lock_order_checking, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(deadlocks, m)?)?;
     Ok(())
 }

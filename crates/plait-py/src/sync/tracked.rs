@@ -12,6 +12,8 @@ use plait_core::thread::ThreadId;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use super::sites;
+
 unsafe extern "C" {
     fn PyFrame_GetLasti(frame: *mut ffi::PyFrameObject) -> std::os::raw::c_int;
 }
@@ -34,10 +36,23 @@ impl SiteCell {
             }
             let code = ffi::PyFrame_GetCode(frame);
             let lasti = PyFrame_GetLasti(frame);
-            (Bound::from_owned_ptr(py, code.cast::<ffi::PyObject>()).unbind(), lasti)
+            (Bound::from_owned_ptr(py, code.cast::<ffi::PyObject>()), lasti)
         };
+        if sites::enabled() {
+            sites::note(&site.0);
+        }
+        let site = (site.0.unbind(), site.1);
         let old = self.0.lock().replace(site);
         drop(old);
+    }
+
+    /// The recorded site's code object address and offset, read without the interpreter (for
+    /// [`sites::describe`]).
+    pub fn raw(&self) -> Option<(usize, i32)> {
+        self.0
+            .lock()
+            .as_ref()
+            .map(|(code, lasti)| (code.as_ptr() as usize, *lasti))
     }
 
     /// The recorded site as `(code, lasti)`, or `(None, -1)`.

@@ -25,8 +25,34 @@ pub(super) struct Submit<T> {
 pub(super) enum Command<T> {
     Submit(Submit<T>),
     CancelRunning(u64),
-    Shutdown { cancel: bool },
+    Shutdown {
+        cancel: bool,
+    },
+    /// Report what each worker runs (for dumps).
+    Inspect(mpsc::Sender<Vec<Busy>>),
 }
+
+/// A worker and the task it runs, as [`Pool::running`](super::Pool::running) reports it.
+#[derive(Debug, Clone)]
+pub struct Busy {
+    /// The worker's slot.
+    pub slot: usize,
+    /// The worker's process id.
+    pub pid: i32,
+    /// The task's id (as `Pool::submit` returned it).
+    pub task: u64,
+    /// The task's function id (0: the function travels in the body).
+    pub func: u64,
+    /// The first bytes of the task's body (at most [`BUSY_BODY_MAX`]).
+    pub body: Vec<u8>,
+    /// Whether the task has shared-memory segments (its body then starts with their table).
+    pub segments: bool,
+    /// How long it has run.
+    pub running_for: Duration,
+}
+
+/// How much of a running task's body [`Busy`] copies.
+pub const BUSY_BODY_MAX: usize = 64 * 1024;
 
 /// The command channel and the poller's waker, shared with the dispatcher, which closes it
 /// before its final drain so no command can slip in after it stopped listening.

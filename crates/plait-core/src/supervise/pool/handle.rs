@@ -11,7 +11,7 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 use parking_lot::Mutex;
 
-use super::command::{Command, Idle, Link, Submit, WAKER};
+use super::command::{Busy, Command, Idle, Link, Submit, WAKER};
 use super::config::{Config, Sink};
 use super::dispatcher::Dispatcher;
 use super::table::Pids;
@@ -146,6 +146,16 @@ impl<T: Send + 'static> Pool<T> {
             Err(Command::Submit(s)) => Err((s.ticket, PoolClosed)),
             Err(_) => unreachable!("a submit command comes back as a submit"),
         }
+    }
+
+    /// What each worker runs now, asked of the dispatcher thread and waited for at most
+    /// `timeout`; empty when the dispatcher has stopped or does not answer in time.
+    pub fn running(&self, timeout: Duration) -> Vec<Busy> {
+        let (tx, rx) = mpsc::channel();
+        if self.send(Command::Inspect(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.recv_timeout(timeout).unwrap_or_default()
     }
 
     /// Kills the worker running task `id` (if it is running); the task ends as cancelled.

@@ -27,6 +27,7 @@ mod handle;
 mod table;
 mod wire;
 
+pub use command::{Busy, BUSY_BODY_MAX};
 pub use config::{Config, Launch, Outcome, Sink};
 pub use handle::{Pool, Runner};
 pub use wire::{DEFINE, ERR, HELLO, INIT_FAILED, OK, READY, SHUTDOWN, TASK};

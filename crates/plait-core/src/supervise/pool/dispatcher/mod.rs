@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
-use super::command::{Command, Idle, Link, WAKER};
+use super::command::{Busy, Command, Idle, Link, BUSY_BODY_MAX, WAKER};
 use super::config::{Config, Outcome, Sink};
 use super::table::{slot_of, Kill, Pids, Queued, Worker};
 
@@ -178,6 +178,9 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                     });
                 }
                 Command::CancelRunning(id) => self.cancel_running(id),
+                Command::Inspect(reply) => {
+                    let _ = reply.send(self.busy());
+                }
                 Command::Shutdown { cancel } => {
                     self.shutting_down = true;
                     if cancel {
@@ -192,6 +195,27 @@ impl<T: Send + 'static, S: Sink<T>> Dispatcher<T, S> {
                 }
             }
         }
+    }
+
+    fn busy(&self) -> Vec<Busy> {
+        let mut out = Vec::new();
+        for (slot, w) in self.workers.iter().enumerate() {
+            let Some(w) = w else { continue };
+            let Some(head) = w.in_flight.front() else { continue };
+            if w.dead {
+                continue;
+            }
+            out.push(Busy {
+                slot,
+                pid: w.child.pid(),
+                task: head.id,
+                func: head.func,
+                body: head.body[..head.body.len().min(BUSY_BODY_MAX)].to_vec(),
+                segments: !head.fds.is_empty(),
+                running_for: w.head_started.elapsed(),
+            });
+        }
+        out
     }
 
     fn cancel_running(&mut self, id: u64) {

@@ -1,25 +1,31 @@
-"""Shared helpers for the plait benchmarks (threads.py, processes.py, aio.py, ...).
+"""Shared helpers for the cases of ``plait bench`` (threads.py, processes.py, aio.py, ...).
 
-Every benchmark script compares plait with its stdlib peer *in the same run*, on this machine:
+Every case compares plait with its stdlib peer (and the third-party peers installed) *in the same
+run*, on this machine:
 
-- ``parse_args`` gives every script the same flags (``--quick`` for tiny sizes, ``--repeats``,
-  ``--smoke``). ``--smoke`` (or ``PLAIT_BENCH_SMOKE=1`` in the environment, which is how
-  ``make bench-smoke`` runs every script) is the smallest run that still goes through every
-  case: ``--quick`` sizes, one warm-up and one timed run per implementation, whatever a case
-  asks for. It only checks that the scripts still run; its figures mean nothing.
-- ``header`` states the machine, the Python version and the work sizes before anything is timed.
+- ``add_arguments`` / ``check_arguments`` give every model the same flags (``--quick`` for tiny
+  sizes, ``--repeats``, ``--smoke``). ``--smoke`` (or ``PLAIT_BENCH_SMOKE=1`` in the environment,
+  which is how ``make bench-smoke`` runs every model) is the smallest run that still goes through
+  every case: ``--quick`` sizes, one warm-up and one timed run per implementation, whatever a case
+  asks for. It only checks that the cases still run; its figures mean nothing.
+- ``header`` states the machine, the Python version, the peers' versions and the work sizes
+  before anything is timed.
 - ``Bench.compare`` gives every implementation of a case the same treatment: the same number of
   untimed warm-up runs (one by default), then the same number of timed runs, interleaved (run 1
   of each, run 2 of each, ...) so that drift in machine load hits every implementation alike,
   and the same statistic, the median. It prints one line per implementation: the case label,
-  the implementation, its median throughput and the ratio to the first (the baseline). A case
-  that needs more or fewer runs (say, a noisy CPU-bound case) sets ``repeats`` for the whole
-  case, never for one implementation; there is no way to give one side a different warm-up.
+  the implementation, its median throughput and the ratio to the first (the baseline), and keeps
+  each as a ``Result`` (``Result.record()`` is the structured form ``plait bench --json`` dumps).
+  A case that needs more or fewer runs (say, a noisy CPU-bound case) sets ``repeats`` for the
+  whole case, never for one implementation; there is no way to give one side a different warm-up.
 - Case labels name the input (``list of 1M ints``, ``200k dict records``); the headline cases
   use the inputs programs pass. A case or line that takes a path ordinary inputs do not (a
   ``range`` input, messages that skip pickle) carries ``fast_path("...")`` in its label or
-  name, ``[fast path: range input]``, so that no such line is quoted as a headline figure.
+  name, ``[fast path: range input]``, so that no such line is quoted as a headline figure
+  (``Result.fast_path`` is true for it).
   README and docs figures name the exact line (case label and implementation) they come from.
+- ``Bench.peer`` imports an optional peer; one that is missing is named and skipped
+  (``Bench.skipped`` keeps why, as does ``Bench.skip`` for a case that cannot run here).
 - ``Bench.target`` records a goal (``ratio >= x``) and ``Bench.summary`` prints them as a table,
   MET / NOT MET, with the measured ratio.
 
@@ -27,8 +33,6 @@ A run callable does one full unit of work and returns the seconds it took, timed
 ``time.perf_counter`` (see ``clock``) around the part that is measured, so setup such as
 starting threads or building inputs can stay outside the timed region. ``timed`` wraps a
 callable whose whole body is the measured work.
-
-Running this file directly does nothing (``make bench`` runs every ``benchmarks/*.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import importlib
 import os
 import platform
 import statistics
@@ -43,18 +48,23 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
+from typing import Any
 
 __all__ = [
     "Bench",
     "Impl",
     "Result",
+    "add_arguments",
+    "check_arguments",
     "clock",
     "fast_path",
     "fmt_rate",
     "header",
     "machine_summary",
     "median",
-    "parse_args",
+    "package_version",
     "timed",
 ]
 
@@ -66,22 +76,21 @@ SMOKE_ENV = "PLAIT_BENCH_SMOKE"
 NOISY_SPREAD = 0.25  # flag a line whose timed runs differ by more than this fraction of the median
 
 
-def smoke_from_env() -> bool:
+def smoke_from_env() -> bool:  # benchmarks/_results.py has a copy (it does not import plait)
     """True when ``PLAIT_BENCH_SMOKE`` is set to anything but ``""``, ``0``, ``no`` or ``false``."""
     return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "no", "false")
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The common command line: ``--quick`` (tiny sizes, fewer repeats), ``--repeats N`` and
-    ``--smoke`` (also ``PLAIT_BENCH_SMOKE=1``: quick sizes, one run each; implies ``--quick``)."""
-    p = argparse.ArgumentParser(description=description)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The common flags: ``--quick`` (tiny sizes, fewer repeats), ``--repeats N`` and ``--smoke``
+    (also ``PLAIT_BENCH_SMOKE=1``: quick sizes, one run each; implies ``--quick``)."""
     p.add_argument("--quick", action="store_true", help="tiny work sizes: a smoke test, not a measurement")
     p.add_argument(
         "--smoke",
         action="store_true",
         default=smoke_from_env(),
         help=f"the smallest run through every case ({SMOKE_ENV}=1 does the same): --quick sizes, "
-        "one warm-up and one timed run per implementation; checks that the script runs, measures nothing",
+        "one warm-up and one timed run per implementation; checks that the cases run, measures nothing",
     )
     p.add_argument(
         "--repeats",
@@ -90,7 +99,11 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         help=f"timed runs per implementation, median reported (default {DEFAULT_REPEATS}, "
         f"{QUICK_REPEATS} with --quick)",
     )
-    args = p.parse_args(argv)
+
+
+def check_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Settle the flags of ``add_arguments``: ``--smoke`` implies ``--quick`` and one run; the
+    default ``--repeats`` follows ``--quick``. Errors go through ``p.error`` (exit status 2)."""
     if args.smoke:
         if args.repeats not in (None, 1):
             p.error("--smoke runs each implementation once: drop --repeats")
@@ -103,9 +116,20 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     return args
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of the distribution ``name``, or None."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+FAST_PATH_TAG = "[fast path:"
+
+
 def fast_path(what: str) -> str:
     """The tag of a case or line that takes a path ordinary inputs do not: ``[fast path: what]``."""
-    return f"[fast path: {what}]"
+    return f"{FAST_PATH_TAG} {what}]"
 
 
 def median(xs: Iterable[float]) -> float:
@@ -145,12 +169,22 @@ def machine_summary() -> list[str]:
 
 
 def header(
-    title: str, args: argparse.Namespace, sizes: Iterable[str] = (), notes: Iterable[str] = ()
+    title: str,
+    args: argparse.Namespace,
+    sizes: Iterable[str] = (),
+    notes: Iterable[str] = (),
+    packages: Iterable[str] = (),
 ) -> None:
-    """Print what is measured, where, and how, before any timing."""
+    """Print what is measured, where, and how, before any timing; ``packages`` are the peers'
+    distributions whose versions the header states (plait's always)."""
     print(title)
     for line in machine_summary():
         print(line)
+    versions = []
+    for name in ("plait", *packages):
+        v = package_version(name)
+        versions.append(f"{name} {v}" if v else f"{name} not installed")
+    print("versions: " + ", ".join(versions))
     if getattr(args, "smoke", False):
         mode = "SMOKE (quick sizes, one run each: checks the script runs, measures nothing)"
     elif args.quick:
@@ -201,6 +235,10 @@ class Impl:
 
 @dataclass
 class Result:
+    """One implementation's line of a case: ``rate`` is ``work / seconds`` in ``unit`` per second,
+    ``seconds`` the median of the timed runs, ``ratio`` the rate over the baseline's (the case's
+    first line, named by ``baseline``, unless ``Bench.relative`` says otherwise)."""
+
     label: str
     name: str
     seconds: float
@@ -209,6 +247,35 @@ class Result:
     runs: int
     spread: float  # (max - min) / median of the timed runs
     warmups: int = 1
+    unit: str = ""  # what one unit of work is: "items", "tasks", "round trips"
+    work: int = 0  # units of work per run
+    baseline: str = ""
+    note: str = ""
+
+    @property
+    def fast_path(self) -> bool:
+        """True for a case or line labelled ``fast_path(...)``: not a headline figure."""
+        return FAST_PATH_TAG in self.label or FAST_PATH_TAG in self.name
+
+    def record(self, model: str = "") -> dict[str, Any]:
+        """The structured form (``plait bench --json``): ``median`` is the median rate, in
+        ``unit`` (``items/s``)."""
+        return {
+            "model": model,
+            "case": self.label,
+            "implementation": self.name,
+            "median": self.rate,
+            "unit": f"{self.unit}/s",
+            "ratio": self.ratio,
+            "baseline": self.baseline,
+            "spread": self.spread,
+            "fast_path": self.fast_path,
+            "seconds": self.seconds,
+            "work": self.work,
+            "runs": self.runs,
+            "warmups": self.warmups,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -221,12 +288,40 @@ class _Target:
 
 
 @dataclass
+class Skipped:
+    """A peer that is not installed, or a case that cannot run here, and why."""
+
+    what: str
+    reason: str
+    kind: str = "peer"  # or "case"
+
+
+@dataclass
 class Bench:
     args: argparse.Namespace
     label_width: int = 46
     name_width: int = 30
     results: list[Result] = field(default_factory=list)
     targets: list[_Target] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def peer(self, name: str, *submodules: str) -> ModuleType | None:
+        """Import the optional peer ``name`` (and ``name.sub`` for each of ``submodules``), or name
+        it on stderr, record it as skipped and return None."""
+        try:
+            mod = importlib.import_module(name)
+            for sub in submodules:
+                importlib.import_module(f"{name}.{sub}")
+        except ImportError as e:
+            self.skip(name, f"not installed ({e}); `pip install 'plait[bench]'` installs the peers")
+            return None
+        return mod
+
+    def skip(self, what: str, reason: str, kind: str = "peer") -> None:
+        """Record and print (stderr) that ``what`` (a peer, or a case with ``kind="case"``) is
+        skipped, and why."""
+        self.skipped.append(Skipped(what, reason, kind))
+        print(f"{kind} {what}: {reason}; skipped", file=sys.stderr, flush=True)
 
     def compare(
         self,
@@ -280,6 +375,10 @@ class Bench:
                 runs=len(ts),
                 spread=(max(ts) - min(ts)) / med if med > 0 else 0.0,
                 warmups=warmups,
+                unit=unit,
+                work=n,
+                baseline=impls[0].name,
+                note=impl.note,
             )
             self.results.append(res)
             out[impl.name] = res
@@ -317,7 +416,9 @@ class Bench:
     def relative(result: Result, base: Result) -> Result:
         """``result`` with its ratio taken to ``base`` (another line of the same case) instead of
         the case's first line."""
-        return dataclasses.replace(result, ratio=result.rate / base.rate, name=f"{result.name} / {base.name}")
+        return dataclasses.replace(
+            result, ratio=result.rate / base.rate, name=f"{result.name} / {base.name}", baseline=base.name
+        )
 
     def summary(self) -> None:
         if not self.targets:
@@ -339,7 +440,3 @@ class Bench:
         met = sum(1 for t in self.targets if t.ratio is not None and t.ratio >= t.threshold)
         print(f"  {met}/{len(self.targets)} met")
         sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    pass  # a library for the benchmark scripts; nothing to run

@@ -1,0 +1,12 @@
+"""Type stubs for plait.bench.green: the cases of `plait bench green`."""
+
+import argparse
+
+from ._common import Bench
+
+__all__ = ["PEERS", "TITLE", "run"]
+
+TITLE: str
+PEERS: tuple[str, ...]
+
+def run(args: argparse.Namespace) -> Bench: ...

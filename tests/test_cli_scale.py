@@ -1,0 +1,195 @@
+"""``plait scale`` and the sweep behind it: fitting measurements from a CSV file, JSON output,
+a real (tiny, short) sweep under each model, the verdict, and the charts. No test asserts a
+timing: only structure and sanity."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from plait.cli import main
+from plait.scaling import Point as ScalePoint
+from plait.scaling import ScaleReport, fit_points, measure, read_csv, run_sweep, text_chart
+
+SPEC = [(1, 64.9), (18, 995.9), (36, 1652.4), (72, 1853.2), (108, 1828.9), (144, 1775.0), (216, 1702.2)]
+RAY_LOAD = [1, 4, 8, 12, 16, 20, 24, 28, 32, 48, 64]
+RAY = list(zip(RAY_LOAD, [20, 78, 130, 170, 190, 200, 210, 230, 260, 280, 310], strict=True))
+
+
+def tiny(n: int = 200) -> int:
+    """A small CPU-bound call (holds the GIL)."""
+    return sum(i * i for i in range(n))
+
+
+def tiny_args():
+    """An --args-from generator: single arguments and tuples."""
+    yield 100
+    yield (150,)
+
+
+async def tiny_async() -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+def spec_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "sdm.csv"
+    lines = ["model,workers,throughput"]
+    lines += [f"specsdm91,{n},{x}" for n, x in SPEC] + [f"raytracer,{n},{x}" for n, x in RAY]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_from_csv_fits_each_model(spec_csv: Path) -> None:
+    report = read_csv(str(spec_csv))
+    assert [m.model for m in report.models] == ["specsdm91", "raytracer"]
+    spec = report["specsdm91"]
+    assert spec.usl is not None and spec.amdahl is not None
+    assert float(f"{spec.usl.alpha:.3g}") == 0.0277 and float(f"{spec.usl.gamma:.3g}") == 90.0
+    assert [p.workers for p in spec.points] == [1, 18, 36, 72, 108, 144, 216]
+
+
+def test_from_csv_repeats_become_spread(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("load,tput\n1,10\n1,12\n1,11\n2,19\n2,21\n4,30\n8,40\n16,45\n")
+    report = read_csv(str(path))
+    (m,) = report.models
+    first = m.points[0]
+    assert (first.workers, first.throughput, first.low, first.high, first.calls) == (1, 11, 10, 12, 3)
+
+
+def test_from_csv_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("cores,speed\n1,2\n")
+    assert main(["scale", "--from", str(path)]) == 2
+    assert "no column named workers or load" in capsys.readouterr().err
+
+
+def test_cli_from_csv_prints_fits_and_verdict(spec_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scale", "--from", str(spec_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "throughput (calls/s) vs workers" in out
+    assert "== specsdm91" in out and "alpha=0.0277" in out
+    assert "Best: specsdm91" in out
+    assert "USL peak for specsdm91 at N=96.5" in out
+    assert "contention alpha=0.0277, coherency beta=0.000104" in out
+
+
+def test_cli_from_csv_json(spec_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scale", "--from", str(spec_csv), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    usl = data["models"]["specsdm91"]["usl"]
+    assert usl["coefficients"]["alpha"]["estimate"] == pytest.approx(0.0277285, rel=1e-4)
+    assert usl["coefficients"]["beta"]["std_error"] == pytest.approx(1.988e-05, rel=1e-3)
+    assert usl["peak"]["n"] == pytest.approx(96.52, rel=1e-3)
+    assert usl["optimal"] == pytest.approx(36.06401, rel=1e-4)
+    assert usl["limit"] == pytest.approx(3245.589, rel=1e-4)
+    ray = data["models"]["raytracer"]["usl"]
+    assert ray["peak"]["n"] is None  # beta = 0: no peak (infinite, not JSON)
+    assert isinstance(data["verdict"], str) and data["source"] == str(spec_csv)
+
+
+def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], spec_csv: Path) -> None:
+    assert main(["scale"]) == 2
+    assert "give MODULE:FUNC" in capsys.readouterr().err
+    assert main(["scale", "x:y", "--from", str(spec_csv)]) == 2
+    with pytest.raises(SystemExit, match="cannot import 'no_such_module_xyz'"):
+        main(["scale", "no_such_module_xyz:f"])
+    with pytest.raises(SystemExit):
+        main(["scale", "m:f", "--duration", "soon"])
+    with pytest.raises(SystemExit):
+        main(["scale", "m:f", "--models", "fibers"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
+def test_plot_without_matplotlib_says_what_to_install(
+    spec_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_png = tmp_path / "out.png"
+    assert main(["scale", "--from", str(spec_csv), "--plot", str(out_png)]) == 1
+    captured = capsys.readouterr()
+    assert "pip install 'plait[plot]'" in captured.err
+    assert "throughput (calls/s) vs workers" in captured.out  # the terminal chart instead
+    assert not out_png.exists()
+
+
+def test_text_chart_renders_points_and_curves() -> None:
+    points = [ScalePoint("threads", n, x, x, x, 1) for n, x in SPEC]
+    report = ScaleReport("sdm", (fit_points("threads", points),), cores=2, source="x.csv")
+    chart = text_chart(report, width=40, height=10)
+    lines = chart.splitlines()
+    assert lines[0] == "throughput (calls/s) vs workers"
+    assert sum(line.count("T") for line in lines) >= 5  # the points (some may share a cell)
+    assert any("·" in line for line in lines)  # the fitted curve
+    assert "T=threads" in chart and "efficiency" in chart
+    assert all(len(line) <= 40 + 20 for line in lines)
+
+
+def test_measure_one_point_each_model() -> None:
+    for model in ("threads", "processes", "green"):
+        p = measure(tiny, model, 2, [(50,)], duration=0.15, repeats=2)
+        assert p.model == model and p.workers == 2
+        assert p.throughput > 0 and p.low <= p.throughput <= p.high and len(p.repeats) == 2
+        assert p.calls >= 2
+    p = measure(tiny_async, "aio", 2, duration=0.1, repeats=1)
+    assert p.model == "aio" and p.throughput > 0
+
+
+def test_run_sweep_structure_and_verdict() -> None:
+    lines: list[str] = []
+    report = run_sweep(tiny, [(50,)], target="t:tiny", workers=[1, 2], duration=0.1, repeats=1,
+                       progress=lines.append)  # fmt: skip
+    assert [m.model for m in report.models] == ["threads", "processes", "aio", "green"]
+    assert report["aio"].skipped and "coroutine function" in report["aio"].skipped
+    for name in ("threads", "processes", "green"):
+        m = report[name]
+        assert [p.workers for p in m.points] == [1, 2]
+        assert m.amdahl is not None  # 2 points: Amdahl (2 coefficients) only
+        assert m.usl is None and any("too few" in n for n in m.notes)
+        assert math.isfinite(m.speedup) and m.speedup > 0
+    assert len(lines) == 6
+    text = report.verdict()
+    assert "threads reach" in text and f"on {report.cores} cores" in text and "Best:" in text
+    assert "Skipped aio" in text
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["models"]["aio"]["skipped"]
+
+
+def test_coroutine_function_runs_under_aio_only() -> None:
+    report = run_sweep(tiny_async, workers=[1, 2], duration=0.05, repeats=1)
+    assert [m.model for m in report.models if m.points] == ["aio"]
+    assert "only aio runs it" in (report["threads"].skipped or "")
+
+
+def test_cli_sweep_with_args_from(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["scale", "test_cli_scale:tiny", "--args-from", "test_cli_scale:tiny_args", "--models", "threads",
+            "--workers", "1,2,3", "--duration", "60ms", "--repeats", "1"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "threads x1" in captured.err  # progress
+    assert "== threads" in captured.out and "threads reach" in captured.out
+
+
+@pytest.fixture(scope="module")
+def warm_matplotlib(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Draws one plot before the test's leak check starts: matplotlib keeps a font file open for
+    the life of the process after its first drawing."""
+    from plait.scaling import plot
+
+    points = [ScalePoint("t", n, x, x, x, 1) for n, x in SPEC]
+    plot(ScaleReport("warm", (fit_points("t", points),)), str(tmp_path_factory.mktemp("mpl") / "w.png"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+def test_plot_writes_an_image(
+    warm_matplotlib: None, spec_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_png = tmp_path / "out.png"
+    assert main(["scale", "--from", str(spec_csv), "--plot", str(out_png)]) == 0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot written to {out_png}" in capsys.readouterr().out
