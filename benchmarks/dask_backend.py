@@ -13,23 +13,24 @@ Dask line: Dask's own ``Client.submit``/``Client.map`` (the baseline of each cas
 documented settings: ``pure=False`` so no argument is hashed, results collected with one
 ``Client.gather``) and ``ProcessPool(backend=Dask(client))`` on the same client. The local
 ``ProcessPool(2)`` runs the same work on the same machine: the cost of the cluster. Every pool
-runs the task functions of ``_tasks.py`` (importable: sent by reference by everyone) on inputs
+runs the task functions of ``plait.bench._tasks`` (importable: sent by reference by everyone) on inputs
 built before the clock; each implementation gets the same warm-up run and the same number of
 timed runs, interleaved, median reported. Without dask installed the script prints a line and
 exits.
 
 This module's top level runs again in the cluster's worker processes (spawned, as
-``__mp_main__``), so it stays light: dask and plait are imported in ``main()``.
+``__mp_main__``), so it stays light: dask and plait's pools are imported in ``main()``.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-import _tasks
-from _common import Bench, Impl, clock, header, parse_args
+from plait.bench import _tasks
+from plait.bench._common import Bench, Impl, add_arguments, check_arguments, clock, header
 
 WORKERS = 2
 TASK_S = 0.010
@@ -82,7 +83,9 @@ def map_plait(pool: Any, fn: Callable[[Any], Any], items: list[Any]) -> Callable
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = check_arguments(parser, parser.parse_args())
     quick = args.quick
     n_submit = 200 if quick else 2_000
     n_map = 500 if quick else 5_000
