@@ -85,6 +85,9 @@ def map_plait(pool: Any, fn: Callable[[Any], Any], items: list[Any]) -> Callable
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
+    # benchmarks/_results.py asks every script for its Markdown table; this one prints its lines
+    # only (the generator then records none for it).
+    parser.add_argument("--markdown", metavar="PATH", help=argparse.SUPPRESS)
     args = check_arguments(parser, parser.parse_args())
     quick = args.quick
     n_submit = 200 if quick else 2_000
