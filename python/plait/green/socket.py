@@ -168,9 +168,7 @@ class socket(_stdsocket.socket):
         return w
 
     def _wait_read(self, timeout: Any = False, timeout_exc: Any = None) -> None:
-        w = self._watcher
-        if w is None or w.closed or w.hub is not get_hub():
-            w = self._bind_watcher()
+        w = self._bind_watcher()
         if timeout is False:
             timeout = self._timeout
         if timeout_exc is None:
@@ -179,9 +177,7 @@ class socket(_stdsocket.socket):
             w.wait_read(timeout, timeout_exc)
 
     def _wait_write(self, timeout: Any = False, timeout_exc: Any = None) -> None:
-        w = self._watcher
-        if w is None or w.closed or w.hub is not get_hub():
-            w = self._bind_watcher()
+        w = self._bind_watcher()
         if timeout is False:
             timeout = self._timeout
         if timeout_exc is None:
