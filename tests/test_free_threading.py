@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -423,3 +424,30 @@ def test_ipc_objects_from_threads_of_several_processes(_mp_helpers):
     assert plain.load() == 2 * total
     q.close()
     results.close()
+
+
+class _Made:
+    """A result object that a weak reference can watch."""
+
+    def __init__(self) -> None:
+        self.parts = [[i] for i in range(10)]
+
+
+def _make() -> _Made:
+    return _Made()
+
+
+def test_results_dropped_by_the_caller_are_freed_while_the_pool_idles():
+    # Without the GIL a result belongs to the worker thread that made it; the last reference
+    # dropped here queues it for that thread to free, which a thread blocked in a wait never
+    # does (the stdlib's ThreadPoolExecutor keeps such results until the next collection).
+    # plait's idle workers wake to free them (blocking.rs, PENDING_SLICE). With the GIL they are
+    # freed at once.
+    with pt.ThreadPool(2) as pool:
+        made = [pool.submit(_make).result() for _ in range(4)]
+        refs = [weakref.ref(m) for m in made]
+        del made
+        deadline = time.monotonic() + WAIT
+        while any(r() is not None for r in refs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(r() is None for r in refs)

@@ -218,16 +218,31 @@ class ThreadPoolShutdownTest(_ThreadPoolMixin, cf_tests.ThreadPoolShutdownTest):
         pass
 
     def test_cancel_futures_wait_false_plait(self):
-        """shutdown(wait=False, cancel_futures=True) still lets the running task finish at exit."""
+        """shutdown(wait=False, cancel_futures=True) lets the running task finish at exit and
+        cancels the queued one.
+
+        CPython's test accepts an empty output (gh-116682: the only task may be cancelled before a
+        worker takes it, as cancel_futures allows; without the GIL the submitting thread usually
+        gets to shutdown() first). This copy makes the order certain instead: shutdown() runs once
+        the first task is running, so it must finish, and the second, queued behind it on the one
+        worker, must be cancelled."""
         _rc, out, err = assert_python_ok(
             "-c",
             _CHILD_PRELUDE
-            + "t = ThreadPool()\n"
-            + "t.submit(sleep_and_print, .1, 'apple')\n"
-            + "t.shutdown(wait=False, cancel_futures=True)\n",
+            + "import threading\n"
+            + "running = threading.Event()\n"
+            + "def first():\n"
+            + "    running.set()\n"
+            + "    sleep_and_print(.1, 'apple')\n"
+            + "t = ThreadPool(1)\n"
+            + "t.submit(first)\n"
+            + "queued = t.submit(sleep_and_print, 0, 'banana')\n"
+            + "running.wait()\n"
+            + "t.shutdown(wait=False, cancel_futures=True)\n"
+            + "print('cancelled' if queued.cancelled() else 'not cancelled')\n",
         )
         self.assertFalse(err)
-        self.assertEqual(out.strip(), b"apple")
+        self.assertEqual(out.split(), [b"cancelled", b"apple"])
 
 
 _CHILD_PRELUDE = (

@@ -22,6 +22,33 @@ pub const TIMEOUT_MAX: f64 = 9_223_372_036.0;
 /// How often the main thread wakes from a wait to run signal handlers.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
+/// How often a thread that plait keeps waiting in Rust (a pool's idle worker, the process pool's
+/// completer) runs its pending work on a free-threaded build (see [`run_pending`]).
+pub const PENDING_SLICE: Duration = Duration::from_millis(100);
+
+/// Runs the calling thread's pending interpreter work.
+///
+/// On a free-threaded build each object is owned by the thread that made it, and when another
+/// thread drops the last reference the object is queued for its owner to free (biased reference
+/// counting); the owner does that the next time it runs Python code. A thread that plait keeps
+/// waiting in Rust never would, so what it made (a pool's results, their shared-memory segments)
+/// would stay alive until a garbage collection, and each collection frees only one level of a
+/// nested object. Calling a Python function that does nothing runs that work: its first
+/// instruction checks the thread's pending events. With the GIL, this does nothing.
+///
+/// # Errors
+/// What the pending work raised (an asynchronous exception set on this thread).
+pub fn run_pending(py: Python<'_>) -> PyResult<()> {
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        static NOOP: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+        let noop = NOOP.get_or_try_init(py, || py.eval(c"lambda: None", None, None).map(Bound::unbind))?;
+        noop.bind(py).call0()?;
+    }
+    let _ = py;
+    Ok(())
+}
+
 /// A [`Blocker`] for calls from Python; see the module docs.
 pub struct PyBlocker<'py, 'r> {
     py: Python<'py>,
@@ -32,6 +59,8 @@ pub struct PyBlocker<'py, 'r> {
     /// Recorded as this thread's wait (for `dump()`) the first time the call really sleeps.
     wait_on: Option<(&'r Arc<dyn Resource>, bool)>,
     guard: Option<WaitGuard>,
+    /// Whether to wake now and then to run this thread's pending work ([`run_pending`]).
+    pending: bool,
 }
 
 impl<'py, 'r> PyBlocker<'py, 'r> {
@@ -44,6 +73,7 @@ impl<'py, 'r> PyBlocker<'py, 'r> {
             err: None,
             wait_on: None,
             guard: None,
+            pending: false,
         }
     }
 
@@ -69,6 +99,15 @@ impl<'py, 'r> PyBlocker<'py, 'r> {
         b
     }
 
+    /// The blocker of a thread plait keeps waiting between jobs (a pool's idle worker): like
+    /// [`PyBlocker::uninterruptible`], and on a free-threaded build it wakes every
+    /// [`PENDING_SLICE`] to free what other threads dropped ([`run_pending`]).
+    pub fn idle_worker(py: Python<'py>) -> Self {
+        let mut b = Self::uninterruptible(py);
+        b.pending = cfg!(Py_GIL_DISABLED);
+        b
+    }
+
     /// The error that interrupted the wait (`KeyboardInterrupt` if the handler left none).
     pub fn take_err(&mut self) -> PyErr {
         self.err
@@ -87,10 +126,19 @@ impl Blocker for PyBlocker<'_, '_> {
     }
 
     fn slice(&self) -> Option<Duration> {
-        self.main.then_some(SIGNAL_SLICE)
+        if self.main {
+            Some(SIGNAL_SLICE)
+        } else {
+            self.pending.then_some(PENDING_SLICE)
+        }
     }
 
     fn interrupted(&mut self) -> bool {
+        if self.pending {
+            if let Err(e) = run_pending(self.py) {
+                e.write_unraisable(self.py, None);
+            }
+        }
         if !self.signals {
             return false;
         }

@@ -76,7 +76,10 @@ impl Lock {
         if !self.raw.is_locked() {
             return Err(SyncError::NotLocked);
         }
-        let owner = self.owner.swap(0, Ordering::Relaxed);
+        // A load and a store, not a swap: the owner is only read by reports, and a plain store
+        // spares a locked instruction on every release.
+        let owner = self.owner.load(Ordering::Relaxed);
+        self.owner.store(0, Ordering::Relaxed);
         if owner != me {
             self.signal_style.store(true, Ordering::Relaxed);
         }

@@ -263,7 +263,7 @@ impl Shared {
                 return self.break_pool(py);
             }
         }
-        let mut blocker = PyBlocker::uninterruptible(py);
+        let mut blocker = PyBlocker::idle_worker(py);
         loop {
             let Ok(Some(task)) = self.tasks.next(&mut blocker) else {
                 return Ok(());

@@ -6,6 +6,7 @@
 //! worker's end of the wire: blocking frame reads and writes on a socket, detached from the
 //! interpreter while they wait.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::blocking::{run_pending, PENDING_SLICE};
 use crate::errors::os_error_for;
 use crate::ipc::shm::{segments, Segment};
 use crate::pool::future::{new_future, FutureCore, Outcome as FutureOutcome};
@@ -344,9 +346,25 @@ impl ProcessPoolCore {
             .ok_or_else(|| PyRuntimeError::new_err("the completer already ran"))?;
         loop {
             // (The receiver is not Sync: it goes into the detached closure and comes back.)
-            let (got, back) = py.detach(move || (rx.recv(), rx));
+            // Woken now and then to free the results that the program dropped (on a
+            // free-threaded build this thread, which made them, must: see `run_pending`).
+            let slice = if cfg!(Py_GIL_DISABLED) {
+                PENDING_SLICE
+            } else {
+                Duration::MAX
+            };
+            let (got, back) = py.detach(move || (rx.recv_timeout(slice), rx));
             rx = back;
-            let Ok(mut batch) = got else { break };
+            let mut batch = match got {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = run_pending(py) {
+                        e.write_unraisable(py, None);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             // Everything that arrived meanwhile, in one pass with the interpreter.
             while let Ok(more) = rx.try_recv() {
                 batch.extend(more);

@@ -3,6 +3,7 @@
 //! builds on this file (never the reverse).
 
 use std::any::Any;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -20,16 +21,32 @@ unsafe extern "C" {
 
 /// Where a lock was last acquired: the code object and instruction index of the caller's frame.
 /// The line number is computed only when a report needs it.
+///
+/// Acquiring again from the code object already recorded (the common case: a lock taken in a
+/// loop, or always from the same function) stores only the instruction index, one relaxed store:
+/// no lock, and no write to anything another thread reads often. Only a new code object takes the
+/// mutex and swaps the kept reference.
 #[derive(Default)]
-pub struct SiteCell(Mutex<Option<(Py<PyAny>, i32)>>);
+pub struct SiteCell {
+    /// Address of the code object `keep` holds (0: none yet).
+    code: AtomicUsize,
+    lasti: AtomicI32,
+    keep: Mutex<Option<Py<PyAny>>>,
+}
 
 impl SiteCell {
     /// Records the calling Python frame (no-op when there is none, e.g. a call from C).
+    ///
+    /// The site is written by the thread that just acquired, so two records race only for a
+    /// primitive with several holders at once (a `Semaphore`, or a `Lock` released by another
+    /// thread): then a report may pair one holder's code object with another's instruction
+    /// index: a wrong line in that report, never a crash (an offset outside the code object names
+    /// its first line).
     #[inline]
     pub fn record(&self, py: Python<'_>) {
         // Safety: called with the thread attached; PyEval_GetFrame returns a borrowed frame (or
         // NULL), PyFrame_GetCode a new reference that `from_owned_ptr` takes over.
-        let site = unsafe {
+        let (code, lasti) = unsafe {
             let frame = ffi::PyEval_GetFrame();
             if frame.is_null() {
                 return;
@@ -39,26 +56,33 @@ impl SiteCell {
             (Bound::from_owned_ptr(py, code.cast::<ffi::PyObject>()), lasti)
         };
         if sites::enabled() {
-            sites::note(&site.0);
+            sites::note(&code);
         }
-        let site = (site.0.unbind(), site.1);
-        let old = self.0.lock().replace(site);
+        let addr = code.as_ptr() as usize;
+        if self.code.load(Ordering::Acquire) == addr {
+            self.lasti.store(lasti, Ordering::Relaxed);
+            return;
+        }
+        let mut keep = self.keep.lock();
+        let old = keep.replace(code.unbind());
+        self.lasti.store(lasti, Ordering::Relaxed);
+        self.code.store(addr, Ordering::Release);
+        drop(keep);
         drop(old);
     }
 
     /// The recorded site's code object address and offset, read without the interpreter (for
     /// [`sites::describe`]).
     pub fn raw(&self) -> Option<(usize, i32)> {
-        self.0
-            .lock()
-            .as_ref()
-            .map(|(code, lasti)| (code.as_ptr() as usize, *lasti))
+        let keep = self.keep.lock();
+        keep.as_ref()
+            .map(|code| (code.as_ptr() as usize, self.lasti.load(Ordering::Relaxed)))
     }
 
     /// The recorded site as `(code, lasti)`, or `(None, -1)`.
     pub fn get(&self, py: Python<'_>) -> (Py<PyAny>, i32) {
-        match &*self.0.lock() {
-            Some((code, lasti)) => (code.clone_ref(py), *lasti),
+        match &*self.keep.lock() {
+            Some(code) => (code.clone_ref(py), self.lasti.load(Ordering::Relaxed)),
             None => (py.None(), -1),
         }
     }
