@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python test-ray test-all test-ft bench bench-results bench-smoke loadgen lint format clean
+.PHONY: help install build demo test test-rust test-python test-ray test-all test-ft tsan bench bench-results bench-smoke loadgen lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ test-all: $(STAMP) ## pytest on every other CPython >= 3.11 found (python3.X, py
 # repository (PLAIT_FT_CACHE, default ~/.cache/plait-ft); see .ci/build-ft-python and .ci/test-ft.
 test-ft: $(STAMP) ## pytest on a free-threaded CPython 3.13 with the GIL disabled (built once, cached), stress tests included
 	PYTHON="$(PYTHON)" VENV="$(VENV)" .ci/test-ft
+
+# plait-core's tests under ThreadSanitizer: nightly toolchain, std rebuilt with the sanitizer (the
+# script adds rust-src if missing). Not in .ci/run: rebuilding std takes ~40 s of two cores (cold)
+# for tests that run in ~2 s: too slow for the CI budget; run it after changing a primitive.
+# Suppressions, each with its reason: .ci/tsan-suppressions.txt. See .ci/tsan.
+tsan: ## plait-core's tests under ThreadSanitizer (nightly; not run by .ci/run)
+	.ci/tsan
 
 # The peers the benchmarks compare against (pyproject's `bench` extra), installed by name: plait
 # itself is already in the venv, editable, from `maturin develop`.

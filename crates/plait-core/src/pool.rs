@@ -225,4 +225,47 @@ mod tests {
         assert_eq!(q.submit_many([1, 2, 3]), Ok(1));
         assert_eq!(q.shutdown(true), vec![1, 2, 3]);
     }
+
+    /// Two threads submit while the workers they ask for run tasks: each task runs once, never
+    /// more than `max_workers` workers exist, and after shutdown every worker has left.
+    #[test]
+    fn submitters_and_workers_run_each_task_once() {
+        use parking_lot::Mutex;
+        use std::thread::JoinHandle;
+        const MAX: usize = 3;
+        const TASKS: u32 = 1000;
+        let q = Arc::new(TaskQueue::new(MAX));
+        let workers: Arc<Mutex<Vec<JoinHandle<Vec<u32>>>>> = Arc::default();
+        let submitters: Vec<_> = (0..2)
+            .map(|s| {
+                let (q, workers) = (Arc::clone(&q), Arc::clone(&workers));
+                crate::testing::spawn(move || {
+                    for i in 0..TASKS {
+                        if q.submit(s * TASKS + i).unwrap() == Submitted::StartWorker {
+                            let q = Arc::clone(&q);
+                            workers.lock().push(crate::testing::spawn(move || {
+                                let mut ran = Vec::new();
+                                while let Some(task) = q.next(&mut Plain).unwrap() {
+                                    ran.push(task);
+                                }
+                                ran
+                            }));
+                        }
+                        assert!(q.workers() <= MAX);
+                    }
+                })
+            })
+            .collect();
+        for s in submitters {
+            s.join().unwrap();
+        }
+        assert!(q.shutdown(false).is_empty());
+        let mut ran: Vec<u32> = std::mem::take(&mut *workers.lock())
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        ran.sort_unstable();
+        assert_eq!(ran, (0..2 * TASKS).collect::<Vec<_>>());
+        assert_eq!(q.workers(), 0);
+    }
 }

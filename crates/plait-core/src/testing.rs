@@ -9,8 +9,11 @@
 //! - [`spin_until`]: waits for a condition another thread makes true, failing the test if that
 //!   thread ended (panicked) first or the patience ran out;
 //! - [`spawn`]: `std::thread::spawn` with a thread named after the test, so a panic in a helper
-//!   thread names the test it belongs to even when the test itself is stuck elsewhere.
+//!   thread names the test it belongs to even when the test itself is stuck elsewhere;
+//! - [`Unsynced`]: data that the primitive under test must order, so the thread sanitizer (`make
+//!   tsan`) checks the primitive's acquire and release, not only its counts.
 
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -75,5 +78,34 @@ impl Blocker for Announce {
 
     fn interrupted(&mut self) -> bool {
         false
+    }
+}
+
+/// A value with no synchronisation of its own, shared by threads that take turns through the
+/// primitive under test (a lock, a token passed through events, ...). Its accesses are plain
+/// memory accesses: a lost update shows a broken exclusion, and the thread sanitizer reports an
+/// access that the primitive failed to order (a missing acquire or release), which a counter
+/// made of atomics would hide.
+#[derive(Debug, Default)]
+pub struct Unsynced<T>(UnsafeCell<T>);
+
+// Safety: the value is only reached through `Unsynced::with`, whose callers guarantee that no
+// other thread accesses it at the same time.
+unsafe impl<T: Send> Sync for Unsynced<T> {}
+
+impl<T> Unsynced<T> {
+    /// Wraps `value`.
+    pub const fn new(value: T) -> Self {
+        Self(UnsafeCell::new(value))
+    }
+
+    /// Runs `f` on the value.
+    ///
+    /// # Safety
+    /// Every other access to the value happens before or after this call, ordered by the
+    /// primitive under test (or by joining the threads that made them).
+    pub unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // Safety: exclusive for the duration of the call, per the contract.
+        f(unsafe { &mut *self.0.get() })
     }
 }

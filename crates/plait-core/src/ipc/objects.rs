@@ -736,4 +736,174 @@ mod tests {
         c.notify_all();
         t.join().unwrap();
     }
+
+    // The tests below share one mapping between threads (no `reattach`): ThreadSanitizer tracks
+    // memory by address, so it can only check the ordering an object provides on one mapping.
+
+    #[test]
+    fn semaphore_bounds_the_holders_under_contention() {
+        let s = Arc::new(Shared::<Semaphore>::create(0, |s| s.init(2, 2)).unwrap());
+        let inside = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, inside) = (Arc::clone(&s), Arc::clone(&inside));
+                crate::testing::spawn(move || {
+                    for _ in 0..1000 {
+                        assert_eq!(s.acquire(&mut Plain, crate::testing::patience()), Ok(true));
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 2, "{now} threads hold one of 2 permits");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        s.release(1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.value(), 2);
+    }
+
+    #[test]
+    fn rlock_excludes_threads_at_every_depth() {
+        use crate::testing::Unsynced;
+        let l = Arc::new(Shared::<RLock>::create(0, |_| {}).unwrap());
+        let counter = Arc::new(Unsynced::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (l, counter) = (Arc::clone(&l), Arc::clone(&counter));
+                crate::testing::spawn(move || {
+                    let acquire = || l.acquire(&mut Plain, crate::testing::patience(), true).unwrap();
+                    for i in 0..1000 {
+                        assert_eq!(acquire(), Some(Acquired::Clean));
+                        assert_eq!(acquire(), Some(Acquired::Clean));
+                        assert_eq!(l.count(), 2);
+                        if i % 8 == 0 {
+                            // As `Condition.wait` does: every level released, then restored.
+                            assert_eq!(l.release_all().unwrap(), 2);
+                            assert_eq!(acquire(), Some(Acquired::Clean));
+                            l.restore(2);
+                        }
+                        // Safety: the lock is held.
+                        unsafe { counter.with(|c| *c += 1) };
+                        l.release().unwrap();
+                        l.release().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { counter.with(|c| *c) }, 4000);
+        assert!(!l.raw().is_locked());
+    }
+
+    /// A token goes round a ring of threads, each waiting on its own event, clearing it and
+    /// setting the next one: no `set()` is lost, and what a thread wrote before `set()` is
+    /// visible to the thread its `wait()` released.
+    #[test]
+    fn a_token_passed_round_a_ring_of_events_is_never_lost() {
+        use crate::testing::Unsynced;
+        const THREADS: usize = 3;
+        const ROUNDS: usize = 300;
+        let events: Arc<Vec<Shared<Event>>> = Arc::new(
+            (0..THREADS)
+                .map(|_| Shared::<Event>::create(0, |_| {}).unwrap())
+                .collect(),
+        );
+        let passes = Arc::new(Unsynced::new(0usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|me| {
+                let (events, passes) = (Arc::clone(&events), Arc::clone(&passes));
+                crate::testing::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        assert_eq!(events[me].wait(&mut Plain, crate::testing::patience()), Ok(true));
+                        events[me].clear();
+                        // Safety: only the token's holder touches it; the token moves by set/wait.
+                        unsafe { passes.with(|p| *p += 1) };
+                        events[(me + 1) % THREADS].set();
+                    }
+                })
+            })
+            .collect();
+        events[0].set();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { passes.with(|p| *p) }, THREADS * ROUNDS);
+        assert!(events[0].is_set(), "the token is back at the start");
+    }
+
+    /// Threads take turns through a condition and a lock in shared memory: each waits for its
+    /// turn and wakes the others after taking it. A lost wake-up leaves a thread asleep until
+    /// the patience runs out.
+    #[test]
+    fn condition_turns_pass_between_threads_without_lost_wakeups() {
+        use crate::testing::Unsynced;
+        const THREADS: usize = 3;
+        const TURNS: usize = 200;
+        let lock = Arc::new(Shared::<RobustLock>::create(0, |_| {}).unwrap());
+        let cond = Arc::new(Shared::<Condition>::create(0, |_| {}).unwrap());
+        let turn = Arc::new(Unsynced::new(0usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|me| {
+                let (lock, cond, turn) = (Arc::clone(&lock), Arc::clone(&cond), Arc::clone(&turn));
+                crate::testing::spawn(move || {
+                    let take = || lock.lock(&mut Plain, crate::testing::patience()).unwrap().unwrap();
+                    for _ in 0..TURNS {
+                        take();
+                        // Safety (both reads and the update): the lock is held.
+                        while unsafe { turn.with(|t| *t % THREADS) } != me {
+                            let token = cond.prepare();
+                            lock.unlock().unwrap();
+                            assert_eq!(cond.sleep(&mut Plain, token, crate::testing::patience()), Ok(true));
+                            take();
+                        }
+                        unsafe { turn.with(|t| *t += 1) };
+                        cond.notify_all();
+                        lock.unlock().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { turn.with(|t| *t) }, THREADS * TURNS);
+        assert_eq!(cond.waiters(), 0);
+    }
+
+    /// The same threads pass the barrier generation after generation: nobody passes before every
+    /// party arrived, and each generation hands out each index once.
+    #[test]
+    fn barrier_keeps_the_same_parties_in_step() {
+        const PARTIES: u32 = 3;
+        const ROUNDS: usize = 200;
+        let b = Arc::new(Shared::<Barrier>::create(0, |b| b.init(PARTIES)).unwrap());
+        let arrived: Arc<Vec<AtomicU32>> = Arc::new((0..ROUNDS).map(|_| AtomicU32::new(0)).collect());
+        let indices: Arc<Vec<AtomicU32>> = Arc::new((0..ROUNDS).map(|_| AtomicU32::new(0)).collect());
+        let threads: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let (b, arrived, indices) = (Arc::clone(&b), Arc::clone(&arrived), Arc::clone(&indices));
+                crate::testing::spawn(move || {
+                    for (count, seen) in arrived.iter().zip(indices.iter()) {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let index = b.wait(&mut Plain, crate::testing::patience()).unwrap();
+                        assert_eq!(count.load(Ordering::SeqCst), PARTIES, "passed before all arrived");
+                        let bit = 1 << index;
+                        assert_eq!(seen.fetch_or(bit, Ordering::SeqCst) & bit, 0, "index {index} twice");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(indices.iter().all(|s| s.load(Ordering::SeqCst) == (1 << PARTIES) - 1));
+        assert!(!b.broken());
+    }
 }

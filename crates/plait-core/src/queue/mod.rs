@@ -454,4 +454,64 @@ mod tests {
         }
         assert!(seen.iter().all(|&s| s));
     }
+
+    /// Producers and consumers, each trying the fast path first, on a small bounded queue: every
+    /// item arrives once, in its producer's order, `join` returns once every item is done, and
+    /// `shutdown` releases the idle consumers.
+    #[test]
+    fn producers_and_consumers_with_fast_paths_deliver_each_item_once() {
+        const PRODUCERS: u32 = 3;
+        const ITEMS: u32 = 1000;
+        let q = Arc::new(fifo(8));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let q = Arc::clone(&q);
+                crate::testing::spawn(move || {
+                    for i in 0..ITEMS {
+                        if let Err(item) = q.try_put_fast(p * ITEMS + i) {
+                            q.put(item, Wait::Until(crate::testing::patience()), &mut Plain)
+                                .unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..3)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                crate::testing::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let item = match q.try_get_fast() {
+                            Some(item) => item,
+                            None => match q.get(Wait::Until(crate::testing::patience()), &mut Plain) {
+                                Ok(item) => item,
+                                Err(QueueError::ShutDown) => return got,
+                                Err(e) => panic!("get failed: {e:?}"),
+                            },
+                        };
+                        got.push(item);
+                        q.task_done(&mut Plain).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        q.join(&mut Plain).unwrap();
+        assert!(q.shutdown(false, &mut Plain).is_empty());
+        let mut all = Vec::new();
+        for c in consumers {
+            let got = c.join().unwrap();
+            for p in 0..PRODUCERS {
+                let mine: Vec<_> = got.iter().filter(|&&v| v / ITEMS == p).collect();
+                assert!(mine.is_sorted(), "producer {p}'s items out of order");
+            }
+            all.extend(got);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..PRODUCERS * ITEMS).collect::<Vec<_>>());
+        assert_eq!(q.unfinished(&mut Plain), 0);
+    }
 }

@@ -106,4 +106,38 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..4000).collect::<Vec<_>>());
     }
+
+    /// The loop thread takes batches while other threads push: nothing is lost or duplicated,
+    /// and each pusher's items come out in the order it pushed them.
+    #[test]
+    fn batches_taken_while_others_push_lose_nothing() {
+        let q = Arc::new(ReadyQueue::new());
+        let handles: Vec<_> = (0..3)
+            .map(|t| {
+                let q = Arc::clone(&q);
+                crate::testing::spawn(move || (0..2000).for_each(|i| q.push(t * 2000 + i)))
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut batch = Vec::new();
+        let deadline = std::time::Instant::now() + crate::testing::PATIENCE;
+        while all.len() < 6000 {
+            assert!(std::time::Instant::now() < deadline, "items missing");
+            q.take(&mut batch);
+            if batch.is_empty() {
+                std::thread::yield_now();
+            }
+            all.append(&mut batch);
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(q.is_empty());
+        for t in 0..3 {
+            let mine: Vec<_> = all.iter().filter(|&&v| v / 2000 == t).collect();
+            assert!(mine.is_sorted(), "pusher {t}'s items out of order");
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..6000).collect::<Vec<_>>());
+    }
 }

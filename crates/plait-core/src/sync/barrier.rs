@@ -270,4 +270,47 @@ mod tests {
         b.finish_action(false);
         assert_eq!(t.join().unwrap(), Err(SyncError::BrokenBarrier));
     }
+
+    /// The same threads pass the barrier generation after generation: nobody passes before every
+    /// party arrived, the last arrival runs the action exactly once per generation, and everyone
+    /// sees the action done when released.
+    #[test]
+    fn the_same_parties_pass_many_generations_in_step() {
+        use crate::testing::Unsynced;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const PARTIES: usize = 3;
+        const ROUNDS: usize = 200;
+        let b = Arc::new(Barrier::new(PARTIES, true));
+        let arrived: Arc<Vec<AtomicUsize>> = Arc::new((0..ROUNDS).map(|_| AtomicUsize::new(0)).collect());
+        let actions = Arc::new(Unsynced::new(0usize));
+        let threads: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let (b, arrived, actions) = (Arc::clone(&b), Arc::clone(&arrived), Arc::clone(&actions));
+                crate::testing::spawn(move || {
+                    for (round, count) in arrived.iter().enumerate() {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        match b.arrive(crate::testing::patience(), &mut Plain).unwrap() {
+                            Arrival::RunAction(i) => {
+                                assert_eq!(i, PARTIES - 1);
+                                // Safety: the others wait until `finish_action`; the next action
+                                // runs after they arrive at the next generation.
+                                unsafe { actions.with(|a| *a += 1) };
+                                b.finish_action(true);
+                            }
+                            Arrival::Passed(i) => assert!(i < PARTIES - 1),
+                        }
+                        assert_eq!(count.load(Ordering::SeqCst), PARTIES, "passed before all arrived");
+                        // Safety: read after this generation's action and before this thread
+                        // arrives at the next one (whose action comes after that arrival).
+                        assert_eq!(unsafe { actions.with(|a| *a) }, round + 1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!b.broken());
+        assert_eq!(b.n_waiting(), 0);
+    }
 }

@@ -163,4 +163,43 @@ mod tests {
         assert_eq!(woke.load(Ordering::SeqCst), 3);
         assert!(q.is_empty());
     }
+
+    /// Threads take turns through a condition (the pattern of Python's `Condition`: enqueue with
+    /// the lock held, release, wait, re-take): each waits for its turn and wakes the others after
+    /// taking it. A lost wake-up leaves a thread asleep until the patience runs out.
+    #[test]
+    fn turns_pass_between_threads_without_lost_wakeups() {
+        use crate::sync::RawLock;
+        use crate::testing::Unsynced;
+        const THREADS: usize = 3;
+        const TURNS: usize = 300;
+        let shared = Arc::new((RawLock::new(), WaitQueue::new(), Unsynced::new(0usize)));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|me| {
+                let shared = Arc::clone(&shared);
+                crate::testing::spawn(move || {
+                    let (lock, cond, turn) = &*shared;
+                    for _ in 0..TURNS {
+                        assert!(lock.lock_until(None));
+                        // Safety (both reads and the update): the lock is held.
+                        while unsafe { turn.with(|t| *t % THREADS) } != me {
+                            let signal = cond.enqueue();
+                            lock.unlock().unwrap();
+                            assert_eq!(cond.wait(&signal, crate::testing::patience(), &mut Plain), Ok(true));
+                            assert!(lock.lock_until(None));
+                        }
+                        unsafe { turn.with(|t| *t += 1) };
+                        cond.notify_all();
+                        lock.unlock().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { shared.2.with(|t| *t) }, THREADS * TURNS);
+        assert!(shared.1.is_empty());
+    }
 }

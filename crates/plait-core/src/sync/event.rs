@@ -129,4 +129,37 @@ mod tests {
         assert!(!ev.wait(Some(t0 + Duration::from_millis(15)), &mut Plain).unwrap());
         assert!(t0.elapsed() >= Duration::from_millis(15));
     }
+
+    /// A token goes round a ring of threads, each waiting on its own event, clearing it and
+    /// setting the next one: no `set()` is lost, and what a thread wrote before `set()` is
+    /// visible to the thread its `wait()` released.
+    #[test]
+    fn a_token_passed_round_a_ring_of_events_is_never_lost() {
+        use crate::testing::Unsynced;
+        const THREADS: usize = 3;
+        const ROUNDS: usize = 500;
+        let events: Arc<Vec<Event>> = Arc::new((0..THREADS).map(|_| Event::new()).collect());
+        let passes = Arc::new(Unsynced::new(0usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|me| {
+                let (events, passes) = (Arc::clone(&events), Arc::clone(&passes));
+                crate::testing::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        assert_eq!(events[me].wait(crate::testing::patience(), &mut Plain), Ok(true));
+                        events[me].clear();
+                        // Safety: only the token's holder touches it; the token moves by set/wait.
+                        unsafe { passes.with(|p| *p += 1) };
+                        events[(me + 1) % THREADS].set();
+                    }
+                })
+            })
+            .collect();
+        events[0].set();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { passes.with(|p| *p) }, THREADS * ROUNDS);
+        assert!(events[0].is_set(), "the token is back at the start");
+    }
 }

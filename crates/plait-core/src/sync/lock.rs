@@ -333,4 +333,90 @@ mod tests {
         assert_eq!(lock.release(me), Ok(true));
         assert_eq!(lock.release(me), Err(SyncError::NotOwned));
     }
+
+    /// Several threads take the lock (the fast path, or the slow one when it is held) and
+    /// update plain data under it.
+    #[test]
+    fn lock_excludes_threads_and_records_each_owner() {
+        use crate::testing::Unsynced;
+        use std::sync::Arc;
+        let lock = Arc::new(Lock::new(None));
+        let counter = Arc::new(Unsynced::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+                crate::testing::spawn(move || {
+                    let me = current();
+                    for _ in 0..2000 {
+                        if !lock.try_acquire(me) {
+                            assert!(lock.acquire_slow(me, crate::testing::patience(), &mut Plain).unwrap());
+                        }
+                        assert_eq!(lock.owner(), me);
+                        // Safety: the lock is held.
+                        unsafe { counter.with(|c| *c += 1) };
+                        lock.release(me).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { counter.with(|c| *c) }, 8000);
+        assert!(!lock.locked());
+        assert!(lock.try_acquire(current()));
+        let mut h = vec![];
+        lock.holders(&mut h);
+        assert_eq!(
+            h,
+            vec![current()],
+            "only owners released it: it still tracks its holder"
+        );
+    }
+
+    /// Several threads take the reentrant lock twice, and sometimes release every level at once
+    /// and restore it (as `Condition.wait` does), updating plain data under it.
+    #[test]
+    fn rlock_excludes_threads_and_keeps_each_depth() {
+        use crate::testing::Unsynced;
+        use std::sync::Arc;
+        let lock = Arc::new(RLock::new(None));
+        let counter = Arc::new(Unsynced::new(0u64));
+        let acquire = |lock: &RLock, me| {
+            if lock.try_acquire(me).is_none() {
+                assert!(lock.acquire_slow(me, crate::testing::patience(), &mut Plain).unwrap());
+            }
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+                crate::testing::spawn(move || {
+                    let me = current();
+                    for i in 0..1000 {
+                        acquire(&lock, me);
+                        assert_eq!(lock.try_acquire(me), Some(false));
+                        assert_eq!(lock.recursion_count(me), 2);
+                        if i % 8 == 0 {
+                            let saved = lock.release_save(me).unwrap();
+                            assert_eq!(saved.count, 2);
+                            acquire(&lock, me);
+                            lock.restore(saved);
+                        }
+                        // Safety: the lock is held.
+                        unsafe { counter.with(|c| *c += 1) };
+                        assert_eq!(lock.release(me), Ok(false));
+                        assert_eq!(lock.release(me), Ok(true));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { counter.with(|c| *c) }, 4000);
+        assert!(!lock.locked());
+        assert_eq!(lock.owner(), 0);
+    }
 }

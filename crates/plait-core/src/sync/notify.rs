@@ -99,4 +99,33 @@ mod tests {
         let d = Some(Instant::now() + Duration::from_millis(5));
         assert_eq!(n.wait_until(|| false, d, &mut Plain), Ok(false));
     }
+
+    /// Threads take turns, each waiting on one notifier until the shared turn is its own: a
+    /// notify lost between a waiter's check and its sleep would leave it asleep.
+    #[test]
+    fn turns_pass_between_threads_without_lost_wakeups() {
+        use std::sync::atomic::AtomicUsize;
+        const THREADS: usize = 3;
+        const TURNS: usize = 500;
+        let n = Arc::new(Notifier::new());
+        let turn = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|me| {
+                let (n, turn) = (Arc::clone(&n), Arc::clone(&turn));
+                crate::testing::spawn(move || {
+                    for _ in 0..TURNS {
+                        let mine = || turn.load(Ordering::SeqCst) % THREADS == me;
+                        assert_eq!(n.wait_until(mine, crate::testing::patience(), &mut Plain), Ok(true));
+                        turn.fetch_add(1, Ordering::SeqCst);
+                        n.notify();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(turn.load(Ordering::SeqCst), THREADS * TURNS);
+        assert_eq!(n.waiters.load(Ordering::SeqCst), 0);
+    }
 }

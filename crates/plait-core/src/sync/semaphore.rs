@@ -217,4 +217,39 @@ mod tests {
         let d = Instant::now() + Duration::from_millis(10);
         assert!(!s.acquire_slow(1, Some(d), &mut Plain).unwrap());
     }
+
+    /// Four threads share two permits: never more than two hold one at once, and every permit
+    /// comes back.
+    #[test]
+    fn permits_bound_the_holders_under_contention() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let s = Arc::new(Semaphore::new(2, true, None));
+        let inside = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, inside) = (Arc::clone(&s), Arc::clone(&inside));
+                crate::testing::spawn(move || {
+                    let me = crate::thread::current();
+                    for _ in 0..2000 {
+                        if !s.try_acquire(me) {
+                            assert!(s.acquire_slow(me, crate::testing::patience(), &mut Plain).unwrap());
+                        }
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 2, "{now} threads hold one of 2 permits");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        s.release(me, 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.value(), 2);
+        let st = s.state.lock();
+        assert!(
+            st.holders.is_empty() && !st.signal_style,
+            "each thread released what it took"
+        );
+    }
 }
