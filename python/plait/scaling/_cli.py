@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     for m in report.models:
         if m.skipped:
             continue
-        print(f"\n== {m.model}: " + ", ".join(f"{p.workers}: {p.throughput:.4g}/s" for p in m.points))
+        print(f"\n== {m.name}: " + ", ".join(f"{p.workers}: {p.throughput:.4g}/s" for p in m.points))
         for fit in (m.amdahl, m.usl):
             if fit is None:
                 continue
