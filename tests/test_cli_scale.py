@@ -9,7 +9,9 @@ import asyncio
 import importlib.util
 import json
 import math
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -212,6 +214,40 @@ PY = Interpreter.current()
 GIL = Interpreter((3, 11, 9))
 NO_GIL = Interpreter((3, 13, 5), free_threaded=True, gil_enabled=False)
 
+TARGET = """
+import os
+
+if os.environ.get("SCALE_TARGET_FAIL"):
+    raise ImportError("made to fail in the child")
+
+
+def work(n: int = 2000) -> int:
+    return sum(i * i for i in range(n))
+"""
+
+# The tiniest sweep: threads only, 1 and 2 workers, 50 ms a point.
+SWEEP = ["scale", "scale_target:work", "--models", "threads", "--workers", "1,2", "--duration", "50ms",
+         "--repeats", "1"]  # fmt: skip
+
+
+@pytest.fixture
+def target_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A module to measure in a fresh working directory (not on the parent's path before the run:
+    the parent and the child both find it through the working directory)."""
+    (tmp_path / "scale_target.py").write_text(TARGET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    sys.modules.pop("scale_target", None)
+    yield tmp_path
+    sys.modules.pop("scale_target", None)
+
+
+def wrapper(path: Path, line: str) -> str:
+    """An executable script standing in for an interpreter."""
+    path.write_text(f"#!/bin/sh\n{line}\n")
+    path.chmod(0o755)
+    return str(path)
+
 
 def pts(model: str, *rates: float) -> list[ScalePoint]:
     return [ScalePoint(model, n, x, x, x, 1) for n, x in enumerate(rates, start=1)]
@@ -291,3 +327,58 @@ def test_plot_of_a_merged_report(warm_matplotlib: None, tmp_path: Path) -> None:
 
     plot(merged_gil_and_no_gil(), str(tmp_path / "m.png"))
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_side_by_side(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SWEEP, "--python", sys.executable]) == 0
+    captured = capsys.readouterr()
+    assert f"== threads [{PY.label}]: 1: " in captured.out
+    assert f"== threads [{PY.short} #2" in captured.out
+    assert re.search(rf"^threads: [0-9.]+x.* with the GIL[a-z ]* \({re.escape(PY.short)}( #2)?\) against ",
+                     captured.out, re.M)  # fmt: skip
+    assert captured.err.count("threads x1") == 2  # the child's progress too
+    assert f"-- {sys.executable} ({PY.label})" in captured.err
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_json(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SWEEP, "--python", sys.executable, "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    names = [f"threads [{PY.label}]", f"threads [{PY.short} #2{PY.label[len(PY.short) :]}]"]
+    assert list(data["models"]) == names
+    assert [data["models"][n]["python"]["tag"] for n in names] == ["", "#2"]
+    assert all(data["models"][n]["python"]["executable"] == sys.executable for n in names)
+    assert "threads: " in data["verdict"] and captured.err == ""
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_bad_path(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = target_dir / "no-such-python"
+    assert main([*SWEEP, "--python", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"plait scale: --python {missing}: cannot run it: No such file or directory\n"
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_without_plait(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = wrapper(target_dir / "bare-python", f'exec "{sys.executable}" -I -S "$@"')
+    assert main([*SWEEP, "--python", bare]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"plait scale: --python {bare}: cannot import plait.scaling (install")
+    assert err.rstrip().endswith("No module named 'plait'") and err.count("\n") == 1
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_child_fails(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    failing = wrapper(target_dir / "failing-python", f'SCALE_TARGET_FAIL=1 exec "{sys.executable}" "$@"')
+    assert main([*SWEEP, "--python", failing]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"plait scale: --python {failing}: plait scale failed (exit status 1): ")
+    assert last.endswith("made to fail in the child")
+
+
+def test_cli_python_with_from_is_an_error(spec_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scale", "--from", str(spec_csv), "--python", sys.executable]) == 2
+    assert "--python measures MODULE:FUNC under another interpreter; --from reads" in capsys.readouterr().err
