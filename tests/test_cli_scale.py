@@ -1,6 +1,7 @@
 """``plait scale`` and the sweep behind it: fitting measurements from a CSV file, JSON output,
-a real (tiny, short) sweep under each model, the verdict, and the charts. No test asserts a
-timing: only structure and sanity."""
+a real (tiny, short) sweep under each model, the verdict, and the charts; ``--python``: the same
+sweep in a child interpreter, merged into one report. No test asserts a timing: only structure and
+sanity."""
 
 from __future__ import annotations
 
@@ -8,13 +9,25 @@ import asyncio
 import importlib.util
 import json
 import math
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from plait.cli import main
+from plait.scaling import (
+    Interpreter,
+    ScaleReport,
+    fit_points,
+    measure,
+    merge,
+    read_csv,
+    run_sweep,
+    text_chart,
+)
 from plait.scaling import Point as ScalePoint
-from plait.scaling import ScaleReport, fit_points, measure, read_csv, run_sweep, text_chart
 
 SPEC = [(1, 64.9), (18, 995.9), (36, 1652.4), (72, 1853.2), (108, 1828.9), (144, 1775.0), (216, 1702.2)]
 RAY_LOAD = [1, 4, 8, 12, 16, 20, 24, 28, 32, 48, 64]
@@ -193,3 +206,179 @@ def test_plot_writes_an_image(
     assert main(["scale", "--from", str(spec_csv), "--plot", str(out_png)]) == 0
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"plot written to {out_png}" in capsys.readouterr().out
+
+
+# --- --python: the same sweep under other interpreters, merged into one report ---
+
+PY = Interpreter.current()
+GIL = Interpreter((3, 11, 9))
+NO_GIL = Interpreter((3, 13, 5), free_threaded=True, gil_enabled=False)
+
+TARGET = """
+import os
+
+if os.environ.get("SCALE_TARGET_FAIL"):
+    raise ImportError("made to fail in the child")
+
+
+def work(n: int = 2000) -> int:
+    return sum(i * i for i in range(n))
+"""
+
+# The tiniest sweep: threads only, 1 and 2 workers, 50 ms a point.
+SWEEP = ["scale", "scale_target:work", "--models", "threads", "--workers", "1,2", "--duration", "50ms",
+         "--repeats", "1"]  # fmt: skip
+
+
+@pytest.fixture
+def target_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A module to measure in a fresh working directory (not on the parent's path before the run:
+    the parent and the child both find it through the working directory)."""
+    (tmp_path / "scale_target.py").write_text(TARGET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    sys.modules.pop("scale_target", None)
+    yield tmp_path
+    sys.modules.pop("scale_target", None)
+
+
+def wrapper(path: Path, line: str) -> str:
+    """An executable script standing in for an interpreter."""
+    path.write_text(f"#!/bin/sh\n{line}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def pts(model: str, *rates: float) -> list[ScalePoint]:
+    return [ScalePoint(model, n, x, x, x, 1) for n, x in enumerate(rates, start=1)]
+
+
+def swept(python: Interpreter, threads: tuple[float, float], procs: tuple[float, float]) -> ScaleReport:
+    """A sweep of threads and processes at 1 and 2 workers on 2 cores, under ``python``."""
+    models = [fit_points(m, pts(m, *rates)) for m, rates in (("threads", threads), ("processes", procs))]
+    return ScaleReport("m:f", tuple(models), cores=2, python=python)
+
+
+def merged_gil_and_no_gil() -> ScaleReport:
+    """Pure Python under a GIL build (threads flat) and a free-threaded one (threads scale)."""
+    return merge([swept(GIL, (100, 98), (95, 180)), swept(NO_GIL, (90, 171), (92, 178))])
+
+
+def test_interpreter_labels() -> None:
+    assert GIL.label == "3.11" and NO_GIL.label == "3.13t, GIL disabled" and NO_GIL.short == "3.13t"
+    assert Interpreter((3, 13, 5), free_threaded=True).label == "3.13t, GIL enabled"
+    assert Interpreter.from_dict(NO_GIL.to_dict()) == NO_GIL
+    assert PY.version == tuple(sys.version_info[:3]) and PY.executable == sys.executable
+
+
+def test_merge_labels_each_model_with_its_interpreter() -> None:
+    report = merged_gil_and_no_gil()
+    free = "3.13t, GIL disabled"
+    names = ["threads [3.11]", "processes [3.11]", f"threads [{free}]", f"processes [{free}]"]
+    assert [m.name for m in report.models] == names
+    assert report["threads [3.13t, GIL disabled]"].model == "threads"
+    twice = merge([ScaleReport("m:f", (fit_points("threads", pts("threads", 1, 2)),), python=GIL)] * 2)
+    assert [m.name for m in twice.models] == ["threads [3.11]", "threads [3.11 #2]"]
+    with pytest.raises(ValueError, match="does not name its interpreter"):
+        merge([ScaleReport("x.csv", (), source="x.csv")])
+
+
+def test_verdict_compares_interpreters_and_keeps_the_gil_kind() -> None:
+    text = merged_gil_and_no_gil().verdict()
+    assert text.startswith("GIL-bound: threads [3.11] reach 1.0x at 2 workers")
+    assert "Why (3.11): pure Python holds the GIL" in text
+    lines = text.splitlines()
+    free, gil = "with the GIL disabled (3.13t)", "with the GIL (3.11)"
+    assert f"threads: 1.9x at 2 workers {free} against 1.0x {gil}." in lines
+    # The best speed-up first (178/92 > 180/95).
+    assert f"processes: 1.9x at 2 workers {free} against 1.9x at 2 workers {gil}." in lines
+
+
+def test_verdict_without_the_gil_does_not_say_native_code() -> None:
+    text = swept(NO_GIL, (90, 171), (92, 178)).verdict()
+    assert text.startswith("parallel threads: ") and "Why: the GIL is disabled" in text
+    assert "native code" not in text and "releases the GIL" not in text
+
+
+def test_merged_report_charts_and_json() -> None:
+    report = merged_gil_and_no_gil()
+    chart = text_chart(report)
+    assert "T=threads [3.11]" in chart and "=threads [3.13t, GIL disabled]" in chart
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["models"]["threads [3.13t, GIL disabled]"]["python"]["gil_enabled"] is False
+    assert data["python"] is None  # each model names its own
+    again = ScaleReport.from_dict(data)
+    assert again.to_dict() == report.to_dict()
+
+
+def test_json_names_the_interpreter() -> None:
+    report = run_sweep(tiny, [(50,)], models=["threads"], workers=[1, 2], duration=0.05, repeats=1)
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    python = data["python"]
+    assert python["version_info"] == list(sys.version_info[:3]) and python["label"] == PY.label
+    assert python["Py_GIL_DISABLED"] == PY.free_threaded and python["gil_enabled"] == PY.gil_enabled
+    assert len(data["models"]["threads"]["points"][0]["repeats"]) == 1
+    assert ScaleReport.from_dict(data).to_dict() == report.to_dict()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+def test_plot_of_a_merged_report(warm_matplotlib: None, tmp_path: Path) -> None:
+    from plait.scaling import plot
+
+    plot(merged_gil_and_no_gil(), str(tmp_path / "m.png"))
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_side_by_side(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SWEEP, "--python", sys.executable]) == 0
+    captured = capsys.readouterr()
+    assert f"== threads [{PY.label}]: 1: " in captured.out
+    assert f"== threads [{PY.short} #2" in captured.out
+    assert re.search(rf"^threads: [0-9.]+x.* with the GIL[a-z ]* \({re.escape(PY.short)}( #2)?\) against ",
+                     captured.out, re.M)  # fmt: skip
+    assert captured.err.count("threads x1") == 2  # the child's progress too
+    assert f"-- {sys.executable} ({PY.label})" in captured.err
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_json(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SWEEP, "--python", sys.executable, "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    names = [f"threads [{PY.label}]", f"threads [{PY.short} #2{PY.label[len(PY.short) :]}]"]
+    assert list(data["models"]) == names
+    assert [data["models"][n]["python"]["tag"] for n in names] == ["", "#2"]
+    assert all(data["models"][n]["python"]["executable"] == sys.executable for n in names)
+    assert "threads: " in data["verdict"] and captured.err == ""
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_bad_path(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = target_dir / "no-such-python"
+    assert main([*SWEEP, "--python", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"plait scale: --python {missing}: cannot run it: No such file or directory\n"
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_without_plait(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = wrapper(target_dir / "bare-python", f'exec "{sys.executable}" -I -S "$@"')
+    assert main([*SWEEP, "--python", bare]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"plait scale: --python {bare}: cannot import plait.scaling (install")
+    assert err.rstrip().endswith("No module named 'plait'") and err.count("\n") == 1
+
+
+@pytest.mark.timeout(30)
+def test_cli_python_child_fails(target_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    failing = wrapper(target_dir / "failing-python", f'SCALE_TARGET_FAIL=1 exec "{sys.executable}" "$@"')
+    assert main([*SWEEP, "--python", failing]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"plait scale: --python {failing}: plait scale failed (exit status 1): ")
+    assert last.endswith("made to fail in the child")
+
+
+def test_cli_python_with_from_is_an_error(spec_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scale", "--from", str(spec_csv), "--python", sys.executable]) == 2
+    assert "--python measures MODULE:FUNC under another interpreter; --from reads" in capsys.readouterr().err

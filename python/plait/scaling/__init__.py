@@ -14,7 +14,9 @@ coefficient is not significant, or a prediction lies far past the data.
 
 Measure a function under each of plait's models with :func:`run_sweep` (``plait scale
 MODULE:FUNC`` on the command line), or read measurements from elsewhere with :func:`read_csv`
-(``plait scale --from data.csv``).
+(``plait scale --from data.csv``). :func:`merge` puts sweeps taken under several interpreters
+(``plait scale --python PATH``) into one report, each model labelled with its
+:class:`Interpreter` (``threads [3.11]``, ``threads [3.13t, GIL disabled]``).
 
 >>> from plait.scaling import usl
 >>> fit = usl([1, 18, 36, 72, 108, 144, 216], [64.9, 995.9, 1652.4, 1853.2, 1828.9, 1775.0, 1702.2])
@@ -26,7 +28,8 @@ from __future__ import annotations
 
 from ._chart import plot, text_chart
 from ._fit import AmdahlFit, Coefficient, Fit, GustafsonFit, Peak, USLFit, amdahl, gustafson, usl
-from ._report import ModelResult, ScaleReport, cpu_count, fit_points, read_csv, run_sweep, verdict
+from ._interp import Interpreter
+from ._report import ModelResult, ScaleReport, cpu_count, fit_points, merge, read_csv, run_sweep, verdict
 from ._sweep import MODELS, Point, Skipped, measure
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "Coefficient",
     "Fit",
     "GustafsonFit",
+    "Interpreter",
     "ModelResult",
     "Peak",
     "Point",
@@ -46,6 +50,7 @@ __all__ = [
     "fit_points",
     "gustafson",
     "measure",
+    "merge",
     "plot",
     "read_csv",
     "run_sweep",

@@ -10,6 +10,7 @@ __all__ = [
     "Coefficient",
     "Fit",
     "GustafsonFit",
+    "Interpreter",
     "ModelResult",
     "Peak",
     "Point",
@@ -21,6 +22,7 @@ __all__ = [
     "fit_points",
     "gustafson",
     "measure",
+    "merge",
     "plot",
     "read_csv",
     "run_sweep",
@@ -136,6 +138,24 @@ def measure(
 ) -> Point: ...
 
 @dataclass(frozen=True)
+class Interpreter:
+    version: tuple[int, int, int]
+    free_threaded: bool = False
+    gil_enabled: bool = True
+    implementation: str = "cpython"
+    executable: str = ""
+    tag: str = ""
+    @classmethod
+    def current(cls) -> Interpreter: ...
+    @property
+    def short(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Interpreter: ...
+
+@dataclass(frozen=True)
 class ModelResult:
     model: str
     points: tuple[Point, ...] = ()
@@ -143,11 +163,16 @@ class ModelResult:
     usl: USLFit | None = None
     notes: tuple[str, ...] = ()
     skipped: str | None = None
+    python: Interpreter | None = None
+    @property
+    def name(self) -> str: ...
     @property
     def speedup(self) -> float: ...
     @property
     def best(self) -> Point | None: ...
     def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelResult: ...
 
 @dataclass(frozen=True)
 class ScaleReport:
@@ -155,9 +180,12 @@ class ScaleReport:
     models: tuple[ModelResult, ...]
     cores: int = ...
     source: str = "sweep"
-    def __getitem__(self, model: str) -> ModelResult: ...
+    python: Interpreter | None = None
+    def __getitem__(self, name: str) -> ModelResult: ...
     def verdict(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScaleReport: ...
 
 def cpu_count() -> int: ...
 def fit_points(model: str, points: Sequence[Point]) -> ModelResult: ...
@@ -172,6 +200,7 @@ def run_sweep(
     repeats: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> ScaleReport: ...
+def merge(reports: Sequence[ScaleReport]) -> ScaleReport: ...
 def read_csv(path: str, *, default_model: str = "data") -> ScaleReport: ...
 def verdict(report: ScaleReport) -> str: ...
 def text_chart(report: ScaleReport, *, width: int = 60, height: int = 12) -> str: ...

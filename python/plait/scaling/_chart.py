@@ -82,11 +82,11 @@ def text_chart(report: ScaleReport, *, width: int = 60, height: int = 12) -> str
     if not measured:
         return "(no points to chart)"
     taken: set[str] = set()
-    marks = {m.model: _marker(m.model, taken) for m in measured}
+    marks = {m.name: _marker(m.name, taken) for m in measured}
     x_max = float(max(p.workers for m in measured for p in m.points))
     tput = [
         (
-            marks[m.model],
+            marks[m.name],
             [(float(p.workers), p.throughput) for p in m.points],
             (m.usl._curve if m.usl else None),
         )
@@ -95,8 +95,8 @@ def text_chart(report: ScaleReport, *, width: int = 60, height: int = 12) -> str
     eff = []
     for m in measured:
         pts, curve = _efficiency(m)
-        eff.append((marks[m.model], pts, curve))
-    legend = "  ".join(f"{marks[m.model].upper()}={m.model}" for m in measured)
+        eff.append((marks[m.name], pts, curve))
+    legend = "  ".join(f"{marks[m.name].upper()}={m.name}" for m in measured)
     lines = _panel("throughput (calls/s) vs workers", tput, x_max, width, height, lambda y: f"{y:.3g}")
     lines.append("")
     lines += _panel(
@@ -130,18 +130,21 @@ def plot(report: ScaleReport, path: str, *, title: str | None = None) -> None:
     fig, (ax_x, ax_e) = plt.subplots(1, 2, figsize=(10, 4))
     x_max = max(p.workers for m in measured for p in m.points)
     grid = [1 + (x_max - 1) * i / 199 for i in range(200)]
+    # One marker per interpreter (a report of several, from --python): its models share it.
+    shapes: dict[str, str] = {}
     for m in measured:
+        shape = shapes.setdefault(m.python.label if m.python else "", "os^Dv"[len(shapes) % 5])
         ws = [p.workers for p in m.points]
         xs = [p.throughput for p in m.points]
         err = [[p.throughput - p.low for p in m.points], [p.high - p.throughput for p in m.points]]
-        line: Any = ax_x.errorbar(ws, xs, yerr=err, fmt="o", capsize=3, label=m.model)
+        line: Any = ax_x.errorbar(ws, xs, yerr=err, fmt=shape, capsize=3, label=m.name)
         color = line[0].get_color()
         if m.usl is not None:
             ax_x.plot(grid, [m.usl._curve(n) for n in grid], "-", color=color, linewidth=1)
         if m.amdahl is not None:
             ax_x.plot(grid, [m.amdahl._curve(n) for n in grid], "--", color=color, linewidth=0.8, alpha=0.7)
         pts, curve = _efficiency(m)
-        ax_e.plot([x for x, _ in pts], [y for _, y in pts], "o", color=color, label=m.model)
+        ax_e.plot([x for x, _ in pts], [y for _, y in pts], shape, color=color, label=m.name)
         if curve is not None:
             ax_e.plot(grid, [curve(n) for n in grid], "-", color=color, linewidth=1)
     ax_x.set(xlabel="workers", ylabel="throughput (calls/s)", title="throughput (USL solid, Amdahl dashed)")

@@ -1,6 +1,10 @@
 """``plait scale``: measure a function under each concurrency model (or read measurements from a
 CSV file), fit Amdahl's law and the USL per model, print a chart, the fits and a verdict.
 
+With ``--python PATH`` (repeatable) the same sweep also runs under each of those interpreters, one
+after another, and their models join the report labelled with their interpreter, e.g. a GIL build
+and a free-threaded build side by side.
+
 Kept apart from ``plait.cli``, which only registers the command (:func:`add_parser`) and calls
 :func:`run`.
 """
@@ -77,7 +81,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", metavar="OUT.PNG", help="write throughput and efficiency charts (needs matplotlib)"
     )
+    p.add_argument(
+        "--python",
+        dest="pythons",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also run the same sweep under this interpreter (it needs plait), one after another; "
+        "repeatable; each model is labelled with its interpreter, e.g. 'threads [3.13t, GIL disabled]'",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
+    # For the children of --python: progress lines on stderr even with --json.
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--summary", action="store_true", help="print each fit's full summary (R's layout)")
     return p
 
@@ -106,14 +121,38 @@ def brief(fit: Any) -> str:
     return f"{coefs}, R²={fit.r_squared:.3f}"
 
 
+def _seconds(value: float) -> str:
+    """A duration as ``parse_duration`` reads it back (no exponent)."""
+    return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+def child_argv(args: argparse.Namespace, *, progress: bool) -> list[str]:
+    """The arguments of ``plait scale`` for a ``--python`` child: the same sweep, as JSON."""
+    argv = [args.target, "--json", "--models", ",".join(args.models)]
+    argv += ["--workers", ",".join(map(str, args.workers)), "--duration", _seconds(args.duration)]
+    argv += ["--repeats", str(args.repeats)]
+    if args.args_from:
+        argv += ["--args-from", args.args_from]
+    return argv + (["--progress"] if progress else [])
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``plait scale`` with parsed arguments; returns the exit status."""
+    from . import _child
     from ._chart import plot, text_chart
-    from ._report import read_csv, run_sweep
+    from ._interp import Interpreter
+    from ._report import merge, read_csv, run_sweep
 
     if args.from_csv:
         if args.target:
             print("plait scale: give MODULE:FUNC or --from, not both", file=sys.stderr)
+            return 2
+        if args.pythons:
+            print(
+                "plait scale: --python measures MODULE:FUNC under another interpreter; --from reads "
+                "measurements already taken: give one or the other",
+                file=sys.stderr,
+            )
             return 2
         try:
             report = read_csv(args.from_csv)
@@ -129,7 +168,18 @@ def run(args: argparse.Namespace) -> int:
         if args.args_from:
             gen = _resolve(args.args_from, "--args-from")
             fn_args = normalize_args(gen() if callable(gen) else gen)
-        progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+        show = args.progress or not args.json
+        progress = _child.progress_to_stderr if show else None
+        # Each interpreter is checked before any measuring: a sweep can take minutes.
+        others = []
+        for python in args.pythons:
+            try:
+                others.append((python, _child.probe(python)))
+            except _child.ChildFailed as e:
+                print(f"plait scale: {e}", file=sys.stderr)
+                return 2
+        if progress and others:
+            progress(f"-- {sys.executable} ({Interpreter.current().label})")
         report = run_sweep(
             func,
             fn_args,
@@ -140,6 +190,17 @@ def run(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             progress=progress,
         )
+        if others:
+            reports = [report]
+            for python, info in others:
+                if progress:
+                    progress(f"-- {python} ({info.label})")
+                try:
+                    reports.append(_child.sweep(python, child_argv(args, progress=show), progress))
+                except _child.ChildFailed as e:
+                    print(f"plait scale: {e}", file=sys.stderr)
+                    return 2
+            report = merge(reports)
     status = 0
     if args.plot:
         try:
@@ -154,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     for m in report.models:
         if m.skipped:
             continue
-        print(f"\n== {m.model}: " + ", ".join(f"{p.workers}: {p.throughput:.4g}/s" for p in m.points))
+        print(f"\n== {m.name}: " + ", ".join(f"{p.workers}: {p.throughput:.4g}/s" for p in m.points))
         for fit in (m.amdahl, m.usl):
             if fit is None:
                 continue

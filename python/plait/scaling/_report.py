@@ -5,6 +5,7 @@ file), Amdahl's and the USL's fits, the warnings they raised, and a verdict in p
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import statistics
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..exceptions import ScalingWarning, SuperlinearWarning
 from ._fit import AmdahlFit, USLFit, amdahl, usl
+from ._interp import Interpreter
 from ._sweep import MODELS, Point, Skipped, check_model, measure
 
 
@@ -28,7 +30,10 @@ def cpu_count() -> int:
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One concurrency model's points, fits and notes (warnings, or why it was skipped)."""
+    """One concurrency model's points, fits and notes (warnings, or why it was skipped).
+
+    ``python`` is set in a report that holds several interpreters' sweeps (see :func:`merge`):
+    the interpreter that measured this model, whose label is part of :attr:`name`."""
 
     model: str
     points: tuple[Point, ...] = ()
@@ -36,6 +41,12 @@ class ModelResult:
     usl: USLFit | None = None
     notes: tuple[str, ...] = ()
     skipped: str | None = None
+    python: Interpreter | None = None
+
+    @property
+    def name(self) -> str:
+        """The model, labelled with its interpreter when it has one: ``"threads [3.13t, GIL disabled]"``."""
+        return f"{self.model} [{self.python.label}]" if self.python else self.model
 
     @property
     def speedup(self) -> float:
@@ -62,6 +73,7 @@ class ModelResult:
                     "low": p.low,
                     "high": p.high,
                     "calls": p.calls,
+                    "repeats": list(p.repeats),
                 }
                 for p in self.points
             ],
@@ -69,24 +81,49 @@ class ModelResult:
             "amdahl": self.amdahl.to_dict() if self.amdahl else None,
             "usl": self.usl.to_dict() if self.usl else None,
             "notes": list(self.notes),
+            "python": self.python.to_dict() if self.python else None,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelResult:
+        """The inverse of :meth:`to_dict`: the points, fitted again (the fits are not read back)."""
+        model = str(data["model"])
+        python = Interpreter.from_dict(data["python"]) if data.get("python") else None
+        if data.get("skipped"):
+            return cls(model, skipped=str(data["skipped"]), python=python)
+        points = [
+            Point(
+                model,
+                p["workers"],
+                float(p["throughput"]),
+                float(p["low"]),
+                float(p["high"]),
+                int(p["calls"]),
+                tuple(float(r) for r in p.get("repeats", ())),
+            )
+            for p in data["points"]
+        ]
+        return dataclasses.replace(fit_points(model, points), python=python)
 
 
 @dataclass(frozen=True)
 class ScaleReport:
     """The result of ``plait scale``: a :class:`ModelResult` per model, the machine's core count,
-    and where the data came from (``"sweep"`` or the CSV file)."""
+    where the data came from (``"sweep"`` or the CSV file), and the interpreter that took the
+    sweep (``None`` for a CSV file, and for a :func:`merge` of several: each model has its own)."""
 
     target: str
     models: tuple[ModelResult, ...]
     cores: int = field(default_factory=cpu_count)
     source: str = "sweep"
+    python: Interpreter | None = None
 
-    def __getitem__(self, model: str) -> ModelResult:
+    def __getitem__(self, name: str) -> ModelResult:
+        """The model of that :attr:`ModelResult.name` (``"threads [3.11]"`` in a merged report)."""
         for m in self.models:
-            if m.model == model:
+            if m.name == name:
                 return m
-        raise KeyError(model)
+        raise KeyError(name)
 
     def verdict(self) -> str:
         """The finding in plain words; see :func:`verdict`."""
@@ -98,9 +135,22 @@ class ScaleReport:
             "target": self.target,
             "source": self.source,
             "cores": self.cores,
-            "models": {m.model: m.to_dict() for m in self.models},
+            "models": {m.name: m.to_dict() for m in self.models},
             "verdict": self.verdict(),
+            "python": self.python.to_dict() if self.python else None,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScaleReport:
+        """The inverse of :meth:`to_dict` (``plait scale --json``'s output): each model's points,
+        fitted again."""
+        return cls(
+            str(data["target"]),
+            tuple(ModelResult.from_dict(m) for m in data["models"].values()),
+            cores=int(data["cores"]),
+            source=str(data["source"]),
+            python=Interpreter.from_dict(data["python"]) if data.get("python") else None,
+        )
 
 
 def fit_points(model: str, points: Sequence[Point]) -> ModelResult:
@@ -157,7 +207,33 @@ def run_sweep(
                 progress(f"{model:>9} x{n:<3} {p.throughput:12.4g} calls/s  ({p.low:.4g}..{p.high:.4g})")
             points.append(p)
         results.append(fit_points(model, points))
-    return ScaleReport(target or getattr(func, "__qualname__", repr(func)), tuple(results))
+    # Read after the sweep: importing an extension that is not declared safe without the GIL
+    # enables it again on a free-threaded build.
+    python = Interpreter.current()
+    return ScaleReport(target or getattr(func, "__qualname__", repr(func)), tuple(results), python=python)
+
+
+def merge(reports: Sequence[ScaleReport]) -> ScaleReport:
+    """One report of the same function swept under several interpreters (``plait scale
+    --python``): each model keeps its points and fits, labelled with the interpreter of its report
+    (``threads [3.11]``, ``threads [3.13t, GIL disabled]``; a second interpreter of the same label
+    gets ``#2``). The target and core count are the first report's.
+
+    Raises ``ValueError`` for a report that does not name its interpreter (one read from CSV)."""
+    if not reports:
+        raise ValueError("merge needs at least one report")
+    models: list[ModelResult] = []
+    seen: dict[str, int] = {}
+    for r in reports:
+        if r.python is None:
+            raise ValueError(f"the report of {r.target!r} from {r.source} does not name its interpreter")
+        python = r.python
+        seen[python.label] = seen.get(python.label, 0) + 1
+        if seen[python.label] > 1:
+            python = dataclasses.replace(python, tag=f"#{seen[python.label]}")
+        models.extend(dataclasses.replace(m, python=python) for m in r.models)
+    first = reports[0]
+    return ScaleReport(first.target, tuple(models), cores=first.cores, source=first.source)
 
 
 def read_csv(path: str, *, default_model: str = "data") -> ScaleReport:
@@ -228,16 +304,36 @@ _KINDS = {
     "mixed": ("mixed", "part of each call holds the GIL: threads scale partly, processes further"),
 }
 
+# The same shapes measured with the GIL disabled (a free-threaded build): threads that take turns
+# are held back by something else, and threads that scale need not be running native code.
+_KINDS_NO_GIL = {
+    "io": _KINDS["io"],
+    "gil": (
+        "serialised",
+        "the GIL is disabled, yet threads take turns: a lock or a shared object serialises the calls; "
+        "only processes run in parallel",
+    ),
+    "native": (
+        "parallel threads",
+        "the GIL is disabled: threads run Python in parallel and scale like processes, without pickling",
+    ),
+    "mixed": (
+        "partly serialised",
+        "the GIL is disabled, yet part of each call serialises threads (a lock, a shared object): "
+        "threads scale partly, processes further",
+    ),
+}
 
-def _kind(report: ScaleReport) -> str | None:
-    """Which of :data:`_KINDS` the threads and processes points show, if any."""
-    by = {m.model: m for m in report.models if m.points}
+
+def _kind(models: Sequence[ModelResult], cores: int) -> str | None:
+    """Which of :data:`_KINDS` the threads and processes points of one interpreter show, if any."""
+    by = {m.model: m for m in models if m.points}
     threads, procs = by.get("threads"), by.get("processes")
     if not threads:
         return None
     top = max(p.workers for p in threads.points)
     t = threads.speedup
-    if t > max(1.5, min(report.cores, top) * 1.3):
+    if t > max(1.5, min(cores, top) * 1.3):
         return "io"
     if procs is None or procs.speedup < 1.4:
         return None
@@ -246,18 +342,72 @@ def _kind(report: ScaleReport) -> str | None:
     return "native" if t >= 0.75 * procs.speedup else "mixed"
 
 
+def _by_interpreter(report: ScaleReport) -> list[tuple[Interpreter | None, list[ModelResult]]]:
+    """The measured models grouped by interpreter (the report's own when a model has none), in
+    the report's order."""
+    groups: dict[str, tuple[Interpreter | None, list[ModelResult]]] = {}
+    for m in report.models:
+        if not m.points:
+            continue
+        python = m.python or report.python
+        groups.setdefault(python.label if python else "", (python, []))[1].append(m)
+    return list(groups.values())
+
+
+def _best_gain(m: ModelResult) -> tuple[float, Point, Point]:
+    """The best speed-up over the fewest workers measured (one, in a sweep), its point and the base."""
+    base = min(m.points, key=lambda p: p.workers)
+    best = max(m.points, key=lambda p: p.throughput)
+    return best.throughput / base.throughput, best, base
+
+
+def _compare(report: ScaleReport) -> list[str]:
+    """A line per model measured under several interpreters: each one's best speed-up over one
+    worker, the best first ("threads: 1.9x at 2 workers with the GIL disabled (3.13t) against
+    1.0x with the GIL (3.11).")."""
+    same: dict[str, list[ModelResult]] = {}
+    for m in report.models:
+        if m.points and m.python is not None:
+            same.setdefault(m.model, []).append(m)
+    lines = []
+    for model, ms in same.items():
+        if len({m.name for m in ms}) < 2:
+            continue
+        parts = []
+        for m in sorted(ms, key=lambda m: -_best_gain(m)[0]):
+            gain, best, base = _best_gain(m)
+            assert m.python is not None
+            at = f" at {best.workers} workers" if best.workers != base.workers else ""
+            gil = "with the GIL" if m.python.gil_enabled else "with the GIL disabled"
+            parts.append(f"{_x(gain)}{at} {gil} ({m.python.short})")
+        lines.append(f"{model}: {parts[0]} against {' and '.join(parts[1:])}.")
+    return lines
+
+
 def verdict(report: ScaleReport) -> str:
     """The finding in plain words: the kind of workload (from a sweep), each model's speedup at
     its most workers, the model that scales best with its USL peak and coefficients, and a note
-    when the machine has too few cores to show the curve's shape."""
+    when the machine has too few cores to show the curve's shape.
+
+    In a report of several interpreters (:func:`merge`) the kind is read from the first one with
+    the GIL enabled (from the first one when none has it), and a line per model measured under
+    more than one compares their best speed-ups."""
     measured = [m for m in report.models if m.points]
     skipped = [m for m in report.models if m.skipped]
     if not measured:
-        return "Nothing measured: " + "; ".join(f"{m.model} skipped ({m.skipped})" for m in skipped)
-    kind = _kind(report) if report.source == "sweep" else None
-    label, why = _KINDS[kind] if kind else ("", "")
+        return "Nothing measured: " + "; ".join(f"{m.name} skipped ({m.skipped})" for m in skipped)
+    kind, kinds, why_of = None, _KINDS, ""
+    if report.source == "sweep":
+        groups = _by_interpreter(report)
+        python, models = next(((py, ms) for py, ms in groups if py is None or py.gil_enabled), groups[0])
+        kind = _kind(models, report.cores)
+        if python is not None and not python.gil_enabled:
+            kinds = _KINDS_NO_GIL
+        if len(groups) > 1 and python is not None:
+            why_of = f" ({python.label})"
+    label, why = kinds[kind] if kind else ("", "")
     speedups = ", ".join(
-        f"{m.model} {'reach ' if i == 0 else ''}{_x(m.speedup)} at {max(p.workers for p in m.points)} workers"
+        f"{m.name} {'reach ' if i == 0 else ''}{_x(m.speedup)} at {max(p.workers for p in m.points)} workers"
         for i, m in enumerate(measured)
     )
     on = f" on {report.cores} cores" if report.source == "sweep" else ""
@@ -267,10 +417,11 @@ def verdict(report: ScaleReport) -> str:
     first = f"{label}: " if label else ""
     lines = [f"{first}{speedups}{on}{usl_clause(best)}."]
     if why:
-        lines.append(f"Why: {why}.")
-    lines.append(f"Best: {best.model}, {bp.throughput:.4g} calls/s at {bp.workers} workers.")
+        lines.append(f"Why{why_of}: {why}.")
+    lines.extend(_compare(report))
+    lines.append(f"Best: {best.name}, {bp.throughput:.4g} calls/s at {bp.workers} workers.")
     for m in skipped:
-        lines.append(f"Skipped {m.model}: {m.skipped}.")
+        lines.append(f"Skipped {m.name}: {m.skipped}.")
     if report.source == "sweep":
         top = max(p.workers for m in measured for p in m.points)
         if report.cores <= 4 or top > report.cores:
@@ -289,12 +440,12 @@ def usl_clause(m: ModelResult) -> str:
     if u is None:
         if m.amdahl is None:
             return ""
-        return f"; Amdahl serial fraction for {m.model} {m.amdahl.serial_fraction:.3g}"
+        return f"; Amdahl serial fraction for {m.name} {m.amdahl.serial_fraction:.3g}"
     peak = u.peak()
     top = max(p.workers for p in m.points)
     if math.isinf(peak.n):
-        where = f"no USL peak for {m.model} (beta=0: throughput approaches {u.limit():.4g})"
+        where = f"no USL peak for {m.name} (beta=0: throughput approaches {u.limit():.4g})"
     else:
         past = f", {peak.n / top:.2g}x past the data" if peak.n > 2 * top else ""
-        where = f"USL peak for {m.model} at N={peak.n:.3g} ({peak.x:.4g} calls/s{past})"
+        where = f"USL peak for {m.name} at N={peak.n:.3g} ({peak.x:.4g} calls/s{past})"
     return f"; {where}, contention alpha={u.alpha:.3g}, coherency beta={u.beta:.3g}"
