@@ -580,3 +580,89 @@ def test_an_ordinary_threading_program_runs_through_plait_threads():
     assert proc.returncode == 0, proc.stderr
     expected = [(f"w{i}", i, True) for i in range(4)]
     assert proc.stdout.strip() == f"4000 {expected} ['ZeroDivisionError']"
+
+
+# --- Lock's native entry points (crates/plait-py/src/sync/fast.rs) ---------------------------
+
+
+def _site_of(lock: pt.Lock) -> str | None:
+    """Where `lock`, held by this thread, was acquired, as a dump reports it."""
+    import json
+
+    import plait
+
+    report = json.loads(plait.dump(json=True))
+    (info,) = [entry for entry in report["locks"] if entry["name"] == lock.name]
+    return info["acquired_at"]
+
+
+def test_lock_methods_keep_their_signatures_and_docs():
+    import inspect
+
+    assert list(inspect.signature(pt.Lock.acquire).parameters) == ["self", "blocking", "timeout"]
+    assert str(inspect.signature(pt.Lock.release)) == "(self, /)"
+    assert pt.Lock.acquire.__doc__ and "Acquire" in pt.Lock.acquire.__doc__
+    assert pt.Lock.release.__doc__ and "Release" in pt.Lock.release.__doc__
+
+
+def test_lock_calls_outside_the_native_fast_path_behave_as_before():
+    lock = pt.Lock()
+    assert lock.acquire() is True
+    assert lock.acquire(False) is False
+    assert lock.acquire(blocking=False) is False
+    assert lock.acquire(timeout=0.01) is False
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1)
+    with pytest.raises(TypeError):
+        lock.acquire(1, 2, 3)
+    with pytest.raises(TypeError):
+        lock.release(1)
+    assert lock.release() is None
+    with pytest.raises(RuntimeError):
+        lock.release()
+    with pytest.raises(RuntimeError):
+        lock.__exit__(None, None, None)
+    with lock as entered:
+        assert entered is True and lock.locked()
+    assert not lock.locked()
+    assert pt.Lock.acquire(lock) is True and pt.Lock.release(lock) is None
+
+
+def test_lock_subclass_can_override_and_call_the_native_methods():
+    calls = []
+
+    class Counted(pt.Lock):
+        def acquire(self, *args, **kwargs):
+            calls.append("acquire")
+            return super().acquire(*args, **kwargs)
+
+    lock = Counted()
+    assert lock.acquire() and lock.locked()
+    lock.release()
+    with lock:
+        assert lock.locked()
+    assert calls == ["acquire"] and not lock.locked()
+
+
+def test_each_acquire_records_its_own_line_also_from_the_same_function():
+    lock = pt.Lock(name="lines")
+    first = sys._getframe().f_lineno + 1
+    lock.acquire()
+    assert _site_of(lock).startswith(f"{__file__}:{first} ")
+    lock.release()
+    second = sys._getframe().f_lineno + 1
+    with lock:
+        assert _site_of(lock).startswith(f"{__file__}:{second} ")
+    other = []
+    threading.Thread(target=lambda: (lock.acquire(), other.append(_site_of(lock)), lock.release())).start()
+    _wait_until(lambda: other)
+    assert f"{__file__}:" in other[0] and other[0].endswith(".<lambda>)")
+
+
+def _wait_until(cond, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)

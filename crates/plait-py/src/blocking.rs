@@ -38,6 +38,10 @@ pub const PENDING_SLICE: Duration = Duration::from_millis(100);
 ///
 /// # Errors
 /// What the pending work raised (an asynchronous exception set on this thread).
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "only a free-threaded build runs Python code here"
+)]
 pub fn run_pending(py: Python<'_>) -> PyResult<()> {
     #[cfg(Py_GIL_DISABLED)]
     {

@@ -50,6 +50,17 @@ impl Lock {
         }
     }
 
+    /// Takes the lock if it becomes free within a short spin, without sleeping (see
+    /// [`RawLock::try_lock_spinning`]).
+    pub fn try_acquire_spinning(&self, me: ThreadId) -> bool {
+        if self.raw.try_lock_spinning() {
+            self.owner.store(me, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Waits for the lock until `deadline`; returns whether it was taken.
     ///
     /// # Errors
@@ -176,6 +187,18 @@ impl RLock {
             return Some(true);
         }
         None
+    }
+
+    /// Takes the lock if it becomes free within a short spin, without sleeping (the caller does
+    /// not own it; see [`RawLock::try_lock_spinning`]).
+    pub fn try_acquire_spinning(&self, me: ThreadId) -> bool {
+        if self.raw.try_lock_spinning() {
+            self.owner.store(me, Ordering::Relaxed);
+            self.count.store(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
     }
 
     /// Waits until `deadline` for the lock (the caller does not own it).

@@ -11,6 +11,7 @@ use std::time::Instant;
 use parking_lot_core::{ParkResult, SpinWait, UnparkResult, UnparkToken, DEFAULT_PARK_TOKEN};
 
 const LOCKED: u8 = 1;
+const SPIN_YIELDS: u32 = 40;
 const PARKED: u8 = 2;
 
 /// The lock was handed directly to the woken thread.
@@ -50,6 +51,34 @@ impl RawLock {
                 Ok(_) => return true,
                 Err(s) => state = s,
             }
+        }
+    }
+
+    /// Takes the lock if it becomes free within a short spin (a few busy waits, then a few
+    /// yields of the processor), without sleeping. Gives up at once when a thread already sleeps
+    /// on the lock (the lock is not about to be free, and spinning would jump the queue).
+    ///
+    /// For a caller whose sleep is expensive to prepare (the binding records each sleeping wait
+    /// for deadlock detection): most contended waits for a short critical section end here.
+    pub fn try_lock_spinning(&self) -> bool {
+        let mut yields = 0;
+        loop {
+            let state = self.state.load(Ordering::Relaxed);
+            if state & LOCKED == 0 {
+                if self
+                    .state
+                    .compare_exchange_weak(state, state | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            if state & PARKED != 0 || yields == SPIN_YIELDS {
+                return false;
+            }
+            yields += 1;
+            std::thread::yield_now();
         }
     }
 
@@ -225,5 +254,50 @@ mod tests {
         }
         // Safety: every thread that touched it was joined.
         assert_eq!(unsafe { counter.with(|c| *c) }, 40_000);
+    }
+
+    #[test]
+    fn spinning_try_takes_a_free_lock_and_gives_up_on_a_held_one() {
+        let lock = Arc::new(RawLock::new());
+        assert!(lock.try_lock_spinning());
+        // Held and never released: the spin ends without sleeping.
+        assert!(!lock.try_lock_spinning());
+        // A waiter sleeps on it: the spin gives up at once (no queue jumping).
+        let l2 = Arc::clone(&lock);
+        let t = crate::testing::spawn(move || l2.lock_until(Some(Instant::now() + crate::testing::PATIENCE)));
+        crate::testing::spin_until(&t, "the waiter parked", || {
+            lock.state.load(Ordering::SeqCst) & PARKED != 0
+        });
+        assert!(!lock.try_lock_spinning());
+        lock.unlock().unwrap();
+        assert!(t.join().unwrap());
+        lock.unlock().unwrap();
+    }
+
+    #[test]
+    fn spinning_and_sleeping_acquires_exclude_each_other() {
+        let lock = Arc::new(RawLock::new());
+        let counter = Arc::new(crate::testing::Unsynced::new(0usize));
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+                crate::testing::spawn(move || {
+                    for _ in 0..5_000 {
+                        // Half the threads spin first, as the free-threaded binding does.
+                        if i % 2 == 1 || !lock.try_lock_spinning() {
+                            assert!(lock.lock_until(None));
+                        }
+                        // Safety: the lock is held.
+                        unsafe { counter.with(|c| *c += 1) };
+                        lock.unlock().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Safety: every thread that touched it was joined.
+        assert_eq!(unsafe { counter.with(|c| *c) }, 20_000);
     }
 }

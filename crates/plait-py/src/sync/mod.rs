@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod barrier;
 pub mod condition;
 pub mod event;
+pub mod fast;
 pub mod lock;
 pub mod report;
 pub mod semaphore;
@@ -39,6 +40,7 @@ pub(crate) fn name_suffix(name: Option<&str>) -> String {
 pub fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
     report::init(m)?;
     m.add_class::<lock::Lock>()?;
+    fast::install(m.py())?;
     m.add_class::<lock::RLock>()?;
     m.add_class::<condition::Condition>()?;
     m.add_class::<semaphore::Semaphore>()?;

@@ -3,7 +3,7 @@
 //! builds on this file (never the reverse).
 
 use std::any::Any;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -17,6 +17,51 @@ use super::sites;
 
 unsafe extern "C" {
     fn PyFrame_GetLasti(frame: *mut ffi::PyFrameObject) -> std::os::raw::c_int;
+}
+
+/// Whether [`borrowed_code`] agreed with `PyFrame_GetCode` every time they were compared (each
+/// record of a new site compares them); cleared for good at the first disagreement.
+static LAYOUT_OK: AtomicBool = AtomicBool::new(true);
+
+/// The code object `frame` runs, borrowed, read from the frame's interpreter record with the
+/// layout of `CPython` 3.11 to 3.13: `PyFrameObject` starts with its object header, `f_back` and
+/// `f_frame`; the `_PyInterpreterFrame` it points to holds the code object first (3.12:
+/// `f_code`; 3.13: `f_executable`) or fifth (3.11: after `f_func`, `f_globals`, `f_builtins`,
+/// `f_locals`). `None` on other versions and once a comparison failed.
+///
+/// `PyFrame_GetCode` returns a new reference: on a free-threaded build that is an atomic
+/// increment and decrement of the code object's shared count, a cache line that every thread
+/// running the same function writes, on every acquire. This read writes nothing.
+///
+/// # Safety
+/// `frame` is a live frame of the calling thread (as `PyEval_GetFrame` returns it).
+#[inline]
+unsafe fn borrowed_code(frame: *mut ffi::PyFrameObject) -> Option<*mut ffi::PyObject> {
+    #[cfg(all(Py_3_11, not(Py_3_14)))]
+    {
+        #[repr(C)]
+        struct FrameObject {
+            head: ffi::PyObject,
+            back: *mut ffi::PyObject,
+            data: *const *mut ffi::PyObject,
+        }
+        if !LAYOUT_OK.load(Ordering::Relaxed) {
+            return None;
+        }
+        // Safety: by the layout above, for the versions this is compiled for.
+        let data = unsafe { (*frame.cast::<FrameObject>()).data };
+        #[cfg(Py_3_12)]
+        let slot = 0;
+        #[cfg(not(Py_3_12))]
+        let slot = 4;
+        // Safety: as above.
+        Some(unsafe { *data.add(slot) })
+    }
+    #[cfg(not(all(Py_3_11, not(Py_3_14))))]
+    {
+        let _ = frame;
+        None
+    }
 }
 
 /// Where a lock was last acquired: the code object and instruction index of the caller's frame.
@@ -44,25 +89,54 @@ impl SiteCell {
     /// its first line).
     #[inline]
     pub fn record(&self, py: Python<'_>) {
-        // Safety: called with the thread attached; PyEval_GetFrame returns a borrowed frame (or
-        // NULL), PyFrame_GetCode a new reference that `from_owned_ptr` takes over.
-        let (code, lasti) = unsafe {
-            let frame = ffi::PyEval_GetFrame();
-            if frame.is_null() {
-                return;
-            }
-            let code = ffi::PyFrame_GetCode(frame);
-            let lasti = PyFrame_GetLasti(frame);
-            (Bound::from_owned_ptr(py, code.cast::<ffi::PyObject>()), lasti)
-        };
+        if !self.record_again() {
+            self.record_new(py);
+        }
+    }
+
+    /// [`SiteCell::record`] when the calling frame runs the code object already recorded (or
+    /// there is no frame): stores the instruction index and returns `true`; `false` when
+    /// [`SiteCell::record_new`] must do it. Needs no `Python` token, only an attached thread.
+    #[inline]
+    pub fn record_again(&self) -> bool {
+        // Safety: the caller is attached; PyEval_GetFrame returns a borrowed frame of this
+        // thread (or NULL).
+        let frame = unsafe { ffi::PyEval_GetFrame() };
+        if frame.is_null() {
+            return true;
+        }
+        // Safety: `frame` is live.
+        let same =
+            unsafe { borrowed_code(frame) }.is_some_and(|code| code as usize == self.code.load(Ordering::Acquire));
+        if !same || sites::enabled() {
+            return false;
+        }
+        // Safety: `frame` is live.
+        self.lasti.store(unsafe { PyFrame_GetLasti(frame) }, Ordering::Relaxed);
+        true
+    }
+
+    /// [`SiteCell::record`] for a code object not recorded yet (or while sites are copied).
+    #[cold]
+    fn record_new(&self, py: Python<'_>) {
+        // Safety: attached (`py`); a borrowed frame of this thread, or NULL.
+        let frame = unsafe { ffi::PyEval_GetFrame() };
+        if frame.is_null() {
+            return;
+        }
+        // Safety: `frame` is live.
+        let lasti = unsafe { PyFrame_GetLasti(frame) };
+        // Safety: `frame` is live; PyFrame_GetCode returns a new reference, which
+        // `from_owned_ptr` takes over.
+        let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>()) };
+        // Safety: `frame` is live.
+        if unsafe { borrowed_code(frame) }.is_some_and(|b| b != code.as_ptr()) {
+            LAYOUT_OK.store(false, Ordering::Relaxed); // not the layout we know: never read it again
+        }
         if sites::enabled() {
             sites::note(&code);
         }
         let addr = code.as_ptr() as usize;
-        if self.code.load(Ordering::Acquire) == addr {
-            self.lasti.store(lasti, Ordering::Relaxed);
-            return;
-        }
         let mut keep = self.keep.lock();
         let old = keep.replace(code.unbind());
         self.lasti.store(lasti, Ordering::Relaxed);
