@@ -10,9 +10,10 @@
 //! of the semantics:
 //!
 //! - `acquire()` with no arguments, or `__enter__()`: the lock is free (or, without the GIL,
-//!   becomes free within the short spin of a blocking acquire), lock-order checking is off, and the acquisition site is the code object already recorded
-//!   ([`SiteCell::record_again`](super::tracked::SiteCell::record_again)). Anything else
-//!   (arguments, a wait, a new site) goes to the `PyO3` method.
+//!   becomes free within the short spin of a blocking acquire), lock-order checking is off, and
+//!   the acquisition site is in the code object already recorded
+//!   ([`SiteCell::peek`](super::tracked::SiteCell::peek)). Anything else (arguments, a wait, a
+//!   new site) goes to the `PyO3` method.
 //! - `release()` / `__exit__(...)`: the caller may release (the lock is held) and lock-order
 //!   checking is off. A failed release changes nothing, so the `PyO3` method raises the error.
 //!
@@ -30,6 +31,7 @@ use pyo3::sync::PyOnceLock;
 
 use super::lock::{Lock, SPIN_FIRST};
 use super::report::after_release;
+use super::tracked::Peek;
 
 /// A `PyMethodDef` in a static: `CPython` keeps a pointer to it for the method descriptor's life.
 struct MethodDef(UnsafeCell<ffi::PyMethodDef>);
@@ -151,16 +153,28 @@ fn try_fast_acquire(lock: &Lock) -> bool {
     if deadlock::order_checking() {
         return false;
     }
+    // The site is read before the lock is taken, and only stored once it is held: the lock is
+    // held for less time.
+    let site = &lock.inner.site;
+    let peek = if deadlock::mode() == Mode::Off {
+        Peek::NoFrame
+    } else {
+        site.peek()
+    };
+    if matches!(peek, Peek::New) {
+        return false; // a site not recorded yet: the PyO3 method records it
+    }
     let me = thread::current();
     let core = &lock.inner.core;
     if !(core.try_acquire(me) || SPIN_FIRST && core.try_acquire_spinning(me)) {
         return false;
     }
-    if deadlock::mode() == Mode::Off || lock.inner.site.record_again() {
-        return true;
+    if let Peek::Same(same) = peek {
+        if !site.store_same(same) {
+            // Another holder recorded a new code object meanwhile: record the general way.
+            Python::attach(|py| site.record(py));
+        }
     }
-    // Held, but the site is new: record it the general way (needs the interpreter token).
-    Python::attach(|py| lock.inner.site.record(py));
     true
 }
 

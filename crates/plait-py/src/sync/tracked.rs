@@ -64,6 +64,23 @@ unsafe fn borrowed_code(frame: *mut ffi::PyFrameObject) -> Option<*mut ffi::PyOb
     }
 }
 
+/// What [`SiteCell::peek`] found.
+pub enum Peek {
+    /// No Python frame (a call from C): nothing to record.
+    NoFrame,
+    /// The frame runs the code object already recorded.
+    Same(SameSite),
+    /// Another code object (or sites are being copied): [`SiteCell::record`] records it.
+    New,
+}
+
+/// A site in the code object already recorded: its address and the instruction index.
+#[derive(Clone, Copy)]
+pub struct SameSite {
+    code: usize,
+    lasti: i32,
+}
+
 /// Where a lock was last acquired: the code object and instruction index of the caller's frame.
 /// The line number is computed only when a report needs it.
 ///
@@ -99,20 +116,48 @@ impl SiteCell {
     /// [`SiteCell::record_new`] must do it. Needs no `Python` token, only an attached thread.
     #[inline]
     pub fn record_again(&self) -> bool {
+        match self.peek() {
+            Peek::NoFrame => true,
+            Peek::Same(site) => self.store_same(site),
+            Peek::New => false,
+        }
+    }
+
+    /// The first half of [`SiteCell::record_again`], for a caller that has not acquired yet (so
+    /// that the lock is held for less time): what the calling frame would record. Needs only an
+    /// attached thread.
+    #[inline]
+    pub fn peek(&self) -> Peek {
         // Safety: the caller is attached; PyEval_GetFrame returns a borrowed frame of this
         // thread (or NULL).
         let frame = unsafe { ffi::PyEval_GetFrame() };
         if frame.is_null() {
-            return true;
+            return Peek::NoFrame;
         }
         // Safety: `frame` is live.
-        let same =
-            unsafe { borrowed_code(frame) }.is_some_and(|code| code as usize == self.code.load(Ordering::Acquire));
-        if !same || sites::enabled() {
+        let Some(code) = (unsafe { borrowed_code(frame) }) else {
+            return Peek::New;
+        };
+        let code = code as usize;
+        if code != self.code.load(Ordering::Acquire) || sites::enabled() {
+            return Peek::New;
+        }
+        // Safety: `frame` is live.
+        Peek::Same(SameSite {
+            code,
+            lasti: unsafe { PyFrame_GetLasti(frame) },
+        })
+    }
+
+    /// The second half of [`SiteCell::record_again`], once the lock is held: stores `site`'s
+    /// instruction index if its code object is still the one recorded (another holder may have
+    /// recorded a new one meanwhile); `false` when [`SiteCell::record`] must do it.
+    #[inline]
+    pub fn store_same(&self, site: SameSite) -> bool {
+        if self.code.load(Ordering::Acquire) != site.code {
             return false;
         }
-        // Safety: `frame` is live.
-        self.lasti.store(unsafe { PyFrame_GetLasti(frame) }, Ordering::Relaxed);
+        self.lasti.store(site.lasti, Ordering::Relaxed);
         true
     }
 
