@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install build demo test test-rust test-python test-ray test-all test-ft tsan bench bench-results bench-smoke loadgen lint format clean
+.PHONY: help install build demo test test-rust test-python test-ray test-all test-ft tsan tsan-python bench bench-results bench-smoke loadgen lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -66,6 +66,14 @@ test-ft: $(STAMP) ## pytest on a free-threaded CPython 3.13 with the GIL disable
 # Suppressions, each with its reason: .ci/tsan-suppressions.txt. See .ci/tsan.
 tsan: ## plait-core's tests under ThreadSanitizer (nightly; not run by .ci/run)
 	.ci/tsan
+
+# The free-threading stress tests (tests/test_free_threading.py, tests/test_threads.py) under
+# ThreadSanitizer, the binding and a free-threaded CPython 3.13 both instrumented: the interpreter
+# is built once into ~/.cache/plait-ft/3.13t-tsan. Not in .ci/run: the first build takes ~10 min of
+# two cores (interpreter) plus ~2-3 min (binding), and the tests run 5-20x slower; too slow for the
+# CI budget. Run it after changing state the binding shares between threads. See .ci/tsan-python.
+tsan-python: ## the free-threading stress tests under ThreadSanitizer, binding + CPython 3.13t (not run by .ci/run)
+	.ci/tsan-python
 
 # The peers the benchmarks compare against (pyproject's `bench` extra), installed by name: plait
 # itself is already in the venv, editable, from `maturin develop`.

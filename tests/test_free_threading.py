@@ -28,7 +28,8 @@ from plait import threads as pt
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 # Work per thread: full size where it matters, small elsewhere (a few hundred ms in all).
-SCALE = 1.0 if FREE_THREADED else 0.1
+# PLAIT_STRESS_SCALE sets it (.ci/tsan-python runs 0.1: ThreadSanitizer is 5-20x slower).
+SCALE = float(os.environ.get("PLAIT_STRESS_SCALE") or (1.0 if FREE_THREADED else 0.1))
 THREADS = 8
 WAIT = 60  # bound for a wait that normally ends at once
 
