@@ -17,7 +17,8 @@
 //! - `release()` / `__exit__(...)`: the caller may release (the lock is held) and lock-order
 //!   checking is off. A failed release changes nothing, so the `PyO3` method raises the error.
 //!
-//! Nothing here can panic or raise: no unwinding crosses the C boundary.
+//! The fast paths cannot fail or panic (no unwinding crosses the C boundary); every error comes
+//! from the `PyO3` method.
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, CStr};
@@ -36,7 +37,8 @@ use super::tracked::Peek;
 /// A `PyMethodDef` in a static: `CPython` keeps a pointer to it for the method descriptor's life.
 struct MethodDef(UnsafeCell<ffi::PyMethodDef>);
 
-// Safety: written only by `CPython`'s method machinery, which never writes it; read-only for us.
+// Safety: written once, by `install` during module initialisation, before the method descriptor
+// that points to it exists; from then on only read (by `CPython`).
 unsafe impl Sync for MethodDef {}
 
 impl MethodDef {
