@@ -354,7 +354,11 @@ def test_backend_dask_starts_a_local_cluster_of_its_own_and_closes_it(resource_t
         assert sorted(pool.map(square, range(10))) == [i * i for i in range(10)]
         with pytest.raises(WorkerCrashed):
             pool.submit(die, 5).result(HANG)
-        workers = set(pool._core._engine.client.run(os.getpid).values())
+        client = pool._core._engine.client
+        # The cluster starts its workers concurrently: one may not have joined the scheduler yet
+        # when the tasks above ran on the other (seen on a loaded free-threaded run).
+        client.wait_for_workers(2, timeout=HANG)
+        workers = set(client.run(os.getpid).values())
         assert len(workers) == 2 and workers <= _children()  # its own, started from here
     assert not workers & _children()
 
